@@ -1,0 +1,147 @@
+"""Settings read from ``JARVICE_*`` (and ``WAITRESS_*``) environment variables.
+
+:class:`Settings` wraps a mapping (``os.environ`` by default) with typed
+getters.  Each getter raises :class:`~dssr_core.errors.ConfigError` with one
+line naming the variable, its bad value (never for secrets) and what is
+allowed.  Plugins read their own variables through the same getters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class Settings:
+    """Typed, validated access to configuration variables."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, **overrides: str) -> None:
+        self._env: dict[str, str] = dict(os.environ if env is None else env)
+        self._env.update(overrides)
+
+    def raw(self, name: str) -> str | None:
+        """The value as set (None when unset or empty)."""
+        value = self._env.get(name)
+        return value if value not in (None, "") else None
+
+    def first(self, *names: str) -> tuple[str, str | None]:
+        """(name, value) of the first of ``names`` that is set; the first name when none is."""
+        for name in names:
+            if self.raw(name) is not None:
+                return name, self.raw(name)
+        return names[0], None
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            if required:
+                raise ConfigError(f"{name} is not set: it is required.")
+            return default
+        return value
+
+    def require(self, name: str) -> str:
+        value = self.str(name, required=True)
+        assert value is not None
+        return value
+
+    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not an integer{_range(minimum, maximum)}.") from None
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            raise ConfigError(f"{name}={value!r} is out of range: use an integer{_range(minimum, maximum)}.")
+        return number
+
+    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a number.") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"{name}={value!r} is out of range: use a number >= {minimum}.")
+        return number
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"{name}={value!r} is not a boolean: use true or false.")
+
+    def choice(self, name: str, default: str, allowed: Iterable[str]) -> str:
+        allowed = list(allowed)
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}.")
+        return value
+
+    def base64(self, name: str, default: str = "", *, secret: bool = True) -> str:
+        """A base64-encoded text value, decoded (the seed's way of passing credentials)."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            shown = "its value" if secret else repr(value)
+            raise ConfigError(f"{name}: {shown} is not valid base64 text.") from None
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self._env)
+
+
+def _range(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" from {minimum} to {maximum}"
+    if minimum is not None:
+        return f" >= {minimum}"
+    if maximum is not None:
+        return f" <= {maximum}"
+    return ""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The server's own settings (plugins read theirs from the same :class:`Settings`)."""
+
+    connector: str = "slurm"
+    executor: str = "singularity"
+    log_level: int = 20
+    port: int = 5000
+    host: str = "0.0.0.0"
+    threads: int = 8
+    #: which entry of ``hpc_script`` to use (default: the executor's name)
+    script_key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ServerSettings":
+        return cls(
+            connector=settings.str("JARVICE_BAREMETAL_CONNECTOR", "slurm") or "slurm",
+            executor=settings.str("JARVICE_BAREMETAL_EXECUTOR", "singularity") or "singularity",
+            log_level=settings.int("JARVICE_SCHED_LOGLEVEL", 20, minimum=0, maximum=50),
+            port=settings.int("WAITRESS_PORT", 5000, minimum=1, maximum=65535),
+            host=settings.str("WAITRESS_BIND_ADDRESS", "0.0.0.0") or "0.0.0.0",
+            threads=settings.int("WAITRESS_THREADS", 8, minimum=1, maximum=256),
+            script_key=settings.str("JARVICE_UPSTREAM_SCRIPT_KEY"),
+        )

@@ -1,0 +1,158 @@
+"""The Connector contract: how jobs reach a scheduler and how their state is read back.
+
+A connector owns the scheduler: submission, the list of this downstream's
+jobs, their end states, their output.  It is built once per server
+(``load_connector(name, settings)``), its methods are called from many threads
+at once, and every method may block on the cluster.
+
+Errors: :class:`~dssr_core.errors.BadRequest` for what the caller sent wrong,
+:class:`~dssr_core.errors.NotFound` for output that does not exist yet,
+:class:`~dssr_core.errors.ClusterError` for a cluster that did not answer or
+answered with an error.  A failed poll of the scheduler is a ``ClusterError``,
+never a verdict on the jobs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Mapping, Sequence
+
+from .config import Settings
+from .errors import BadRequest
+from .executor import Executor
+from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobState, JobStatus, Submission
+
+
+class Connector(ABC):
+    """Base of every connector plugin (entry-point group ``dssr.connectors``)."""
+
+    #: the name the connector is registered under
+    name: ClassVar[str] = ""
+    #: True when submissions must carry a verified user identity (the upstream's
+    #: bearer token) because jobs run as that user on the cluster
+    requires_identity: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        """Read the connector's settings; raise :class:`~dssr_core.errors.ConfigError`
+        on a bad value.  Must not fail because the cluster is unreachable: report
+        that through :meth:`check` and :meth:`ping` so the server can still start."""
+        self.settings = settings
+
+    # -- submission ---------------------------------------------------------
+    @abstractmethod
+    def submit(self, spec: JobSpec, executor: Executor) -> Submission:
+        """Submit ``spec``, its nodes running ``executor``'s node script.
+
+        Returns the scheduler's job id and the final script with every secret
+        removed.  Idempotent by name: if this downstream already has a job named
+        ``spec.name`` on the cluster, returns its id without submitting again.
+        Raises ``BadRequest`` (the spec cannot run here: unknown user, bad flag)
+        or ``ClusterError``.
+        """
+
+    # -- state --------------------------------------------------------------
+    @abstractmethod
+    def snapshot(self) -> Sequence[JobStatus]:
+        """Every queued or running job of this downstream, of every user.
+
+        May serve a cached snapshot a short while (a few seconds); concurrent
+        callers should share one refresh.  Raises ``ClusterError``.
+        """
+
+    def status(self, ref: JobRef) -> JobStatus | None:
+        """The job's current status, or None when it is neither queued nor running."""
+        for job in self.snapshot():
+            if job.ref.jobid == ref.jobid:
+                return job
+        return None
+
+    @abstractmethod
+    def exit_status(self, ref: JobRef) -> ExitStatus:
+        """How the job ended, with the tail of its output (up to 10,000 lines).
+
+        A job unknown to the scheduler is ``JobState.UNKNOWN`` (rc -9).  A job
+        whose record is not final yet raises ``ClusterError(transient=True)``,
+        so that the upstream asks again.  Calling it after :meth:`cleanup`
+        still answers (with empty output).
+        """
+
+    @abstractmethod
+    def cleanup(self, ref: JobRef) -> None:
+        """Remove the job's output and working folder (best effort, never raises for
+        files already gone).  Called after :meth:`exit_status` has answered."""
+
+    # -- control ------------------------------------------------------------
+    @abstractmethod
+    def terminate(self, ref: JobRef, force: bool = False) -> None:
+        """Stop the job: TERM then KILL after a grace period, or KILL at once with
+        ``force``.  A job already finished is not an error.  Raises ``ClusterError``."""
+
+    @abstractmethod
+    def release(self, ref: JobRef) -> None:
+        """Let a held job start.  Raises ``ClusterError``."""
+
+    @abstractmethod
+    def events(self, ref: JobRef) -> str:
+        """Human-readable details of the job (for Slurm: ``scontrol show job``)."""
+
+    # -- files --------------------------------------------------------------
+    @abstractmethod
+    def tail(self, ref: JobRef, lines: int) -> str:
+        """The last ``lines`` lines of the job's output; ``NotFound`` when there is none yet."""
+
+    @abstractmethod
+    def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
+        """Entries of folder ``path`` on the cluster's shared storage (one level).
+
+        Paths are relative to the storage roots the site allows; a path that
+        escapes them raises ``BadRequest``.  ``FileEntry.path`` is the path as
+        the upstream should show it (without the ``/data`` prefix).
+        """
+
+    # -- health -------------------------------------------------------------
+    @abstractmethod
+    def ping(self) -> None:
+        """Return when the cluster answers; raise ``ClusterError`` when it does not."""
+
+    def check(self) -> list[str]:
+        """Start-up checks: one clear sentence per problem found (empty when all is well).
+
+        The server logs them and starts anyway so that ``/gc`` can report BAD.
+        """
+        try:
+            self.ping()
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return [str(exc)]
+        return []
+
+    def info(self, ref: JobRef) -> Mapping[str, Any]:
+        """The legacy ``info`` answer for a job (``url`` set for interactive jobs)."""
+        return {"about": "", "help": "", "url": "", "actions": {}}
+
+    def describe(self) -> Mapping[str, str]:
+        """Settings worth a line in the start-up report (never a secret)."""
+        return {}
+
+    def close(self) -> None:
+        """Release connections and threads.  Idempotent."""
+
+    # -- helpers shared by implementations ----------------------------------
+    @staticmethod
+    def check_lines(lines: object, default: int = 100, maximum: int = 10_000) -> int:
+        """Validate a ``lines`` count: a positive integer, capped at ``maximum``."""
+        if lines is None:
+            return default
+        try:
+            value = int(str(lines))
+        except ValueError:
+            raise BadRequest(f"lines must be a positive integer, not {lines!r}.") from None
+        if value < 1:
+            raise BadRequest(f"lines must be a positive integer, not {lines!r}.")
+        return min(value, maximum)
+
+
+def split_by_state(jobs: Sequence[JobStatus]) -> tuple[list[JobStatus], list[JobStatus]]:
+    """(running, queued) out of a snapshot."""
+    running = [j for j in jobs if j.state is JobState.RUNNING]
+    queued = [j for j in jobs if j.state is JobState.QUEUED]
+    return running, queued

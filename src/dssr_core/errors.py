@@ -1,0 +1,59 @@
+"""The project's exceptions: one base, a few kinds, each mapped to an HTTP status.
+
+Every error a client may see carries one sentence meant for a portal or site
+administrator.  The mapping to HTTP status lives here and only here
+(:attr:`DssrError.http_status`), so the server never guesses.
+"""
+
+from __future__ import annotations
+
+
+class DssrError(Exception):
+    """Base of every error raised on purpose by dssr_core and its plugins."""
+
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(DssrError):
+    """The request cannot be honoured as sent (bad input, unmapped user, bad token)."""
+
+    http_status = 400
+
+
+class NotFound(DssrError):
+    """The thing asked for does not exist (yet): e.g. a job output not written yet."""
+
+    http_status = 404
+
+
+class ClusterError(DssrError):
+    """The cluster (or its scheduler) did not answer, or answered with an error.
+
+    ``transient`` is true when asking again later may succeed (connection lost,
+    time-out, accounting record not final yet).
+    """
+
+    http_status = 500
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class PluginError(DssrError):
+    """A connector or executor cannot be found, imported or started."""
+
+    http_status = 500
+
+
+class ConfigError(DssrError):
+    """A setting has a bad value.  The message names the variable and what is allowed."""
+
+    http_status = 500

@@ -1,0 +1,237 @@
+"""The job model: plain dataclasses and enums shared by the server, the library and plugins."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import BadRequest
+
+#: Job names the upstream may use.  They reach scheduler commands and file
+#: names, so the pattern leaves no room for shell syntax or path separators.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+#: Downstream job ids: scheduler-neutral (Slurm's are digits; others may differ).
+JOBID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class JobState(enum.Enum):
+    """Where a job is in its life, with the legacy ``rc`` of each end state."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @property
+    def rc(self) -> int:
+        """The legacy exit code the upstream expects (LEGACY_API.md, /exitstatus)."""
+        return _RC[self]
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+_RC = {
+    JobState.COMPLETED: 0,
+    JobState.FAILED: 1,
+    JobState.CANCELLED: -15,
+    JobState.UNKNOWN: -9,
+    JobState.QUEUED: -9,
+    JobState.RUNNING: -9,
+}
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it is a safe job name, else raise :class:`BadRequest`."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise BadRequest(
+            f"Job name {name!r} is not allowed: use 1-128 letters, digits, '.', '_', '+' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def validate_jobid(jobid: object) -> str:
+    """Return ``jobid`` as a string if it is a plausible downstream id, else raise :class:`BadRequest`."""
+    if isinstance(jobid, int) and not isinstance(jobid, bool):
+        jobid = str(jobid)
+    if not isinstance(jobid, str) or not JOBID_PATTERN.match(jobid):
+        raise BadRequest(f"Job id {jobid!r} is not a valid job id.")
+    return jobid
+
+
+def validate_number(number: object) -> int:
+    """The upstream's job number, sent as an integer or a string of digits."""
+    if isinstance(number, bool):
+        raise BadRequest(f"Job number {number!r} is not an integer.")
+    if isinstance(number, int):
+        return number
+    if isinstance(number, str) and re.fullmatch(r"-?[0-9]{1,18}", number.strip()):
+        return int(number)
+    raise BadRequest(f"Job number {number!r} is not an integer.")
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """How the upstream names a job: its name, its number and the downstream's id."""
+
+    name: str
+    number: int
+    jobid: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> "JobRef":
+        """Build from a legacy ``args`` object; missing or malformed keys raise :class:`BadRequest`."""
+        for key in ("name", "number", "jobid"):
+            if key not in args:
+                raise BadRequest(f"The request has no {key!r}: 'name', 'number' and 'jobid' are required.")
+        return cls(validate_name(args["name"]), validate_number(args["number"]), validate_jobid(args["jobid"]))
+
+    @property
+    def path(self) -> str:
+        """The prefix the upstream uses later in ``/request/<name>/<number>/<jobid>/<method>``."""
+        return f"{self.name}/{self.number}/{self.jobid}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The verified user behind a submission (from the upstream's bearer token)."""
+
+    email: str | None
+    username: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: the raw token; some connectors hand it on (slurmrestd).  Never logged or shown.
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class UpstreamTemplate:
+    """An upstream template submission (``hpc_script``) and the keys read from it."""
+
+    text: str = field(repr=False)
+    appdef_version: int = 2
+    arch: str = "amd64"
+    app: str = ""
+    repo: str = ""
+    #: ``auths`` of the decoded ``JOBOBJ_CTRSECRET`` (registry -> {"auth": ...}); secret
+    registry_auths: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: ``JOBOBJ_DOCKER_SECRET`` ({"server", "username", "password"}); secret
+    docker_secret: Mapping[str, str] = field(default_factory=dict, repr=False)
+    upstream_user: str = ""
+    devices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run, and with which resources.
+
+    Built by the legacy parser (:func:`dssr_core.upstream.parse_submission`) or
+    directly by library users for a *native* submission (``image`` + ``command``).
+    """
+
+    name: str
+    number: int = 0
+    nodes: int = 1
+    #: cores per node
+    cores: int = 1
+    #: GPUs per node
+    gpus: int = 0
+    #: memory per node, GB (0: the scheduler's default)
+    memory_gb: int = 0
+    #: time limit, scheduler syntax (``HH:MM:SS``, ``D-HH:MM:SS``); None: the partition's default
+    walltime: str | None = None
+    partition: str | None = None
+    licenses: str | None = None
+    exclusive: bool = True
+    #: extra scheduler flags (``sbatch_<flag>=V`` pseudo-devices): flag -> value
+    scheduler_flags: Mapping[str, str] = field(default_factory=dict)
+    #: overlay size in MB for container executors (None: the executor's setting)
+    overlay_mb: int | None = None
+    image: str | None = None
+    command: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    interactive: bool = False
+    held: bool = False
+    arch: str = "amd64"
+    template: UpstreamTemplate | None = None
+    identity: Identity | None = None
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        for attr, low in (("nodes", 1), ("cores", 1), ("gpus", 0), ("memory_gb", 0)):
+            value = getattr(self, attr)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise BadRequest(f"{attr} must be an integer >= {low}, not {value!r}.")
+        if self.overlay_mb is not None and (not isinstance(self.overlay_mb, int) or self.overlay_mb < 0):
+            raise BadRequest(f"overlay must be an integer >= 0 (MB), not {self.overlay_mb!r}.")
+        if self.template is None and not self.command:
+            raise BadRequest("A job needs a command (or an upstream template).")
+
+    @property
+    def effective_exclusive(self) -> bool:
+        """Exclusive node use: the default, and always for interactive or GPU jobs."""
+        return self.exclusive or self.interactive or self.gpus > 0
+
+    def replace(self, **changes: Any) -> "JobSpec":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the scheduler sees it now."""
+
+    ref: JobRef
+    state: JobState
+    #: node names, expanded (``["node1", "node2"]``); empty while queued
+    nodes: tuple[str, ...] = ()
+    #: ``HH:MM:SS``, hours unbounded
+    elapsed: str = "00:00:00"
+    #: the cluster user owning the job, when the scheduler says
+    owner: str | None = None
+    #: the scheduler's own word for the state (``RUNNING``, ``PD``...), for humans
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a finished job ended, what the upstream receives from ``/exitstatus``."""
+
+    ref: JobRef
+    state: JobState
+    elapsed: str = "00:00:00"
+    #: the tail of the job's output (up to 10,000 lines); empty once collected
+    output: str = ""
+    #: the scheduler's word for the end state (``COMPLETED``, ``TIMEOUT``...)
+    detail: str = ""
+
+    @property
+    def rc(self) -> int:
+        return self.state.rc
+
+    @property
+    def termination_line(self) -> str:
+        return f"<< termination state: {self.detail or self.state.name} -- see STDOUT for job errors >>"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What ``submit`` returns: the downstream's job id and the final script without secrets."""
+
+    jobid: str
+    script: str = ""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a folder listing (``pvcls``)."""
+
+    path: str
+    is_dir: bool
+    mtime: int = 0
+    size: int = 0

@@ -1,0 +1,73 @@
+"""Plugin discovery through entry points (groups ``dssr.connectors`` and ``dssr.executors``).
+
+Entry points are read as dotted strings and imported only when a plugin is
+loaded, so listing what is installed never imports plugin code.  A connector
+shipped by another distribution is found exactly like the bundled ones.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import MappingProxyType
+from typing import Mapping, TypeVar
+
+from .config import Settings
+from .connector import Connector
+from .errors import PluginError
+from .executor import Executor
+
+if sys.version_info >= (3, 12):
+    from importlib.metadata import EntryPoint, entry_points
+else:  # pragma: no cover - depends on the interpreter
+    from importlib_metadata import EntryPoint, entry_points
+
+CONNECTORS_GROUP = "dssr.connectors"
+EXECUTORS_GROUP = "dssr.executors"
+
+T = TypeVar("T", Connector, Executor)
+
+
+def _installed(group: str) -> Mapping[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=group):
+        found.setdefault(ep.name, ep)
+    return MappingProxyType(dict(sorted(found.items())))
+
+
+def available_connectors() -> Mapping[str, str]:
+    """Installed connectors: name -> ``module:Class`` (read-only; nothing imported)."""
+    return MappingProxyType({name: ep.value for name, ep in _installed(CONNECTORS_GROUP).items()})
+
+
+def available_executors() -> Mapping[str, str]:
+    """Installed executors: name -> ``module:Class`` (read-only; nothing imported)."""
+    return MappingProxyType({name: ep.value for name, ep in _installed(EXECUTORS_GROUP).items()})
+
+
+def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | None) -> T:
+    installed = _installed(group)
+    ep = installed.get(name)
+    if ep is None:
+        names = ", ".join(installed) or "none"
+        raise PluginError(f'No such {kind} "{name}". Available {kind}s: {names}')
+    try:
+        cls = ep.load()
+    except ImportError as exc:
+        dist = getattr(ep, "dist", None)
+        package = dist.name if dist is not None else ep.value.split(":")[0].split(".")[0]
+        raise PluginError(
+            f'The {kind} "{name}" cannot be imported ({exc}); install or repair the package {package!r}.'
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(f'The {kind} "{name}" ({ep.value}) is not a {base.__name__} subclass.')
+    return cls(settings if settings is not None else Settings())
+
+
+def load_connector(name: str, settings: Settings | None = None) -> Connector:
+    """Build the connector registered as ``name``; raises :class:`PluginError` listing the installed ones."""
+    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings)
+
+
+def load_executor(name: str, settings: Settings | None = None) -> Executor:
+    """Build the executor registered as ``name``; raises :class:`PluginError` listing the installed ones."""
+    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings)
