@@ -9,6 +9,7 @@ allowed.  Plugins read their own variables through the same getters.
 from __future__ import annotations
 
 import base64
+import builtins
 import binascii
 import os
 from dataclasses import dataclass
@@ -47,12 +48,12 @@ class Settings:
             return default
         return value
 
-    def require(self, name: str) -> str:
+    def require(self, name: builtins.str) -> builtins.str:
         value = self.str(name, required=True)
         assert value is not None
         return value
 
-    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def int(self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None, maximum: builtins.int | None = None) -> builtins.int:
         value = self.raw(name)
         if value is None:
             return default
@@ -64,7 +65,7 @@ class Settings:
             raise ConfigError(f"{name}={value!r} is out of range: use an integer{_range(minimum, maximum)}.")
         return number
 
-    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
+    def float(self, name: builtins.str, default: builtins.float, *, minimum: builtins.float | None = None) -> builtins.float:
         value = self.raw(name)
         if value is None:
             return default
@@ -76,7 +77,7 @@ class Settings:
             raise ConfigError(f"{name}={value!r} is out of range: use a number >= {minimum}.")
         return number
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -87,7 +88,7 @@ class Settings:
             return False
         raise ConfigError(f"{name}={value!r} is not a boolean: use true or false.")
 
-    def choice(self, name: str, default: str, allowed: Iterable[str]) -> str:
+    def choice(self, name: builtins.str, default: builtins.str, allowed: Iterable[builtins.str]) -> builtins.str:
         allowed = list(allowed)
         value = self.raw(name)
         if value is None:
@@ -96,7 +97,7 @@ class Settings:
             raise ConfigError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}.")
         return value
 
-    def base64(self, name: str, default: str = "", *, secret: bool = True) -> str:
+    def base64(self, name: builtins.str, default: builtins.str = "", *, secret: builtins.bool = True) -> builtins.str:
         """A base64-encoded text value, decoded (the seed's way of passing credentials)."""
         value = self.raw(name)
         if value is None:
@@ -107,7 +108,7 @@ class Settings:
             shown = "its value" if secret else repr(value)
             raise ConfigError(f"{name}: {shown} is not valid base64 text.") from None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[builtins.str, builtins.str]:
         return dict(self._env)
 
 

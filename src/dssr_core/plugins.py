@@ -65,9 +65,9 @@ def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | 
 
 def load_connector(name: str, settings: Settings | None = None) -> Connector:
     """Build the connector registered as ``name``; raises :class:`PluginError` listing the installed ones."""
-    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings)
+    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings)  # type: ignore[type-abstract]
 
 
 def load_executor(name: str, settings: Settings | None = None) -> Executor:
     """Build the executor registered as ``name``; raises :class:`PluginError` listing the installed ones."""
-    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings)
+    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings)  # type: ignore[type-abstract]
