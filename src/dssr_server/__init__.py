@@ -1,0 +1,5 @@
+"""dssr_server: the legacy JARVICE downstream HTTP API over a :class:`dssr_core.Downstream`."""
+
+from .app import create_app
+
+__all__ = ["create_app"]
