@@ -173,7 +173,8 @@ def fill_template(text: str, parameters: str) -> str:
 def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
     """Read the ``JOBOBJ_*``/``JARVICE_*`` keys of a decoded template into a :class:`JobSpec`."""
     check_template_format(text)
-    keys = template_keys(text)
+    # the upstream doubles every brace of the template, JSON values included: read them undoubled
+    keys = template_keys(fill_template(text, ""))
     appdef = _int_key(keys, "JOBOBJ_APPDEFVERSION", None)
     if appdef < 2:
         raise BadRequest(f"Application definition version {appdef} is too old: this downstream needs appdef version 2 or newer.")
