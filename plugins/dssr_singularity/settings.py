@@ -1,0 +1,88 @@
+"""The executor's settings, read once from ``JARVICE_*`` variables."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from dssr_core import ConfigError, Settings
+
+_PROXY = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$")
+_NO_PROXY = re.compile(r"^[A-Za-z0-9.,:*/_\[\]-]+$")
+_REGISTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?$")
+_REPO_BASE = re.compile(r"^[a-z0-9][a-z0-9._/-]*[a-z0-9]$|^[a-z0-9]$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+_BINARY = re.compile(r"^[A-Za-z0-9._/+-]+$")
+
+
+@dataclass(frozen=True)
+class SingularitySettings:
+    overlay_mb: int = 600
+    verbose: bool = False
+    tmpdir: str = "/tmp"
+    #: empty: ``apptainer`` if on the node's PATH, else ``singularity`` (decided on the node)
+    binary: str = ""
+    system_registry: str | None = None
+    system_repo_base: str | None = None
+    images_tag: str = "latest"
+    #: credentials for the system registry (init image), decoded from base64
+    system_username: str = field(default="", repr=False)
+    system_password: str = field(default="", repr=False)
+    local_registry: str | None = None
+    local_repo_base: str | None = None
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
+    #: ``auths`` of ``JARVICE_SINGULARITY_REGISTRY_AUTHS`` (a Docker config.json); secret
+    registry_auths: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SingularitySettings":
+        local_registry = _matching(settings, "JARVICE_LOCAL_REGISTRY", _REGISTRY, "a registry host[:port]")
+        local_repo_base = _matching(settings, "JARVICE_LOCAL_REPO_BASE", _REPO_BASE, "a repository path")
+        if local_registry and not local_repo_base:
+            raise ConfigError("JARVICE_LOCAL_REPO_BASE is not set: it is required when JARVICE_LOCAL_REGISTRY is set.")
+        tmpdir = _matching(settings, "JARVICE_SINGULARITY_TMPDIR", _PATH, "an absolute path") or "/tmp"
+        return cls(
+            overlay_mb=settings.int("JARVICE_SINGULARITY_OVERLAY_SIZE", 600, minimum=0, maximum=10_000_000),
+            verbose=settings.bool("JARVICE_SINGULARITY_VERBOSE", False),
+            tmpdir=tmpdir,
+            binary=_matching(settings, "JARVICE_SINGULARITY_BINARY", _BINARY, "a command name or path") or "",
+            system_registry=_matching(settings, "JARVICE_SYSTEM_REGISTRY", _REGISTRY, "a registry host[:port]"),
+            system_repo_base=_matching(settings, "JARVICE_SYSTEM_REPO_BASE", _REPO_BASE, "a repository path"),
+            images_tag=_matching(settings, "JARVICE_IMAGES_TAG", _TAG, "an image tag") or "latest",
+            system_username=settings.base64("JARVICE_DOCKER_USERNAME"),
+            system_password=settings.base64("JARVICE_DOCKER_PASSWORD"),
+            local_registry=local_registry,
+            local_repo_base=local_repo_base,
+            http_proxy=_matching(settings, "JARVICE_BAREMETAL_HTTP_PROXY", _PROXY, "an http(s):// URL") or "",
+            https_proxy=_matching(settings, "JARVICE_BAREMETAL_HTTPS_PROXY", _PROXY, "an http(s):// URL") or "",
+            no_proxy=_matching(settings, "JARVICE_BAREMETAL_NO_PROXY", _NO_PROXY, "a comma-separated host list") or "",
+            registry_auths=_auths_file(settings.str("JARVICE_SINGULARITY_REGISTRY_AUTHS")),
+        )
+
+
+def _matching(settings: Settings, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    value = settings.str(name)
+    if value is not None and not pattern.match(value):
+        raise ConfigError(f"{name}={value!r} is not {what}.")
+    return value
+
+
+def _auths_file(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"JARVICE_SINGULARITY_REGISTRY_AUTHS={path!r} cannot be read ({exc.strerror}).") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"JARVICE_SINGULARITY_REGISTRY_AUTHS={path!r} is not a Docker config.json.") from None
+    auths = config.get("auths") if isinstance(config, dict) else None
+    if not isinstance(auths, dict):
+        raise ConfigError(f"JARVICE_SINGULARITY_REGISTRY_AUTHS={path!r} has no 'auths' object.")
+    return auths

@@ -1,0 +1,90 @@
+"""Upstream templates: the ``{DOWNSTREAM_PARAMETERS}`` export block of the first implementation."""
+
+from __future__ import annotations
+
+import base64
+
+from dssr_core import ConfigError, JobSpec, Launch, LaunchContext, UpstreamTemplate, fill_template
+from dssr_core.shell import command, exports
+
+from .images import app_credentials, swap_arch, validate_image
+from .settings import SingularitySettings
+
+#: the template's rank 0 prints this line when the app's command succeeded
+SUCCESS_MARKER = "JARVICE_CMD_SUCCESS"
+#: ports of the first implementation (its Slurm connector hard-coded them)
+SERVICE_PORT = 2228
+SSH_PORT = 2227
+#: the credential variables of the block: carried by the secrets file, never by the script
+SECRET_VARIABLES = (
+    "JARVICE_INIT_DOCKER_USERNAME",
+    "JARVICE_INIT_DOCKER_PASSWORD",
+    "JARVICE_DOCKER_USERNAME",
+    "JARVICE_DOCKER_PASSWORD",
+)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def init_image(settings: SingularitySettings, template: UpstreamTemplate) -> str:
+    if not settings.system_registry or not settings.system_repo_base:
+        missing = "JARVICE_SYSTEM_REGISTRY" if not settings.system_registry else "JARVICE_SYSTEM_REPO_BASE"
+        raise ConfigError(f"{missing} is not set: it is required to run upstream templates (the JARVICE init image).")
+    tag = swap_arch(settings.images_tag, template.arch)
+    return f"{settings.system_registry}/{settings.system_repo_base}/initv{template.appdef_version}:{tag}"
+
+
+def app_image(settings: SingularitySettings, template: UpstreamTemplate) -> str:
+    if settings.local_registry:
+        return validate_image(f"{settings.local_registry}/{settings.local_repo_base}/{template.app}:latest")
+    return validate_image(template.repo)
+
+
+def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchContext) -> Launch:
+    template = spec.template
+    assert template is not None
+    init = init_image(settings, template)
+    app = app_image(settings, template)
+    app_creds = app_credentials(app, template.docker_secret, template.registry_auths)
+    overlay = settings.overlay_mb if spec.overlay_mb is None else spec.overlay_mb
+    secrets = {
+        "JARVICE_INIT_DOCKER_USERNAME": _b64(settings.system_username),
+        "JARVICE_INIT_DOCKER_PASSWORD": _b64(settings.system_password),
+        "JARVICE_DOCKER_USERNAME": _b64(app_creds.username),
+        "JARVICE_DOCKER_PASSWORD": _b64(app_creds.password),
+    }
+    before = {
+        "JARVICE_JOB_SCRATCH_DIR": ctx.user_scratch.rstrip("/") + "/",
+        "JARVICE_JOB_GLOBAL_SCRATCH_DIR": ctx.scratch_root.rstrip("/") + "/",
+        "JARVICE_JOB_APP_IS_IN_GLOBAL_REGISTRIES": "False" if app_creds else "True",
+        "SINGULARITYENV_JARVICE_SERVICE_PORT": SERVICE_PORT,
+        "SINGULARITYENV_JARVICE_SSH_PORT": SSH_PORT,
+        "JARVICE_SINGULARITY_TMPDIR": settings.tmpdir,
+        "JOB_LOCAL_USER": ctx.cluster_user,
+        "JARVICE_SINGULARITY_OVERLAY_SIZE": overlay,
+    }
+    after = {
+        "JARVICE_APP_IMAGE": "docker://" + app,
+        "JARVICE_INIT_IMAGE": "docker://" + init,
+        "JARVICE_CMD": spec.command,
+        "SV": "true" if settings.verbose else "false",
+        "SV_FLAG": "-v" if settings.verbose else "-s",
+        "SCHTTP_PROXY": settings.http_proxy,
+        "SCHTTPS_PROXY": settings.https_proxy,
+        "SCNO_PROXY": settings.no_proxy,
+    }
+    secrets_file = command(ctx.secrets_file)
+    block = "\n".join(
+        [
+            "# --- downstream parameters (jarvice-dssr, executor singularity) ---",
+            exports(before),
+            "# registry credentials (base64): read from the job's private secrets file, never written here",
+            exports({name: "" for name in SECRET_VARIABLES}),
+            f"if [ -r {secrets_file} ]; then . {secrets_file}; fi",
+            exports(after),
+            "# --- end of downstream parameters ---",
+        ]
+    )
+    return Launch(node_script=fill_template(template.text, block), secrets=secrets, success_marker=SUCCESS_MARKER)
