@@ -1,0 +1,95 @@
+"""Settings: typed getters whose errors name the variable and what is allowed."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from dssr_core import ConfigError, ServerSettings, Settings
+
+
+def test_server_settings_defaults_are_the_first_implementations() -> None:
+    server = ServerSettings.from_settings(Settings({}))
+    assert (server.connector, server.executor, server.log_level, server.port, server.host) == (
+        "slurm", "singularity", 20, 5000, "0.0.0.0",
+    )
+
+
+def test_server_settings_read_the_legacy_variable_names() -> None:
+    server = ServerSettings.from_settings(Settings({
+        "JARVICE_BAREMETAL_CONNECTOR": "local",
+        "JARVICE_BAREMETAL_EXECUTOR": "shell",
+        "JARVICE_SCHED_LOGLEVEL": "10",
+        "WAITRESS_PORT": "8080",
+        "WAITRESS_BIND_ADDRESS": "127.0.0.1",
+        "WAITRESS_THREADS": "4",
+    }))
+    assert (server.connector, server.executor, server.log_level, server.port, server.host, server.threads) == (
+        "local", "shell", 10, 8080, "127.0.0.1", 4,
+    )
+
+
+@pytest.mark.parametrize(
+    "variable, value, allowed",
+    [
+        ("WAITRESS_PORT", "http", "not an integer from 1 to 65535"),
+        ("WAITRESS_PORT", "70000", "out of range: use an integer from 1 to 65535"),
+        ("JARVICE_SCHED_LOGLEVEL", "DEBUG", "not an integer from 0 to 50"),
+        ("JARVICE_SCHED_LOGLEVEL", "99", "out of range"),
+        ("WAITRESS_THREADS", "0", "out of range"),
+    ],
+)
+def test_a_bad_server_setting_names_the_variable_and_what_is_allowed(variable: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ServerSettings.from_settings(Settings({variable: value}))
+    message = str(info.value)
+    assert message.startswith(f"{variable}={value!r}") and allowed in message and "\n" not in message
+
+
+def test_empty_values_count_as_unset() -> None:
+    assert Settings({"WAITRESS_PORT": ""}).int("WAITRESS_PORT", 5000) == 5000
+
+
+def test_overrides_win_over_the_environment() -> None:
+    assert Settings({"A": "1"}, A="2").raw("A") == "2"
+
+
+def test_bool_accepts_the_usual_words_and_refuses_others() -> None:
+    settings = Settings({"T": "Yes", "F": "off"})
+    assert settings.bool("T", False) is True and settings.bool("F", True) is False
+    with pytest.raises(ConfigError, match="X='maybe' is not a boolean: use true or false"):
+        Settings({"X": "maybe"}).bool("X", True)
+
+
+def test_choice_lists_the_allowed_values() -> None:
+    with pytest.raises(ConfigError, match="MODE='ftp' is not allowed: use one of cli, rest"):
+        Settings({"MODE": "ftp"}).choice("MODE", "cli", ["cli", "rest"])
+
+
+def test_float_refuses_text_and_values_below_the_minimum() -> None:
+    with pytest.raises(ConfigError, match="GRACE='soon' is not a number"):
+        Settings({"GRACE": "soon"}).float("GRACE", 1.0)
+    with pytest.raises(ConfigError, match="GRACE='-1' is out of range"):
+        Settings({"GRACE": "-1"}).float("GRACE", 1.0, minimum=0)
+
+
+def test_required_variable_missing_is_named() -> None:
+    with pytest.raises(ConfigError, match="JARVICE_SLURM_HOST is not set: it is required"):
+        Settings({}).require("JARVICE_SLURM_HOST")
+
+
+def test_base64_values_are_decoded() -> None:
+    value = base64.b64encode(b"user:pass").decode()
+    assert Settings({"CRED": value}).base64("CRED") == "user:pass"
+
+
+def test_a_bad_base64_secret_is_named_without_showing_its_value() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings({"JARVICE_REGISTRY_PASSWORD": "hunter2!!"}).base64("JARVICE_REGISTRY_PASSWORD")
+    assert "JARVICE_REGISTRY_PASSWORD" in str(info.value) and "hunter2" not in str(info.value)
+
+
+def test_first_returns_the_first_variable_set() -> None:
+    assert Settings({"B": "2"}).first("A", "B") == ("B", "2")
+    assert Settings({}).first("A", "B") == ("A", None)

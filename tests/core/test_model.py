@@ -1,0 +1,108 @@
+"""The job model: validation, rc mapping, exit answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from dssr_core import BadRequest, ExitStatus, Identity, JobRef, JobSpec, JobState, validate_jobid, validate_name
+
+
+@pytest.mark.parametrize(
+    "state, rc",
+    [(JobState.COMPLETED, 0), (JobState.FAILED, 1), (JobState.CANCELLED, -15), (JobState.UNKNOWN, -9)],
+)
+def test_end_states_map_to_the_legacy_rc(state: JobState, rc: int) -> None:
+    assert state.rc == rc
+
+
+def test_queued_and_running_are_not_finished_and_map_to_rc_minus_9() -> None:
+    for state in (JobState.QUEUED, JobState.RUNNING):
+        assert state.finished is False and state.rc == -9
+    assert all(s.finished for s in JobState if s not in (JobState.QUEUED, JobState.RUNNING))
+
+
+def test_termination_line_names_the_schedulers_state() -> None:
+    ref = JobRef("job-1", 1, "7")
+    assert ExitStatus(ref, JobState.FAILED, detail="TIMEOUT").termination_line == (
+        "<< termination state: TIMEOUT -- see STDOUT for job errors >>"
+    )
+    assert ExitStatus(ref, JobState.COMPLETED).termination_line == (
+        "<< termination state: COMPLETED -- see STDOUT for job errors >>"
+    )
+
+
+def test_exit_status_rc_follows_its_state() -> None:
+    assert ExitStatus(JobRef("job-1", 1, "7"), JobState.CANCELLED).rc == -15
+
+
+def test_jobref_from_args_ignores_extra_keys_and_accepts_string_numbers() -> None:
+    ref = JobRef.from_args({"name": "jarvice-kirby-42", "number": "42", "jobid": 1234, "force": True, "nodes": 2})
+    assert ref == JobRef("jarvice-kirby-42", 42, "1234")
+    assert ref.path == "jarvice-kirby-42/42/1234"
+
+
+@pytest.mark.parametrize("missing", ["name", "number", "jobid"])
+def test_jobref_from_args_without_a_key_is_refused(missing: str) -> None:
+    args = {"name": "job-1", "number": 1, "jobid": "2"}
+    del args[missing]
+    with pytest.raises(BadRequest, match=repr(missing)):
+        JobRef.from_args(args)
+
+
+@pytest.mark.parametrize("jobid", ["", "1;reboot", "$(id)", "a b", None, 1.5, True, "../x", "x" * 65])
+def test_unsafe_job_ids_are_refused(jobid: object) -> None:
+    with pytest.raises(BadRequest, match="not a valid job id"):
+        validate_jobid(jobid)
+
+
+def test_job_ids_may_be_integers_or_scheduler_neutral_strings() -> None:
+    assert validate_jobid(12) == "12"
+    assert validate_jobid("cluster1.42_3") == "cluster1.42_3"
+
+
+@pytest.mark.parametrize("name", ["jarvice-kirby-42", "a", "A.b_c+d-e", "x" * 128])
+def test_safe_job_names_are_accepted(name: str) -> None:
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", " x", "x y", "x/y", "x;y", "`x`", "-x", ".x", "x" * 129, "é"])
+def test_unsafe_job_names_are_refused(name: str) -> None:
+    with pytest.raises(BadRequest, match="Job name"):
+        validate_name(name)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("nodes", 0), ("cores", 0), ("gpus", -1), ("memory_gb", -1), ("nodes", True), ("cores", "2")],
+)
+def test_jobspec_refuses_bad_resources(field: str, value: object) -> None:
+    with pytest.raises(BadRequest, match=field):
+        JobSpec(name="job-1", command="true", **{field: value})  # type: ignore[arg-type]
+
+
+def test_jobspec_refuses_negative_overlay() -> None:
+    with pytest.raises(BadRequest, match="overlay"):
+        JobSpec(name="job-1", command="true", overlay_mb=-1)
+
+
+def test_jobspec_needs_a_command_or_a_template() -> None:
+    with pytest.raises(BadRequest, match="needs a command"):
+        JobSpec(name="job-1")
+
+
+def test_jobspec_validates_its_name() -> None:
+    with pytest.raises(BadRequest, match="Job name"):
+        JobSpec(name="bad name", command="true")
+
+
+def test_jobspec_is_exclusive_by_default_and_replace_revalidates() -> None:
+    spec = JobSpec(name="job-1", command="true")
+    assert spec.effective_exclusive is True
+    assert spec.replace(exclusive=False).effective_exclusive is False
+    with pytest.raises(BadRequest):
+        spec.replace(nodes=0)
+
+
+def test_identity_repr_hides_the_token_and_claims() -> None:
+    identity = Identity(email="kirby@example.com", token="eyJsecret.token.sig", claims={"sub": "s3cr3t"})
+    assert "eyJsecret" not in repr(identity) and "s3cr3t" not in repr(identity)
