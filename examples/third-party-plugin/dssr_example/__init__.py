@@ -1,0 +1,1 @@
+"""An example third-party connector for jarvice-dssr."""
