@@ -1,0 +1,428 @@
+"""The Slurm connector: everything common to both ways of talking to Slurm.
+
+State mapping, the shared ``squeue`` snapshot, batched ``sacct`` look-ups,
+job files on the shared scratch (``<scratch>/users/<owner>/jarvice_<name>.out``
+and the folder ``jarvice_<name>/``), garbage collection, termination and
+folder listings.  The backend (:mod:`dssr_slurm.cli` or :mod:`dssr_slurm.rest`)
+only runs Slurm's operations.  No job database: a job's owner comes from Slurm.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+from dssr_core import (
+    BadRequest,
+    ClusterError,
+    ConfigError,
+    Connector,
+    Executor,
+    ExitStatus,
+    FileEntry,
+    Identity,
+    JobRef,
+    JobSpec,
+    JobState,
+    JobStatus,
+    LaunchContext,
+    NotFound,
+    Settings,
+    Submission,
+    command,
+)
+from dssr_core.job import NAME_PATTERN
+
+from .backend import PREFIX, AcctRecord, BatchRequest, SlurmBackend, SlurmJob
+from .cli import CliBackend
+from .mapping import USER_PATTERN, MappingFile
+from .remote import ServiceShell, build_pool
+from .script import JobFiles, batch_script, submission_script
+from .settings import SlurmSettings
+from .sharing import Batcher, SharedSnapshot
+from .states import job_state
+
+log = logging.getLogger(__name__)
+
+#: lines of output returned by /exitstatus
+EXIT_TAIL = 10_000
+#: ``sbatch_<flag>`` extras that would undo what the connector decides
+RESERVED_FLAGS = frozenset({
+    "job-name", "output", "error", "input", "chdir", "uid", "gid", "wrap", "export", "export-file",
+    "parsable", "get-user-env", "test-only", "array", "nodes", "ntasks", "hold", "open-mode",
+})
+#: claims naming the cluster user in a Slurm-accepted token (http interface)
+USER_CLAIMS = ("sun", "username", "preferred_username")
+
+
+class SlurmConnector(Connector):
+    name = "slurm"
+    requires_identity = True
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.cfg = SlurmSettings.from_settings(settings)
+        self.pool = build_pool(self.cfg)
+        self.shell = ServiceShell(self.pool, self.cfg)
+        self.mapping = MappingFile(self.cfg.mapping_file)
+        self.backend: SlurmBackend
+        if self.cfg.interface == "http":
+            from dssr_slurm.rest import RestBackend  # lazily: only sites using slurmrestd need it
+
+            self.backend = RestBackend.from_settings(settings, self.shell)
+        else:
+            self.backend = CliBackend(self.shell, self.pool, lambda identity: self.mapping.login_for(
+                identity.email if identity else None))
+        self._snapshot: SharedSnapshot[list[SlurmJob]] = SharedSnapshot(self.backend.queue, self.cfg.status_ttl)
+        self._acct: Batcher[AcctRecord] = Batcher(self.backend.accounting)
+        #: jobid -> owner of jobs whose end was just reported (so cleanup needs no second look-up)
+        self._owners: OrderedDict[str, str] = OrderedDict()
+        self._owners_lock = threading.Lock()
+        self._timers: set[threading.Timer] = set()
+        self._timers_lock = threading.Lock()
+        self._roots: tuple[str, ...] | None = None
+
+    # -- submission ---------------------------------------------------------------
+    def submit(self, spec: JobSpec, executor: Executor) -> Submission:
+        slurm_name = PREFIX + spec.name
+        for flag in spec.scheduler_flags:
+            if flag in RESERVED_FLAGS:
+                raise BadRequest(f"The scheduler flag --{flag} is set by this downstream and cannot be given.")
+        if self.cfg.interface == "http":
+            user = self._token_user(spec.identity)
+            login = None
+        else:
+            login = self.mapping.login_for(spec.identity.email if spec.identity else None)
+            user = login.user
+        files = JobFiles(
+            job_dir=self.cfg.job_dir(user, slurm_name),
+            output=self.cfg.output_file(user, slurm_name),
+            user_scratch=self.cfg.user_scratch(user),
+        )
+        ctx = LaunchContext(
+            scratch_root=self.cfg.scratch,
+            cluster_user=user,
+            user_scratch=files.user_scratch,
+            job_dir=files.job_dir,
+            secrets_file=files.secrets_file,
+        )
+        launch = executor.launch(spec, ctx)
+        embedded = login is None  # slurmrestd: the batch script writes the job folder itself
+        script = batch_script(
+            files, spec.gpus, launch.success_marker,
+            embed=(launch.node_script, sorted(launch.secrets)) if embedded else None,
+        )
+        request = BatchRequest(
+            name=slurm_name,
+            user=user,
+            script=script,
+            nodes=spec.nodes,
+            ntasks=spec.cores * spec.nodes,
+            exclusive=spec.effective_exclusive,
+            workdir=files.user_scratch if embedded else files.job_dir,
+            output=files.output,
+            memory_gb=spec.memory_gb,
+            gpus_per_node=spec.gpus,
+            time_limit=spec.walltime,
+            partition=spec.partition,
+            licenses=spec.licenses,
+            hold=spec.held,
+            extra=dict(spec.scheduler_flags),
+            environment=dict(launch.secrets) if embedded else {},
+        )
+        if login is not None:
+            assert isinstance(self.backend, CliBackend)
+            jobid, existed = self.backend.submit_script(
+                login, submission_script(request, files, launch.node_script, dict(launch.secrets))
+            )
+        else:
+            existing = self._existing(slurm_name, user)
+            jobid, existed = (existing, True) if existing else (self.backend.submit(request, spec.identity), False)
+        self._snapshot.invalidate()
+        if existed:
+            log.info("job %s already exists on the cluster as %s: not submitted again", slurm_name, jobid)
+        fscript = script if embedded else f"{script}\n# ---- {files.node_script} ----\n{launch.node_script}"
+        return Submission(jobid=jobid, script=fscript)
+
+    def _token_user(self, identity: Identity | None) -> str:
+        claims: Mapping[str, Any] = identity.claims if identity else {}
+        for claim in USER_CLAIMS:
+            value = claims.get(claim)
+            if isinstance(value, str) and USER_PATTERN.match(value):
+                return value
+        raise BadRequest("The bearer token names no cluster user (claim sun, username or preferred_username).")
+
+    def _existing(self, slurm_name: str, user: str) -> str | None:
+        self._snapshot.invalidate()
+        for job in self._snapshot.get():
+            if job.name == slurm_name and job.user == user:
+                return job.jobid
+        return None
+
+    # -- state ----------------------------------------------------------------------
+    def snapshot(self) -> Sequence[JobStatus]:
+        statuses = []
+        for job in self._snapshot.get():
+            state = job_state(job.state)
+            name = job.name[len(PREFIX):]
+            if state.finished or not NAME_PATTERN.match(name):
+                continue
+            statuses.append(JobStatus(
+                ref=JobRef(name, 0, job.jobid), state=state, nodes=job.nodes, elapsed=job.elapsed,
+                owner=job.user, detail=job.state,
+            ))
+        return statuses
+
+    def status(self, ref: JobRef) -> JobStatus | None:
+        for status in self.snapshot():
+            if status.ref.jobid == ref.jobid and status.ref.name == ref.name:
+                return replace(status, ref=ref)
+        return None
+
+    def _find(self, ref: JobRef, *, fresh: bool = False) -> SlurmJob | None:
+        """The job in slurmctld (BadRequest when that id is another job)."""
+        jobid = _slurm_id(ref)
+        if fresh:
+            self._snapshot.invalidate()
+        for job in self._snapshot.get():
+            if job.jobid == jobid:
+                if job.name != PREFIX + ref.name:
+                    raise BadRequest(f"Slurm job {jobid} is not the job {ref.name!r}.")
+                return job
+        return None
+
+    def exit_status(self, ref: JobRef) -> ExitStatus:
+        job = self._find(ref)
+        if job is not None:
+            state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
+        else:
+            record = self._acct.get([ref.jobid]).get(ref.jobid)
+            if record is None or record.name != PREFIX + ref.name:
+                return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
+            state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
+        if not state.finished:
+            raise ClusterError(f"Job {ref.jobid} has not finished yet (Slurm says {detail}); ask again later.")
+        if not USER_PATTERN.match(owner):
+            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail)
+        self._remember_owner(ref.jobid, owner)
+        output = self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
+        return ExitStatus(ref=ref, state=state, elapsed=elapsed, output=output, detail=detail)
+
+    def _remember_owner(self, jobid: str, owner: str) -> None:
+        with self._owners_lock:
+            self._owners[jobid] = owner
+            self._owners.move_to_end(jobid)
+            while len(self._owners) > 4096:
+                self._owners.popitem(last=False)
+
+    def _owner(self, ref: JobRef) -> str | None:
+        with self._owners_lock:
+            owner = self._owners.get(ref.jobid)
+        if owner:
+            return owner
+        job = self._find(ref)
+        if job is not None:
+            return job.user
+        record = self._acct.get([ref.jobid]).get(ref.jobid)
+        if record is not None and record.name == PREFIX + ref.name:
+            return record.user
+        return None
+
+    def cleanup(self, ref: JobRef) -> None:
+        owner = self._owner(ref)
+        if owner is None or not USER_PATTERN.match(owner):
+            return
+        slurm_name = PREFIX + ref.name
+        result = self.shell.run(command(
+            "rm", "-rf", "--", self.cfg.job_dir(owner, slurm_name), self.cfg.output_file(owner, slurm_name)
+        ))
+        if result.rc != 0:
+            raise ClusterError(f"Removing the files of job {ref.jobid} failed: {result.stderr.strip()[:300]}")
+
+    # -- control ----------------------------------------------------------------------
+    def terminate(self, ref: JobRef, force: bool = False) -> None:
+        job = self._find(ref, fresh=True)
+        if job is None or job_state(job.state).finished:
+            return
+        self.backend.cancel(job.jobid)  # Slurm: TERM now, KILL after KillWait; the job ends CANCELLED
+        if force:
+            self.backend.cancel(job.jobid, "KILL")
+        elif self.cfg.kill_grace > 0:
+            self._later(self.cfg.kill_grace, job.jobid)
+        self._snapshot.invalidate()
+
+    def _later(self, delay: float, jobid: str) -> None:
+        def kill() -> None:
+            with self._timers_lock:
+                self._timers.discard(timer)
+            try:
+                self.backend.cancel(jobid, "KILL")
+            except Exception as exc:  # noqa: BLE001 - a background step: logged
+                log.warning("job %s: KILL after the grace period failed: %s", jobid, exc)
+
+        timer = threading.Timer(delay, kill)
+        timer.daemon = True
+        with self._timers_lock:
+            self._timers.add(timer)
+        timer.start()
+
+    def release(self, ref: JobRef) -> None:
+        job = self._find(ref, fresh=True)
+        if job is None:
+            raise ClusterError(f"Job {ref.jobid} is not queued: nothing to release.", transient=False)
+        self.backend.release(job.jobid)
+        self._snapshot.invalidate()
+
+    def events(self, ref: JobRef) -> str:
+        job = self._find(ref, fresh=True)
+        if job is None:
+            return f"Job {ref.jobid} ({ref.name}) is no longer known to slurmctld."
+        return self.backend.show(job.jobid)
+
+    # -- files ------------------------------------------------------------------------
+    def tail(self, ref: JobRef, lines: int) -> str:
+        owner = self._owner(ref)
+        if owner is None or not USER_PATTERN.match(owner):
+            raise NotFound(f"Job {ref.jobid} has no output.")
+        return self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), lines, missing_ok=False)
+
+    def _read_tail(self, path: str, lines: int, *, missing_ok: bool) -> str:
+        result = self.shell.run(command("tail", "-n", int(lines), "--", path))
+        if result.rc != 0:
+            if "No such file" in result.stderr:
+                if missing_ok:
+                    return ""
+                raise NotFound("The job has no output yet.")
+            raise ClusterError(f"Reading the job output failed: {result.stderr.strip()[:300]}")
+        return result.stdout
+
+    def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
+        wanted = _logical_path(path)
+        roots = self.cfg.pvcls_roots
+        if wanted == "/":
+            return [FileEntry(path=root + "/", is_dir=True) for root in roots]
+        if not any(wanted == root or wanted.startswith(root.rstrip("/") + "/") for root in roots):
+            raise BadRequest(f"The folder {path!r} is outside the folders this downstream may list.")
+        script = (
+            f"real=$(realpath -e -- {command(wanted)}) || exit 3\n"
+            'printf "%s\\n" "$real"\n'
+            '[ -d "$real" ] || exit 4\n'
+            f"find {command(wanted + '/')} -mindepth 1 -maxdepth 1 -printf '%y\\037%T@\\037%s\\037%f\\0'\n"
+        )
+        result = self.shell.run("bash -s", stdin=script.encode())
+        if result.rc in (3, 4):
+            raise BadRequest(f"The folder {path!r} does not exist or is not a folder.")
+        real, _, listing = result.stdout.partition("\n")
+        if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in self._real_roots()):
+            raise BadRequest(f"The folder {path!r} is outside the folders this downstream may list.")
+        if result.rc != 0 and not listing:
+            raise ClusterError(f"Listing {path!r} failed: {result.stderr.strip()[:300]}")
+        entries = []
+        for item in listing.split("\0"):
+            fields = item.split("\x1f", 3)
+            if len(fields) != 4:
+                continue
+            kind, mtime, size, base = fields
+            is_dir = kind == "d"
+            full = posixpath.join(wanted, base) + ("/" if is_dir else "")
+            entries.append(FileEntry(path=full, is_dir=is_dir, mtime=int(float(mtime or 0)), size=int(size or 0)))
+        return sorted(entries, key=lambda e: e.path)
+
+    def _real_roots(self) -> tuple[str, ...]:
+        if self._roots is None:
+            script = "".join(f"realpath -m -- {command(root)}\n" for root in self.cfg.pvcls_roots)
+            result = self.shell.run("bash -s", stdin=script.encode())
+            if result.rc != 0:
+                raise ClusterError(f"Resolving the listable folders failed: {result.stderr.strip()[:300]}")
+            self._roots = tuple(line for line in result.stdout.splitlines() if line)
+        return self._roots
+
+    # -- health -------------------------------------------------------------------------
+    def ping(self) -> None:
+        self.backend.ping()
+
+    def check(self) -> list[str]:
+        problems: list[str] = []
+        if self.shell.key_problem:
+            problems.append(self.shell.key_problem)
+        if self.cfg.interface == "cli":
+            problems.extend(self.mapping.problems())
+        try:
+            self.ping()
+        except ClusterError as exc:
+            problems.append(str(exc))
+            return problems
+        problems.extend(self._check_cluster())
+        return problems
+
+    def _check_cluster(self) -> list[str]:
+        problems = []
+        try:
+            coord = self.shell.run(command("sacctmgr", "-n", "-P", "show", "user", self.cfg.service_user,
+                                           "withcoord", "format=User,Coordinators"))
+            if coord.rc != 0 or not coord.stdout.strip().split("|")[-1].strip():
+                problems.append(
+                    f"The service user {self.cfg.service_user!r} is not coordinator of any Slurm account "
+                    "(sacctmgr add coordinator account=<acct> names=jarvice): it cannot see or cancel users' jobs."
+                )
+            users: list[str] = []
+            if self.cfg.interface == "cli":
+                try:
+                    users = self.mapping.load().users
+                except ConfigError:
+                    users = []
+            folders = [posixpath.join(self.cfg.scratch, "users")] + [self.cfg.user_scratch(u) for u in users]
+            script = "".join(f'test -w {command(f)} -a -x {command(f)} || echo {command(f)}\n' for f in folders)
+            result = self.shell.run("bash -s", stdin=script.encode())
+            for folder in result.stdout.splitlines():
+                problems.append(
+                    f"The scratch folder {folder} is not writable by {self.cfg.service_user!r} "
+                    "(JARVICE_BAREMETAL_SCRATCH_DIR; see docs/slurm.md on groups or ACLs)."
+                )
+        except ClusterError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def describe(self) -> Mapping[str, str]:
+        return {
+            "cluster": f"{self.cfg.service_user}@{self.cfg.host}:{self.cfg.port}",
+            "slurm interface": self.cfg.interface,
+            "host key": self.pool.policy.describe(),
+            "scratch": self.cfg.scratch,
+            "user-id mapping": self.cfg.mapping_file if self.cfg.interface == "cli" else "from the token",
+            "status reuse": f"{self.cfg.status_ttl:g} s",
+        }
+
+    def close(self) -> None:
+        with self._timers_lock:
+            timers = list(self._timers)
+            self._timers.clear()
+        for timer in timers:
+            timer.cancel()
+        self.backend.close()
+        self.pool.close()
+
+
+def _slurm_id(ref: JobRef) -> str:
+    if not ref.jobid.isdigit():
+        raise BadRequest(f"Job id {ref.jobid!r} is not a Slurm job id (digits only).")
+    return ref.jobid
+
+
+def _logical_path(path: str) -> str:
+    """The folder asked for, normalised (``/data`` prefix removed); ``..`` may not climb out."""
+    if not isinstance(path, str) or "\0" in path or "\n" in path:
+        raise BadRequest("The folder path is not valid.")
+    text = path.strip() or "/"
+    if text == "/data" or text.startswith("/data/"):
+        text = text[len("/data"):] or "/"
+    if not text.startswith("/"):
+        text = "/" + text
+    if re.search(r"(^|/)\.\.(/|$)", text):
+        raise BadRequest(f"The folder {path!r} climbs out with '..'.")
+    return posixpath.normpath(text)

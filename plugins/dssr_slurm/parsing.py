@@ -1,0 +1,90 @@
+"""Reading ``squeue`` and ``sacct`` output that other users' job names cannot confuse.
+
+Fields are separated by the ASCII unit separator (``\\x1f``) and the job name
+is always the last field, so a name holding the separator stays in its field.
+``squeue`` records also start with a per-call random marker, so a name holding
+a newline cannot forge a record; ``sacct`` records are recognised by the
+requested job ids that start them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from dssr_core import ClusterError, expand_nodelist, normalize_elapsed
+
+from .backend import AcctRecord, SlurmJob
+from .states import clean_state
+
+SEP = "\x1f"
+#: squeue fields before the name (``%i %u %T %M %N %r``), then ``%j``
+SQUEUE_FIELDS = ("%i", "%u", "%T", "%M", "%N", "%r", "%j")
+#: sacct fields, the name last
+SACCT_FIELDS = ("JobID", "User", "State", "ExitCode", "Elapsed", "JobName")
+
+
+def squeue_format(marker: str) -> str:
+    """The ``squeue -o`` format: ``<marker>`` then the fields, separated by ``\\x1f``."""
+    return marker + SEP.join(SQUEUE_FIELDS)
+
+
+def parse_squeue(text: str, marker: str, prefix: str) -> list[SlurmJob]:
+    """Jobs of an ``squeue -h -o <squeue_format(marker)>`` output whose name starts with ``prefix``."""
+    if not text.strip():
+        return []
+    if not text.startswith(marker):
+        raise ClusterError("squeue printed something unexpected (no job record at the start of its output).")
+    jobs = []
+    for record in text[len(marker):].split("\n" + marker):
+        record = record[:-1] if record.endswith("\n") else record
+        parts = record.split(SEP, len(SQUEUE_FIELDS) - 1)
+        if len(parts) != len(SQUEUE_FIELDS) or not parts[0].strip().isdigit():
+            raise ClusterError("squeue printed a record that cannot be read.")
+        jobid, user, state, elapsed, nodes, reason, name = parts
+        if not name.startswith(prefix):
+            continue
+        try:
+            hosts = tuple(expand_nodelist(nodes))
+        except Exception:  # noqa: BLE001 - an odd node list is not worth failing the whole poll
+            hosts = ()
+        jobs.append(
+            SlurmJob(
+                jobid=jobid.strip(),
+                name=name,
+                user=user.strip(),
+                state=clean_state(state),
+                elapsed=normalize_elapsed(elapsed),
+                nodes=hosts,
+                reason=reason.strip(),
+            )
+        )
+    return jobs
+
+
+def parse_sacct(text: str, jobids: Iterable[str]) -> dict[str, AcctRecord]:
+    """Records of ``sacct -X -P -n --delimiter=\\x1f --format=<SACCT_FIELDS> -j <ids>`` for ``jobids``."""
+    wanted = set(jobids)
+    starts = re.compile("^(" + "|".join(re.escape(j) for j in sorted(wanted)) + ")" + SEP) if wanted else None
+    records: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        if starts is not None and starts.match(line):
+            parts = line.split(SEP, len(SACCT_FIELDS) - 1)
+            if len(parts) != len(SACCT_FIELDS):
+                raise ClusterError("sacct printed a record that cannot be read.")
+            current = parts
+            records[parts[0]] = parts  # the last record of an id wins (a requeued job's latest run)
+        elif current is not None:
+            current[-1] += "\n" + line
+    return {
+        jobid: AcctRecord(
+            jobid=jobid,
+            name=name.rstrip("\n"),
+            user=user.strip(),
+            state=clean_state(state),
+            elapsed=normalize_elapsed(elapsed),
+            exit_code=exit_code.strip() or "0:0",
+        )
+        for jobid, (_, user, state, exit_code, elapsed, name) in records.items()
+    }

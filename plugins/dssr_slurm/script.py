@@ -1,0 +1,173 @@
+"""The scripts the connector writes on the cluster for one job.
+
+* the **batch script** given to ``sbatch`` (no secret in it: ``scontrol write
+  batch_script`` shows it to anyone allowed to see the job).  It exports the
+  scheduler-neutral node variables and starts ``launch.sh`` once per node with
+  ``srun``; the job's exit code is rank 0's, so Slurm's own end state is true;
+* ``launch.sh`` (in the job folder): the per-node wrapper that sets
+  ``PROCESS_*``, runs the executor's ``node.sh`` and, on rank 0, records its
+  exit code (or, with a success marker, whether its output holds that line);
+* the **submission script**, sent on stdin of one SSH command as the job's
+  user: it checks by name that the job does not exist yet (under a lock, so
+  two servers cannot submit it twice), writes the job folder, the secrets file
+  (mode 0600) and the scripts, then runs ``sbatch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dssr_core import command, exports
+
+from .backend import BatchRequest
+
+NODE_SCRIPT = "node.sh"
+LAUNCH_SCRIPT = "launch.sh"
+SECRETS_FILE = ".secrets.env"
+RANK0_LOG = "rank0.log"
+RANK0_RC = "rank0.rc"
+#: printed by the submission script before the job id it found or created
+ID_TAG = "DSSR_JOBID="
+EXISTING_TAG = "DSSR_EXISTING="
+
+LAUNCH = """#!/bin/bash
+# jarvice-dssr: run the job's node script on this node (started once per node by srun).
+export PROCESS_PROCID="${SLURM_PROCID:-0}"
+export PROCESS_NODENAME="${SLURMD_NODENAME:-$(hostname -s)}"
+job_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$job_dir" || exit 1
+if [ "$PROCESS_PROCID" != 0 ]; then
+    exec bash ./node.sh
+fi
+bash ./node.sh 2>&1 | tee ./rank0.log
+rc=${PIPESTATUS[0]}
+marker="${DSSR_SUCCESS_MARKER:-}"
+if [ -n "$marker" ]; then
+    if grep -qxF -- "$marker" ./rank0.log; then
+        rc=0
+    elif [ "$rc" = 0 ]; then
+        rc=1
+    fi
+fi
+echo "$rc" > ./rank0.rc
+exit "$rc"
+"""
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where a job's files are on the cluster."""
+
+    job_dir: str
+    output: str
+    user_scratch: str
+
+    @property
+    def node_script(self) -> str:
+        return f"{self.job_dir}/{NODE_SCRIPT}"
+
+    @property
+    def launch_script(self) -> str:
+        return f"{self.job_dir}/{LAUNCH_SCRIPT}"
+
+    @property
+    def secrets_file(self) -> str:
+        return f"{self.job_dir}/{SECRETS_FILE}"
+
+
+def batch_script(
+    files: JobFiles,
+    gpus_per_node: int,
+    success_marker: str | None,
+    embed: tuple[str, list[str]] | None = None,
+) -> str:
+    """The script ``sbatch`` runs: node variables, one ``srun`` of ``launch.sh`` per node, rank 0's exit code.
+
+    ``embed`` = (node script, names of secret variables): the script writes the
+    job folder itself when the job starts (slurmrestd submissions, where no
+    shell as the user is available beforehand); the secrets then come in the
+    job's environment and are moved into the secrets file, never into the text.
+    """
+    settings: dict[str, object] = {"JOB_DIR": files.job_dir, "JOB_GPUS_PER_NODE": gpus_per_node}
+    if success_marker:
+        settings["DSSR_SUCCESS_MARKER"] = success_marker
+    setup = ""
+    if embed is not None:
+        node_script, secret_names = embed
+        for name in secret_names:
+            if not name.isidentifier():
+                raise ValueError(f"not a shell variable name: {name!r}")
+        secret_lines = "".join(f"    printf 'export %s=%q\\n' {name} \"${{{name}:-}}\"\n" for name in secret_names)
+        setup = (
+            'mkdir -p -m 2770 "$JOB_DIR"\n'
+            f'(umask 077; {{\n{secret_lines}    :\n}} > "$JOB_DIR/{SECRETS_FILE}")\n'
+            + "".join(f"unset {name}\n" for name in secret_names)
+            + _heredoc(files.node_script, node_script, "NODE")
+            + _heredoc(files.launch_script, LAUNCH, "LAUNCH")
+        )
+    return f"""#!/bin/bash
+# jarvice-dssr batch script: starts the job's node script once per node.
+{exports(settings)}
+{setup}export JOB_JOBID="$SLURM_JOB_ID"
+export JOB_JOB_NODELIST="$SLURM_JOB_NODELIST"
+export JOB_NNODES="$SLURM_NNODES"
+export JOB_NTASKS="${{SLURM_NTASKS:-$SLURM_NNODES}}"
+export JOB_SUBMIT_DIR="${{SLURM_SUBMIT_DIR:-$JOB_DIR}}"
+JOB_JOB_FORMATED_NODELIST="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | tr '\\n' ' ')"
+export JOB_JOB_FORMATED_NODELIST
+rm -f "$JOB_DIR/{RANK0_RC}"
+srun --kill-on-bad-exit=1 -N "$SLURM_NNODES" -n "$SLURM_NNODES" --ntasks-per-node=1 bash "$JOB_DIR/{LAUNCH_SCRIPT}"
+srun_rc=$?
+if [ -s "$JOB_DIR/{RANK0_RC}" ]; then
+    exit "$(cat "$JOB_DIR/{RANK0_RC}")"
+fi
+[ "$srun_rc" = 0 ] && srun_rc=1
+exit "$srun_rc"
+"""
+
+
+def _heredoc(path: str, text: str, tag: str) -> str:
+    """Shell lines writing ``text`` to ``path`` through a quoted here-document (no expansion)."""
+    delimiter = f"DSSR_{tag}_EOF"
+    while delimiter in text:
+        delimiter += "_"
+    body = text if text.endswith("\n") else text + "\n"
+    return f"cat > {command(path)} <<'{delimiter}'\n{body}{delimiter}\n"
+
+
+def submission_script(request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str]) -> str:
+    """The script run (as the job's user, fed on stdin to ``bash -s``) to submit one job exactly once."""
+    q_dir = command(files.job_dir)
+    find_existing = command("squeue", "-h", "-t", "all", "-u", request.user, "-n", request.name, "-o", "%i")
+    sbatch = command("sbatch", request.sbatch_options(), files.job_dir + "/batch.sh")
+    parts = [
+        "set -e\n",
+        "umask 007\n",
+        f"mkdir -p -m 2770 {q_dir}\n",
+        f"chmod 2770 {q_dir}\n",
+        f"exec 9> {command(files.job_dir + '/.submit.lock')}\n",
+        "flock -w 20 9\n",
+        f"existing=$({find_existing} | head -n 1)\n",
+        f'if [ -n "$existing" ]; then echo "{EXISTING_TAG}$existing"; exit 0; fi\n',
+        f": > {command(files.secrets_file)}\n",
+        f"chmod 600 {command(files.secrets_file)}\n",
+        _heredoc(files.secrets_file, exports(secrets) if secrets else "# no secrets", "SECRETS"),
+        _heredoc(files.node_script, node_script, "NODE"),
+        _heredoc(files.launch_script, LAUNCH, "LAUNCH"),
+        _heredoc(files.job_dir + "/batch.sh", request.script, "BATCH"),
+        f"chmod 750 {command(files.node_script)} {command(files.launch_script)} {command(files.job_dir + '/batch.sh')}\n",
+        f"jobid=$({sbatch})\n",
+        f'echo "{ID_TAG}${{jobid%%;*}}"\n',
+    ]
+    return "".join(parts)
+
+
+def parse_submission_output(stdout: str) -> tuple[str, bool] | None:
+    """(job id, already existed) from the submission script's output; None when it printed no id."""
+    for line in stdout.splitlines():
+        for tag, existed in ((EXISTING_TAG, True), (ID_TAG, False)):
+            if line.startswith(tag):
+                jobid = line[len(tag):].strip()
+                if jobid.isdigit():
+                    return jobid, existed
+    return None

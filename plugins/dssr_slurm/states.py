@@ -1,0 +1,39 @@
+"""Slurm job states -> the job model (LEGACY_API.md: which states are running, queued, and each end's rc)."""
+
+from __future__ import annotations
+
+from dssr_core import JobState
+
+#: long and compact names of the states listed as running
+RUNNING = {
+    "RUNNING", "R", "REQUEUE_HOLD", "RH", "RESIZING", "RS", "SIGNALING", "SI",
+    "STOPPED", "ST", "SUSPENDED", "S", "COMPLETING", "CG", "STAGE_OUT", "SO",
+}
+#: long and compact names of the states listed as queued
+QUEUED = {
+    "CONFIGURING", "CF", "PENDING", "PD", "RESV_DEL_HOLD", "RD", "REQUEUE_FED", "RF", "REQUEUED", "RQ",
+}
+COMPLETED = {"COMPLETED", "CD"}
+FAILED = {"FAILED", "F", "NODE_FAIL", "NF", "OUT_OF_MEMORY", "OOM", "TIMEOUT", "TO", "BOOT_FAIL", "BF"}
+CANCELLED = {"CANCELLED", "CA", "DEADLINE", "DL", "PREEMPTED", "PR"}
+
+
+def clean_state(raw: str) -> str:
+    """``CANCELLED by 1001`` -> ``CANCELLED``; ``RUNNING+`` -> ``RUNNING``; upper case."""
+    word = raw.strip().split(" ", 1)[0].upper()
+    return word.rstrip("+")
+
+
+def job_state(raw: str) -> JobState:
+    state = clean_state(raw)
+    if state in RUNNING:
+        return JobState.RUNNING
+    if state in QUEUED:
+        return JobState.QUEUED
+    if state in COMPLETED:
+        return JobState.COMPLETED
+    if state in FAILED:
+        return JobState.FAILED
+    if state in CANCELLED:
+        return JobState.CANCELLED
+    return JobState.UNKNOWN

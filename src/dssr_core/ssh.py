@@ -1,0 +1,395 @@
+"""Pooled SSH sessions to a cluster: one kept-open connection per cluster user.
+
+:class:`SSHPool` keeps one paramiko :class:`~paramiko.Transport` per login
+(user + key), opened on first use and shared by every thread (a transport
+carries many concurrent channels).  Each remote command runs in its own
+channel with a time limit.  A dropped connection is reopened; a command that
+may safely run twice (``idempotent``) is retried once, and any command is
+retried when its channel could not even be opened (it never reached the host).
+
+Host keys are checked by :class:`HostKeyPolicy`: against a known_hosts file,
+against a ``SHA256:...`` fingerprint, or, with neither, trust on first use
+(the first key seen is recorded, a changed key is refused).
+
+Private keys never appear in logs, errors or reprs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import paramiko
+
+from .errors import ClusterError, ConfigError
+
+log = logging.getLogger(__name__)
+
+_KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a remote command gave back."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+def load_private_key(text: str, what: str = "the private key") -> paramiko.PKey:
+    """A private key from PEM/OpenSSH text or from base64 of that text (ed25519, RSA, ECDSA).
+
+    Raises :class:`ConfigError` naming ``what`` (never the key itself).
+    """
+    text = text.strip()
+    if "-----BEGIN" not in text:
+        try:
+            text = base64.b64decode("".join(text.split()), validate=True).decode("utf-8").strip()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise ConfigError(f"{what} is neither a PEM/OpenSSH private key nor base64 of one.") from None
+    for cls in _KEY_CLASSES:
+        try:
+            return cls.from_private_key(io.StringIO(text + "\n"))
+        except paramiko.PasswordRequiredException:
+            raise ConfigError(f"{what} is encrypted with a passphrase: give an unencrypted key.") from None
+        except (paramiko.SSHException, ValueError, TypeError, IndexError, AssertionError):
+            continue
+    raise ConfigError(f"{what} does not parse as an ed25519, RSA or ECDSA private key.")
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style ``SHA256:<base64>`` fingerprint of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class HostKeyPolicy:
+    """Decides whether the key a host presents is the right one."""
+
+    def __init__(
+        self,
+        known_hosts: str | None = None,
+        expected_fingerprint: str | None = None,
+        record_file: str | None = None,
+    ) -> None:
+        self.known_hosts = known_hosts
+        self.expected = expected_fingerprint.strip() if expected_fingerprint else None
+        if self.expected and not self.expected.startswith("SHA256:"):
+            raise ConfigError(
+                f"The expected host-key fingerprint {self.expected!r} is not of the form SHA256:<base64> "
+                "(as printed by ssh-keygen -lf)."
+            )
+        self.record_file = record_file
+        self._seen: dict[str, str] = {}
+        self._written: set[str] = set()
+        self._lock = threading.Lock()
+        self._host_keys: paramiko.HostKeys | None = None
+        if known_hosts:
+            try:
+                self._host_keys = paramiko.HostKeys(known_hosts)
+            except (OSError, paramiko.SSHException) as exc:
+                raise ConfigError(f"The known_hosts file {known_hosts!r} cannot be read ({exc}).") from None
+        elif record_file and os.path.exists(record_file):
+            self._load_record()
+
+    def describe(self) -> str:
+        if self._host_keys is not None:
+            return f"known_hosts {self.known_hosts}"
+        if self.expected:
+            return f"fingerprint {self.expected}"
+        return "trust on first use"
+
+    def check(self, host: str, port: int, key: paramiko.PKey) -> None:
+        """Return when ``key`` is acceptable for ``host:port``; raise :class:`ClusterError` otherwise."""
+        seen = fingerprint(key)
+        if self._host_keys is not None:
+            names = [host] if port == 22 else [f"[{host}]:{port}", host]
+            for name in names:
+                known = self._host_keys.lookup(name)
+                if known is None:
+                    continue
+                stored = known.get(key.get_name())
+                if stored is not None and stored.asbytes() == key.asbytes():
+                    return
+                raise ClusterError(
+                    f"The SSH host key of {host}:{port} ({seen}) does not match {self.known_hosts}: refusing to connect.",
+                    transient=False,
+                )
+            raise ClusterError(f"{host}:{port} is not in {self.known_hosts}: refusing to connect.", transient=False)
+        if self.expected:
+            if seen != self.expected:
+                raise ClusterError(
+                    f"The SSH host key of {host}:{port} is {seen}, not the configured {self.expected}: refusing to connect.",
+                    transient=False,
+                )
+            return
+        name = f"[{host}]:{port}"
+        with self._lock:
+            first = self._seen.setdefault(name, seen)
+            if first == seen and self.record_file and name not in self._written:
+                self._record(name, seen)
+        if first != seen:
+            raise ClusterError(
+                f"The SSH host key of {host}:{port} changed (was {first}, now {seen}): refusing to connect.",
+                transient=False,
+            )
+
+    def _record(self, name: str, seen: str) -> None:
+        assert self.record_file is not None
+        try:
+            with open(self.record_file, "a", encoding="utf-8") as handle:
+                handle.write(f"{name} {seen}\n")
+        except OSError as exc:
+            log.warning("cannot record the SSH host key in %s: %s", self.record_file, exc)
+            return
+        self._written.add(name)
+
+    def _load_record(self) -> None:
+        assert self.record_file is not None
+        with open(self.record_file, encoding="utf-8") as handle:
+            for line in handle:
+                parts = line.split()
+                if len(parts) == 2:
+                    self._seen.setdefault(parts[0], parts[1])
+                    self._written.add(parts[0])
+
+
+@dataclass(frozen=True)
+class Login:
+    """A cluster user and the private key it logs in with (never shown)."""
+
+    user: str
+    key: paramiko.PKey = field(repr=False, compare=False)
+
+    @property
+    def pool_key(self) -> tuple[str, str]:
+        return (self.user, fingerprint(self.key))
+
+
+class _Dropped(Exception):
+    """The connection failed before the command was sent (safe to retry anything)."""
+
+
+class SSHPool:
+    """One kept-open SSH connection per login to one host, shared by all threads."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 22,
+        policy: HostKeyPolicy | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+        keepalive: int = 15,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.policy = policy or HostKeyPolicy()
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.keepalive = keepalive
+        self._transports: dict[tuple[str, str], paramiko.Transport] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._closed = False
+
+    # -- connections -----------------------------------------------------------
+    def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def transport(self, login: Login) -> paramiko.Transport:
+        """The open transport of ``login``, opened (once, whatever the number of callers) when needed."""
+        key = login.pool_key
+        current = self._transports.get(key)
+        if current is not None and current.is_active():
+            return current
+        with self._lock_for(key):
+            current = self._transports.get(key)
+            if current is not None and current.is_active():
+                return current
+            if current is not None:
+                current.close()
+            if self._closed:
+                raise ClusterError("The SSH pool is closed.", transient=False)
+            fresh = self._connect(login)
+            self._transports[key] = fresh
+            return fresh
+
+    def _connect(self, login: Login) -> paramiko.Transport:
+        where = f"{self.host}:{self.port}"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise ClusterError(f"Cannot reach the cluster's SSH server at {where} ({exc.strerror or exc}).") from None
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = self.connect_timeout
+            transport.start_client(timeout=self.connect_timeout)
+            self.policy.check(self.host, self.port, transport.get_remote_server_key())
+            transport.auth_publickey(login.user, login.key)
+        except paramiko.AuthenticationException:
+            transport.close()
+            raise ClusterError(
+                f"SSH login as {login.user!r} on {where} was refused (the key is not authorized for that user).",
+                transient=False,
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            transport.close()
+            raise ClusterError(f"SSH to {where} as {login.user!r} failed ({exc.__class__.__name__}: {exc}).") from None
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(self.keepalive)
+        log.info("SSH connection opened to %s as %s", where, login.user)
+        return transport
+
+    def _drop(self, login: Login, transport: paramiko.Transport) -> None:
+        key = login.pool_key
+        with self._lock_for(key):
+            if self._transports.get(key) is transport:
+                del self._transports[key]
+        transport.close()
+
+    # -- commands ---------------------------------------------------------------
+    def run(
+        self,
+        login: Login,
+        command: str,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        idempotent: bool = True,
+    ) -> Result:
+        """Run ``command`` (a shell command line, already quoted) as ``login``.
+
+        Returns its exit code and output; raises :class:`ClusterError` when the
+        host cannot be reached or the command does not finish within ``timeout``
+        (default: the pool's ``command_timeout``).  ``stdin`` is sent then closed.
+        """
+        limit = self.command_timeout if timeout is None else timeout
+        for attempt in (1, 2):
+            transport = self.transport(login)
+            try:
+                return self._exec(transport, command, limit, stdin)
+            except _Dropped as exc:
+                self._drop(login, transport)
+                if attempt == 2:
+                    raise ClusterError(f"The SSH connection to {self.host}:{self.port} was lost ({exc}).") from None
+                log.info("SSH connection to %s as %s lost; reconnecting", self.host, login.user)
+            except _Lost as exc:
+                self._drop(login, transport)
+                if attempt == 2 or not idempotent:
+                    raise ClusterError(
+                        f"The SSH connection to {self.host}:{self.port} was lost while a command ran ({exc})."
+                    ) from None
+                log.info("SSH connection to %s as %s lost during a command; retrying once", self.host, login.user)
+        raise AssertionError("unreachable")
+
+    def _exec(self, transport: paramiko.Transport, command: str, limit: float, stdin: bytes | None) -> Result:
+        deadline = time.monotonic() + limit
+        try:
+            channel = transport.open_session(timeout=min(limit, self.connect_timeout))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise _Dropped(str(exc) or exc.__class__.__name__) from None
+        try:
+            channel.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                channel.exec_command(command)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise _Dropped(str(exc) or exc.__class__.__name__) from None
+            return self._collect(channel, deadline, limit, stdin)
+        finally:
+            channel.close()
+
+    def _collect(self, channel: paramiko.Channel, deadline: float, limit: float, stdin: bytes | None) -> Result:
+        out, err = bytearray(), bytearray()
+        try:
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise socket.timeout()
+                channel.settimeout(remaining)
+                chunk = channel.recv(65536)
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                if not chunk:
+                    break
+                out += chunk
+            while not channel.exit_status_ready():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not channel.status_event.wait(remaining):
+                    raise socket.timeout()
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            rc = channel.recv_exit_status()
+        except socket.timeout:
+            raise ClusterError(f"A command on the cluster did not finish within {limit:g} s.") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise _Lost(str(exc) or exc.__class__.__name__) from None
+        if rc == -1:
+            raise _Lost("no exit status (the connection closed)")
+        return Result(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def open_tunnel(self, login: Login, dest_host: str, dest_port: int, *, timeout: float | None = None) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel to ``dest_host:dest_port`` as seen from the SSH host.
+
+        The channel behaves like a connected socket (``send``/``recv``/``close``,
+        ``settimeout``); use one per HTTP connection, e.g. to reach a
+        slurmrestd that listens only on the cluster's login node.  Raises
+        :class:`ClusterError` when the host refuses the forward or cannot be reached.
+        """
+        limit = self.connect_timeout if timeout is None else timeout
+        for attempt in (1, 2):
+            transport = self.transport(login)
+            try:
+                return transport.open_channel("direct-tcpip", (dest_host, dest_port), ("127.0.0.1", 0), timeout=limit)
+            except paramiko.ChannelException as exc:
+                raise ClusterError(f"The SSH host refused a tunnel to {dest_host}:{dest_port} ({exc}).") from None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self._drop(login, transport)
+                if attempt == 2:
+                    raise ClusterError(f"Cannot open a tunnel to {dest_host}:{dest_port} over SSH ({exc}).") from None
+        raise AssertionError("unreachable")
+
+    def banner(self, timeout: float = 5.0) -> str:
+        """Connect afresh and read the SSH server's banner line (a cheap "is sshd up" check)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                data = sock.recv(256)
+        except OSError as exc:
+            raise ClusterError(f"The cluster's SSH server at {self.host}:{self.port} does not answer ({exc.strerror or exc}).") from None
+        if not data.startswith(b"SSH-"):
+            raise ClusterError(f"{self.host}:{self.port} does not speak SSH.")
+        return data.split(b"\r\n", 1)[0].decode("ascii", "replace")
+
+    def close(self) -> None:
+        """Close every connection.  Idempotent."""
+        with self._guard:
+            self._closed = True
+            transports = list(self._transports.values())
+            self._transports.clear()
+        for transport in transports:
+            transport.close()
+
+
+class _Lost(Exception):
+    """The connection dropped after the command was sent (it may have run)."""
