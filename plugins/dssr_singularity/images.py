@@ -12,7 +12,10 @@ from typing import Any, Mapping
 from dssr_core import BadRequest
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?)"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PORT = r"(?::[0-9]{1,5})"
+#: a registry: has a dot or a port, or is localhost (else the first part is a path component)
+_DOMAIN = rf"(?:localhost{_PORT}?|{_LABEL}(?:\.{_LABEL})+{_PORT}?|{_LABEL}{_PORT})"
 #: ``[docker://][registry/]path[:tag][@sha256:digest]``, Docker's reference grammar
 IMAGE_PATTERN = re.compile(
     rf"^(?:docker://)?(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"

@@ -89,11 +89,14 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
     block = "\n".join(
         [
             "# --- downstream parameters (jarvice-dssr, executor singularity) ---",
+            "# shellcheck disable=SC1090,SC1091,SC2016",
+            "{",
             exports(before),
             "# registry credentials (base64): read from the job's private secrets file, never written here",
             exports({name: "" for name in SECRET_VARIABLES}),
             f"if [ -r {secrets_file} ]; then . {secrets_file}; fi",
             exports(after),
+            "}",
             "# --- end of downstream parameters ---",
         ]
     )
