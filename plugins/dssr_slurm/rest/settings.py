@@ -1,0 +1,79 @@
+"""slurmrestd settings (``JARVICE_SLURMRESTD_*``), read once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from dssr_core import ConfigError, Settings
+
+#: REST API versions this package speaks, oldest first.
+SUPPORTED_VERSIONS = ("v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42")
+DEFAULT_PORT = 6820
+DEFAULT_TOKEN_LIFESPAN = 1800
+
+
+@dataclass(frozen=True)
+class RestSettings:
+    """Where slurmrestd is and how the service account authenticates (token kept out of the repr)."""
+
+    scheme: str
+    host: str
+    port: int
+    #: a version of :data:`SUPPORTED_VERSIONS`, or ``auto``
+    api_version: str
+    via_ssh: bool
+    timeout: float
+    token: str | None = field(default=None, repr=False)
+    token_command: str | None = field(default=None, repr=False)
+    token_lifespan: int = DEFAULT_TOKEN_LIFESPAN
+    #: the service account's Slurm user name (default: the token's ``sun`` claim)
+    user: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RestSettings":
+        addr = settings.str("JARVICE_SLURMRESTD_ADDR")
+        if not addr:
+            raise ConfigError(
+                "JARVICE_SLURMRESTD_ADDR is not set: JARVICE_SLURM_INTERFACE=http needs slurmrestd's address "
+                "with its scheme, e.g. http://mg1."
+            )
+        parts = urlsplit(addr if "://" in addr else "")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(
+                f"JARVICE_SLURMRESTD_ADDR={addr!r} is not an address with a scheme: use e.g. http://mg1."
+            )
+        try:
+            url_port = parts.port
+        except ValueError:
+            raise ConfigError(f"JARVICE_SLURMRESTD_ADDR={addr!r} has a bad port.") from None
+        port = settings.int("JARVICE_SLURMRESTD_PORT", url_port or DEFAULT_PORT, minimum=1, maximum=65535)
+        version = settings.choice("JARVICE_SLURMRESTD_API_VERSION", "auto", ("auto", *SUPPORTED_VERSIONS))
+        via_ssh = settings.bool("JARVICE_SLURMRESTD_VIA_SSH", True)
+        if via_ssh and parts.scheme == "https":
+            raise ConfigError(
+                "JARVICE_SLURMRESTD_ADDR uses https while JARVICE_SLURMRESTD_VIA_SSH=true: the SSH channel "
+                "already encrypts; use http:// or set JARVICE_SLURMRESTD_VIA_SSH=false."
+            )
+        token = settings.str("JARVICE_SLURMRESTD_TOKEN")
+        token_command = settings.str("JARVICE_SLURMRESTD_TOKEN_COMMAND")
+        if token and token_command:
+            raise ConfigError("Set JARVICE_SLURMRESTD_TOKEN or JARVICE_SLURMRESTD_TOKEN_COMMAND, not both.")
+        return cls(
+            scheme=parts.scheme,
+            host=parts.hostname,
+            port=port,
+            api_version=version,
+            via_ssh=via_ssh,
+            timeout=settings.float("JARVICE_SLURM_COMMAND_TIMEOUT", 30.0, minimum=1.0),
+            token=token,
+            token_command=token_command,
+            token_lifespan=settings.int(
+                "JARVICE_SLURMRESTD_TOKEN_LIFESPAN", DEFAULT_TOKEN_LIFESPAN, minimum=120, maximum=86400 * 7
+            ),
+            user=settings.str("JARVICE_SLURMRESTD_USER"),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
