@@ -42,11 +42,11 @@ dssr_pull() {
         fi
         export APPTAINER_CACHEDIR="$DSSR_CACHEDIR" SINGULARITY_CACHEDIR="$DSSR_CACHEDIR"
         dssr_log "pulling $DSSR_IMAGE_SOURCE into $DSSR_IMAGE_FILE"
-        if "$DSSR_BINARY" "$DSSR_VERBOSITY" pull "$partial" "$DSSR_IMAGE_SOURCE" && mv -f "$partial" "$DSSR_IMAGE_FILE"; then
-            exit 0
-        fi
+        "$DSSR_BINARY" "$DSSR_VERBOSITY" pull "$partial" "$DSSR_IMAGE_SOURCE" && mv -f "$partial" "$DSSR_IMAGE_FILE"
         rc=$?
-        rm -f "$partial"
+        if [ "$rc" -ne 0 ]; then
+            rm -f "$partial"
+        fi
         exit "$rc"
     ) 9<"$DSSR_LOCK"
 }
