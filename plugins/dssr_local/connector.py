@@ -1,0 +1,395 @@
+"""The local connector: each job a process group on this machine, its state in SQLite."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from dssr_core import (
+    ClusterError,
+    Connector,
+    Executor,
+    ExitStatus,
+    FileEntry,
+    JobRef,
+    JobSpec,
+    JobState,
+    JobStatus,
+    LaunchContext,
+    NotFound,
+    Settings,
+    Submission,
+    exports,
+    format_seconds,
+)
+
+from . import procs
+from .files import list_folder
+from .jobfiles import (
+    EXIT_FILE,
+    NODE_SCRIPT,
+    OUTPUT_FILE,
+    SECRETS_FILE,
+    SUPERVISOR_LOG,
+    LaunchPlan,
+    read_exit_code,
+    write_atomic,
+)
+from .output import last_lines
+from .settings import LocalSettings
+from .store import JobRecord, JobStore
+
+log = logging.getLogger(__name__)
+
+#: how often the scheduler thread looks at running jobs when nothing wakes it
+TICK_SECONDS = 0.25
+#: the host variables a job inherits; everything else of the server's environment
+#: (its settings, possibly credentials) stays out of jobs
+INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "PYTHONPATH")
+MAX_OUTPUT_LINES = 10_000
+
+
+class LocalConnector(Connector):
+    name = "local"
+    requires_identity = False
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.local = LocalSettings.from_settings(settings)
+        self.jobs_dir = self.local.state_dir / "jobs"
+        self.store = JobStore(self.local.state_dir / "jobs.db")
+        self.hostname = socket.gethostname()
+        self.user = _current_user()
+        self._lock = self.store.lock
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        #: supervisors of terminated jobs, reaped once they are gone
+        self._dying: list[subprocess.Popen[bytes]] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        with self._lock:
+            self._refresh(reason_if_dead="the job's processes died while the server was down")
+        self._thread = threading.Thread(target=self._loop, name="dssr-local-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- submission ---------------------------------------------------------
+    def submit(self, spec: JobSpec, executor: Executor) -> Submission:
+        with self._lock:
+            known = self.store.find_uncollected(spec.name)
+            if known is not None:
+                return Submission(known.jobid, known.script)
+            jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command)
+            job_dir = self.jobs_dir / str(jobid)
+            try:
+                script = self._prepare(jobid, job_dir, spec, executor)
+            except BaseException:
+                self.store.delete(jobid)
+                shutil.rmtree(job_dir, ignore_errors=True)
+                raise
+            self.store.set_prepared(jobid, str(job_dir), script)
+            self._start_queued()
+        log.info("local job %s (%s) queued%s", jobid, spec.name, " on hold" if spec.held else "")
+        return Submission(str(jobid), script)
+
+    def _prepare(self, jobid: int, job_dir: Path, spec: JobSpec, executor: Executor) -> str:
+        if job_dir.exists():  # left over from a database that was removed
+            shutil.rmtree(job_dir)
+        job_dir.mkdir(mode=0o700, parents=True)
+        ctx = LaunchContext(
+            scratch_root=str(self.local.state_dir),
+            cluster_user=self.user,
+            user_scratch=str(self.local.data_dir),
+            job_dir=str(job_dir),
+            secrets_file=str(job_dir / SECRETS_FILE),
+        )
+        launch = executor.launch(spec, ctx)
+        if launch.secrets:
+            try:
+                text = exports(launch.secrets)
+            except ValueError:
+                raise ClusterError(f"The executor {executor.name!r} gave a secret with an invalid name.", transient=False) from None
+            write_atomic(job_dir / SECRETS_FILE, text + "\n", mode=0o600)
+        write_atomic(job_dir / NODE_SCRIPT, launch.node_script, mode=0o700)
+        LaunchPlan(spec.nodes, self._node_environment(jobid, job_dir, spec), launch.success_marker).save(job_dir)
+        return launch.node_script
+
+    def _node_environment(self, jobid: int, job_dir: Path, spec: JobSpec) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if key in INHERITED or key.startswith("LC_")}
+        env.update(
+            PROCESS_NODENAME=self.hostname,
+            JOB_JOBID=str(jobid),
+            JOB_JOB_NODELIST=self.hostname,
+            JOB_JOB_FORMATED_NODELIST=self.hostname,
+            JOB_NNODES=str(spec.nodes),
+            JOB_NTASKS=str(spec.nodes * spec.cores),
+            JOB_SUBMIT_DIR=str(job_dir),
+            # as Slurm's SLURM_GPUS_PER_NODE: empty when the job asked for none
+            JOB_GPUS_PER_NODE=str(spec.gpus) if spec.gpus else "",
+        )
+        return env
+
+    # -- scheduling (callers hold the lock) ---------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(TICK_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                with self._lock:
+                    self._refresh()
+            except Exception:  # noqa: BLE001 - the loop must survive a bad tick
+                log.exception("local scheduler tick failed")
+
+    def _refresh(self, reason_if_dead: str = "the job's supervisor ended without an exit code") -> None:
+        self._dying = [child for child in self._dying if child.poll() is None]
+        for record in self.store.active():
+            if record.state is JobState.RUNNING:
+                self._reconcile(record, reason_if_dead)
+        self._start_queued()
+
+    def _reconcile(self, record: JobRecord, reason_if_dead: str) -> None:
+        """Record the end of a running job whose supervisor has finished."""
+        job_dir = Path(record.job_dir)
+        code = read_exit_code(job_dir)
+        if code is None:
+            child = self._children.get(record.id)
+            if child is not None:
+                running = child.poll() is None
+            else:
+                running = record.pid is not None and procs.alive(record.pid, record.pid_start)
+            if running:
+                return
+            code = read_exit_code(job_dir)  # it may have ended between the two looks
+        self._children.pop(record.id, None)
+        if code is None:
+            self._finish(record, JobState.FAILED, None, _last_sign_of_life(record), reason_if_dead)
+            log.warning("local job %s (%s): %s", record.id, record.name, reason_if_dead)
+            return
+        ended = _mtime(job_dir / EXIT_FILE) or time.time()
+        state = JobState.COMPLETED if code == 0 else JobState.FAILED
+        self._finish(record, state, code, ended, f"exit code {code}")
+
+    def _finish(self, record: JobRecord, state: JobState, code: int | None, ended: float, reason: str) -> bool:
+        done = self.store.mark_finished(record.id, state, code, ended, reason)
+        if record.job_dir:
+            try:
+                os.unlink(Path(record.job_dir) / SECRETS_FILE)
+            except OSError:
+                pass
+        return done
+
+    def _start_queued(self) -> None:
+        active = self.store.active()
+        free = self.local.max_jobs - sum(1 for r in active if r.state is JobState.RUNNING)
+        for record in active:
+            if free <= 0:
+                return
+            if record.state is JobState.QUEUED and not record.held and record.job_dir:
+                self._start(record)
+                free -= 1
+
+    def _start(self, record: JobRecord) -> None:
+        job_dir = Path(record.job_dir)
+        plan_env = LaunchPlan.load(job_dir).environment
+        try:
+            with open(job_dir / SUPERVISOR_LOG, "ab") as supervisor_log:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "dssr_local.runner", str(job_dir)],
+                    cwd=job_dir,
+                    env=dict(plan_env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=supervisor_log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            self._finish(record, JobState.FAILED, None, time.time(), f"the job could not start: {exc}")
+            return
+        self._children[record.id] = child
+        self.store.mark_running(record.id, child.pid, procs.start_time(child.pid), time.time())
+        log.info("local job %s (%s) started, supervisor pid %s", record.id, record.name, child.pid)
+
+    def _record(self, ref: JobRef) -> JobRecord | None:
+        """The job's record, brought up to date (None when unknown here)."""
+        if not ref.jobid.isdigit():
+            return None
+        record = self.store.get(int(ref.jobid))
+        if record is not None and record.state is JobState.RUNNING:
+            self._reconcile(record, "the job's supervisor ended without an exit code")
+            record = self.store.get(record.id)
+        return record
+
+    # -- state --------------------------------------------------------------
+    def snapshot(self) -> Sequence[JobStatus]:
+        with self._lock:
+            self._refresh()
+            records = self.store.active()
+        now = time.time()
+        return [self._status(r, now) for r in records]
+
+    def _status(self, record: JobRecord, now: float) -> JobStatus:
+        running = record.state is JobState.RUNNING
+        return JobStatus(
+            ref=JobRef(record.name, record.number, record.jobid),
+            state=record.state,
+            nodes=(self.hostname,) if running else (),
+            elapsed=format_seconds(record.elapsed_seconds(now)),
+            owner=self.user,
+            detail="HELD" if record.held else record.state.name,
+        )
+
+    def exit_status(self, ref: JobRef) -> ExitStatus:
+        with self._lock:
+            record = self._record(ref)
+        if record is None:
+            return ExitStatus(ref, JobState.UNKNOWN)
+        if not record.state.finished:
+            raise ClusterError(f"Job {ref.jobid} has not finished yet ({record.state.value}).", transient=True)
+        output = ""
+        if not record.collected:
+            output = last_lines(Path(record.job_dir) / OUTPUT_FILE, MAX_OUTPUT_LINES) or ""
+        return ExitStatus(
+            ref,
+            record.state,
+            elapsed=format_seconds(record.elapsed_seconds()),
+            output=output,
+            detail=record.state.name,
+        )
+
+    def cleanup(self, ref: JobRef) -> None:
+        with self._lock:
+            record = self._record(ref)
+            if record is None or not record.state.finished:
+                return
+            job_dir = Path(record.job_dir)
+            if record.job_dir and job_dir.parent == self.jobs_dir:
+                shutil.rmtree(job_dir, ignore_errors=True)
+            self.store.mark_collected(record.id)
+
+    # -- control ------------------------------------------------------------
+    def terminate(self, ref: JobRef, force: bool = False) -> None:
+        with self._lock:
+            record = self._record(ref)
+            if record is None or record.state.finished:
+                return
+            reason = "terminated" + (" at once" if force else "")
+            self._finish(record, JobState.CANCELLED, JobState.CANCELLED.rc, time.time(), reason)
+            child = self._children.pop(record.id, None)
+            if child is not None:
+                self._dying.append(child)
+            pid = record.pid
+            if record.state is JobState.RUNNING and pid is not None and procs.alive(pid, record.pid_start):
+                procs.signal_group(pid, signal.SIGKILL if force else signal.SIGTERM)
+            self._start_queued()
+        if record.state is JobState.RUNNING and pid is not None and not force:
+            timer = threading.Timer(self.local.kill_grace, procs.signal_group, (pid, signal.SIGKILL))
+            timer.daemon = True
+            timer.start()
+        log.info("local job %s (%s) %s", record.id, record.name, reason)
+
+    def release(self, ref: JobRef) -> None:
+        with self._lock:
+            record = self._record(ref)
+            if record is None:
+                raise ClusterError(f"There is no job {ref.jobid} to release.", transient=False)
+            if record.state is JobState.QUEUED and record.held:
+                self.store.release(record.id)
+                self._start_queued()
+
+    def events(self, ref: JobRef) -> str:
+        with self._lock:
+            record = self._record(ref)
+        if record is None:
+            return f"Job {ref.jobid} is unknown to this downstream."
+        rows = [
+            ("JobId", record.jobid),
+            ("Name", record.name),
+            ("Number", str(record.number)),
+            ("State", record.state.name + (" (held)" if record.held else "")),
+            ("Reason", record.reason or "-"),
+            ("ExitCode", "-" if record.exit_code is None else str(record.exit_code)),
+            ("Nodes", str(record.nodes)),
+            ("Host", self.hostname),
+            ("User", self.user),
+            ("SubmitTime", _when(record.submitted)),
+            ("StartTime", _when(record.started)),
+            ("EndTime", _when(record.ended)),
+            ("Elapsed", format_seconds(record.elapsed_seconds())),
+            ("SupervisorPid", "-" if record.pid is None else str(record.pid)),
+            ("Command", record.command or "-"),
+            ("Folder", record.job_dir + (" (collected)" if record.collected else "")),
+        ]
+        return "\n".join(f"{key}={value}" for key, value in rows) + "\n"
+
+    # -- files --------------------------------------------------------------
+    def tail(self, ref: JobRef, lines: int) -> str:
+        with self._lock:
+            record = self._record(ref)
+        text = None
+        if record is not None and record.job_dir and not record.collected:
+            text = last_lines(Path(record.job_dir) / OUTPUT_FILE, lines)
+        if not text:
+            raise NotFound(f"Job {ref.jobid} has no output yet.")
+        return text
+
+    def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
+        return list_folder(self.local.data_dir, path, details)
+
+    # -- health -------------------------------------------------------------
+    def ping(self) -> None:
+        self.store.ping()
+        if not os.access(self.jobs_dir, os.W_OK | os.X_OK):
+            raise ClusterError(f"The local state folder {str(self.jobs_dir)!r} is not writable.")
+
+    def describe(self) -> Mapping[str, str]:
+        return {
+            "state_dir": str(self.local.state_dir),
+            "data_dir": str(self.local.data_dir),
+            "max_jobs": str(self.local.max_jobs),
+            "kill_grace": f"{self.local.kill_grace:g}s",
+        }
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        self.store.close()
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _last_sign_of_life(record: JobRecord) -> float:
+    """When a job that died unseen probably ended: its output's last change, else now."""
+    seen = _mtime(Path(record.job_dir) / OUTPUT_FILE) if record.job_dir else None
+    if seen is not None and record.started is not None:
+        return max(seen, record.started)
+    return time.time()
+
+
+def _when(stamp: float | None) -> str:
+    return "-" if stamp is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(stamp))

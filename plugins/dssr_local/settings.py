@@ -1,0 +1,50 @@
+"""The local connector's settings (``JARVICE_LOCAL_*``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dssr_core import ConfigError, Settings
+
+
+def default_state_dir(settings: Settings) -> Path:
+    """``$XDG_STATE_HOME/jarvice-dssr/local`` (``~/.local/state/...`` when unset)."""
+    base = settings.str("XDG_STATE_HOME")
+    if base is None:
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "jarvice-dssr" / "local"
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    state_dir: Path
+    data_dir: Path
+    max_jobs: int
+    kill_grace: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LocalSettings":
+        state = settings.str("JARVICE_LOCAL_STATE_DIR")
+        state_dir = Path(state).expanduser() if state else default_state_dir(settings)
+        data = settings.str("JARVICE_LOCAL_DATA_DIR")
+        data_dir = Path(data).expanduser() if data else state_dir / "data"
+        local = cls(
+            state_dir=state_dir.absolute(),
+            data_dir=data_dir.absolute(),
+            max_jobs=settings.int("JARVICE_LOCAL_MAX_JOBS", os.cpu_count() or 1, minimum=1),
+            kill_grace=settings.float("JARVICE_LOCAL_KILL_GRACE", 10.0, minimum=0.0),
+        )
+        local.make_dirs()
+        return local
+
+    def make_dirs(self) -> None:
+        for variable, path in (("JARVICE_LOCAL_STATE_DIR", self.state_dir), ("JARVICE_LOCAL_DATA_DIR", self.data_dir)):
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"{variable}={str(path)!r} cannot be created: {exc.strerror}.") from None
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise ConfigError(f"{variable}={str(path)!r} is not a writable folder.")
+        (self.state_dir / "jobs").mkdir(exist_ok=True)
