@@ -7,6 +7,10 @@ import json
 from typing import Any, Mapping
 
 
+#: the line an upstream template prints when the app's command succeeded
+SUCCESS_MARKER = "JARVICE_CMD_SUCCESS"
+
+
 def legacy_template(
     command: str = "echo hello",
     *,
@@ -15,9 +19,11 @@ def legacy_template(
     extra: Mapping[str, str] | None = None,
     body: str = "",
 ) -> str:
-    """A bash template: ``{DOWNSTREAM_PARAMETERS}`` on its own line, ``KEY=VALUE`` lines, braces doubled.
+    """A bash template as the upstream sends it, braces doubled but for ``{DOWNSTREAM_PARAMETERS}``.
 
-    ``body`` is appended as given (double its braces yourself).
+    The ``KEY=VALUE`` lines sit in a no-op here-document so that the script
+    stays valid bash; the body runs ``command`` and prints the success line
+    when it succeeds.  ``body`` replaces that body as given (double its braces yourself).
     """
     keys: dict[str, str] = {
         "JOBOBJ_APPDEFVERSION": str(appdef),
@@ -29,10 +35,11 @@ def legacy_template(
         "JARVICE_CPU_CORES": str(cores),
     }
     keys.update(extra or {})
-    lines = ["#!/bin/bash", "{DOWNSTREAM_PARAMETERS}"]
+    lines = ["#!/bin/bash", "{DOWNSTREAM_PARAMETERS}", ": <<'JOBOBJ_KEYS'"]
     lines += [f"{key}={_double(value)}" for key, value in keys.items()]
     lines.append(f"JARVICE_CMD={_double(command)}")
-    lines.append(body or 'run() {{ eval "$JARVICE_CMD"; }}\nrun')
+    lines.append("JOBOBJ_KEYS")
+    lines.append(body or f"( {_double(command)} ) && echo {SUCCESS_MARKER}")
     return "\n".join(lines) + "\n"
 
 
