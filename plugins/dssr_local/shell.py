@@ -10,6 +10,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: template lines that carry credentials; nothing on the host needs them
 _CREDENTIAL_LINE = re.compile(r"^(\s*(?:export\s+)?(?:JOBOBJ_CTRSECRET|JOBOBJ_DOCKER_SECRET)=).*$", re.MULTILINE)
 
+#: what an upstream template prints when the app's command succeeded (its exit code is not the verdict)
+SUCCESS_MARKER = "JARVICE_CMD_SUCCESS"
+
 _HEADER = "#!/bin/bash\n# node script of the dssr shell executor (runs on the host, no container)\n"
 
 
@@ -18,7 +21,7 @@ class ShellExecutor(Executor):
 
     def launch(self, spec: JobSpec, ctx: LaunchContext) -> Launch:
         if spec.template is not None:
-            return Launch(self._template_script(spec, ctx))
+            return Launch(self._template_script(spec, ctx), success_marker=SUCCESS_MARKER)
         return Launch(self._native_script(spec))
 
     def _native_script(self, spec: JobSpec) -> str:
