@@ -376,7 +376,7 @@ class SlurmConnector(Connector):
                     users = self.mapping.load().users
                 except ConfigError:
                     users = []
-            folders = [posixpath.join(self.cfg.scratch, "users")] + [self.cfg.user_scratch(u) for u in users]
+            folders = [self.cfg.user_scratch(u) for u in users]
             script = "".join(f'test -w {command(f)} -a -x {command(f)} || echo {command(f)}\n' for f in folders)
             result = self.shell.run("bash -s", stdin=script.encode())
             for folder in result.stdout.splitlines():

@@ -69,12 +69,11 @@ def parse_sacct(text: str, jobids: Iterable[str]) -> dict[str, AcctRecord]:
     records: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.split("\n"):
-        if starts is not None and starts.match(line):
-            parts = line.split(SEP, len(SACCT_FIELDS) - 1)
-            if len(parts) != len(SACCT_FIELDS):
-                raise ClusterError("sacct printed a record that cannot be read.")
+        parts = line.split(SEP, len(SACCT_FIELDS) - 1)
+        if starts is not None and starts.match(line) and len(parts) == len(SACCT_FIELDS) and parts[0] not in records:
+            # one record per id (-X); a later "record" of the same id can only be a job name's text
             current = parts
-            records[parts[0]] = parts  # the last record of an id wins (a requeued job's latest run)
+            records[parts[0]] = parts
         elif current is not None:
             current[-1] += "\n" + line
     return {

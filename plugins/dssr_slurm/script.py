@@ -39,7 +39,8 @@ cd "$job_dir" || exit 1
 if [ "$PROCESS_PROCID" != 0 ]; then
     exec bash ./node.sh
 fi
-bash ./node.sh 2>&1 | tee ./rank0.log
+# tee ignores TERM so that the application's last words on a cancel still reach the output
+bash ./node.sh 2>&1 | (trap '' TERM; exec tee ./rank0.log)
 rc=${PIPESTATUS[0]}
 marker="${DSSR_SUCCESS_MARKER:-}"
 if [ -n "$marker" ]; then
@@ -99,7 +100,7 @@ def batch_script(
                 raise ValueError(f"not a shell variable name: {name!r}")
         secret_lines = "".join(f"    printf 'export %s=%q\\n' {name} \"${{{name}:-}}\"\n" for name in secret_names)
         setup = (
-            'mkdir -p -m 2770 "$JOB_DIR"\n'
+            'mkdir -p "$JOB_DIR"\nchmod 2770 "$JOB_DIR"\n'
             f'(umask 077; {{\n{secret_lines}    :\n}} > "$JOB_DIR/{SECRETS_FILE}")\n'
             + "".join(f"unset {name}\n" for name in secret_names)
             + _heredoc(files.node_script, node_script, "NODE")
@@ -143,7 +144,7 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
     parts = [
         "set -e\n",
         "umask 007\n",
-        f"mkdir -p -m 2770 {q_dir}\n",
+        f"mkdir -p {q_dir}\n",
         f"chmod 2770 {q_dir}\n",
         f"exec 9> {command(files.job_dir + '/.submit.lock')}\n",
         "flock -w 20 9\n",
