@@ -62,6 +62,8 @@ class Devices:
     exclusive: bool = True
     overlay_mb: int | None = None
     flags: dict[str, str] = field(default_factory=dict)
+    #: ``sbatch_hold=true``: submit held (``--hold`` takes no value, so it is not a flag)
+    held: bool = False
 
 
 def parse_devices(raw: str | None) -> tuple[Devices, tuple[str, ...]]:
@@ -90,6 +92,10 @@ def parse_devices(raw: str | None) -> tuple[Devices, tuple[str, ...]]:
             if not re.fullmatch(r"\d{1,7}", value):
                 raise BadRequest(f"Invalid overlay setting {value!r}: must be an integer >= 0 (MB).")
             devices.overlay_mb = int(value)
+        elif key == "sbatch_hold":
+            if value.lower() not in ("true", "false"):
+                raise BadRequest(f"Invalid hold setting {value!r}: use True or False.")
+            devices.held = value.lower() == "true"
         elif key.startswith("sbatch_"):
             flag = key[len("sbatch_"):]
             if not _FLAG.match(flag):
@@ -218,6 +224,7 @@ def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
         overlay_mb=devices.overlay_mb,
         command=keys.get("JARVICE_CMD", ""),
         interactive=_bool_key(keys, "JOBOBJ_INTERACTIVE"),
+        held=devices.held,
         arch=arch,
         template=template,
     )

@@ -146,6 +146,17 @@ def test_device_sbatch_flag_becomes_a_scheduler_flag() -> None:
     assert dict(spec.scheduler_flags) == {"qos": "high", "constraint": "ib"}
 
 
+def test_device_sbatch_hold_submits_the_job_held() -> None:
+    spec = parse(devices("sbatch_hold=true"))
+    assert spec.held is True and "hold" not in spec.scheduler_flags
+    assert parse(devices("sbatch_hold=False")).held is False
+    assert parse().held is False
+
+
+def test_device_bad_hold_value_is_refused() -> None:
+    refused("Invalid hold setting", devices("sbatch_hold=later"))
+
+
 def test_devices_are_kept_on_the_template() -> None:
     template = parse(devices("partition=debug", "overlay=1")).template
     assert template is not None and template.devices == ("partition=debug", "overlay=1")
