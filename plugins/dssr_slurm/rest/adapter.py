@@ -6,6 +6,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode
 
 from dssr_core import BadRequest, expand_nodelist, format_seconds
 
@@ -114,7 +115,7 @@ class Adapter(ABC):
 
     def accounting_query(self, jobids: Iterable[str]) -> str:
         """The path + query listing the accounting records of ``jobids`` (one call)."""
-        return f"{self.slurmdb}/jobs?step={','.join(jobids)}"
+        return f"{self.slurmdb}/jobs?" + urlencode({"step": ",".join(jobids)})
 
     def queue(self, body: Mapping[str, Any], now: float | None = None) -> list[SlurmJob]:
         """The jobs of this downstream still in the queue (squeue's default view)."""

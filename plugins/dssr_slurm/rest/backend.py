@@ -150,7 +150,8 @@ class RestBackend(SlurmBackend):
         if errors.failed(response):
             exp = identity.claims.get("exp") or claims_of(identity.token).get("exp")
             expired = isinstance(exp, (int, float)) and exp <= time.time()
-            raise errors.submit_error(response, token_expired=expired)
+            slurm_up = errors.connection_lost(response) and not expired and self._answers()
+            raise errors.submit_error(response, token_expired=expired, slurm_up=slurm_up)
         jobid = response.body.get("job_id")
         if not isinstance(jobid, int):
             raise ClusterError(f"slurmrestd accepted the job but gave no job id: {scrub(response.text[:200])}")
@@ -193,6 +194,13 @@ class RestBackend(SlurmBackend):
         response = self._service("GET", f"{adapter.slurm}/ping", "pinging slurmctld")
         if not adapter.pinged(response.body):
             raise ClusterError(f"slurmrestd at {self.settings.url} answers, but no slurmctld is up.")
+
+    def _answers(self) -> bool:
+        try:
+            self.ping()
+        except ClusterError:
+            return False
+        return True
 
     def close(self) -> None:
         self._client.close()

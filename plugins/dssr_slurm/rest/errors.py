@@ -15,6 +15,9 @@ _AUTH_ERRNOS = {1007}  # SLURM_PROTOCOL_AUTHENTICATION_ERROR
 _AUTH_WORDS = re.compile(r"auth|token|expired|credential|jwt|unauthori[sz]ed", re.IGNORECASE)
 #: words meaning slurmrestd could not reach slurmctld/slurmdbd (try again later)
 _DOWN_WORDS = re.compile(r"unable to contact|connection refused|communication|timed? ?out|not responding", re.IGNORECASE)
+#: slurmctld closed the connection without answering (it does so to a token it rejects)
+_HUNG_UP_ERRNOS = {5005}  # SLURM_COMMUNICATIONS_... "Zero Bytes were transmitted or received"
+_HUNG_UP_WORDS = re.compile(r"zero bytes were transmitted", re.IGNORECASE)
 #: "the job is already gone": not an error for cancel
 _GONE_ERRNOS = {2017, 2021}  # ESLURM_INVALID_JOB_ID, ESLURM_ALREADY_DONE
 _GONE_WORDS = re.compile(r"invalid job id|already completing or completed|already done", re.IGNORECASE)
@@ -39,8 +42,17 @@ def errnos(response: Response) -> set[int]:
 
 
 def failed(response: Response) -> bool:
-    """True when slurmrestd says the call did not succeed."""
-    return response.status >= 400 or any(_errors(response.body))
+    """True when slurmrestd says the call did not succeed.
+
+    Only the HTTP status counts: slurmrestd also lists mere notices under ``errors`` in a
+    successful answer (v0.0.38 reports "Job is in held state" for a held submission).
+    """
+    return response.status >= 400
+
+
+def connection_lost(response: Response) -> bool:
+    """slurmctld hung up on slurmrestd (v0.0.38's answer when slurmctld rejects the caller's token)."""
+    return bool(errnos(response) & _HUNG_UP_ERRNOS) or any(_HUNG_UP_WORDS.search(m) for m in messages(response))
 
 
 def is_auth_failure(response: Response) -> bool:
@@ -63,9 +75,16 @@ def status_error(response: Response, what: str) -> ClusterError:
     return ClusterError(f"slurmrestd failed while {what} (HTTP {response.status}): {cause}")
 
 
-def submit_error(response: Response, *, token_expired: bool) -> Exception:
-    """A failed user submission: the user's fault (400) unless slurmrestd or Slurm is down (500)."""
+def submit_error(response: Response, *, token_expired: bool, slurm_up: bool) -> Exception:
+    """A failed user submission: the user's fault (400) unless slurmrestd or Slurm is down (500).
+
+    ``slurm_up`` says whether slurmctld answers the service account right now: when it does,
+    a connection slurmctld dropped on the user's call means it refused the user's token.
+    """
     cause = "; ".join(messages(response))
+    if connection_lost(response) and (slurm_up or token_expired):
+        why = "the token has expired" if token_expired else "slurmctld rejected it and closed the connection"
+        return BadRequest(f"slurmrestd refused the user's token: {why} ({cause})")
     if is_auth_failure(response):
         if token_expired:
             cause = f"the token has expired ({cause})"

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Record real slurmrestd answers into samples/<version>/*.json for the adapters' unit tests.
+
+Run against the test clusters (``python tests/cluster/harness.py up`` first):
+
+    python tests/slurm_rest/capture_samples.py
+
+Each file holds ``{"status": <HTTP status>, "body": <JSON answer>}`` exactly as
+slurmrestd sent it, except ``openapi.json`` which keeps only the path names.
+Request bodies are built by the adapters under test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from dssr_slurm.backend import BatchRequest  # noqa: E402
+from dssr_slurm.rest.versions import adapter_for  # noqa: E402
+from tests.cluster.harness import STATE, Cluster  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "samples"
+
+
+def call(cluster: Cluster, method: str, path: str, user: str, token: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        cluster.restd_url + path,
+        method=method,
+        data=data,
+        headers={"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:
+            return error.code, text.decode()
+
+
+def save(version: str, name: str, status: int, body: Any) -> None:
+    folder = OUT / version
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps({"status": status, "body": body}, indent=1, sort_keys=True) + "\n")
+
+
+def request(cluster: Cluster, name: str, script: str, **kw: Any) -> BatchRequest:
+    workdir = f"{cluster.scratch}/users/kirby"
+    return BatchRequest(
+        name=f"jarvice_{name}", user="kirby", script=script, nodes=1, ntasks=1, exclusive=False,
+        workdir=workdir, output=f"{workdir}/jarvice_{name}.out", partition=cluster.partition,
+        environment={"SAMPLE": "1"}, **kw,
+    )
+
+
+def capture(cluster: Cluster, version: str) -> None:
+    adapter = adapter_for(version)
+    service = cluster.token("jarvice")
+    user_token = cluster.idp.mint(email="kirby@example.com", user="kirby")
+    slurm, slurmdb = adapter.slurm, adapter.slurmdb
+    status, body = call(cluster, "GET", "/openapi/v3", "jarvice", service)
+    save(version, "openapi", status, {"paths": {p: {} for p in body.get("paths", {})}})
+    save(version, "ping", *call(cluster, "GET", f"{slurm}/ping", "jarvice", service))
+    tag = f"s{version[-2:]}"
+    ids = {}
+    for key, script, extra in (
+        ("held", "#!/bin/bash\nsleep 5\n", {"hold": True, "time_limit": "00:05:00"}),
+        ("running", "#!/bin/bash\nsleep 20\n", {"time_limit": "2"}),
+        ("fails", "#!/bin/bash\necho failing\nexit 3\n", {}),
+    ):
+        status, body = call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token,
+                            adapter.submit_body(request(cluster, f"{tag}{key}", script, **extra)))
+        save(version, f"submit_{key}", status, body)
+        ids[key] = str(body["job_id"])
+    time.sleep(4)
+    save(version, "jobs", *call(cluster, "GET", f"{slurm}/jobs", "jarvice", service))
+    save(version, "job_running", *call(cluster, "GET", f"{slurm}/job/{ids['running']}", "jarvice", service))
+    save(version, "job_unknown", *call(cluster, "GET", f"{slurm}/job/999999", "jarvice", service))
+    bad = request(cluster, f"{tag}bad", "#!/bin/bash\ntrue\n")
+    bad = BatchRequest(**{**bad.__dict__, "partition": "nosuchpartition"})
+    save(version, "submit_bad_partition", *call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token, adapter.submit_body(bad)))
+    expired = cluster.idp.mint(email="kirby@example.com", user="kirby", lifespan=-30)
+    save(version, "submit_expired_token", *call(cluster, "POST", f"{slurm}/job/submit", "kirby", expired,
+                                                adapter.submit_body(request(cluster, f"{tag}exp", "#!/bin/bash\ntrue\n"))))
+    save(version, "cancel_running", *call(cluster, "DELETE", f"{slurm}/job/{ids['running']}?signal=TERM", "jarvice", service))
+    body = adapter.release_body()
+    if body is not None:
+        save(version, "release_held", *call(cluster, "POST", f"{slurm}/job/{ids['held']}", "jarvice", service, body))
+    else:
+        cluster.run(["scontrol", "release", ids["held"]])
+    time.sleep(12)
+    save(version, "cancel_gone", *call(cluster, "DELETE", f"{slurm}/job/{ids['fails']}", "jarvice", service))
+    save(version, "jobs_after", *call(cluster, "GET", f"{slurm}/jobs", "jarvice", service))
+    save(version, "acct", *call(cluster, "GET", adapter.accounting_query(ids.values()), "jarvice", service))
+    save(version, "acct_one", *call(cluster, "GET", f"{slurmdb}/job/{ids['fails']}", "jarvice", service))
+    (OUT / version / "ids.json").write_text(json.dumps(ids, indent=1) + "\n")
+
+
+def main() -> None:
+    clusters = {k: Cluster.from_json(v) for k, v in json.loads((STATE / "cluster.json").read_text()).items()}
+    wanted = sys.argv[1:] or ["v0.0.38", "v0.0.40", "v0.0.41", "v0.0.42"]
+    for version in wanted:
+        cluster = clusters["slurm-22.05" if version == "v0.0.38" else "slurm-24.11"]
+        print("capturing", version, "from", cluster.restd_url)
+        capture(cluster, version)
+
+
+if __name__ == "__main__":
+    main()
