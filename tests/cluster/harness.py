@@ -713,6 +713,8 @@ def up_2205() -> Cluster:
         mkdir(d, mode, 0, 0)
     mkdir(STATE / "log", 0o755, "slurm", "slurm")
     mkdir(STATE / "spool", 0o755, 0, 0)
+    for n in NODES:
+        mkdir(STATE / "spool" / f"slurmd-{n}", 0o755, 0, 0)
     mkdir(STATE / "slurmctld", 0o700, "slurm", "slurm")
     os.chown(STATE / "run", pwd.getpwnam("slurm").pw_uid, 0)
 
@@ -976,7 +978,8 @@ def up_2411(host: Cluster) -> Cluster:
     slurm_uid, slurm_gid = _chroot_id("slurm"), _chroot_id("slurm", "group")
     munge_uid, munge_gid = _chroot_id("munge"), _chroot_id("munge", "group")
     for d, mode, o in [("log", 0o755, (slurm_uid, slurm_gid)), ("run", 0o755, (slurm_uid, 0)),
-                       ("spool", 0o755, (0, 0)), ("slurmctld", 0o700, (slurm_uid, slurm_gid))]:
+                       ("spool", 0o755, (0, 0)), ("slurmctld", 0o700, (slurm_uid, slurm_gid)),
+                       *[(f"spool/slurmd-{n}", 0o755, (0, 0)) for n in TNODES]]:
         mkdir(st / d, mode, *o)
     sh(["mount", "-t", "proc", "proc", str(CHROOT / "proc")])
     _bind("/sys", "/sys", recursive=True)
@@ -1175,6 +1178,8 @@ def _kill(pids: Iterable[int], grace: float = 5.0) -> None:
         if not pids:
             break
         time.sleep(0.1)
+    if pids:
+        log("SIGKILL after {:.0f}s: {}".format(grace, ", ".join(f"{p} {_comm(p)}" for p in sorted(pids))))
     for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
@@ -1183,6 +1188,13 @@ def _kill(pids: Iterable[int], grace: float = 5.0) -> None:
     if pids:
         time.sleep(0.2)
     _reap(all_pids)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 def _reap(pids: Iterable[int]) -> None:
@@ -1303,6 +1315,54 @@ def _uid_of(pid: int) -> int:
 
 
 # --------------------------------------------------------------------------- entry points
+LOCK_FILE = CACHE / "session.lock"
+
+
+class SessionLock:
+    """One test session (or CLI up/down) drives the cluster at a time on this machine."""
+
+    def __init__(self, timeout: float = 1200):
+        self.timeout = timeout
+        self.fd: int | None = None
+
+    def __enter__(self) -> "SessionLock":
+        import fcntl
+
+        CACHE.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        said = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if not said:
+                    log(f"another session holds {LOCK_FILE}: waiting up to {self.timeout:.0f}s")
+                    said = True
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise HarnessError(f"another session still holds {LOCK_FILE} after {self.timeout:.0f}s")
+                time.sleep(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def save_logs() -> Path | None:
+    """Copy the daemons' logs out of the state dir (which `down` removes)."""
+    logs = STATE / "log"
+    if not logs.exists():
+        return None
+    keep = Path(f"/tmp/dssr-test-cluster-failed-logs-{int(time.time())}")
+    shutil.copytree(logs, keep, dirs_exist_ok=True)
+    if (STATE / "c2411" / "log").exists():
+        shutil.copytree(STATE / "c2411" / "log", keep / "c2411", dirs_exist_ok=True)
+    return keep
+
 def up(with_2411: bool = False) -> Cluster:
     why = preflight()
     if why:
@@ -1317,41 +1377,46 @@ def up(with_2411: bool = False) -> Cluster:
     return host
 
 
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["up", "down", "status", "up-2411", "down-2411"])
     ap.add_argument("--without-2411", action="store_true", help="up: only the Slurm 22.05 cluster")
     a = ap.parse_args(argv)
-    if a.action == "up":
-        try:
-            up(with_2411=not a.without_2411)
-        except Exception as e:
-            log(f"up failed: {e}")
-            log("cleaning up (logs were in the state dir)")
-            logs = STATE / "log"
-            if logs.exists():
-                keep = Path(f"/tmp/dssr-test-cluster-failed-logs-{int(time.time())}")
-                shutil.copytree(logs, keep, dirs_exist_ok=True)
+    with SessionLock(timeout=60 if a.action != "status" else 0.1) if a.action != "status" else _NoLock():
+        if a.action == "up":
+            try:
+                up(with_2411=not a.without_2411)
+            except Exception as e:
+                log(f"up failed: {e}")
+                keep = save_logs()
                 log(f"logs kept in {keep}")
-            if os.environ.get("DSSR_CLUSTER_KEEP_FAILED") == "1":
-                log("DSSR_CLUSTER_KEEP_FAILED=1: left as is for inspection; `down` cleans")
+                if os.environ.get("DSSR_CLUSTER_KEEP_FAILED") == "1":
+                    log("DSSR_CLUSTER_KEEP_FAILED=1: left as is for inspection; `down` cleans")
+                    return 1
+                down()
                 return 1
+            print(json.dumps(status(), indent=1))
+        elif a.action == "up-2411":
+            host = load()
+            if host is None:
+                log("no 22.05 cluster: run `up` first")
+                return 1
+            up_2411(host)
+        elif a.action == "down-2411":
+            down_2411()
+        elif a.action == "down":
             down()
-            return 1
-        print(json.dumps(status(), indent=1))
-    elif a.action == "up-2411":
-        host = load()
-        if host is None:
-            log("no 22.05 cluster: run `up` first")
-            return 1
-        up_2411(host)
-    elif a.action == "down-2411":
-        down_2411()
-    elif a.action == "down":
-        down()
-    else:
-        print(json.dumps(status(), indent=1))
-        return 0 if status()["alive_2205"] else 3
+        else:
+            print(json.dumps(status(), indent=1))
+            return 0 if status()["alive_2205"] else 3
     return 0
 
 

@@ -1,0 +1,143 @@
+"""pytest plugin: the real Slurm test cluster as session fixtures.
+
+Load with ``pytest_plugins = ["tests.cluster.fixtures"]``. Fixtures:
+
+* ``slurm_cluster``     -> ``tests.cluster.harness.Cluster`` (Slurm 22.05, two nodes, sshd, slurmrestd)
+* ``slurm2411_cluster`` -> ``Cluster`` for Slurm 24.11 (chroot), started only when a test asks for it
+
+Without root or the Debian packages every cluster test is skipped with one line
+saying why; with ``CI=true`` that is a failure instead. ``DSSR_CLUSTER_REUSE=1``
+uses a cluster left up by ``python tests/cluster/harness.py up`` and leaves it up.
+See docs/test-cluster.md.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.cluster import harness
+from tests.cluster.harness import Cluster
+
+__all__ = ["slurm_cluster", "slurm2411_cluster", "Cluster"]
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _reuse() -> bool:
+    return os.environ.get("DSSR_CLUSTER_REUSE") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster: needs the real Slurm test cluster (root, Debian packages); see docs/test-cluster.md")
+
+
+class _Guard:
+    """Runs the teardown once: from the fixture finalizer, at exit, or on SIGTERM/SIGHUP."""
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], object]] = []
+        self._lock = threading.Lock()
+        self._old: dict[int, object] = {}
+        self._session_lock: harness.SessionLock | None = None
+        atexit.register(self.run)
+
+    def arm(self, step: Callable[[], object]) -> None:
+        with self._lock:
+            self._steps.append(step)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if sig not in self._old:
+                    self._old[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Unwind pytest like Ctrl-C does, so session finalizers (and so teardown) run.
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def hold_session_lock(self) -> None:
+        if self._session_lock is None:
+            self._session_lock = harness.SessionLock().__enter__()
+
+    def run(self) -> None:
+        with self._lock:
+            steps, self._steps = self._steps[::-1], []
+        for step in steps:
+            try:
+                step()
+            except Exception as e:  # teardown must go on
+                harness.log(f"teardown step failed: {e}")
+        if self._session_lock is not None:
+            self._session_lock.__exit__(None, None, None)
+            self._session_lock = None
+        if threading.current_thread() is threading.main_thread():
+            for sig, old in self._old.items():
+                signal.signal(sig, old)  # type: ignore[arg-type]
+            self._old.clear()
+
+
+_guard = _Guard()
+
+
+def _unavailable(reason: str) -> None:
+    msg = f"cluster tier: {reason}"
+    if _ci():
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Cluster]:
+    """The Slurm 22.05 cluster (see harness.Cluster for the fields)."""
+    why = harness.preflight()
+    if why:
+        _unavailable(why)
+    if _reuse() and harness.alive("slurm-22.05"):
+        cluster = harness.load("slurm-22.05")
+        assert cluster is not None
+        yield cluster
+        return
+    try:
+        _guard.hold_session_lock()
+        _guard.arm(harness.down)
+        cluster = harness.up(with_2411=False)
+    except Exception as e:
+        keep = harness.save_logs()
+        _guard.run()
+        if _ci():
+            raise
+        pytest.skip(f"cluster tier: the Slurm test cluster did not start: {_first_line(e)} (logs: {keep})")
+    yield cluster
+    _guard.run()  # started by this session: torn down by it, also with DSSR_CLUSTER_REUSE=1
+
+
+@pytest.fixture(scope="session")
+def slurm2411_cluster(slurm_cluster: Cluster) -> Iterator[Cluster]:
+    """The Slurm 24.11 cluster (Debian 13 chroot); brought up on first use."""
+    if _reuse() and harness.alive("slurm-24.11"):
+        cluster = harness.load("slurm-24.11")
+        assert cluster is not None
+        yield cluster
+        return
+    try:
+        if not _reuse():
+            _guard.arm(harness.down_2411)
+        cluster = harness.up_2411(slurm_cluster)
+    except Exception as e:
+        keep = harness.save_logs()
+        harness.down_2411()
+        if _ci():
+            raise
+        pytest.skip(f"cluster tier: the Slurm 24.11 cluster did not start: {_first_line(e)} (logs: {keep})")
+    yield cluster
+    # torn down with the session (the guard runs down_2411 before down); in reuse mode it stays up
