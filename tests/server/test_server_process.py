@@ -108,3 +108,17 @@ def test_a_job_survives_a_server_restart(tmp_path: Path) -> None:
         assert rc == 0 and "done" in stdout and "COMPLETED" in termination
     finally:
         again.stop()
+
+
+def test_gc_answers_bad_with_500_when_the_cluster_does_not_answer(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = Server(state).start()
+    try:
+        assert server.get("/gc").json() == {"status": "OK"}
+        (state / "jobs").rename(tmp_path / "jobs-away")  # the local connector's "cluster" is gone
+        answer = server.get("/gc")
+        assert (answer.status, answer.json()) == (500, {"status": "BAD"})
+        (tmp_path / "jobs-away").rename(state / "jobs")
+        assert server.get("/gc").json() == {"status": "OK"}
+    finally:
+        server.stop()
