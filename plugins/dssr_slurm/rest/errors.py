@@ -89,7 +89,7 @@ def submit_error(response: Response, *, token_expired: bool, slurm_up: bool) -> 
         if token_expired:
             cause = f"the token has expired ({cause})"
         return BadRequest(f"slurmrestd refused the user's token: {cause}")
-    if response.status >= 502 or any(_DOWN_WORDS.search(m) for m in messages(response)):
+    if response.status >= 502 or connection_lost(response) or any(_DOWN_WORDS.search(m) for m in messages(response)):
         return ClusterError(f"slurmrestd could not submit the job (HTTP {response.status}): {cause}")
     return BadRequest(f"Slurm refused the job: {cause}")
 
