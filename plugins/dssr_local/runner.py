@@ -57,9 +57,9 @@ def supervise(job_dir: Path) -> int:
                 reader.start()
         while True:
             pid, status = os.wait()
-            rank = ranks.pop(pid, None)
-            if rank is None:
+            if pid not in ranks:
                 continue
+            rank = ranks.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if rank == 0:
                 if marker is None:
