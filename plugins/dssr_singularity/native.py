@@ -62,6 +62,8 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
         "DSSR_IMAGE_SOURCE": "docker://" + reference,
         "DSSR_IMAGE_DIR": image_dir,
         "DSSR_IMAGE_FILE": image_file,
+        "DSSR_IMAGE_UMASK": "077" if creds else "022",
+        "DSSR_IMAGE_MODE": "0600" if creds else "0644",
         "DSSR_LOCK_DIR": f"{scratch}/cache",
         "DSSR_LOCK": lock,
         "DSSR_CACHEDIR": f"{settings.tmpdir.rstrip('/')}/dssr-apptainer-cache-{_user(ctx.cluster_user)}",

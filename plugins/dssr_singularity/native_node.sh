@@ -42,7 +42,10 @@ dssr_pull() {
         fi
         export APPTAINER_CACHEDIR="$DSSR_CACHEDIR" SINGULARITY_CACHEDIR="$DSSR_CACHEDIR"
         dssr_log "pulling $DSSR_IMAGE_SOURCE into $DSSR_IMAGE_FILE"
-        "$DSSR_BINARY" "$DSSR_VERBOSITY" pull "$partial" "$DSSR_IMAGE_SOURCE" && mv -f "$partial" "$DSSR_IMAGE_FILE"
+        # shared images must be readable by every user, private ones by their owner only
+        umask "$DSSR_IMAGE_UMASK"
+        "$DSSR_BINARY" "$DSSR_VERBOSITY" pull "$partial" "$DSSR_IMAGE_SOURCE" &&
+            chmod "$DSSR_IMAGE_MODE" "$partial" && mv -f "$partial" "$DSSR_IMAGE_FILE"
         rc=$?
         if [ "$rc" -ne 0 ]; then
             rm -f "$partial"

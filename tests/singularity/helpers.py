@@ -135,7 +135,8 @@ def start_nodes(launch: Launch, ctx: LaunchContext, path: str, nodes: int = 2,
             "DSSR_STANDIN_PULL_SECONDS": "0.3",
             **(env or {}),
         }
-        procs.append(subprocess.Popen(["bash", str(script)], cwd=ctx.job_dir, env=node_env, text=True,
+        # a restrictive umask, as cluster users often have (the job inherits the submitter's)
+        procs.append(subprocess.Popen(["bash", str(script)], cwd=ctx.job_dir, env=node_env, text=True, umask=0o077,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     return procs
 

@@ -81,3 +81,18 @@ def test_each_rank_returns_its_commands_exit_code(tmp_path):
     runs = run_nodes(launch, ctx, standin_path(tmp_path), nodes=2)
     assert [r.rc for r in runs] == [3, 4]
     assert not list(Path(ctx.job_dir).glob("overlay-*.img"))
+
+
+def test_a_shared_image_is_readable_by_every_user_and_a_private_one_by_its_owner_only(tmp_path):
+    shared, private = context(tmp_path, job="shared"), context(tmp_path, job="private")
+    path = standin_path(tmp_path)
+    env: dict[str, str] = {}
+    run_nodes(executor().launch(native_spec(), shared), shared, path, nodes=1, env=env)
+    exe = executor(JARVICE_DOCKER_USERNAME=b64("u"), JARVICE_DOCKER_PASSWORD=b64("p"))
+    launch = exe.launch(native_spec(image=PRIVATE), private)
+    write_secrets(launch, private)
+    run_nodes(launch, private, path, nodes=1, env=env)
+    (shared_image,) = (tmp_path / "images").glob("*.sif")
+    (private_image,) = (Path(private.user_scratch) / "images").glob("*.sif")
+    assert shared_image.stat().st_mode & 0o777 == 0o644
+    assert private_image.stat().st_mode & 0o777 == 0o600
