@@ -1,0 +1,87 @@
+"""One squeue serves every concurrent caller; sacct look-ups of concurrent callers are batched."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dssr_core import ClusterError
+from dssr_slurm.sharing import Batcher, SharedSnapshot
+
+
+def test_snapshot_is_reused_within_its_ttl_and_refreshed_after() -> None:
+    now = [0.0]
+    calls: list[int] = []
+    snap = SharedSnapshot(lambda: calls.append(1) or len(calls), ttl=2.0, clock=lambda: now[0])
+    assert snap.get() == 1 and snap.get() == 1
+    now[0] = 2.5
+    assert snap.get() == 2
+
+
+def test_concurrent_callers_share_one_refresh() -> None:
+    calls: list[int] = []
+
+    def fetch() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    snap = SharedSnapshot(fetch, ttl=5.0)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(snap.get())) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [42] * 16 and len(calls) == 1
+
+
+def test_a_failed_refresh_is_an_error_for_its_callers_and_is_not_kept() -> None:
+    outcomes = [ClusterError("down"), 7]
+
+    def fetch() -> int:
+        value = outcomes.pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    snap = SharedSnapshot(fetch, ttl=5.0)
+    with pytest.raises(ClusterError):
+        snap.get()
+    assert snap.get() == 7
+
+
+def test_invalidate_forces_the_next_refresh() -> None:
+    calls: list[int] = []
+    snap = SharedSnapshot(lambda: calls.append(1) or len(calls), ttl=60.0)
+    snap.get()
+    snap.invalidate()
+    assert snap.get() == 2
+
+
+def test_concurrent_lookups_are_gathered_into_few_calls() -> None:
+    batches: list[list[str]] = []
+
+    def fetch(keys: list[str]) -> dict[str, str]:
+        batches.append(keys)
+        time.sleep(0.1)
+        return {k: k.upper() for k in keys if k != "missing"}
+
+    batcher = Batcher(fetch)
+    results: dict[str, dict[str, str]] = {}
+    keys = [f"k{i}" for i in range(20)] + ["missing"]
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, batcher.get([k]))) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["k3"] == {"k3": "K3"} and results["missing"] == {}
+    assert len(batches) <= 3 and sum(len(b) for b in batches) == len(keys)
+
+
+def test_a_failed_lookup_is_an_error_for_every_caller_of_that_batch() -> None:
+    batcher: Batcher[str] = Batcher(lambda keys: (_ for _ in ()).throw(ClusterError("sacct down")))
+    with pytest.raises(ClusterError):
+        batcher.get(["1"])
