@@ -101,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(downstream: Downstream, server: ServerSettings, settings: Settings) -> None:
     """One start-up report: what serves, where, and how (never a secret)."""
-    details = ", ".join(f"{key}={value}" for key, value in downstream.describe().items())
+    details = ", ".join(
+        f"{key}={value}" for key, value in downstream.describe().items() if key not in ("connector", "executor")
+    )
     auth = "upstream token required" if settings.raw(AUTH_TOKEN_VARIABLE) else "no upstream authentication"
     log.info(
         "dssr-server listening on http://%s:%s (connector %s, executor %s, %d threads, %s; %s)",

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dssr_core import Downstream, DssrError, Settings
+from dssr_core import ClusterError, Downstream, DssrError, Settings
 
 from .legacy import register
 
@@ -64,7 +64,9 @@ def _install_auth(app: Flask, token: str | None) -> None:
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(DssrError)
     def dssr_error(exc: DssrError) -> tuple[Response, int]:
-        if exc.http_status >= 500:
+        if isinstance(exc, ClusterError) and exc.transient:
+            log.info("%s %s: %s (the upstream will ask again)", request.method, request.path, exc)
+        elif exc.http_status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, exc)
         else:
             log.info("%s %s refused: %s", request.method, request.path, exc)
