@@ -39,6 +39,8 @@ def supervise(job_dir: Path) -> int:
     seen = threading.Event()
     reader: threading.Thread | None = None
     ranks: dict[int, int] = {}
+    # kept referenced: a Popen collected while running is reaped by subprocess itself, hiding its exit from os.wait
+    procs: list[subprocess.Popen[bytes]] = []
     with open(job_dir / OUTPUT_FILE, "ab", buffering=0) as output:
         for rank in range(plan.nodes):
             env = dict(plan.environment, PROCESS_PROCID=str(rank))
@@ -52,6 +54,7 @@ def supervise(job_dir: Path) -> int:
                 stderr=subprocess.STDOUT,
             )
             ranks[proc.pid] = rank
+            procs.append(proc)
             if piped and marker is not None and proc.stdout is not None:
                 reader = threading.Thread(target=_copy_lines, args=(proc.stdout, output, marker, seen), daemon=True)
                 reader.start()

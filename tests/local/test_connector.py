@@ -115,7 +115,10 @@ def test_another_rank_failing_fails_the_job(connector: LocalConnector) -> None:
 
 
 def test_every_rank_gets_the_node_variables(connector: LocalConnector, state_dir: Path) -> None:
-    ref = submit(connector, "vars", 'echo "$PROCESS_PROCID $JOB_NNODES $JOB_NTASKS $JOB_JOBID $JOB_SUBMIT_DIR $JOB_JOB_NODELIST"', nodes=2, cores=3)
+    show = 'echo "$PROCESS_PROCID $JOB_NNODES $JOB_NTASKS $JOB_JOBID $JOB_SUBMIT_DIR $JOB_JOB_NODELIST"'
+    # rank 0 ending ends the job: it waits for rank 1's line first
+    wait_rank_1 = '[ "$PROCESS_PROCID" = 0 ] && until grep -q "^1 " output.log; do sleep 0.02; done'
+    ref = submit(connector, "vars", f"{show}; {wait_rank_1}; true", nodes=2, cores=3)
     end = wait_end(connector, ref)
     host = connector.hostname
     job_dir = state_dir / "jobs" / ref.jobid
