@@ -280,7 +280,12 @@ class LocalConnector(Connector):
     def terminate(self, ref: JobRef, force: bool = False) -> None:
         with self._lock:
             record = self._record(ref)
-            if record is None or record.state.finished:
+            if record is None:
+                return
+            if record.state.finished:
+                if force and record.state is JobState.CANCELLED and record.pid is not None:
+                    # an abort after a shutdown: no more grace for what is left of the job
+                    procs.signal_group(record.pid, signal.SIGKILL)
                 return
             reason = "terminated" + (" at once" if force else "")
             self._finish(record, JobState.CANCELLED, JobState.CANCELLED.rc, time.time(), reason)

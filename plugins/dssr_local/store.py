@@ -136,6 +136,9 @@ class JobStore:
         rows = self._execute("SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY id", ACTIVE).fetchall()
         return [_record(row) for row in rows]
 
+    def all(self) -> list[JobRecord]:
+        return [_record(row) for row in self._execute("SELECT * FROM jobs ORDER BY id").fetchall()]
+
     def mark_running(self, jobid: int, pid: int, pid_start: str | None, started: float) -> None:
         self._execute(
             "UPDATE jobs SET state = ?, pid = ?, pid_start = ?, started = ? WHERE id = ?",

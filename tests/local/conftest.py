@@ -45,7 +45,7 @@ def make_connector(local_env: dict[str, str]) -> Iterator[MakeConnector]:
     for connector in made:
         pids = set()
         try:
-            pids = {r.pid for r in connector.store.active() if r.pid}
+            pids = {r.pid for r in connector.store.all() if r.pid}
         except Exception:  # noqa: BLE001 - already closed
             pass
         for pid in pids:

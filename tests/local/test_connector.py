@@ -73,7 +73,17 @@ def test_terminate_does_not_wait_for_the_grace_period(make_connector: MakeConnec
     assert time.monotonic() - started < 1.0
     assert connector.exit_status(ref).rc == -15
     assert not gone(int(pidfile.read_text()))  # still in its grace period
-    connector.terminate(ref, force=True)  # already cancelled: nothing more to do, not an error
+
+
+def test_force_after_terminate_kills_without_waiting_for_the_grace_period(make_connector: MakeConnector, tmp_path: Path) -> None:
+    connector = make_connector(JARVICE_LOCAL_KILL_GRACE="30")
+    pidfile = tmp_path / "stubborn.pid"
+    ref = submit(connector, "stubborn", f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.1; done")
+    wait_until("the job to start", lambda: pidfile.exists() and pidfile.read_text().strip())
+    connector.terminate(ref)
+    connector.terminate(ref, force=True)
+    wait_until("the job to be killed", lambda: gone(int(pidfile.read_text())), timeout=3.0)
+    assert connector.exit_status(ref).state is JobState.CANCELLED
 
 
 def test_force_terminate_kills_at_once(make_connector: MakeConnector, tmp_path: Path) -> None:
