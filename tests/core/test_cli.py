@@ -41,7 +41,7 @@ def test_plugins_lists_connectors_and_executors() -> None:
 
 
 def test_submit_runs_a_native_job_and_exitstatus_shows_its_output(tmp_path: Path) -> None:
-    code, out = dssr(tmp_path, "submit", "--name", "cli-job", "--nodes", "2", "--", "sh", "-c", "echo rank $PROCESS_PROCID")
+    code, out = dssr(tmp_path, "submit", "--name", "cli-job", "--nodes", "2", "--", "sh", "-c", "echo rank $PROCESS_PROCID; sleep 1")
     assert code == 0
     jobid = out.strip()
     text = wait_exit(tmp_path, "cli-job", jobid)
