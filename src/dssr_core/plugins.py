@@ -52,7 +52,7 @@ def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | 
         raise PluginError(f'No such {kind} "{name}". Available {kind}s: {names}')
     try:
         cls = ep.load()
-    except ImportError as exc:
+    except (ImportError, AttributeError) as exc:  # module missing, or the class missing from it
         dist = getattr(ep, "dist", None)
         package = dist.name if dist is not None else ep.value.split(":")[0].split(".")[0]
         raise PluginError(

@@ -57,6 +57,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         version = "0.1.0"
         [project.entry-points."dssr.connectors"]
         broken = "dssr_broken_missing.connector:BrokenConnector"
+        classless = "dssr_core:NoSuchConnector"
         [tool.setuptools]
         packages = []
     """))
@@ -108,6 +109,11 @@ def test_an_unknown_connector_lists_the_installed_ones(with_site: Path) -> None:
 def test_a_connector_that_cannot_be_imported_names_its_package(with_site: Path) -> None:
     with pytest.raises(PluginError, match="cannot be imported .*install or repair the package 'dssr-broken-connector'"):
         load_connector("broken", Settings({}))
+
+
+def test_a_connector_whose_class_is_missing_names_its_package(with_site: Path) -> None:
+    with pytest.raises(PluginError, match="cannot be imported .*install or repair the package 'dssr-broken-connector'"):
+        load_connector("classless", Settings({}))
 
 
 def test_an_unknown_executor_lists_the_installed_ones() -> None:
