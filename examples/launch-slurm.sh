@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Start jarvice-dssr for a Slurm cluster (SSH interface). Edit the values, then:
+#   bash launch-slurm.sh
+# Every variable is described in docs/slurm.md. Secrets come from files, never from this script.
+set -euo pipefail
+
+# -- the cluster ---------------------------------------------------------------------------
+export JARVICE_BAREMETAL_CONNECTOR=slurm
+export JARVICE_SLURM_INTERFACE=cli
+export JARVICE_SLURM_CLUSTER_ADDR=login1.cluster.example
+export JARVICE_SLURM_CLUSTER_PORT=22
+export JARVICE_SLURM_SSH_USER=jarvice
+# the service user's private key (PEM/OpenSSH text or base64 of it)
+JARVICE_SLURM_SSH_PKEY="$(cat /etc/jarvice-dssr/jarvice_ed25519)"
+export JARVICE_SLURM_SSH_PKEY
+# pin the login node's host key: a known_hosts file, or its fingerprint
+export JARVICE_SLURM_SSH_KNOWN_HOSTS=/etc/jarvice-dssr/known_hosts
+# export JARVICE_SLURM_SSH_HOST_KEY=SHA256:...
+export JARVICE_SLURM_COMMAND_TIMEOUT=30
+export JARVICE_SLURM_STATUS_TTL=2
+export JARVICE_SLURM_KILL_GRACE=10
+
+# -- storage and users ---------------------------------------------------------------------
+export JARVICE_BAREMETAL_SCRATCH_DIR=/jxe_scratch
+export JARVICE_PVCLS_ROOTS=""
+export JARVICE_USERS_ID_MAPPING_FILE=/etc/jarvice-dssr/users_id_mapping_configuration.yaml
+
+# -- the upstream's identity provider (bearer tokens are verified) --------------------------
+export JARVICE_JWT_VERIFY=true
+export JARVICE_JWT_ISSUER=https://keycloak.example/realms/jarvice
+export JARVICE_JWT_JWKS_URL="$JARVICE_JWT_ISSUER/protocol/openid-connect/certs"
+export JARVICE_JWT_AUDIENCE=jarvice
+export JARVICE_JWT_LEEWAY=60
+
+# -- what runs on the nodes ----------------------------------------------------------------
+export JARVICE_BAREMETAL_EXECUTOR=singularity
+export JARVICE_SYSTEM_REGISTRY=us-docker.pkg.dev
+export JARVICE_SYSTEM_REPO_BASE=jarvice-system/images
+export JARVICE_IMAGES_TAG=jarvice-master
+# registry credentials, base64 (they reach jobs only through each job's 0600 secrets file)
+JARVICE_DOCKER_USERNAME="$(base64 -w0 < /etc/jarvice-dssr/registry_user)"
+JARVICE_DOCKER_PASSWORD="$(base64 -w0 < /etc/jarvice-dssr/registry_password)"
+export JARVICE_DOCKER_USERNAME JARVICE_DOCKER_PASSWORD
+export JARVICE_BAREMETAL_HTTP_PROXY=""
+export JARVICE_BAREMETAL_HTTPS_PROXY=""
+export JARVICE_BAREMETAL_NO_PROXY=""
+
+# -- the server ----------------------------------------------------------------------------
+export WAITRESS_BIND_ADDRESS=0.0.0.0
+export WAITRESS_PORT=5000
+export WAITRESS_THREADS=16
+export JARVICE_SCHED_LOGLEVEL=20
+
+exec dssr-server "$@"
