@@ -61,9 +61,9 @@ class _Guard:
         # Unwind pytest like Ctrl-C does, so session finalizers (and so teardown) run.
         raise KeyboardInterrupt(f"signal {signum}")
 
-    def hold_session_lock(self) -> None:
+    def hold_session_lock(self, shared: bool = False) -> None:
         if self._session_lock is None:
-            self._session_lock = harness.SessionLock().__enter__()
+            self._session_lock = harness.SessionLock(shared=shared).__enter__()
 
     def run(self) -> None:
         with self._lock:
@@ -105,7 +105,10 @@ def slurm_cluster() -> Iterator[Cluster]:
     if _reuse() and harness.alive("slurm-22.05"):
         cluster = harness.load("slurm-22.05")
         assert cluster is not None
+        _guard.hold_session_lock(shared=True)  # no other session may take it down meanwhile
+        _guard.arm(lambda: None)
         yield cluster
+        _guard.run()
         return
     try:
         _guard.hold_session_lock()

@@ -768,7 +768,8 @@ Subsystem sftp internal-sftp
     m = mkdir(STATE / "munge", 0o755, "munge", "munge")
     write(m / "munge.key", secrets.token_bytes(1024), 0o400, "munge", "munge")
     munge_socket = str(m / "munge.socket.2")
-    munged = spawn("munged", ["runuser", "-u", "munge", "--", "/usr/sbin/munged", "-F", f"--key-file={m}/munge.key",
+    munged = spawn("munged", ["setpriv", "--reuid=munge", "--regid=munge", "--init-groups",
+                              "/usr/sbin/munged", "-F", f"--key-file={m}/munge.key",
                               f"--socket={munge_socket}", f"--pid-file={m}/munged.pid",
                               f"--log-file={m}/munged.log", f"--seed-file={m}/munged.seed"])
 
@@ -1164,8 +1165,26 @@ def _ours(created_uids: set[int]) -> set[int]:
 
 
 def _kill(pids: Iterable[int], grace: float = 5.0) -> None:
+    """SIGKILL job processes (slurmstepd and below, user processes) at once, SIGTERM the daemons,
+    SIGKILL what is left after ``grace``; then wait for the exits to be collected."""
     pids = set(pids)
-    for p in pids:
+    jobs = set()
+    children: dict[int, list[int]] = {}
+    for p in _all_pids():
+        children.setdefault(_ppid(p), []).append(p)
+    todo = [p for p in pids if _comm(p) == "slurmstepd" or _uid_of(p) >= 1000 and _uid_of(p) != 65534]
+    while todo:
+        p = todo.pop()
+        if p in jobs:
+            continue
+        jobs.add(p)
+        todo.extend(children.get(p, []))
+    for p in jobs & pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for p in pids - jobs:
         try:
             os.kill(p, signal.SIGTERM)
         except ProcessLookupError:
@@ -1185,9 +1204,13 @@ def _kill(pids: Iterable[int], grace: float = 5.0) -> None:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    if pids:
-        time.sleep(0.2)
-    _reap(all_pids)
+    # wait until the kernel has let go of them (our children: reaped here; orphans: by init)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        _reap(all_pids)
+        if not any(Path(f"/proc/{p}").exists() for p in all_pids):
+            break
+        time.sleep(0.05)
 
 
 def _comm(pid: int) -> str:
@@ -1321,8 +1344,9 @@ LOCK_FILE = CACHE / "session.lock"
 class SessionLock:
     """One test session (or CLI up/down) drives the cluster at a time on this machine."""
 
-    def __init__(self, timeout: float = 1200):
+    def __init__(self, timeout: float = 1200, shared: bool = False):
         self.timeout = timeout
+        self.shared = shared  # sessions reusing a running cluster share; up/down is exclusive
         self.fd: int | None = None
 
     def __enter__(self) -> "SessionLock":
@@ -1334,7 +1358,7 @@ class SessionLock:
         said = False
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 return self
             except BlockingIOError:
                 if not said:
@@ -1421,4 +1445,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except HarnessError as e:
+        log(str(e))
+        sys.exit(2)
