@@ -39,6 +39,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "cluster: needs the real Slurm test cluster (root, Debian packages); see docs/test-cluster.md")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Point every "cluster tier:" skip at this file, so `-ra` folds them into ONE line."""
+    rep = yield
+    if rep.skipped and isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+        reason = str(rep.longrepr[2])
+        if reason.startswith("Skipped: cluster tier:") or reason.startswith("cluster tier:"):
+            rep.longrepr = (__file__, _SKIP_LINE, reason)
+    return rep
+
+
+_SKIP_LINE = 1
+
+
 class _Guard:
     """Runs the teardown once: from the fixture finalizer, at exit, or on SIGTERM/SIGHUP."""
 
