@@ -236,6 +236,8 @@ class SSHPool:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as exc:
             raise ClusterError(f"Cannot reach the cluster's SSH server at {where} ({exc.strerror or exc}).") from None
+        # small request/answer packets: without TCP_NODELAY each command waits on delayed ACKs (~40 ms)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock)
         try:
             transport.banner_timeout = self.connect_timeout
