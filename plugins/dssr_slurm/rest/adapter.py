@@ -114,7 +114,9 @@ class Adapter(ABC):
         ]
 
     def accounting_query(self, jobids: Iterable[str]) -> str:
-        """The path + query listing the accounting records of ``jobids`` (one call)."""
+        """The path + query listing the accounting records of ``jobids`` (one call).
+
+        ``step=ID,ID`` with the commas encoded: v0.0.38 (22.05) refuses a raw comma."""
         return f"{self.slurmdb}/jobs?" + urlencode({"step": ",".join(jobids)})
 
     def queue(self, body: Mapping[str, Any], now: float | None = None) -> list[SlurmJob]:

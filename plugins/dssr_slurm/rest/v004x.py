@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode
 
 from dssr_core import format_seconds
 
@@ -107,6 +108,11 @@ class V004x(Adapter):
             elapsed=format_seconds(seconds or 0),
             exit_code=self.exit_code(item),
         )
+
+    def accounting_query(self, jobids: Iterable[str]) -> str:
+        """``step`` repeated once per id: these versions read repeated keys as a list (24.11 refuses
+        a comma, raw or encoded)."""
+        return f"{self.slurmdb}/jobs?" + urlencode([("step", jobid) for jobid in jobids])
 
     def release_body(self) -> dict[str, Any] | None:
         if self._minor == 39:
