@@ -9,7 +9,8 @@
   exit code (or, with a success marker, whether its output holds that line);
 * the **submission script**, sent on stdin of one SSH command as the job's
   user: it checks by name that the job does not exist yet (under a lock, so
-  two servers cannot submit it twice), writes the job folder, the secrets file
+  two servers cannot submit it twice: the job folder's ``.jobid`` record, or
+  ``squeue`` by name when an earlier attempt left no record), writes the job folder, the secrets file
   (mode 0600) and the scripts, then runs ``sbatch``.
 """
 
@@ -26,6 +27,8 @@ LAUNCH_SCRIPT = "launch.sh"
 SECRETS_FILE = ".secrets.env"
 RANK0_LOG = "rank0.log"
 RANK0_RC = "rank0.rc"
+#: the job id, written under the submission lock right after sbatch (the by-name check of a retry)
+JOBID_FILE = ".jobid"
 #: printed by the submission script before the job id it found or created
 ID_TAG = "DSSR_JOBID="
 EXISTING_TAG = "DSSR_EXISTING="
@@ -141,15 +144,21 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
     q_dir = command(files.job_dir)
     find_existing = command("squeue", "-h", "-t", "all", "-u", request.user, "-n", request.name, "-o", "%i")
     sbatch = command("sbatch", request.sbatch_options(), files.job_dir + "/batch.sh")
+    q_mark = command(files.job_dir + "/" + JOBID_FILE)
     parts = [
         "set -e\n",
+        "trap '' HUP PIPE\n",  # a dropped connection must not stop the script between sbatch and the record
         "umask 007\n",
         f"mkdir -p {q_dir}\n",
         f"chmod 2770 {q_dir}\n",
         f"exec 9> {command(files.job_dir + '/.submit.lock')}\n",
         "flock -w 20 9\n",
-        f"existing=$({find_existing} | head -n 1)\n",
-        f'if [ -n "$existing" ]; then echo "{EXISTING_TAG}$existing"; exit 0; fi\n',
+        f'if [ -s {q_mark} ]; then echo "{EXISTING_TAG}$(cat {q_mark})"; exit 0; fi\n',
+        # an earlier attempt that got no record: ask Slurm by name
+        f"if [ -e {command(files.job_dir + '/batch.sh')} ]; then\n",
+        f"    existing=$({find_existing} | head -n 1)\n",
+        f'    if [ -n "$existing" ]; then echo "$existing" > {q_mark}; echo "{EXISTING_TAG}$existing"; exit 0; fi\n',
+        "fi\n",
         f": > {command(files.secrets_file)}\n",
         f"chmod 600 {command(files.secrets_file)}\n",
         _heredoc(files.secrets_file, exports(secrets) if secrets else "# no secrets", "SECRETS"),
@@ -158,7 +167,9 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
         _heredoc(files.job_dir + "/batch.sh", request.script, "BATCH"),
         f"chmod 750 {command(files.node_script)} {command(files.launch_script)} {command(files.job_dir + '/batch.sh')}\n",
         f"jobid=$({sbatch})\n",
-        f'echo "{ID_TAG}${{jobid%%;*}}"\n',
+        "jobid=${jobid%%;*}\n",
+        f'echo "$jobid" > {q_mark}\n',
+        f'echo "{ID_TAG}$jobid"\n',
     ]
     return "".join(parts)
 

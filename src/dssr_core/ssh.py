@@ -260,6 +260,13 @@ class SSHPool:
         log.info("SSH connection opened to %s as %s", where, login.user)
         return transport
 
+    def _drop_if_dead(self, login: Login, transport: paramiko.Transport) -> None:
+        """Forget a connection that died; one refused or broken channel leaves a live connection alone."""
+        if transport.is_active():
+            time.sleep(0.05)
+            return
+        self._drop(login, transport)
+
     def _drop(self, login: Login, transport: paramiko.Transport) -> None:
         key = login.pool_key
         with self._lock_for(key):
@@ -289,12 +296,12 @@ class SSHPool:
             try:
                 return self._exec(transport, command, limit, stdin)
             except _Dropped as exc:
-                self._drop(login, transport)
+                self._drop_if_dead(login, transport)
                 if attempt == 2:
                     raise ClusterError(f"The SSH connection to {self.host}:{self.port} was lost ({exc}).") from None
                 log.info("SSH connection to %s as %s lost; reconnecting", self.host, login.user)
             except _Lost as exc:
-                self._drop(login, transport)
+                self._drop_if_dead(login, transport)
                 if attempt == 2 or not idempotent:
                     raise ClusterError(
                         f"The SSH connection to {self.host}:{self.port} was lost while a command ran ({exc})."
@@ -316,7 +323,10 @@ class SSHPool:
                 raise _Dropped(str(exc) or exc.__class__.__name__) from None
             return self._collect(channel, deadline, limit, stdin)
         finally:
-            channel.close()
+            try:
+                channel.close()
+            except (paramiko.SSHException, OSError, EOFError):
+                pass  # the connection is gone; the caller has its answer or its error already
 
     def _collect(self, channel: paramiko.Channel, deadline: float, limit: float, stdin: bytes | None) -> Result:
         out, err = bytearray(), bytearray()

@@ -138,3 +138,35 @@ def test_job_folder_is_group_writable_and_secrets_file_private(tmp_path: Path) -
     assert stat.S_IMODE(os.stat(f.secrets_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(f.job_dir).st_mode) & 0o070 == 0o070
     assert f"export TOKEN={SECRET}" in Path(f.secrets_file).read_text()
+
+
+def _submit_locally(tmp_path: Path, squeue_answer: str = "") -> tuple[JobFiles, str, Path]:
+    f = files(tmp_path)
+    Path(f.user_scratch).mkdir(parents=True, exist_ok=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    calls = tmp_path / "sbatch-calls"
+    (bin_dir / "squeue").write_text(f"#!/bin/bash\n# stand-in for squeue -n\necho -n {squeue_answer}\n")
+    (bin_dir / "sbatch").write_text(f"#!/bin/bash\n# stand-in for sbatch\necho x >> {calls}\necho 555\n")
+    for exe in ("squeue", "sbatch"):
+        (bin_dir / exe).chmod(0o755)
+    text = submission_script(request("#!/bin/bash\n", tmp_path), f, "echo hi\n", {})
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-s"], input=text, env=env, capture_output=True, text=True, check=True).stdout
+    return f, out, calls
+
+
+def test_a_retried_submission_returns_the_recorded_job_without_sbatch(tmp_path: Path) -> None:
+    _, first, calls = _submit_locally(tmp_path)
+    _, second, _ = _submit_locally(tmp_path)
+    assert parse_submission_output(first) == ("555", False)
+    assert parse_submission_output(second) == ("555", True)
+    assert calls.read_text().count("x") == 1
+
+
+def test_an_attempt_without_record_is_found_in_slurm_by_name(tmp_path: Path) -> None:
+    f, _, calls = _submit_locally(tmp_path)
+    Path(f.job_dir, ".jobid").unlink()
+    _, again, _ = _submit_locally(tmp_path, squeue_answer="555")
+    assert parse_submission_output(again) == ("555", True)
+    assert calls.read_text().count("x") == 1
