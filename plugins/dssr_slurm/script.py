@@ -139,6 +139,18 @@ def _heredoc(path: str, text: str, tag: str) -> str:
     return f"cat > {command(path)} <<'{delimiter}'\n{body}{delimiter}\n"
 
 
+def _write_builtin(path: str, text: str, tag: str) -> str:
+    """Like :func:`_heredoc` with bash builtins only (no process started: submissions stay fast)."""
+    delimiter = f"DSSR_{tag}_EOF"
+    while delimiter in text:
+        delimiter += "_"
+    body = text if text.endswith("\n") else text + "\n"
+    return (
+        f"IFS= read -r -d '' content <<'{delimiter}' || true\n{body}{delimiter}\n"
+        f"printf '%s' \"$content\" > {command(path)}\n"
+    )
+
+
 def submission_script(request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str]) -> str:
     """The script run (as the job's user, fed on stdin to ``bash -s``) to submit one job exactly once."""
     q_dir = command(files.job_dir)
@@ -149,8 +161,7 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
         "set -e\n",
         "trap '' HUP PIPE\n",  # a dropped connection must not stop the script between sbatch and the record
         "umask 007\n",
-        f"mkdir -p {q_dir}\n",
-        f"chmod 2770 {q_dir}\n",
+        f"[ -d {q_dir} ] || mkdir {q_dir}\n",  # 0770 by the umask (setgid inherited in a group layout)
         f"exec 9> {command(files.job_dir + '/.submit.lock')}\n",
         "flock -w 20 9\n",
         f'if [ -s {q_mark} ]; then echo "{EXISTING_TAG}$(cat {q_mark})"; exit 0; fi\n',
@@ -159,13 +170,12 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
         f"    existing=$({find_existing} | head -n 1)\n",
         f'    if [ -n "$existing" ]; then echo "$existing" > {q_mark}; echo "{EXISTING_TAG}$existing"; exit 0; fi\n',
         "fi\n",
-        f": > {command(files.secrets_file)}\n",
-        f"chmod 600 {command(files.secrets_file)}\n",
-        _heredoc(files.secrets_file, exports(secrets) if secrets else "# no secrets", "SECRETS"),
-        _heredoc(files.node_script, node_script, "NODE"),
-        _heredoc(files.launch_script, LAUNCH, "LAUNCH"),
-        _heredoc(files.job_dir + "/batch.sh", request.script, "BATCH"),
-        f"chmod 750 {command(files.node_script)} {command(files.launch_script)} {command(files.job_dir + '/batch.sh')}\n",
+        "umask 077\n",  # the secrets file: the user only
+        _write_builtin(files.secrets_file, exports(secrets) if secrets else "# no secrets", "SECRETS"),
+        "umask 007\n",  # the rest (and the job output): readable by the service user's group
+        _write_builtin(files.node_script, node_script, "NODE"),
+        _write_builtin(files.launch_script, LAUNCH, "LAUNCH"),
+        _write_builtin(files.job_dir + "/batch.sh", request.script, "BATCH"),
         f"jobid=$({sbatch})\n",
         "jobid=${jobid%%;*}\n",
         f'echo "$jobid" > {q_mark}\n',

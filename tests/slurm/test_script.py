@@ -63,8 +63,10 @@ def test_submission_script_is_shellcheck_clean_and_secrets_only_in_the_secrets_f
     shellcheck(text, tmp_path, "submit.sh")
     assert SECRET not in batch
     # the secret only appears inside the here-document that writes .secrets.env
-    before, _, after = text.partition(".secrets.env <<'DSSR_SECRETS_EOF'\n")
-    assert SECRET not in before and SECRET in after.split("DSSR_SECRETS_EOF")[0]
+    before, _, after = text.partition("<<'DSSR_SECRETS_EOF' || true\n")
+    inside, _, rest = after.partition("DSSR_SECRETS_EOF\n")
+    assert SECRET not in before and SECRET in inside and SECRET not in rest
+    assert rest.splitlines()[0].endswith(".secrets.env")
 
 
 def _standins(tmp_path: Path, nnodes: int) -> dict[str, str]:
