@@ -16,7 +16,7 @@ import atexit
 import os
 import signal
 import threading
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -40,9 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     """Point every "cluster tier:" skip at this file, so `-ra` folds them into ONE line."""
-    rep = yield
+    rep: Any = yield
     if rep.skipped and isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
         reason = str(rep.longrepr[2])
         if reason.startswith("Skipped: cluster tier:") or reason.startswith("cluster tier:"):

@@ -264,8 +264,7 @@ def write(path: Path, text: str | bytes, mode: int = 0o644, owner: str | int | N
     else:
         tmp.write_text(text)
     os.chmod(tmp, mode)
-    if owner is not None or group is not None:
-        shutil.chown(tmp, owner, group)
+    _chown(tmp, owner, group)
     os.replace(tmp, path)
     return path
 
@@ -273,9 +272,15 @@ def write(path: Path, text: str | bytes, mode: int = 0o644, owner: str | int | N
 def mkdir(path: Path, mode: int = 0o755, owner: str | int | None = None, group: str | int | None = None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, mode)
-    if owner is not None or group is not None:
-        shutil.chown(path, owner, group)
+    _chown(path, owner, group)
     return path
+
+
+def _chown(path: Path, owner: str | int | None, group: str | int | None) -> None:
+    uid = -1 if owner is None else owner if isinstance(owner, int) else pwd.getpwnam(owner).pw_uid
+    gid = -1 if group is None else group if isinstance(group, int) else grp.getgrnam(group).gr_gid
+    if uid != -1 or gid != -1:
+        os.chown(path, uid, gid)
 
 
 def wait_for(what: str, pred: Callable[[], bool], timeout: float, logfile: Path | None = None,

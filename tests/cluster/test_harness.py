@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -51,7 +52,7 @@ def wait_sacct(cluster: Cluster, jobid: str, user: str = "root", timeout: float 
     raise AssertionError(f"job {jobid} not finished in sacct after {timeout}s: {last!r}")
 
 
-def ssh_client(cluster: Cluster, user: str, key: Path):  # type: ignore[no-untyped-def]
+def ssh_client(cluster: Cluster, user: str, key: Path) -> Any:
     paramiko = pytest.importorskip("paramiko")
     cl = paramiko.SSHClient()
     cl.load_host_keys(str(cluster.known_hosts))
@@ -61,7 +62,7 @@ def ssh_client(cluster: Cluster, user: str, key: Path):  # type: ignore[no-untyp
     return cl
 
 
-def ssh_run(cl, cmd: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+def ssh_run(cl: Any, cmd: str) -> tuple[int, str, str]:
     _, out, err = cl.exec_command(cmd, timeout=30)
     rc = out.channel.recv_exit_status()
     return rc, out.read().decode(), err.read().decode()
