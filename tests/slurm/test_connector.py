@@ -1,0 +1,195 @@
+"""The connector's own logic, with a stand-in backend (named as such) in place of Slurm."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pytest
+
+from dssr_core import BadRequest, ClusterError, Identity, JobRef, JobSpec, JobState, Settings
+from dssr_core.ssh import Result
+from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend, SlurmJob
+from dssr_slurm.connector import SlurmConnector
+from dssr_slurm.sharing import Batcher, SharedSnapshot
+from tests.slurm.test_mapping import entry, openssh_key, write
+
+
+class StandInBackend(SlurmBackend):
+    """Stand-in for Slurm: canned squeue and sacct answers, records what was asked."""
+
+    def __init__(self) -> None:
+        self.jobs: list[SlurmJob] = []
+        self.records: dict[str, AcctRecord] = {}
+        self.down = False
+        self.cancels: list[tuple[str, str | None]] = []
+        self.acct_calls: list[list[str]] = []
+
+    def queue(self) -> list[SlurmJob]:
+        if self.down:
+            raise ClusterError("squeue: slurm_load_jobs error: Unable to contact slurm controller")
+        return list(self.jobs)
+
+    def accounting(self, jobids: Iterable[str]) -> dict[str, AcctRecord]:
+        ids = list(jobids)
+        self.acct_calls.append(ids)
+        return {j: self.records[j] for j in ids if j in self.records}
+
+    def submit(self, request: BatchRequest, identity: Identity | None) -> str:
+        raise AssertionError("not used")
+
+    def cancel(self, jobid: str, signal: str | None = None) -> None:
+        self.cancels.append((jobid, signal))
+
+    def release(self, jobid: str) -> None:
+        pass
+
+    def show(self, jobid: str) -> str:
+        return f"JobId={jobid}"
+
+    def ping(self) -> None:
+        pass
+
+
+class StandInShell:
+    """Stand-in for the service user's SSH shell: every file is missing."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def run(self, command: str, *, timeout: float | None = None, idempotent: bool = True,
+            stdin: bytes | None = None) -> Result:
+        self.commands.append(command)
+        return Result(1, "", "tail: cannot open 'x' for reading: No such file or directory")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings(tmp_path: Path, **extra: str) -> Settings:
+    mapping = write(tmp_path / "m.yaml", [entry("kirby@example.com", "kirby", openssh_key("ed25519"))])
+    env = {"JARVICE_SLURM_CLUSTER_ADDR": "127.0.0.1", "JARVICE_SLURM_CLUSTER_PORT": str(closed_port()),
+           "JARVICE_SLURM_SSH_PKEY": openssh_key("ed25519"), "JARVICE_USERS_ID_MAPPING_FILE": str(mapping),
+           "JARVICE_SLURM_KILL_GRACE": "0"}
+    env.update(extra)
+    return Settings(env)
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[SlurmConnector, StandInBackend, StandInShell]]:
+    conn = SlurmConnector(settings(tmp_path))
+    backend, shell = StandInBackend(), StandInShell()
+    conn.backend = backend
+    conn.shell = shell  # type: ignore[assignment]
+    conn._snapshot = SharedSnapshot(backend.queue, 0.0)
+    conn._acct = Batcher(backend.accounting)
+    yield conn, backend, shell
+    conn.close()
+
+
+def job(jobid: str, name: str, state: str, user: str = "kirby") -> SlurmJob:
+    return SlurmJob(jobid=jobid, name=name, user=user, state=state, nodes=("node1",))
+
+
+def test_start_up_reports_each_bad_setting_in_one_line_and_does_not_raise(tmp_path: Path) -> None:
+    conn = SlurmConnector(settings(tmp_path, JARVICE_SLURM_SSH_PKEY="bm90IGEga2V5"))
+    problems = conn.check()
+    assert any("JARVICE_SLURM_SSH_PKEY" in p for p in problems)
+    assert any("does not answer" in p or "Cannot reach" in p for p in problems)
+    assert all("\n" not in p for p in problems)
+    with pytest.raises(ClusterError):
+        conn.ping()
+    conn.close()
+
+
+def test_a_missing_cluster_address_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="JARVICE_SLURM_CLUSTER_ADDR"):
+        SlurmConnector(Settings({}))
+
+
+def test_scratch_dir_alias_is_accepted(tmp_path: Path) -> None:
+    conn = SlurmConnector(settings(tmp_path, JARVICE_JOB_SCRATCH_DIR="/scratch2"))
+    assert conn.cfg.scratch == "/scratch2"
+    conn.close()
+
+
+def test_failed_poll_is_an_error_not_an_empty_list(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.down = True
+    with pytest.raises(ClusterError):
+        conn.snapshot()
+
+
+def test_running_and_queued_lists_come_from_one_snapshot(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.jobs = [job("1", "jarvice_a", "RUNNING"), job("2", "jarvice_b", "PENDING"), job("3", "jarvice_c", "COMPLETED")]
+    states = {s.ref.name: s.state for s in conn.snapshot()}
+    assert states == {"a": JobState.RUNNING, "b": JobState.QUEUED}
+
+
+def test_job_absent_from_squeue_takes_its_end_from_accounting(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.records["5"] = AcctRecord("5", "jarvice_a", "kirby", "FAILED", "00:00:03", "1:0")
+    end = conn.exit_status(JobRef("a", 1, "5"))
+    assert (end.state, end.rc, end.detail) == (JobState.FAILED, 1, "FAILED")
+
+
+def test_job_still_running_in_accounting_asks_the_upstream_to_retry(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.records["5"] = AcctRecord("5", "jarvice_a", "kirby", "RUNNING")
+    with pytest.raises(ClusterError) as caught:
+        conn.exit_status(JobRef("a", 1, "5"))
+    assert caught.value.transient
+
+
+def test_job_known_to_neither_is_rc_minus_9(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, _, _ = parts
+    end = conn.exit_status(JobRef("a", 1, "77"))
+    assert end.rc == -9
+
+
+def test_job_id_of_another_job_is_refused(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.jobs = [job("9", "someone_elses_job", "RUNNING", user="mario")]
+    with pytest.raises(BadRequest):
+        conn.terminate(JobRef("a", 1, "9"))
+    assert backend.cancels == []
+
+
+def test_job_ids_must_be_digits(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    with pytest.raises(BadRequest):
+        conn.terminate(JobRef("a", 1, "12a"))
+    assert backend.cancels == []
+
+
+def test_terminate_cancels_and_abort_kills_at_once(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.jobs = [job("4", "jarvice_a", "RUNNING")]
+    conn.terminate(JobRef("a", 1, "4"))
+    assert backend.cancels == [("4", None)]
+    conn.terminate(JobRef("a", 1, "4"), force=True)
+    assert backend.cancels[1:] == [("4", None), ("4", "KILL")]
+
+
+def test_reserved_scheduler_flags_are_refused(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, _, shell = parts
+    spec = JobSpec(name="x", command="true", scheduler_flags={"output": "/etc/passwd"},
+                   identity=Identity(email="kirby@example.com"))
+    with pytest.raises(BadRequest, match="--output"):
+        conn.submit(spec, None)  # type: ignore[arg-type]
+    assert shell.commands == []
+
+
+@pytest.mark.parametrize("path", ["/etc", "..", "/var/tmp/../../etc", "/jxe_scratch/../etc", "/jxe_scratch2"])
+def test_pvcls_outside_the_roots_is_refused_before_touching_the_cluster(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell], path: str
+) -> None:
+    conn, _, shell = parts
+    with pytest.raises(BadRequest):
+        conn.list_files(path)
+    assert shell.commands == []
