@@ -397,8 +397,12 @@ def ensure_packages() -> float:
         made_policy = True
     try:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        sh(["apt-get", "update", "-q"], timeout=600, env=env)
-        sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], timeout=1200, env=env)
+        try:
+            sh(["apt-get", "update", "-q"], timeout=600, env=env)
+            sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], timeout=1200, env=env)
+        except (HarnessError, subprocess.TimeoutExpired) as e:
+            last = (str(e).strip().splitlines() or [""])[-1]
+            raise HarnessError(f"Debian packages missing and not installable ({' '.join(missing)}): {last}") from e
     finally:
         if made_policy:
             policy.unlink(missing_ok=True)
