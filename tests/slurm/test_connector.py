@@ -193,3 +193,73 @@ def test_pvcls_outside_the_roots_is_refused_before_touching_the_cluster(
     with pytest.raises(BadRequest):
         conn.list_files(path)
     assert shell.commands == []
+
+
+class StandInExecutor:
+    """Stand-in executor: a fixed node script and one secret."""
+
+    name = "stand-in"
+
+    def launch(self, spec: JobSpec, ctx: object) -> object:
+        from dssr_core import Launch
+
+        return Launch(node_script="echo node\n", secrets={"REGISTRY_PASSWORD": "s3cr3t-pw"})
+
+
+def submitted_options(conn: SlurmConnector, spec: JobSpec) -> tuple[str, str]:
+    """(submission script, fscript) of ``spec``, with sbatch never reached (stand-in for the SSH call)."""
+    from dssr_slurm.cli import CliBackend
+
+    seen: list[str] = []
+
+    class StandInCli(CliBackend):
+        def submit_script(self, login: object, script: str) -> tuple[str, bool]:  # type: ignore[override]
+            seen.append(script)
+            return "101", False
+
+    conn.backend = StandInCli(conn.shell, conn.pool, lambda identity: None)  # type: ignore[arg-type,return-value]
+    submission = conn.submit(spec, StandInExecutor())  # type: ignore[arg-type]
+    assert submission.jobid == "101"
+    return seen[0], submission.script
+
+
+def sbatch_line(script: str) -> str:
+    return next(line for line in script.splitlines() if line.startswith("jobid=$(sbatch"))
+
+
+@pytest.mark.parametrize(
+    "kw,exclusive",
+    [({}, True), ({"exclusive": False}, False), ({"exclusive": False, "gpus": 1}, True),
+     ({"exclusive": False, "interactive": True}, True)],
+)
+def test_exclusive_unless_lifted_never_for_gpu_or_interactive_jobs(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell], kw: dict[str, object], exclusive: bool
+) -> None:
+    conn, _, _ = parts
+    script, _ = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com"), **kw))  # type: ignore[arg-type]
+    assert ("--exclusive" in sbatch_line(script)) is exclusive
+
+
+def test_sbatch_options_carry_name_nodes_tasks_and_resources(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, _, _ = parts
+    spec = JobSpec(name="job-7", command="true", nodes=2, cores=4, memory_gb=8, gpus=1, walltime="01:00:00",
+                   partition="debug", licenses="fluent:1", scheduler_flags={"qos": "high"},
+                   identity=Identity(email="Kirby@Example.com"))
+    line = sbatch_line(submitted_options(conn, spec)[0])
+    for option in ("--job-name=jarvice_job-7", "--nodes=2", "--ntasks=8", "--mem=8G", "--gpus-per-node=1",
+                   "--time=01:00:00", "--partition=debug", "--licenses=fluent:1", "--qos=high",
+                   "/users/kirby/jarvice_job-7.out"):
+        assert option in line
+
+
+def test_fscript_and_batch_script_hold_no_secret(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, _, _ = parts
+    script, fscript = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com")))
+    assert "s3cr3t-pw" not in fscript
+    assert "s3cr3t-pw" in script  # only on the submission's stdin, into .secrets.env
+
+
+def test_an_unmapped_user_submits_nothing(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, _, _ = parts
+    with pytest.raises(BadRequest, match="luigi@example.com"):
+        submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="luigi@example.com")))
