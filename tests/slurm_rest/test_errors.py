@@ -65,3 +65,22 @@ def test_token_in_an_error_text_is_scrubbed() -> None:
     answer = Response(400, {"errors": [{"error": f"bad token {token}"}]}, "")
     error = errors.submit_error(answer, token_expired=False, slurm_up=True)
     assert token not in str(error) and "<token>" in str(error)
+
+
+def test_placeholder_accounting_record_asks_to_retry() -> None:
+    """slurmdbd first records a job that ends at once under the name "allocation" (seen on 22.05)."""
+    from dssr_slurm.rest.backend import RestBackend
+    from dssr_slurm.rest.settings import RestSettings
+    from dssr_slurm.rest.transport import HttpClient
+
+    class Recorded(HttpClient):
+        def request(self, method: str, path: str, **kw: object) -> Response:  # type: ignore[override]
+            item = {"job_id": 1, "name": "allocation", "user": "kirby", "state": {"current": "FAILED"},
+                    "exit_code": {"status": "SUCCESS", "return_code": 0}, "time": {"elapsed": 0}}
+            return Response(200, {"jobs": [item], "errors": []}, "")
+
+    settings = RestSettings("http", "h", 1, "v0.0.38", False, 1.0, token="x")
+    backend = RestBackend(settings, None, client=Recorded("h", 1, timeout=1))
+    with pytest.raises(ClusterError, match="not complete yet") as caught:
+        backend.accounting(["1"])
+    assert caught.value.transient
