@@ -56,6 +56,8 @@ RESERVED_FLAGS = frozenset({
     "job-name", "output", "error", "input", "chdir", "uid", "gid", "wrap", "export", "export-file",
     "parsable", "get-user-env", "test-only", "array", "nodes", "ntasks", "hold", "open-mode",
 })
+#: the job name slurmdbd records before it knows the real one
+PLACEHOLDER_NAME = "allocation"
 #: claims naming the cluster user in a Slurm-accepted token (http interface)
 USER_CLAIMS = ("sun", "username", "preferred_username")
 
@@ -202,7 +204,7 @@ class SlurmConnector(Connector):
             state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
         else:
             record = self._acct.get([ref.jobid]).get(ref.jobid)
-            if record is None or record.name != PREFIX + ref.name:
+            if record is None or not _same_job(record, ref):
                 return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
             state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
         if not state.finished:
@@ -229,7 +231,7 @@ class SlurmConnector(Connector):
         if job is not None:
             return job.user
         record = self._acct.get([ref.jobid]).get(ref.jobid)
-        if record is not None and record.name == PREFIX + ref.name:
+        if record is not None and _same_job(record, ref):
             return record.user
         return None
 
@@ -406,6 +408,15 @@ class SlurmConnector(Connector):
             timer.cancel()
         self.backend.close()
         self.pool.close()
+
+
+def _same_job(record: AcctRecord, ref: JobRef) -> bool:
+    """The accounting record is the upstream's job: same name, or slurmdbd's placeholder name.
+
+    Slurm 22.05's slurmdbd may keep ``allocation`` as the name of a job that
+    ended at once (its start record lost the race); the id is then all there is.
+    """
+    return record.name in (PREFIX + ref.name, PLACEHOLDER_NAME)
 
 
 def _slurm_id(ref: JobRef) -> str:

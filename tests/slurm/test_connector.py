@@ -263,3 +263,16 @@ def test_an_unmapped_user_submits_nothing(parts: tuple[SlurmConnector, StandInBa
     conn, _, _ = parts
     with pytest.raises(BadRequest, match="luigi@example.com"):
         submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="luigi@example.com")))
+
+
+def test_accounting_placeholder_name_still_gives_the_jobs_end(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, _ = parts
+    backend.records["6"] = AcctRecord("6", "allocation", "kirby", "FAILED", "00:00:01", "3:0")
+    assert conn.exit_status(JobRef("a", 1, "6")).rc == 1
+
+
+def test_accounting_record_of_another_job_is_unknown(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+    conn, backend, shell = parts
+    backend.records["6"] = AcctRecord("6", "mario_private_job", "mario", "COMPLETED")
+    assert conn.exit_status(JobRef("a", 1, "6")).rc == -9
+    assert shell.commands == []
