@@ -56,9 +56,20 @@ class Adapter(ABC):
     def submit_body(self, request: BatchRequest) -> dict[str, Any]:
         """The ``POST job/submit`` body; raises BadRequest for what this version cannot express."""
 
-    @abstractmethod
     def acct(self, item: Mapping[str, Any]) -> AcctRecord:
-        """One entry of ``GET /slurmdb/.../jobs``."""
+        """One entry of ``GET /slurmdb/.../jobs`` (``state.current`` a string or a list; ``CANCELLED by 0`` -> ``CANCELLED``)."""
+        state = item.get("state")
+        current = state.get("current") if isinstance(state, Mapping) else state
+        times = item.get("time")
+        seconds = number(times.get("elapsed")) if isinstance(times, Mapping) else None
+        return AcctRecord(
+            jobid=str(item.get("job_id", "")),
+            name=str(item.get("name", "")),
+            user=str(item.get("user", "")),
+            state=state_name(current or "UNKNOWN").split(" ")[0],
+            elapsed=format_seconds(seconds or 0),
+            exit_code=self.exit_code(item),
+        )
 
     @abstractmethod
     def release_body(self) -> dict[str, Any] | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dssr_core import BadRequest, format_seconds
+from dssr_core import BadRequest
 
-from ..backend import AcctRecord, BatchRequest
+from ..backend import BatchRequest
 from .adapter import Adapter, minutes, number
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -97,19 +97,6 @@ class V0038(Adapter):
         raw = number(code) or 0  # slurmctld: the wait status
         return f"{(raw >> 8) & 0xFF}:{raw & 0x7F}"
 
-    def acct(self, item: Mapping[str, Any]) -> AcctRecord:
-        state = item.get("state")
-        current = state.get("current") if isinstance(state, Mapping) else state
-        times = item.get("time")
-        seconds = number(times.get("elapsed")) if isinstance(times, Mapping) else None
-        return AcctRecord(
-            jobid=str(item.get("job_id", "")),
-            name=str(item.get("name", "")),
-            user=str(item.get("user", "")),
-            state=str(current or "UNKNOWN").upper().split(" ")[0],
-            elapsed=format_seconds(seconds or 0),
-            exit_code=self.exit_code(item),
-        )
 
     def release_body(self) -> dict[str, Any] | None:
         return None

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
 
-from dssr_core import format_seconds
 
-from ..backend import AcctRecord, BatchRequest
+from ..backend import BatchRequest
 from .adapter import Adapter, minutes, number, state_name
 from .v0038 import DEFAULT_PATH, extra_fields
 
@@ -95,19 +94,6 @@ class V004x(Adapter):
         sig = number(signal.get("id")) if isinstance(signal, Mapping) else None
         return f"{number(code.get('return_code')) or 0}:{sig or 0}"
 
-    def acct(self, item: Mapping[str, Any]) -> AcctRecord:
-        state = item.get("state")
-        current = state.get("current") if isinstance(state, Mapping) else state
-        times = item.get("time")
-        seconds = number(times.get("elapsed")) if isinstance(times, Mapping) else None
-        return AcctRecord(
-            jobid=str(item.get("job_id", "")),
-            name=str(item.get("name", "")),
-            user=str(item.get("user", "")),
-            state=state_name(current),
-            elapsed=format_seconds(seconds or 0),
-            exit_code=self.exit_code(item),
-        )
 
     def accounting_query(self, jobids: Iterable[str]) -> str:
         """``step`` repeated once per id: these versions read repeated keys as a list (24.11 refuses
