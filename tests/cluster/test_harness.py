@@ -1,11 +1,8 @@
 """Tests of the test cluster itself: every promise of tests/cluster/harness.py, on the real daemons."""
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,24 +10,14 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import Cluster, rest_get
 
 pytestmark = pytest.mark.cluster
 
 
 # ---------------------------------------------------------------- helpers
 def rest(cluster: Cluster, path: str, user: str, token: str) -> tuple[int, dict]:
-    req = urllib.request.Request(cluster.restd_url + path,
-                                 headers={"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token})
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        body = e.read()
-        try:
-            return e.code, json.loads(body or b"{}")
-        except ValueError:
-            return e.code, {"raw": body.decode(errors="replace")}
+    return rest_get(cluster.restd_url + path, user, token, timeout=15)
 
 
 def sbatch(cluster: Cluster, user: str, *args: str) -> str:
