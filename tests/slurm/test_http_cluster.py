@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.cluster.harness import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.slurm.cluster_support import Server, serve, slurm_env
-from dssr_core.testing.contract import unique_name
+from dssr_core.testing.contract import unique_name, wait_for
 
 pytestmark = pytest.mark.cluster
 T = TypeVar("T")
@@ -54,17 +54,6 @@ class Client:
 
     def post(self, path: str, args: Any) -> tuple[int, Any]:
         return self.call("POST", path, args)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60, every: float = 0.3) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

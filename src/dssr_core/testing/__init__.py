@@ -4,6 +4,6 @@
 it in a test module and provide the ``downstream`` fixture.  See docs/plugins.md.
 """
 
-from .contract import ConnectorContract, unique_name
+from .contract import ConnectorContract, unique_name, wait_for
 
-__all__ = ["ConnectorContract", "unique_name"]
+__all__ = ["ConnectorContract", "unique_name", "wait_for"]

@@ -30,6 +30,18 @@ from dssr_core import BadRequest, ClusterError, Downstream, ExitStatus, JobRef, 
 T = TypeVar("T")
 
 
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60, every: float = 0.3) -> T:
+    """Poll ``probe`` until it returns something other than None/False; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
 def unique_name(prefix: str = "contract") -> str:
     """A job name no other test (or earlier run on a shared cluster) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -79,14 +91,7 @@ class ConnectorContract:
         return ref
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float | None = None) -> T:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            value = probe()
-            if value is not None and value is not False:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout or self.timeout:g}s waiting for {what}")
-            time.sleep(self.poll_interval)
+        return wait_for(what, probe, self.timeout if timeout is None else timeout, self.poll_interval)
 
     def wait_state(self, ds: Downstream, ref: JobRef, state: JobState) -> None:
         def probe() -> bool:
