@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -669,24 +669,23 @@ def _probe_acl() -> tuple[bool, str]:
         shutil.rmtree(probe, ignore_errors=True)
 
 
+def _scratch_layout(root: Path, user_mode: int) -> list[Path]:
+    """The seed's layout under ``root``: images/ and cache/ shared, users/<user> owned by each
+    user (group: the user's own group) with ``user_mode``; returns the user folders."""
+    mkdir(root, 0o755)
+    mkdir(root / "images", 0o1777)
+    mkdir(root / "cache", 0o1777)
+    mkdir(root / "users", 0o755)
+    return [mkdir(root / "users" / u, user_mode, u, grp.getgrgid(pwd.getpwnam(u).pw_gid).gr_name) for u in USERS]
+
+
 def make_scratch() -> tuple[Path, Path | None, str]:
     mkdir(DATA, 0o755)
-    mkdir(SCRATCH, 0o755)
-    mkdir(SCRATCH / "images", 0o1777)
-    mkdir(SCRATCH / "cache", 0o1777)
-    mkdir(SCRATCH / "users", 0o755)
-    for u in USERS:
-        d = mkdir(SCRATCH / "users" / u, 0o2770, u, grp.getgrgid(pwd.getpwnam(u).pw_gid).gr_name)
-        del d
+    _scratch_layout(SCRATCH, 0o2770)
     ok, why = _probe_acl()
     if not ok:
         return SCRATCH, None, why
-    mkdir(SCRATCH_ACL, 0o755)
-    mkdir(SCRATCH_ACL / "images", 0o1777)
-    mkdir(SCRATCH_ACL / "cache", 0o1777)
-    mkdir(SCRATCH_ACL / "users", 0o755)
-    for u in USERS:
-        d = mkdir(SCRATCH_ACL / "users" / u, 0o700, u, grp.getgrgid(pwd.getpwnam(u).pw_gid).gr_name)
+    for d in _scratch_layout(SCRATCH_ACL, 0o700):
         sh(["setfacl", "-m", f"u:{SERVICE_USER}:rwx", str(d)])
         sh(["setfacl", "-d", "-m", f"u:{SERVICE_USER}:rwx", str(d)])
     return SCRATCH, SCRATCH_ACL, ""
