@@ -34,6 +34,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -63,6 +64,10 @@ MYSQL_PORT = 7306
 PORTS_2205 = {"ctld": 6817, "slurmd": 6818, "dbd": 6819, "restd": 6820}
 PORTS_2411 = {"ctld": 7817, "slurmd": 7818, "dbd": 7819, "restd": 7820}
 NODE_CPUS, NODE_MEM_MB = 16, 16000
+# GPUs per node of both clusters: Slurm's gres/gpu plugin insists on device files (a count-only gres.conf
+# line is discarded), so the harness makes character devices with NVIDIA's major number 195 under STATE/dev (STATE/c2411/dev).
+# slurmd only stat()s them (TaskPlugin=task/none: no device cgroup); no driver answers them and nothing opens them.
+NODE_GPUS, GPU_DEVICE_MAJOR = 2, 195
 MIN_JOB_AGE = 30
 SERVICE_USER = "jarvice"
 USERS = {"kirby": "nintendo", "mario": "nintendo", "dovahkiin": "pc"}
@@ -166,6 +171,7 @@ class Cluster:
     log_dir: Path
     min_job_age: int
     ports: dict
+    gpus_per_node: int = 0         # gres/gpu count of every node (device files stand in for the GPUs)
 
     def token(self, user: str, lifespan: int = 600) -> str:
         """HS256 Slurm token for ``user``, the same as ``scontrol token`` makes."""
@@ -539,10 +545,13 @@ def mysql(sql: str) -> None:
 
 # --------------------------------------------------------------------------- Slurm configs
 def slurm_conf(*, cluster: str, ports: dict, paths: dict, nodes: dict, munge_socket: str | None,
-               jwt_key: str, jwks: str, extra: str = "") -> str:
+               jwt_key: str, jwks: str, gpus: int = 0, extra: str = "") -> str:
+    gres = f" Gres=gpu:{gpus}" if gpus else ""
     node_lines = "\n".join(
-        f"NodeName={n} NodeAddr={a} NodeHostname={n} CPUs={NODE_CPUS} RealMemory={NODE_MEM_MB} State=UNKNOWN"
+        f"NodeName={n} NodeAddr={a} NodeHostname={n} CPUs={NODE_CPUS} RealMemory={NODE_MEM_MB}{gres} State=UNKNOWN"
         for n, a in nodes.items())
+    if gpus:
+        extra = f"GresTypes=gpu\n{extra}"
     # AccountingStoragePass names the munge socket used towards slurmdbd (else the default one)
     auth_info = (f"AuthInfo=socket={munge_socket}\nAccountingStoragePass={munge_socket}\n"
                  if munge_socket else "")
@@ -593,6 +602,21 @@ JobCompType=jobcomp/none
 {node_lines}
 PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
 """
+
+
+def fake_gpus(dev_dir: Path, count: int, seen_as: str | None = None) -> str:
+    """Character devices standing for ``count`` GPUs, and the gres.conf naming them (see NODE_GPUS).
+
+    ``seen_as``: where slurmd finds ``dev_dir`` (inside the 24.11 chroot), if not at the same path."""
+    mkdir(dev_dir, 0o755, 0, 0)
+    for i in range(count):
+        dev = dev_dir / f"gpu{i}"
+        dev.unlink(missing_ok=True)
+        os.mknod(dev, 0o600 | stat.S_IFCHR, os.makedev(GPU_DEVICE_MAJOR, i))
+    where = seen_as or str(dev_dir)
+    files = f"{where}/gpu[0-{count - 1}]" if count > 1 else f"{where}/gpu0"
+    return ("# Written by tests/cluster/harness.py: stand-in device files, no real GPU (see NODE_GPUS there).\n"
+            f"AutoDetect=off\nName=gpu File={files}\n")
 
 
 def slurmdbd_conf(*, ports: dict, paths: dict, munge_socket: str | None, jwt_key: str, jwks: str,
@@ -793,7 +817,9 @@ Subsystem sftp internal-sftp
 
     paths = {"ctld_state": STATE / "slurmctld", "spool": STATE / "spool", "run": STATE / "run", "log": STATE / "log"}
     write(slurm_conf_path, slurm_conf(cluster="dssr", ports=PORTS_2205, paths=paths, nodes=NODES,
-                                      munge_socket=munge_socket, jwt_key=str(jwt_key), jwks=str(jwks)), 0o644)
+                                      munge_socket=munge_socket, jwt_key=str(jwt_key), jwks=str(jwks),
+                                      gpus=NODE_GPUS), 0o644)
+    write(STATE / "etc" / "gres.conf", fake_gpus(STATE / "dev", NODE_GPUS), 0o644)  # found beside slurm.conf
     conf_link = Path("/etc/slurm/slurm.conf")
     if not conf_link.exists() and not conf_link.is_symlink():
         conf_link.parent.mkdir(parents=True, exist_ok=True)
@@ -848,7 +874,8 @@ Subsystem sftp internal-sftp
         scratch_acl_note=acl_note, restd_url=f"http://127.0.0.1:{PORTS_2205['restd']}",
         rest_versions=["v0.0.36", "v0.0.37", "v0.0.38"], slurm_version=version, jwt_hs256_key=hs256,
         idp=idp, slurm_conf=slurm_conf_path, chroot=None, state_dir=STATE, log_dir=STATE / "log",
-        min_job_age=MIN_JOB_AGE, ports={**PORTS_2205, "ssh": SSH_PORT, "mysql": MYSQL_PORT})
+        min_job_age=MIN_JOB_AGE, ports={**PORTS_2205, "ssh": SSH_PORT, "mysql": MYSQL_PORT},
+        gpus_per_node=NODE_GPUS)
     _save_state("slurm-22.05", cluster)
     log(f"Slurm {version} cluster up in {time.monotonic() - t0:.1f}s")
     return cluster
@@ -1018,7 +1045,8 @@ def up_2411(host: Cluster) -> Cluster:
              "log": "/var/lib/dssr/log"}
     write(etc / "slurm.conf", slurm_conf(cluster="dssr2411", ports=PORTS_2411, paths=paths, nodes=TNODES,
                                          munge_socket=None, jwt_key="/etc/slurm/jwt_hs256.key",
-                                         jwks="/etc/slurm/jwks.json"), 0o644)
+                                         jwks="/etc/slurm/jwks.json", gpus=NODE_GPUS), 0o644)
+    write(etc / "gres.conf", fake_gpus(st / "dev", NODE_GPUS, seen_as="/var/lib/dssr/dev"), 0o644)
     write(etc / "cgroup.conf", "CgroupPlugin=disabled\n", 0o644)
     db_pass = (STATE / "etc" / "db_password").read_text().strip()
     write(etc / "slurmdbd.conf", slurmdbd_conf(
