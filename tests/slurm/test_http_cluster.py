@@ -75,9 +75,10 @@ def token(slurm_cluster: Cluster) -> Callable[..., str]:
 
 
 def submit(client: Client, token: Callable[..., str], command: str, *, nodes: int = 1, name: str | None = None,
-           devices: list[str] | None = None, bearer: str | None = None) -> dict[str, Any]:
+           devices: list[str] | None = None, bearer: str | None = None, **keys: str) -> dict[str, Any]:
+    """``keys``: more ``JOBOBJ_*`` / ``JARVICE_*`` lines of the upstream template."""
     name = name or unique_name("http")
-    extra = {"JOBOBJ_DEVICES": json.dumps(devices or ["exclusive=False"])}
+    extra = {"JOBOBJ_DEVICES": json.dumps(devices or ["exclusive=False"]), **keys}
     args = submit_args(name, 7, legacy_template(command, extra=extra), nodes=nodes, key="shell",
                        bearer=bearer if bearer is not None else token())
     status, body = client.post("/submit", args)
@@ -112,6 +113,15 @@ def test_two_node_job_runs_on_both_nodes_as_the_mapped_user_and_its_output_comes
     assert "rank=1 node=node2 user=kirby nodes=2" in output
     assert line == "<< termination state: COMPLETED -- see STDOUT for job errors >>"
     assert len(elapsed.split(":")) == 3
+
+
+def test_gpu_job_gets_the_gpus_it_asked_for_on_every_node(client: Client, token: Callable[..., str]) -> None:
+    job = submit(client, token, 'echo "rank=$PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"',
+                 nodes=2, JOBOBJ_GPUS="1")
+    rc, _, (output, _) = exit_status(client, job)
+    assert rc == 0, output
+    # CUDA_VISIBLE_DEVICES is set by Slurm's gres/gpu plugin on the node, from the job's allocation
+    assert "rank=0 gpus=1 cuda=0" in output and "rank=1 gpus=1 cuda=0" in output, output
 
 
 def test_failing_job_has_rc_1(client: Client, token: Callable[..., str]) -> None:

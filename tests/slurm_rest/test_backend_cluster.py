@@ -128,6 +128,15 @@ def test_held_job_waits_until_released(case: tuple[Cluster, RestBackend]) -> Non
     assert final_record(backend, jobid, "COMPLETED").exit_code == "0:0"
 
 
+def test_gpus_per_node_reach_slurm_as_a_gpu_allocation(case: tuple[Cluster, RestBackend]) -> None:
+    cluster, backend = case
+    request = batch(cluster, "gpu", 'echo "cuda=$CUDA_VISIBLE_DEVICES on=$SLURM_GPUS_ON_NODE"', gpus_per_node=2)
+    jobid = backend.submit(request, identity(cluster))
+    assert final_record(backend, jobid, "COMPLETED").exit_code == "0:0"
+    # both GPUs of the node, set by Slurm's gres/gpu plugin: the request really asked for them
+    assert Path(request.output).read_text().split() == ["cuda=0,1", "on=2"]
+
+
 def test_cancelled_job_ends_cancelled_and_cancelling_again_is_fine(end_case: tuple[Cluster, RestBackend]) -> None:
     cluster, backend = end_case
     jobid = backend.submit(batch(cluster, "cancel", "sleep 120"), identity(cluster))
