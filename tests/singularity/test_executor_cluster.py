@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core import JobSpec, JobState, Settings
+from dssr_core import BadRequest, JobSpec, JobState, Settings
 
 from .cluster_support import (connector_settings, downstream, identity, job_dir, of, sha, standin_calls, submit,
                               unique, wait_end)
@@ -72,8 +72,34 @@ def test_native_two_node_job_completes_with_one_pull_and_an_overlay_per_node(clu
     assert {c["nodename"] for c in calls if "exec" in c["argv"]} == set(cluster.nodes)
     assert all(argv[0] == "-s" for argv in (c["argv"] for c in calls))
     assert all("--overlay" in argv for argv in of(calls, "exec"))
+    assert not any("--nv" in argv for argv in of(calls, "exec"))  # no GPU asked, none given
     assert not list(job_dir(cluster, "kirby", spec.name).glob("overlay-*.img"))
     connector.cleanup(ref)
+
+
+def test_gpu_job_gets_slurm_gpus_on_every_node_and_runs_with_nv(cluster, connector):
+    if not cluster.gpus_per_node:
+        pytest.fail(f"{cluster.name} declares no GPUs (tests/cluster/harness.py NODE_GPUS)")
+    ds = downstream(connector, JARVICE_SINGULARITY_OVERLAY_SIZE="0")
+    spec = native(cluster, gpus=1, command='echo "rank $PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"')
+    ref, _ = submit(ds, spec)
+    status = wait_end(ds, ref)
+    assert status.state is JobState.COMPLETED, status.output
+    # CUDA_VISIBLE_DEVICES comes from Slurm's gres/gpu allocation on each node, not from dssr
+    assert "rank 0 gpus=1 cuda=0" in status.output and "rank 1 gpus=1 cuda=0" in status.output, status.output
+    calls = standin_calls(cluster, "kirby", spec.name)
+    assert {c["nodename"] for c in calls if "exec" in c["argv"]} == set(cluster.nodes)
+    assert of(calls, "exec") and all("--nv" in argv for argv in of(calls, "exec"))
+    connector.cleanup(ref)
+
+
+def test_a_job_asking_more_gpus_than_a_node_has_is_refused_and_nothing_runs(cluster, connector):
+    ds = downstream(connector, JARVICE_SINGULARITY_OVERLAY_SIZE="0")
+    spec = native(cluster, nodes=1, gpus=cluster.gpus_per_node + 1)
+    with pytest.raises(BadRequest) as err:
+        ds.submit(spec)
+    assert "Requested node configuration is not available" in str(err.value), err.value
+    assert standin_calls(cluster, "kirby", spec.name) == []
 
 
 def test_native_job_rank_0_exit_code_is_the_jobs_and_size_0_means_writable_tmpfs_with_verbose(cluster, connector):
