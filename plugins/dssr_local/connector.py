@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import Mapping, Sequence
 
 from dssr_core import (
     ClusterError,
+    ConfigError,
     Connector,
     Executor,
     ExitStatus,
@@ -66,8 +68,13 @@ class LocalConnector(Connector):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.local = LocalSettings.from_settings(settings)
+        self._owner = _claim_state_dir(self.local.state_dir)
         self.jobs_dir = self.local.state_dir / "jobs"
-        self.store = JobStore(self.local.state_dir / "jobs.db")
+        try:
+            self.store = JobStore(self.local.state_dir / "jobs.db")
+        except BaseException:
+            os.close(self._owner)
+            raise
         self.hostname = socket.gethostname()
         self.user = _current_user()
         self._lock = self.store.lock
@@ -372,6 +379,24 @@ class LocalConnector(Connector):
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self.store.close()
+        os.close(self._owner)  # releases the state folder for the next server
+
+
+def _claim_state_dir(state_dir: Path) -> int:
+    """Hold the state folder for this connector's lifetime: two servers on one folder would both start
+    the same queued job. The lock dies with the process, so a crash never leaves the folder claimed."""
+    path = state_dir / "server.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigError(f"JARVICE_LOCAL_STATE_DIR={str(state_dir)!r} is in use by another local connector "
+                          f"(pid {holder}); give each server its own folder.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _current_user() -> str:

@@ -288,6 +288,16 @@ def test_unusable_state_dir_is_named(local_env: dict[str, str], tmp_path: Path) 
         LocalConnector(Settings(dict(local_env, JARVICE_LOCAL_STATE_DIR=str(blocker / "state"))))
 
 
+def test_a_state_dir_serves_one_connector_at_a_time(make_connector: MakeConnector, local_env: dict[str, str]) -> None:
+    first = make_connector()
+    with pytest.raises(ConfigError, match=rf"JARVICE_LOCAL_STATE_DIR=.* is in use by another local connector \(pid {os.getpid()}\)"):
+        LocalConnector(Settings(local_env))
+    first.ping()  # the refused one changed nothing
+    first.close()
+    second = make_connector()
+    second.ping()
+
+
 def test_state_dir_defaults_under_xdg_state_home(tmp_path: Path) -> None:
     connector = LocalConnector(Settings({"XDG_STATE_HOME": str(tmp_path / "xdg")}))
     try:

@@ -110,6 +110,23 @@ def test_a_job_survives_a_server_restart(tmp_path: Path) -> None:
         again.stop()
 
 
+def test_a_second_server_on_the_same_local_state_dir_is_refused_and_a_killed_one_frees_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = Server(state).start()
+    try:
+        second = run_server("--connector", "local", "--executor", "shell", "--port", str(free_port()),
+                            env={"JARVICE_LOCAL_STATE_DIR": str(state)})
+        assert second.returncode == 2, second.stderr
+        assert f"JARVICE_LOCAL_STATE_DIR='{state}' is in use by another local connector (pid {first.process.pid})" \
+            in second.stderr and "Traceback" not in second.stderr
+        assert first.get("/live").status == 200
+    finally:
+        assert first.process is not None
+        first.process.kill()  # a crash: the lock goes with the process
+        first.process.wait()
+    Server(state, port=first.port).start().stop()
+
+
 def test_gc_answers_bad_with_500_when_the_cluster_does_not_answer(tmp_path: Path) -> None:
     state = tmp_path / "state"
     server = Server(state).start()
