@@ -12,7 +12,8 @@ from .settings import SlurmSettings
 
 def build_pool(cfg: SlurmSettings) -> SSHPool:
     """The SSH pool of the cluster's login node, with the configured host-key policy."""
-    policy = HostKeyPolicy(known_hosts=cfg.known_hosts, expected_fingerprint=cfg.host_key)
+    policy = HostKeyPolicy(known_hosts=cfg.known_hosts, expected_fingerprint=cfg.host_key,
+                           record_file=cfg.host_key_record, record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD")
     return SSHPool(cfg.host, cfg.port, policy, command_timeout=cfg.command_timeout, keepalive=cfg.keepalive)
 
 

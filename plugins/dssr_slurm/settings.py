@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ class SlurmSettings:
     service_key_text: str | None
     known_hosts: str | None
     host_key: str | None
+    #: where first-seen host keys are kept across restarts (trust on first use only)
+    host_key_record: str | None
     scratch: str
     mapping_file: str
     interface: str
@@ -59,6 +62,7 @@ class SlurmSettings:
             service_key_text=settings.str("JARVICE_SLURM_SSH_PKEY"),
             known_hosts=settings.str("JARVICE_SLURM_SSH_KNOWN_HOSTS"),
             host_key=settings.str("JARVICE_SLURM_SSH_HOST_KEY"),
+            host_key_record=_record_path(settings),
             scratch=posixpath.normpath(scratch),
             mapping_file=settings.str("JARVICE_USERS_ID_MAPPING_FILE", DEFAULT_MAPPING_FILE) or DEFAULT_MAPPING_FILE,
             interface=settings.choice("JARVICE_SLURM_INTERFACE", "cli", ("cli", "http")),
@@ -77,3 +81,10 @@ class SlurmSettings:
 
     def output_file(self, user: str, slurm_name: str) -> str:
         return posixpath.join(self.user_scratch(user), slurm_name + ".out")
+
+
+def _record_path(settings: Settings) -> str | None:
+    path = settings.str("JARVICE_SLURM_SSH_HOST_KEY_RECORD")
+    if path and not os.path.isabs(path):
+        raise ConfigError(f"JARVICE_SLURM_SSH_HOST_KEY_RECORD={path!r} is not an absolute path.")
+    return path

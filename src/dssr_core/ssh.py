@@ -84,7 +84,10 @@ class HostKeyPolicy:
         known_hosts: str | None = None,
         expected_fingerprint: str | None = None,
         record_file: str | None = None,
+        record_setting: str = "the host-key record",
     ) -> None:
+        """``record_file`` (trust on first use only): first-seen keys are appended there and read back
+        at the next start, so that a restart does not trust a new key; ``record_setting`` names it in errors."""
         self.known_hosts = known_hosts
         self.expected = expected_fingerprint.strip() if expected_fingerprint else None
         if self.expected and not self.expected.startswith("SHA256:"):
@@ -92,7 +95,8 @@ class HostKeyPolicy:
                 f"The expected host-key fingerprint {self.expected!r} is not of the form SHA256:<base64> "
                 "(as printed by ssh-keygen -lf)."
             )
-        self.record_file = record_file
+        self.record_file = record_file if not (known_hosts or self.expected) else None
+        self._record_setting = record_setting
         self._seen: dict[str, str] = {}
         self._written: set[str] = set()
         self._lock = threading.Lock()
@@ -102,7 +106,7 @@ class HostKeyPolicy:
                 self._host_keys = paramiko.HostKeys(known_hosts)
             except (OSError, paramiko.SSHException) as exc:
                 raise ConfigError(f"The known_hosts file {known_hosts!r} cannot be read ({exc}).") from None
-        elif record_file and os.path.exists(record_file):
+        elif self.record_file and os.path.exists(self.record_file):
             self._load_record()
 
     def describe(self) -> str:
@@ -110,6 +114,8 @@ class HostKeyPolicy:
             return f"known_hosts {self.known_hosts}"
         if self.expected:
             return f"fingerprint {self.expected}"
+        if self.record_file:
+            return f"trust on first use, recorded in {self.record_file}"
         return "trust on first use"
 
     def check(self, host: str, port: int, key: paramiko.PKey) -> None:
@@ -142,8 +148,10 @@ class HostKeyPolicy:
             if first == seen and self.record_file and name not in self._written:
                 self._record(name, seen)
         if first != seen:
+            hint = (f" If the host's key really changed, remove its line from {self.record_file} and restart."
+                    if self.record_file else "")
             raise ClusterError(
-                f"The SSH host key of {host}:{port} changed (was {first}, now {seen}): refusing to connect.",
+                f"The SSH host key of {host}:{port} changed (was {first}, now {seen}): refusing to connect.{hint}",
                 transient=False,
             )
 
@@ -159,12 +167,20 @@ class HostKeyPolicy:
 
     def _load_record(self) -> None:
         assert self.record_file is not None
-        with open(self.record_file, encoding="utf-8") as handle:
-            for line in handle:
-                parts = line.split()
-                if len(parts) == 2:
-                    self._seen.setdefault(parts[0], parts[1])
-                    self._written.add(parts[0])
+        try:
+            with open(self.record_file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{self._record_setting}={self.record_file!r} cannot be read ({exc}).") from None
+        for number, line in enumerate(lines, 1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            if len(parts) != 2 or not parts[1].startswith("SHA256:"):
+                raise ConfigError(f"{self._record_setting}={self.record_file!r}, line {number}: "
+                                  "expected '[host]:port SHA256:<base64>'.")
+            self._seen.setdefault(parts[0], parts[1])
+            self._written.add(parts[0])
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,23 @@ def test_without_configuration_the_first_key_is_trusted_and_a_changed_key_refuse
         HostKeyPolicy(record_file=str(record)).check("h", 22, other)
 
 
+def test_a_malformed_or_unreadable_record_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
+    record = tmp_path / "seen"
+    record.write_text("# first-seen keys\n[h]:22 aa:bb:cc\n")
+    with pytest.raises(ConfigError, match=r"^RECORD='.*seen', line 2: expected"):
+        HostKeyPolicy(record_file=str(record), record_setting="RECORD")
+    record.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="^RECORD=.* cannot be read"):
+        HostKeyPolicy(record_file=str(record), record_setting="RECORD")
+
+
+def test_the_record_is_not_used_when_the_key_is_pinned(tmp_path: Path) -> None:
+    key, record = host_key(), tmp_path / "seen"
+    policy = HostKeyPolicy(expected_fingerprint=fingerprint(key), record_file=str(record))
+    policy.check("h", 22, key)
+    assert not record.exists() and policy.describe() == f"fingerprint {fingerprint(key)}"
+
+
 def test_a_malformed_fingerprint_setting_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         HostKeyPolicy(expected_fingerprint="aa:bb:cc")
