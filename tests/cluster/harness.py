@@ -864,6 +864,7 @@ Subsystem sftp internal-sftp
     wait_for("nodes idle", nodes_idle, 45, STATE / "log" / "slurmctld.log", [ctld, *slurmds])
     wait_for("slurmrestd", lambda: port_open("127.0.0.1", PORTS_2205["restd"]), 20,
              STATE / "log" / "slurmrestd.out", [restd])
+    wait_for("sshd", lambda: port_open("127.0.0.1", SSH_PORT), 20, STATE / "log" / "sshd.log", [sshd])
     version = sh(["sinfo", "-V"], env=env).stdout.split()[-1]
     cluster = Cluster(
         name="slurm-22.05", cluster_name="dssr", host="127.0.0.1", ssh_port=SSH_PORT,
