@@ -41,3 +41,43 @@ def test_errors_map_to_http_status_in_one_place() -> None:
     assert all(issubclass(cls, dssr_core.DssrError) for cls in (
         dssr_core.BadRequest, dssr_core.NotFound, dssr_core.ClusterError, dssr_core.PluginError, dssr_core.ConfigError,
     ))
+
+
+def test_a_regular_install_ships_every_module_and_plugin(tmp_path) -> None:
+    """`pip install .` (not editable) is how sites deploy: the wheel must hold
+    every module and data file of every package, and the plugin entry points."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    # Build from a clean copy: an egg-info or build/ folder left in the
+    # checkout by an earlier build would add files the configuration misses.
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for name in ("src", "plugins"):
+        shutil.copytree(root / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+        check=True, capture_output=True, text=True,
+    )
+    (wheel,) = tmp_path.glob("jarvice_dssr-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+
+    expected = {
+        str(path.relative_to(base)).replace("\\", "/")
+        for base in (root / "src", root / "plugins")
+        for path in base.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    assert expected - shipped == set()
+
+    entry_points = next(name for name in shipped if name.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for plugin in ("local =", "slurm =", "shell =", "singularity =", "apptainer =", "dssr-server ="):
+        assert plugin in text
