@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import dssr_core
 
@@ -21,9 +26,6 @@ def test_all_has_no_duplicates() -> None:
 
 
 def test_the_library_imports_neither_flask_nor_a_plugin() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys, dssr_core; "
         "bad = [m for m in ('flask', 'dssr_local', 'dssr_slurm', 'dssr_singularity', 'dssr_server') if m in sys.modules]; "
@@ -43,22 +45,16 @@ def test_errors_map_to_http_status_in_one_place() -> None:
     ))
 
 
-def test_a_regular_install_ships_every_module_and_plugin(tmp_path) -> None:
+def test_a_regular_install_ships_every_module_and_plugin(tmp_path: Path) -> None:
     """`pip install .` (not editable) is how sites deploy: the wheel must hold
     every module and data file of every package, and the plugin entry points."""
-    import subprocess
-    import sys
-    import zipfile
-    from pathlib import Path
-
-    import shutil
-
     root = Path(__file__).resolve().parents[2]
     # Build from a clean copy: an egg-info or build/ folder left in the
     # checkout by an earlier build would add files the configuration misses.
     source = tmp_path / "source"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
-    for name in ("src", "plugins"):
+    roots = ("src", "plugins")
+    for name in roots:
         shutil.copytree(root / name, source / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(root / name, source / name)
@@ -67,17 +63,17 @@ def test_a_regular_install_ships_every_module_and_plugin(tmp_path) -> None:
         check=True, capture_output=True, text=True,
     )
     (wheel,) = tmp_path.glob("jarvice_dssr-*.whl")
-    shipped = set(zipfile.ZipFile(wheel).namelist())
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+        entry_points = next(name for name in shipped if name.endswith(".dist-info/entry_points.txt"))
+        text = archive.read(entry_points).decode()
 
     expected = {
-        str(path.relative_to(base)).replace("\\", "/")
-        for base in (root / "src", root / "plugins")
-        for path in base.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        path.relative_to(source / name).as_posix()
+        for name in roots
+        for path in (source / name).rglob("*")
+        if path.is_file()
     }
     assert expected - shipped == set()
-
-    entry_points = next(name for name in shipped if name.endswith(".dist-info/entry_points.txt"))
-    text = zipfile.ZipFile(wheel).read(entry_points).decode()
     for plugin in ("local =", "slurm =", "shell =", "singularity =", "apptainer =", "dssr-server ="):
         assert plugin in text
