@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from dssr_core import BadRequest
+from dssr_core import BadRequest, ConfigError, Settings
 from dssr_slurm.backend import BatchRequest
 from dssr_slurm.rest.adapter import minutes, scontrol_text
-from dssr_slurm.rest.versions import adapter_for, newest_supported, offered
+from dssr_slurm.rest import RestSettings
+from dssr_slurm.rest.versions import ADAPTERS, SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
 
 from .samples import VERSIONS, ids, load
 
-ALL = ["v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42"]
+ALL = list(SUPPORTED_VERSIONS)
+#: versions with typed numbers and the script in ``job.script`` (v0.0.41 on)
+TYPED = [v for v in ALL if v not in ("v0.0.38", "v0.0.39")]
 
 
 def full_request(**changes: object) -> BatchRequest:
@@ -39,7 +42,32 @@ def test_v0038_body_maps_every_field_with_script_beside_job() -> None:
     assert job["environment"]["A"] == "1" and job["environment"]["PATH"]  # an object, never empty
 
 
-@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.41", "v0.0.42"])
+def test_supported_versions_are_the_table_oldest_first_each_with_its_adapter() -> None:
+    assert SUPPORTED_VERSIONS == tuple(ADAPTERS)
+    assert sorted(ALL, key=lambda v: int(v.rsplit(".", 1)[1])) == ALL
+    for version in ALL:
+        assert adapter_for(version).version == version
+        assert adapter_for(version).slurm == f"/slurm/{version}"
+    with pytest.raises(ValueError, match="v0.0.37"):
+        adapter_for("v0.0.37")
+
+
+@pytest.mark.parametrize("version", ["auto", *ALL])
+def test_every_table_version_is_a_valid_setting(version: str) -> None:
+    settings = RestSettings.from_settings(
+        Settings({"JARVICE_SLURMRESTD_ADDR": "http://mg1", "JARVICE_SLURMRESTD_API_VERSION": version})
+    )
+    assert settings.api_version == version
+
+
+def test_a_version_outside_the_table_is_a_startup_error_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match=f"JARVICE_SLURMRESTD_API_VERSION.*{ALL[-1]}"):
+        RestSettings.from_settings(
+            Settings({"JARVICE_SLURMRESTD_ADDR": "http://mg1", "JARVICE_SLURMRESTD_API_VERSION": "v0.0.37"})
+        )
+
+
+@pytest.mark.parametrize("version", TYPED)
 def test_v004x_body_maps_every_field_with_typed_numbers(version: str) -> None:
     body = adapter_for(version).submit_body(full_request())
     job = body["job"]
@@ -63,7 +91,7 @@ def test_unmappable_extra_flag_is_refused_naming_the_flag(version: str) -> None:
         adapter_for(version).submit_body(full_request(extra={"export": "ALL"}))
 
 
-@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.41", "v0.0.42"])
+@pytest.mark.parametrize("version", TYPED)
 def test_numeric_extra_flag_needs_a_number(version: str) -> None:
     job = adapter_for(version).submit_body(full_request(extra={"cpus-per-task": "4"}))["job"]
     assert job["cpus_per_task"] == 4

@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 from dssr_core import ConfigError, Settings
 
-#: REST API versions this package speaks, oldest first.
-SUPPORTED_VERSIONS = ("v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42")
+from .versions import SUPPORTED_VERSIONS
 DEFAULT_PORT = 6820
 DEFAULT_TOKEN_LIFESPAN = 1800
 

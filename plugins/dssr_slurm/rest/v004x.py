@@ -1,10 +1,11 @@
-"""REST API v0.0.39 to v0.0.42 (Slurm 23.02 to 24.11): typed fields, numbers as ``{set, infinite, number}``."""
+"""REST API v0.0.39 to v0.0.42 (Slurm 23.02 to 24.11): typed fields, numbers as ``{set, infinite, number}``.
+
+One class per version that changed something; each holds only that change."""
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
-
 
 from ..backend import BatchRequest
 from .adapter import Adapter, minutes, number, state_name
@@ -39,12 +40,9 @@ def _set(value: int) -> dict[str, Any]:
     return {"set": True, "infinite": False, "number": value}
 
 
-class V004x(Adapter):
-    """v0.0.39-42: ``job_state`` a list, exit codes objects, environment a list of ``K=V``."""
-
-    @property
-    def _minor(self) -> int:
-        return int(self.version.rsplit(".", 1)[1])
+class V0039(Adapter):
+    """v0.0.39: ``job_state`` a list, exit codes objects, environment a list of ``K=V``; the script beside
+    the job; the update body wrapped in ``{"job": ...}``."""
 
     def submit_body(self, request: BatchRequest) -> dict[str, Any]:
         environment = dict(request.environment)
@@ -59,7 +57,7 @@ class V004x(Adapter):
             "environment": [f"{key}={value}" for key, value in environment.items()],
         }
         if request.exclusive:
-            job["shared"] = ["none"] if self._minor < 41 else ["none"]
+            job["shared"] = ["none"]
         if request.memory_gb:
             job["memory_per_node"] = _set(request.memory_gb * 1024)
         if request.gpus_per_node:
@@ -78,10 +76,11 @@ class V004x(Adapter):
         job.update(extra_fields(textual, {**EXTRA_FLAGS, **EXTRA_NUMBERS}, self.version))
         for flag, value in numeric.items():
             job[EXTRA_NUMBERS[flag]] = _integer(flag, value)
-        if self._minor >= 41:
-            job["script"] = request.script
-            return {"job": job}
-        return {"script": request.script, "job": job}
+        return self.wrap(request.script, job)
+
+    def wrap(self, script: str, job: dict[str, Any]) -> dict[str, Any]:
+        """The submit body around the job's fields."""
+        return {"script": script, "job": job}
 
     def state(self, item: Mapping[str, Any]) -> str:
         return state_name(item.get("job_state"))
@@ -94,16 +93,13 @@ class V004x(Adapter):
         sig = number(signal.get("id")) if isinstance(signal, Mapping) else None
         return f"{number(code.get('return_code')) or 0}:{sig or 0}"
 
-
     def accounting_query(self, jobids: Iterable[str]) -> str:
         """``step`` repeated once per id: these versions read repeated keys as a list (24.11 refuses
         a comma, raw or encoded)."""
         return f"{self.slurmdb}/jobs?" + urlencode([("step", jobid) for jobid in jobids])
 
     def release_body(self) -> dict[str, Any] | None:
-        if self._minor == 39:
-            return {"job": {"hold": False}}
-        return {"hold": False}
+        return {"job": {"hold": False}}
 
     def pinged(self, body: Mapping[str, Any]) -> bool:
         pings = body.get("pings") or []
@@ -111,6 +107,20 @@ class V004x(Adapter):
             isinstance(p, Mapping) and (p.get("responding") is True or str(p.get("pinged", "")).upper() == "UP")
             for p in pings
         )
+
+
+class V0040(V0039):
+    """v0.0.40: the update body is flat."""
+
+    def release_body(self) -> dict[str, Any] | None:
+        return {"hold": False}
+
+
+class V0041(V0040):
+    """v0.0.41: the top-level ``script`` is deprecated; the script goes in ``job.script``."""
+
+    def wrap(self, script: str, job: dict[str, Any]) -> dict[str, Any]:
+        return {"job": {**job, "script": script}}
 
 
 def _integer(flag: str, value: str) -> int:

@@ -1,4 +1,7 @@
-"""Which adapter speaks which REST API version, and picking one (``auto``) from slurmrestd's OpenAPI."""
+"""Which adapter speaks which REST API version, and picking one (``auto``) from slurmrestd's OpenAPI.
+
+Adding a version is one entry in :data:`ADAPTERS` (and, if something changed, one adapter class holding
+only that change); the supported list and ``auto`` follow from the table."""
 
 from __future__ import annotations
 
@@ -8,19 +11,30 @@ from typing import Any, Iterable, Mapping
 from dssr_core import ClusterError
 
 from .adapter import Adapter
-from .settings import SUPPORTED_VERSIONS
 from .v0038 import V0038
-from .v004x import V004x
+from .v004x import V0039, V0040, V0041
+
+#: REST API version -> the adapter class speaking it, oldest first
+ADAPTERS: Mapping[str, type[Adapter]] = {
+    "v0.0.38": V0038,
+    "v0.0.39": V0039,
+    "v0.0.40": V0040,
+    "v0.0.41": V0041,
+    "v0.0.42": V0041,  # nothing this server sends or reads changed
+}
+#: REST API versions this package speaks, oldest first.
+SUPPORTED_VERSIONS = tuple(ADAPTERS)
 
 _PATH_VERSION = re.compile(r"^/slurm/(v0\.0\.\d+)/")
 
 
 def adapter_for(version: str) -> Adapter:
-    if version == "v0.0.38":
-        return V0038(version)
-    if version in SUPPORTED_VERSIONS:
-        return V004x(version)
-    raise ValueError(f"unsupported REST API version {version}")
+    """The adapter of ``version``; ValueError for a version not in :data:`ADAPTERS`."""
+    try:
+        cls = ADAPTERS[version]
+    except KeyError:
+        raise ValueError(f"unsupported REST API version {version}") from None
+    return cls(version)
 
 
 def offered(openapi: Mapping[str, Any]) -> list[str]:
