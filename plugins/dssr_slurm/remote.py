@@ -31,10 +31,11 @@ class ServiceShell:
         self._login: Login | None = None
         self.key_problem: str | None = None
         if cfg.service_key_text is None:
-            self.key_problem = "JARVICE_SLURM_SSH_PKEY is not set: give the service user's private key."
+            self.key_problem = ("JARVICE_SLURM_SSH_PKEY (or JARVICE_SLURM_SSH_PKEY_FILE) is not set: "
+                                "give the service user's private key.")
         else:
             try:
-                self._login = Login(cfg.service_user, load_private_key(cfg.service_key_text, "JARVICE_SLURM_SSH_PKEY"))
+                self._login = Login(cfg.service_user, load_private_key(cfg.service_key_text, cfg.service_key_setting))
             except ConfigError as exc:
                 self.key_problem = str(exc)
 

@@ -21,6 +21,8 @@ class SlurmSettings:
     service_user: str
     #: the service user's private key as configured (PEM text or base64); None when unset
     service_key_text: str | None
+    #: the variable that gave it: JARVICE_SLURM_SSH_PKEY, or JARVICE_SLURM_SSH_PKEY_FILE (a mounted file)
+    service_key_setting: str
     known_hosts: str | None
     host_key: str | None
     #: where first-seen host keys are kept across restarts (trust on first use only)
@@ -55,11 +57,13 @@ class SlurmSettings:
             if not posixpath.isabs(item):
                 raise ConfigError(f"JARVICE_PVCLS_ROOTS: {item!r} is not an absolute path.")
             roots.append(posixpath.normpath(item))
+        key_setting, key_text = settings.secret_text("JARVICE_SLURM_SSH_PKEY")
         return cls(
             host=host,
             port=settings.int("JARVICE_SLURM_CLUSTER_PORT", 22, minimum=1, maximum=65535),
             service_user=settings.str("JARVICE_SLURM_SSH_USER", "jarvice") or "jarvice",
-            service_key_text=settings.str("JARVICE_SLURM_SSH_PKEY"),
+            service_key_text=key_text,
+            service_key_setting=key_setting,
             known_hosts=settings.str("JARVICE_SLURM_SSH_KNOWN_HOSTS"),
             host_key=settings.str("JARVICE_SLURM_SSH_HOST_KEY"),
             host_key_record=_record_path(settings),

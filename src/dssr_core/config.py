@@ -40,6 +40,30 @@ class Settings:
                 return name, self.raw(name)
         return names[0], None
 
+    def secret_text(self, name: builtins.str) -> tuple[builtins.str, builtins.str | None]:
+        """A secret given as text in ``name`` or as a file named by ``name_FILE`` (a mounted secret).
+
+        Returns (the variable that gave it, its text), or (``name``, None) when neither is set.
+        Raises :class:`ConfigError` when both are set, or the file cannot be read or is empty
+        (naming the variable and the path, never the content).
+        """
+        file_name = name + "_FILE"
+        text, path = self.raw(name), self.raw(file_name)
+        if text is not None and path is not None:
+            raise ConfigError(f"{name} and {file_name} are both set: give only one.")
+        if path is None:
+            return name, text
+        try:
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read()
+        except OSError as exc:
+            raise ConfigError(f"{file_name}={path!r} cannot be read ({exc.strerror or exc}).") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{file_name}={path!r} is not UTF-8 text.") from None
+        if not content.strip():
+            raise ConfigError(f"{file_name}={path!r} is empty.")
+        return file_name, content
+
     def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self.raw(name)
         if value is None:

@@ -93,3 +93,26 @@ def test_a_bad_base64_secret_is_named_without_showing_its_value() -> None:
 def test_first_returns_the_first_variable_set() -> None:
     assert Settings({"B": "2"}).first("A", "B") == ("B", "2")
     assert Settings({}).first("A", "B") == ("A", None)
+
+
+def test_a_secret_is_read_from_the_file_its_FILE_variable_names(tmp_path) -> None:
+    (tmp_path / "token").write_text("s3cret\n")
+    assert Settings({"TOKEN_FILE": str(tmp_path / "token")}).secret_text("TOKEN") == ("TOKEN_FILE", "s3cret\n")
+    assert Settings({"TOKEN": "inline"}).secret_text("TOKEN") == ("TOKEN", "inline")
+    assert Settings({}).secret_text("TOKEN") == ("TOKEN", None)
+
+
+@pytest.mark.parametrize("content, env, message", [
+    (None, {"TOKEN_FILE": "/nonexistent/token"}, "TOKEN_FILE='/nonexistent/token' cannot be read (No such file or directory)"),
+    ("  \n", {"TOKEN_FILE": "{path}"}, "TOKEN_FILE='{path}' is empty"),
+    ("s3cret", {"TOKEN_FILE": "{path}", "TOKEN": "inline"}, "TOKEN and TOKEN_FILE are both set: give only one"),
+])
+def test_a_bad_secret_file_is_named_with_its_path_never_its_content(tmp_path, content, env, message) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    env = {k: v.format(path=path) for k, v in env.items()}
+    with pytest.raises(ConfigError) as info:
+        Settings(env).secret_text("TOKEN")
+    assert str(info.value).startswith(message.format(path=path))
+    assert "s3cret" not in str(info.value) and "inline" not in str(info.value)

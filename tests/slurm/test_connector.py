@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 import pytest
 
-from dssr_core import BadRequest, ClusterError, Identity, JobRef, JobSpec, JobState, Settings
+from dssr_core import BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings
 from dssr_core.ssh import Result
 from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend, SlurmJob
 from dssr_slurm.connector import SlurmConnector
@@ -276,3 +276,31 @@ def test_accounting_record_of_another_job_is_unknown(parts: tuple[SlurmConnector
     backend.records["6"] = AcctRecord("6", "mario_private_job", "mario", "COMPLETED")
     assert conn.exit_status(JobRef("a", 1, "6")).rc == -9
     assert shell.commands == []
+
+
+def test_the_service_key_may_come_from_a_mounted_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "ssh-privatekey"
+    key_file.write_text(openssh_key("ed25519"))
+    env = settings(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(key_file)).as_dict()
+    del env["JARVICE_SLURM_SSH_PKEY"]
+    conn = SlurmConnector(Settings(env))
+    assert conn.shell.key_problem is None
+    assert conn.shell.login.user == "jarvice"
+    conn.close()
+
+
+def test_a_service_key_file_that_is_not_a_key_is_named_by_its_variable(tmp_path: Path) -> None:
+    key_file = tmp_path / "ssh-privatekey"
+    key_file.write_text("bm90IGEga2V5")
+    env = settings(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(key_file)).as_dict()
+    del env["JARVICE_SLURM_SSH_PKEY"]
+    conn = SlurmConnector(Settings(env))
+    assert any(p.startswith("JARVICE_SLURM_SSH_PKEY_FILE ") for p in conn.check())
+    conn.close()
+
+
+def test_an_unreadable_service_key_file_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    env = settings(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(tmp_path / "missing")).as_dict()
+    del env["JARVICE_SLURM_SSH_PKEY"]
+    with pytest.raises(ConfigError, match="JARVICE_SLURM_SSH_PKEY_FILE=.*missing.* cannot be read"):
+        SlurmConnector(Settings(env))
