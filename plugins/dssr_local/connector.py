@@ -93,7 +93,7 @@ class LocalConnector(Connector):
         with self._lock:
             known = self.store.find_uncollected(spec.name)
             if known is not None:
-                return Submission(known.jobid, known.script)
+                return Submission(known.jobid, known.script, existed=True)
             jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command)
             job_dir = self.jobs_dir / str(jobid)
             try:

@@ -55,7 +55,7 @@ class CliBackend(SlurmBackend):
         """Run a submission script (see :mod:`dssr_slurm.script`) as ``login``: (job id, already existed)."""
         # Never retried once sent: the script itself checks by name first, but a
         # lost connection mid-submission is reported rather than guessed.
-        result = self.pool.run(login, "bash -s", stdin=script.encode("utf-8"), idempotent=False)
+        result = self.pool.run(login, "bash -s", stdin=script.encode("utf-8"), idempotent=False, kind="sbatch")
         found = parse_submission_output(result.stdout)
         if result.rc != 0 or found is None:
             message = _first_line(result.stderr or result.stdout)

@@ -13,6 +13,7 @@ import logging
 import posixpath
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
@@ -36,6 +37,7 @@ from dssr_core import (
     Submission,
     command,
 )
+from dssr_core.checks import Contact
 from dssr_core.job import NAME_PATTERN
 
 from .backend import PREFIX, AcctRecord, BatchRequest, SlurmBackend, SlurmJob
@@ -88,6 +90,7 @@ class SlurmConnector(Connector):
         self._timers: set[threading.Timer] = set()
         self._timers_lock = threading.Lock()
         self._roots: tuple[str, ...] | None = None
+        self._started = time.time()
 
     # -- submission ---------------------------------------------------------------
     def submit(self, spec: JobSpec, executor: Executor) -> Submission:
@@ -149,7 +152,7 @@ class SlurmConnector(Connector):
         if existed:
             log.info("job %s already exists on the cluster as %s: not submitted again", slurm_name, jobid)
         fscript = script if embedded else f"{script}\n# ---- {files.node_script} ----\n{launch.node_script}"
-        return Submission(jobid=jobid, script=fscript)
+        return Submission(jobid=jobid, script=fscript, existed=existed)
 
     def _token_user(self, identity: Identity | None) -> str:
         claims: Mapping[str, Any] = identity.claims if identity else {}
@@ -316,7 +319,7 @@ class SlurmConnector(Connector):
             '[ -d "$real" ] || exit 4\n'
             f"find {command(wanted + '/')} -mindepth 1 -maxdepth 1 -printf '%y\\037%T@\\037%s\\037%f\\0'\n"
         )
-        result = self.shell.run("bash -s", stdin=script.encode())
+        result = self.shell.run("bash -s", stdin=script.encode(), kind="pvcls")
         if result.rc in (3, 4):
             raise BadRequest(f"The folder {path!r} does not exist or is not a folder.")
         real, _, listing = result.stdout.partition("\n")
@@ -347,6 +350,9 @@ class SlurmConnector(Connector):
     # -- health -------------------------------------------------------------------------
     def ping(self) -> None:
         self.backend.ping()
+
+    def last_contact(self) -> Contact:
+        return self._snapshot.last_contact or Contact(self._started, False, "no contact with the cluster yet")
 
     def check(self) -> list[str]:
         problems: list[str] = []

@@ -45,8 +45,9 @@ class ServiceShell:
             raise ClusterError(self.key_problem or "No service key.", transient=False)
         return self._login
 
-    def run(self, command: str, *, timeout: float | None = None, idempotent: bool = True, stdin: bytes | None = None) -> Result:
-        return self.pool.run(self.login, command, timeout=timeout, idempotent=idempotent, stdin=stdin)
+    def run(self, command: str, *, timeout: float | None = None, idempotent: bool = True, stdin: bytes | None = None,
+            kind: str | None = None) -> Result:
+        return self.pool.run(self.login, command, timeout=timeout, idempotent=idempotent, stdin=stdin, kind=kind)
 
     def open_tunnel(self, host: str, port: int) -> paramiko.Channel:
         return self.pool.open_tunnel(self.login, host, port)

@@ -13,6 +13,9 @@ import threading
 import time
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
+from dssr_core import metrics
+from dssr_core.checks import Contact
+
 T = TypeVar("T")
 V = TypeVar("V")
 
@@ -31,6 +34,8 @@ class SharedSnapshot(Generic[T]):
         self._refreshing = False
         self._generation = 0
         self._error: BaseException | None = None
+        #: the outcome of the latest fetch (None before the first one ends)
+        self.last_contact: Contact | None = None
 
     def _fresh(self, now: float) -> bool:
         return self._value is not None and self._started_at >= self._invalid_after and now - self._started_at <= self.ttl
@@ -59,11 +64,15 @@ class SharedSnapshot(Generic[T]):
                 self._refreshing = False
                 self._error = exc
                 self._generation += 1
+                self.last_contact = Contact(time.time(), False, str(exc) or exc.__class__.__name__)
                 self._cond.notify_all()
+            metrics.recorder().snapshot_refreshed(ok=False)
             raise
+        metrics.recorder().snapshot_refreshed(ok=True)
         with self._cond:
             self._refreshing = False
             self._error = None
+            self.last_contact = Contact(time.time(), True)
             self._value = value
             self._started_at = started
             self._generation += 1

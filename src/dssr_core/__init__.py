@@ -3,6 +3,8 @@
 Imports neither Flask nor any plugin; plugins are found through entry points.
 """
 
+from . import metrics
+from .checks import Check, Contact, NodeProbe
 from .config import ServerSettings, Settings
 from .connector import Connector, split_by_state
 from .downstream import Downstream
@@ -31,9 +33,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BadRequest",
+    "Check",
     "ClusterError",
     "ConfigError",
     "Connector",
+    "Contact",
     "Downstream",
     "DssrError",
     "Executor",
@@ -47,6 +51,7 @@ __all__ = [
     "Launch",
     "LaunchContext",
     "NODE_VARIABLES",
+    "NodeProbe",
     "NotFound",
     "PluginError",
     "ServerSettings",
@@ -64,6 +69,7 @@ __all__ = [
     "format_seconds",
     "load_connector",
     "load_executor",
+    "metrics",
     "normalize_elapsed",
     "parse_submission",
     "parse_template",

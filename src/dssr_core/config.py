@@ -158,6 +158,10 @@ class ServerSettings:
     threads: int = 8
     #: which entry of ``hpc_script`` to use (default: the executor's name)
     script_key: str | None = None
+    #: ``text`` (one line per event, as ever) or ``json`` (one object per line, with the request id)
+    log_format: str = "text"
+    #: ``/ready`` says 503 when the last good contact with the cluster is older than this (seconds)
+    ready_max_age: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ServerSettings":
@@ -169,4 +173,6 @@ class ServerSettings:
             host=settings.str("WAITRESS_BIND_ADDRESS", "0.0.0.0") or "0.0.0.0",
             threads=settings.int("WAITRESS_THREADS", 8, minimum=1, maximum=256),
             script_key=settings.str("JARVICE_UPSTREAM_SCRIPT_KEY"),
+            log_format=settings.choice("JARVICE_DSSR_LOG_FORMAT", "text", ("text", "json")),
+            ready_max_age=settings.float("JARVICE_DSSR_READY_MAX_AGE", 60.0, minimum=1.0),
         )

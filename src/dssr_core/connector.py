@@ -15,8 +15,9 @@ never a verdict on the jobs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
+from .checks import Check, Contact, failed, passed
 from .config import Settings
 from .errors import BadRequest
 from .executor import Executor
@@ -124,6 +125,32 @@ class Connector(ABC):
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return [str(exc)]
         return []
+
+    def last_contact(self) -> Contact | None:
+        """The outcome and time of the latest exchange with the cluster, without contacting it.
+
+        ``/ready`` answers from this alone, so it must not block on the cluster:
+        return what the shared snapshot (or any other call) last saw.  A
+        connector that has not reached its cluster yet returns a failed
+        :class:`~dssr_core.checks.Contact` saying so.  The default, None, means
+        "not tracked": ``/ready`` then says ready whenever the server runs.
+        """
+        return None
+
+    def diagnose(self, executor: Executor) -> Iterator[Check]:
+        """Every check of the site's set-up this connector knows (``dssr doctor``), one at a time.
+
+        Yields :class:`~dssr_core.checks.Check` verdicts, each saying what to
+        change when it fails; never raises for a cluster fault (that is a
+        failed check).  Should also run ``executor.node_probes()`` on the
+        compute nodes.  The default checks that the cluster answers (:meth:`ping`).
+        """
+        try:
+            self.ping()
+        except Exception as exc:  # noqa: BLE001 - a verdict, not an error
+            yield failed(f"the {self.name} cluster answers", str(exc))
+            return
+        yield passed(f"the {self.name} cluster answers")
 
     def info(self, ref: JobRef) -> Mapping[str, Any]:
         """The legacy ``info`` answer for a job (``url`` set for interactive jobs)."""

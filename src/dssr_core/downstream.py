@@ -8,8 +8,11 @@ own: all of it goes through the connector.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from typing import Any, Mapping, Sequence
 
+from . import metrics
 from .config import ServerSettings, Settings
 from .connector import Connector, split_by_state
 from .errors import BadRequest, DssrError
@@ -37,6 +40,8 @@ class Downstream:
         self.executor = executor
         self.verifier = verifier
         self.script_key = script_key or executor.name
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @classmethod
     def from_settings(
@@ -65,7 +70,9 @@ class Downstream:
             raise BadRequest("This downstream runs jobs as cluster users: the submission needs a verified identity.")
         log.info("submitting job %s (%s node(s))", spec.name, spec.nodes)
         submission = self.connector.submit(spec, self.executor)
-        log.info("job %s submitted as %s", spec.name, submission.jobid)
+        metrics.recorder().submission(existed=submission.existed)
+        log.info("job %s %s %s", spec.name, "already exists as" if submission.existed else "submitted as",
+                 submission.jobid)
         return submission
 
     def submit_legacy(self, args: Mapping[str, Any]) -> Submission:
@@ -77,14 +84,17 @@ class Downstream:
 
     # -- state --------------------------------------------------------------
     def jobs(self) -> Sequence[JobStatus]:
-        return self.connector.snapshot()
+        """Every queued or running job (the connector's snapshot); their counts by state go to metrics."""
+        jobs = self.connector.snapshot()
+        metrics.recorder().jobs_seen(Counter(job.state.value for job in jobs))
+        return jobs
 
     def running(self) -> list[list[str]]:
-        running, _ = split_by_state(self.connector.snapshot())
+        running, _ = split_by_state(self.jobs())
         return [[job.ref.name, job.ref.jobid] for job in running]
 
     def queued(self) -> list[list[str]]:
-        _, queued = split_by_state(self.connector.snapshot())
+        _, queued = split_by_state(self.jobs())
         return [[job.ref.name, job.ref.jobid] for job in queued]
 
     def runstatus(self, ref: JobRef) -> JobStatus | None:
@@ -132,6 +142,47 @@ class Downstream:
     def check(self) -> list[str]:
         return self.connector.check()
 
+    def readiness(self, max_age: float) -> tuple[bool, dict[str, Any]]:
+        """(ready, reason) from the connector's last contact with the cluster; never contacts it.
+
+        Ready when that contact went well less than ``max_age`` seconds ago, or
+        when the connector does not track its contacts.
+        """
+        contact = self.connector.last_contact()
+        if contact is None:
+            return True, {"status": "OK", "reason": f"the {self.connector.name} connector does not report its contacts"}
+        age = round(contact.age(), 1)
+        if not contact.ok:
+            return False, {"status": "BAD", "reason": contact.error, "age": age}
+        if age > max_age:
+            return False, {"status": "BAD", "reason": f"no contact with the cluster for {age:g} s (more than {max_age:g} s)",
+                           "age": age}
+        return True, {"status": "OK", "age": age}
+
+    def start_heartbeat(self, interval: float) -> None:
+        """Keep the last contact fresh while nobody polls: a background thread reads the job
+        snapshot whenever the latest contact is older than ``interval`` seconds (no extra
+        call to the cluster while the upstream polls).  Stopped by :meth:`close`."""
+        if self._heartbeat is not None or self.connector.last_contact() is None:
+            return
+
+        def beat() -> None:
+            wait = 0.0
+            while not self._stop.wait(wait):
+                contact = self.connector.last_contact()
+                if contact is None or contact.age() >= interval or not contact.ok:
+                    try:
+                        self.jobs()
+                    except DssrError as exc:
+                        log.debug("heartbeat: %s", exc)
+                    except Exception:  # noqa: BLE001 - keep beating; the contact records the failure
+                        log.exception("heartbeat: the connector's snapshot raised")
+                    contact = self.connector.last_contact()
+                wait = max(1.0, interval - (contact.age() if contact is not None and contact.ok else 0.0))
+
+        self._heartbeat = threading.Thread(target=beat, name="dssr-heartbeat", daemon=True)
+        self._heartbeat.start()
+
     def describe(self) -> dict[str, str]:
         report = {"connector": self.connector.name, "executor": self.executor.name}
         report.update(self.connector.describe())
@@ -141,4 +192,7 @@ class Downstream:
         return report
 
     def close(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(5)
         self.connector.close()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Mapping
+from typing import ClassVar, Mapping, Sequence
 
+from .checks import NodeProbe
 from .config import Settings
 from .job import JobSpec
 
@@ -93,3 +94,10 @@ class Executor(ABC):
     def describe(self) -> Mapping[str, str]:
         """Settings worth a line in the start-up report (never a secret)."""
         return {}
+
+    def node_probes(self) -> Sequence[NodeProbe]:
+        """Checks to run on each compute node (``dssr doctor``), e.g. that the runtime is installed.
+
+        The connector runs each probe's script on the nodes; none by default.
+        """
+        return ()

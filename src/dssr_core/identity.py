@@ -16,6 +16,8 @@ from typing import Any
 
 import jwt
 
+from . import metrics
+from .checks import Check, failed, passed
 from .config import Settings
 from .errors import BadRequest, ConfigError
 from .job import Identity
@@ -77,10 +79,37 @@ class TokenVerifier:
         source = "JWKS " + str(self.jwks_url) if self.jwks_url and self.public_key is None else "public key"
         return {"token verification": f"on ({source}, issuer={self.issuer or 'any'}, audience={self.audience or 'any'})"}
 
+    def check(self) -> Check:
+        """Whether the keys that verify tokens load (``dssr doctor``): the public key, or the JWKS fetched now."""
+        what = "bearer-token keys load"
+        if not self.verify:
+            return failed(what, "JARVICE_JWT_VERIFY=false: tokens are not verified, any caller can act as any "
+                                "mapped user; set JARVICE_JWT_PUBLIC_KEY or JARVICE_JWT_JWKS_URL and remove it")
+        if self.public_key is not None:
+            size = getattr(self.public_key, "key_size", None)
+            kind = self.public_key.__class__.__name__.lstrip("_").replace("PublicKey", "")
+            return passed(what, f"JARVICE_JWT_PUBLIC_KEY: {kind} key{f' of {size} bits' if size else ''}")
+        try:
+            keys = _jwks_client(self.jwks_url or "").get_jwk_set(refresh=True).keys
+        except jwt.PyJWKClientError as exc:
+            return failed(what, f"JARVICE_JWT_JWKS_URL={self.jwks_url!r} cannot be read ({exc}): check the address "
+                                "and that this host reaches the identity provider")
+        if not keys:
+            return failed(what, f"JARVICE_JWT_JWKS_URL={self.jwks_url!r} holds no usable signing key")
+        kids = ", ".join(str(k.key_id) for k in keys)
+        return passed(what, f"JARVICE_JWT_JWKS_URL: {len(keys)} key(s) ({kids})")
+
     def verify_token(self, token: object) -> Identity:
         """Return the token's identity, or raise :class:`BadRequest` saying why it is refused."""
+        try:
+            return self._verify(token)
+        except _Refused as exc:
+            metrics.recorder().token_refused(exc.reason)
+            raise BadRequest(exc.message) from None
+
+    def _verify(self, token: object) -> Identity:
         if not isinstance(token, str) or not token.strip():
-            raise BadRequest("The submission has no bearer token.")
+            raise _Refused("missing", "The submission has no bearer token.")
         token = token.strip()
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
@@ -90,18 +119,23 @@ class TokenVerifier:
             else:
                 claims = self._decode(token)
         except jwt.ExpiredSignatureError:
-            raise BadRequest("The bearer token has expired.") from None
+            raise _Refused("expired", "The bearer token has expired.") from None
         except jwt.InvalidIssuerError:
-            raise BadRequest("The bearer token was issued by an identity provider this downstream does not trust.") from None
+            raise _Refused(
+                "issuer", "The bearer token was issued by an identity provider this downstream does not trust."
+            ) from None
         except jwt.ImmatureSignatureError:
-            raise BadRequest("The bearer token is not valid yet.") from None
+            raise _Refused("not_yet_valid", "The bearer token is not valid yet.") from None
         except jwt.PyJWKClientError as exc:
-            raise BadRequest(f"The bearer token's signing key cannot be found ({exc.__class__.__name__}).") from None
+            raise _Refused(
+                "signing_key", f"The bearer token's signing key cannot be found ({exc.__class__.__name__})."
+            ) from None
         except jwt.InvalidTokenError as exc:
-            raise BadRequest(f"The bearer token is invalid ({_reason(exc)}).") from None
+            reason, text = _reason(exc)
+            raise _Refused(reason, f"The bearer token is invalid ({text}).") from None
         email = claims.get("email")
         if email is not None and not isinstance(email, str):
-            raise BadRequest("The bearer token's email claim is not a string.")
+            raise _Refused("claims", "The bearer token's email claim is not a string.")
         username = claims.get("preferred_username") or claims.get("sun") or claims.get("username")
         return Identity(email=email, username=str(username) if username else None, claims=claims, token=token)
 
@@ -121,20 +155,28 @@ class TokenVerifier:
             aud = claims.get("aud", [])
             auds = [aud] if isinstance(aud, str) else list(aud or [])
             if self.audience not in auds and claims.get("azp") != self.audience:
-                raise BadRequest("The bearer token was not issued for this downstream (audience mismatch).")
+                raise _Refused("audience", "The bearer token was not issued for this downstream (audience mismatch).")
         return claims
 
 
-def _reason(exc: Exception) -> str:
+class _Refused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _reason(exc: Exception) -> tuple[str, str]:
+    """(metrics label, words for the message) of a PyJWT refusal."""
     if isinstance(exc, jwt.InvalidSignatureError):
-        return "bad signature"
+        return "signature", "bad signature"
     if isinstance(exc, jwt.DecodeError):
-        return "not a well-formed token"
+        return "malformed", "not a well-formed token"
     if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"missing claim {exc.claim}"
+        return "claims", f"missing claim {exc.claim}"
     if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "algorithm not allowed"
-    return exc.__class__.__name__
+        return "algorithm", "algorithm not allowed"
+    return "invalid", exc.__class__.__name__
 
 
 _JWKS_CLIENTS: dict[str, "jwt.PyJWKClient"] = {}

@@ -225,6 +225,8 @@ class Submission:
 
     jobid: str
     script: str = ""
+    #: True when a job of that name already existed and nothing was submitted
+    existed: bool = False
 
 
 @dataclass(frozen=True)

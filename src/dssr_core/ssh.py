@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from . import metrics
 from .errors import ClusterError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,8 @@ class SSHPool:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._closed = False
+        #: logins whose connection died and was forgotten (their next connection is a reconnect)
+        self._dropped: set[tuple[str, str]] = set()
 
     # -- connections -----------------------------------------------------------
     def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
@@ -244,6 +247,7 @@ class SSHPool:
                 raise ClusterError("The SSH pool is closed.", transient=False)
             fresh = self._connect(login)
             self._transports[key] = fresh
+            metrics.recorder().ssh_connection(reconnect=current is not None or key in self._dropped)
             return fresh
 
     def _connect(self, login: Login) -> paramiko.Transport:
@@ -288,6 +292,7 @@ class SSHPool:
         with self._lock_for(key):
             if self._transports.get(key) is transport:
                 del self._transports[key]
+                self._dropped.add(key)
         transport.close()
 
     # -- commands ---------------------------------------------------------------
@@ -299,13 +304,22 @@ class SSHPool:
         timeout: float | None = None,
         stdin: bytes | None = None,
         idempotent: bool = True,
+        kind: str | None = None,
     ) -> Result:
         """Run ``command`` (a shell command line, already quoted) as ``login``.
 
         Returns its exit code and output; raises :class:`ClusterError` when the
         host cannot be reached or the command does not finish within ``timeout``
         (default: the pool's ``command_timeout``).  ``stdin`` is sent then closed.
+        ``kind`` names the command in metrics (default: its first word).
         """
+        with metrics.cluster_call(kind or command.split(None, 1)[0]) as call:
+            result = self._run(login, command, timeout, stdin, idempotent)
+            if result.rc != 0:
+                call.outcome = metrics.ERROR
+            return result
+
+    def _run(self, login: Login, command: str, timeout: float | None, stdin: bytes | None, idempotent: bool) -> Result:
         limit = self.command_timeout if timeout is None else timeout
         for attempt in (1, 2):
             transport = self.transport(login)

@@ -20,6 +20,7 @@ import waitress
 from dssr_core import ConfigError, Downstream, DssrError, ServerSettings, Settings
 
 from .app import AUTH_TOKEN_VARIABLE, create_app
+from .logs import configure as configure_logging
 
 log = logging.getLogger("dssr_server")
 
@@ -58,10 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dssr-server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=server_settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(server_settings.log_level, server_settings.log_format)
     try:
         downstream = Downstream.from_settings(settings)
         app = create_app(downstream, settings)
@@ -77,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dssr-server: cannot listen on {server_settings.host}:{server_settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     _report(downstream, server_settings, settings)
+    # /ready reads the last contact with the cluster: keep it fresh while the upstream is quiet
+    downstream.start_heartbeat(server_settings.ready_max_age / 3)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
