@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from dssr_core import BadRequest, ConfigError, Settings
 from dssr_slurm.backend import BatchRequest
-from dssr_slurm.rest.adapter import minutes, scontrol_text
+from dssr_slurm.rest.adapter import minutes, scontrol_text, state_name
 from dssr_slurm.rest import RestSettings
 from dssr_slurm.rest.versions import ADAPTERS, SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
 
@@ -50,6 +53,16 @@ def test_supported_versions_are_the_table_oldest_first_each_with_its_adapter() -
         assert adapter_for(version).slurm == f"/slurm/{version}"
     with pytest.raises(ValueError, match="v0.0.37"):
         adapter_for("v0.0.37")
+
+
+def test_docs_name_every_supported_version() -> None:
+    root = Path(__file__).resolve().parents[2]
+    row = next(line for line in (root / "docs/slurmrestd.md").read_text().splitlines()
+               if line.startswith("| `JARVICE_SLURMRESTD_API_VERSION`"))
+    assert re.findall(r"`(v0\.0\.\d+)`", row) == ALL
+    readme = next(line for line in (root / "README.md").read_text().splitlines()
+                  if line.startswith("| `JARVICE_SLURMRESTD_API_VERSION`"))
+    assert f"`{ALL[0]}` ... `{ALL[-1]}`" in readme
 
 
 @pytest.mark.parametrize("version", ["auto", *ALL])
@@ -105,6 +118,12 @@ def test_numeric_extra_flag_needs_a_number(version: str) -> None:
 )
 def test_time_limits_become_minutes(text: str, expected: int | None) -> None:
     assert minutes(text) == expected
+
+
+def test_unknown_state_flags_read_as_the_base_state() -> None:
+    """v0.0.44 added the flag EXPEDITING; a flag this server does not know leaves the base state."""
+    assert state_name(["RUNNING", "EXPEDITING"]) == "RUNNING"
+    assert state_name(["PENDING", "REQUEUED"]) == "REQUEUED"
 
 
 def test_bad_time_limit_is_refused() -> None:
@@ -173,4 +192,6 @@ def test_ping_answer_says_slurmctld_is_up(version: str) -> None:
 def test_auto_picks_the_newest_version_offered(version: str) -> None:
     openapi = load(version, "openapi").body
     assert version in offered(openapi)
-    assert newest_supported(openapi, "x") == ("v0.0.38" if version == "v0.0.38" else "v0.0.42")
+    # 22.05 offers v0.0.36-38, 24.11 v0.0.40-42, 26.05 v0.0.42-45
+    newest = {"v0.0.36": "v0.0.38", "v0.0.40": "v0.0.42", "v0.0.42": "v0.0.45"}[offered(openapi)[0]]
+    assert newest_supported(openapi, "x") == newest

@@ -14,13 +14,18 @@ from .adapter import Adapter
 from .v0038 import V0038
 from .v004x import V0039, V0040, V0041
 
-#: REST API version -> the adapter class speaking it, oldest first
+#: REST API version -> the adapter class speaking it, oldest first. A version whose changes touch
+#: nothing this server sends or reads reuses the previous class (checked against slurmrestd 26.05's
+#: ``/openapi/v3`` and its recorded answers, tests/slurm_rest/samples/).
 ADAPTERS: Mapping[str, type[Adapter]] = {
     "v0.0.38": V0038,
     "v0.0.39": V0039,
     "v0.0.40": V0040,
     "v0.0.41": V0041,
-    "v0.0.42": V0041,  # nothing this server sends or reads changed
+    "v0.0.42": V0041,
+    "v0.0.43": V0041,
+    "v0.0.44": V0041,  # new job state flag EXPEDITING: read as its base state
+    "v0.0.45": V0041,  # ping answers lose ``pinged``/``mode``: V0039.pinged reads ``responding``
 }
 #: REST API versions this package speaks, oldest first.
 SUPPORTED_VERSIONS = tuple(ADAPTERS)
