@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dssr_core import BadRequest, FileEntry, NotFound
+from dssr_core import BadRequest, FileEntry, NotFound, shown
 
 
 def _inside(path: str, root: str) -> bool:
@@ -19,7 +19,7 @@ def resolve(root: Path, path: object) -> tuple[str, str]:
     real_root = os.path.realpath(root)
     target = os.path.realpath(os.path.join(real_root, path.lstrip("/")))
     if not _inside(target, real_root):
-        raise BadRequest(f"The path {path!r} is outside the shared data folder.")
+        raise BadRequest(f"The path {shown(path)} is outside the shared data folder.")
     return real_root, target
 
 
@@ -27,10 +27,10 @@ def list_folder(root: Path, path: object, details: bool) -> list[FileEntry]:
     real_root, target = resolve(root, path)
     if not os.path.isdir(target):
         if os.path.exists(target):
-            raise BadRequest(f"The path {path!r} is not a folder.")
-        raise NotFound(f"There is no folder {path!r}.")
-    shown = os.path.relpath(target, real_root)
-    prefix = "/" if shown == "." else "/" + shown + "/"
+            raise BadRequest(f"The path {shown(path)} is not a folder.")
+        raise NotFound(f"There is no folder {shown(path)}.")
+    relative = os.path.relpath(target, real_root)
+    prefix = "/" if relative == "." else "/" + relative + "/"
     entries = []
     with os.scandir(target) as found:
         for entry in sorted(found, key=lambda e: e.name):

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 
-from dssr_core import BadRequest, Executor, JobSpec, Launch, LaunchContext, command, exports, fill_template
+from dssr_core import (
+    BadRequest,
+    Executor,
+    JobSpec,
+    Launch,
+    LaunchContext,
+    command,
+    exports,
+    fill_template,
+    redact_template,
+    shown,
+)
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: template lines that carry credentials; nothing on the host needs them
-_CREDENTIAL_LINE = re.compile(r"^(\s*(?:export\s+)?(?:JOBOBJ_CTRSECRET|JOBOBJ_DOCKER_SECRET)=).*$", re.MULTILINE)
+_IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: what an upstream template prints when the app's command succeeded (its exit code is not the verdict)
 SUCCESS_MARKER = "JARVICE_CMD_SUCCESS"
@@ -27,7 +36,7 @@ class ShellExecutor(Executor):
     def _native_script(self, spec: JobSpec) -> str:
         for key in spec.environment:
             if not _IDENTIFIER.match(key):
-                raise BadRequest(f"Environment variable name {key!r} is not a valid shell variable name.")
+                raise BadRequest(f"Environment variable name {shown(key)} is not a valid shell variable name.")
         lines = [_HEADER.rstrip("\n")]
         if spec.environment:
             lines.append(exports(dict(spec.environment)))
@@ -49,8 +58,8 @@ class ShellExecutor(Executor):
                 "SV_FLAG": "-s",
             }
         )
-        text = _CREDENTIAL_LINE.sub(r"\1", spec.template.text)
-        script = fill_template(text, parameters)
+        # the template's credential lines: nothing on the host needs them
+        script = fill_template(redact_template(spec.template.text), parameters)
         if not script.startswith("#!"):
             script = _HEADER + script
         return script if script.endswith("\n") else script + "\n"

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from dssr_core import BadRequest
+from dssr_core import BadRequest, shown
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -19,7 +19,7 @@ _DOMAIN = rf"(?:localhost{_PORT}?|{_LABEL}(?:\.{_LABEL})+{_PORT}?|{_LABEL}{_PORT
 #: ``[docker://][registry/]path[:tag][@sha256:digest]``, Docker's reference grammar
 IMAGE_PATTERN = re.compile(
     rf"^(?:docker://)?(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?\Z"
 )
 DOCKER_HUB = "index.docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -30,7 +30,7 @@ def validate_image(image: object) -> str:
     """The reference without ``docker://``; :class:`BadRequest` when it is not a Docker image reference."""
     if not isinstance(image, str) or len(image) > 512 or not IMAGE_PATTERN.match(image):
         raise BadRequest(
-            f"Image {image!r} is not a container image reference "
+            f"Image {shown(image)} is not a container image reference "
             "(expected [docker://][registry/]name[:tag][@sha256:digest])."
         )
     return image[len("docker://"):] if image.startswith("docker://") else image

@@ -13,7 +13,7 @@ from .images import NO_CREDENTIALS, Credentials, from_auths, registry_of, sif_na
 from .settings import SingularitySettings
 
 #: paths that reach Apptainer's ``-B src`` syntax may not hold ``:`` or ``,``
-_BIND_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+_BIND_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*\Z")
 
 
 def _body() -> str:

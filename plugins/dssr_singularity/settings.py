@@ -9,13 +9,13 @@ from typing import Any, Mapping
 
 from dssr_core import ConfigError, Settings
 
-_PROXY = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$")
-_NO_PROXY = re.compile(r"^[A-Za-z0-9.,:*/_\[\]-]+$")
-_REGISTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?$")
-_REPO_BASE = re.compile(r"^[a-z0-9][a-z0-9._/-]*[a-z0-9]$|^[a-z0-9]$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
-_BINARY = re.compile(r"^[A-Za-z0-9._/+-]+$")
+_PROXY = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+\Z")
+_NO_PROXY = re.compile(r"^[A-Za-z0-9.,:*/_\[\]-]+\Z")
+_REGISTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?\Z")
+_REPO_BASE = re.compile(r"^[a-z0-9][a-z0-9._/-]*[a-z0-9]\Z|^[a-z0-9]\Z")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*\Z")
+_BINARY = re.compile(r"^[A-Za-z0-9._/+-]+\Z")
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import re
 
-from dssr_core import ConfigError, JobSpec, Launch, LaunchContext, UpstreamTemplate, fill_template
+from dssr_core import ConfigError, JobSpec, Launch, LaunchContext, UpstreamTemplate, fill_template, redact_template
 from dssr_core.shell import command, exports
 
 from .images import app_credentials, swap_arch, validate_image
@@ -23,15 +22,6 @@ SECRET_VARIABLES = (
     "JARVICE_DOCKER_USERNAME",
     "JARVICE_DOCKER_PASSWORD",
 )
-
-
-#: template lines carrying the upstream's registry secrets: their values are dropped
-_SECRET_LINES = re.compile(r"^(\s*(?:export\s+)?JOBOBJ_(?:CTRSECRET|DOCKER_SECRET))=.*$", re.M)
-
-
-def strip_secrets(text: str) -> str:
-    """The template with the values of its ``JOBOBJ_CTRSECRET``/``JOBOBJ_DOCKER_SECRET`` lines removed."""
-    return _SECRET_LINES.sub(r"\1=", text)
 
 
 def _b64(text: str) -> str:
@@ -100,4 +90,4 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
             "# --- end of downstream parameters ---",
         ]
     )
-    return Launch(node_script=fill_template(strip_secrets(template.text), block), secrets=secrets, success_marker=SUCCESS_MARKER)
+    return Launch(node_script=fill_template(redact_template(template.text), block), secrets=secrets, success_marker=SUCCESS_MARKER)

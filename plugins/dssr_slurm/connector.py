@@ -36,6 +36,8 @@ from dssr_core import (
     Settings,
     Submission,
     command,
+    numeric_id,
+    shown,
 )
 from dssr_core.checks import Contact
 from dssr_core.job import NAME_PATTERN
@@ -279,7 +281,7 @@ class SlurmConnector(Connector):
     def release(self, ref: JobRef) -> None:
         job = self._find(ref, fresh=True)
         if job is None:
-            raise ClusterError(f"Job {ref.jobid} is not queued: nothing to release.", transient=False)
+            raise NotFound(f"Job {ref.jobid} is not queued: nothing to release.")
         self.backend.release(job.jobid)
         self._snapshot.invalidate()
 
@@ -312,7 +314,7 @@ class SlurmConnector(Connector):
         if wanted == "/":
             return [FileEntry(path=root + "/", is_dir=True) for root in roots]
         if not any(wanted == root or wanted.startswith(root.rstrip("/") + "/") for root in roots):
-            raise BadRequest(f"The folder {path!r} is outside the folders this downstream may list.")
+            raise BadRequest(f"The folder {shown(path)} is outside the folders this downstream may list.")
         script = (
             f"real=$(realpath -e -- {command(wanted)}) || exit 3\n"
             'printf "%s\\n" "$real"\n'
@@ -321,12 +323,12 @@ class SlurmConnector(Connector):
         )
         result = self.shell.run("bash -s", stdin=script.encode(), kind="pvcls")
         if result.rc in (3, 4):
-            raise BadRequest(f"The folder {path!r} does not exist or is not a folder.")
+            raise BadRequest(f"The folder {shown(path)} does not exist or is not a folder.")
         real, _, listing = result.stdout.partition("\n")
         if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in self._real_roots()):
-            raise BadRequest(f"The folder {path!r} is outside the folders this downstream may list.")
+            raise BadRequest(f"The folder {shown(path)} is outside the folders this downstream may list.")
         if result.rc != 0 and not listing:
-            raise ClusterError(f"Listing {path!r} failed: {result.stderr.strip()[:300]}")
+            raise ClusterError(f"Listing {shown(path)} failed: {result.stderr.strip()[:300]}")
         entries = []
         for item in listing.split("\0"):
             fields = item.split("\x1f", 3)
@@ -425,9 +427,13 @@ def _same_job(record: AcctRecord, ref: JobRef) -> bool:
     return record.name in (PREFIX + ref.name, PLACEHOLDER_NAME)
 
 
+#: Slurm job ids are unsigned 32-bit integers
+MAX_SLURM_JOBID = 2**32 - 1
+
+
 def _slurm_id(ref: JobRef) -> str:
-    if not ref.jobid.isdigit():
-        raise BadRequest(f"Job id {ref.jobid!r} is not a Slurm job id (digits only).")
+    if numeric_id(ref.jobid, MAX_SLURM_JOBID) is None:
+        raise BadRequest(f"Job id {shown(ref.jobid)} is not a Slurm job id (digits only, below 2**32).")
     return ref.jobid
 
 
@@ -441,5 +447,5 @@ def _logical_path(path: str) -> str:
     if not text.startswith("/"):
         text = "/" + text
     if re.search(r"(^|/)\.\.(/|$)", text):
-        raise BadRequest(f"The folder {path!r} climbs out with '..'.")
+        raise BadRequest(f"The folder {shown(path)} climbs out with '..'.")
     return posixpath.normpath(text)

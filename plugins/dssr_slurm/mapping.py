@@ -26,7 +26,7 @@ from dssr_core import BadRequest, ConfigError
 from dssr_core.ssh import Login, load_private_key
 
 #: cluster user names that may reach a shell command and a path
-USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\Z")
 
 
 @dataclass(frozen=True)

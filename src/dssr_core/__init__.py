@@ -22,12 +22,21 @@ from .job import (
     JobStatus,
     Submission,
     UpstreamTemplate,
-    validate_jobid,
-    validate_name,
 )
 from .plugins import available_connectors, available_executors, load_connector, load_executor
 from .shell import command, exports
-from .upstream import fill_template, parse_submission, parse_template
+from .upstream import fill_template, parse_submission, parse_template, redact_template
+from .validate import (
+    bounded,
+    is_name,
+    numeric_id,
+    parse_int,
+    shown,
+    validate_jobid,
+    validate_name,
+    validate_nodes,
+    validate_number,
+)
 
 __version__ = "0.1.0"
 
@@ -61,19 +70,27 @@ __all__ = [
     "UpstreamTemplate",
     "available_connectors",
     "available_executors",
+    "bounded",
     "command",
     "elapsed_seconds",
     "expand_nodelist",
     "exports",
     "fill_template",
     "format_seconds",
+    "is_name",
     "load_connector",
     "load_executor",
     "metrics",
     "normalize_elapsed",
+    "numeric_id",
+    "parse_int",
     "parse_submission",
     "parse_template",
+    "redact_template",
+    "shown",
     "split_by_state",
     "validate_jobid",
     "validate_name",
+    "validate_nodes",
+    "validate_number",
 ]

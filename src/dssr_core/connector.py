@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 from .checks import Check, Contact, failed, passed
 from .config import Settings
-from .errors import BadRequest
 from .executor import Executor
 from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobState, JobStatus, Submission
+from .validate import parse_int
 
 
 class Connector(ABC):
@@ -61,9 +61,10 @@ class Connector(ABC):
         """
 
     def status(self, ref: JobRef) -> JobStatus | None:
-        """The job's current status, or None when it is neither queued nor running."""
+        """The job's current status, or None when it is neither queued nor running
+        (or when ``ref.jobid`` is a job of another name)."""
         for job in self.snapshot():
-            if job.ref.jobid == ref.jobid:
+            if job.ref.jobid == ref.jobid and job.ref.name == ref.name:
                 return job
         return None
 
@@ -90,7 +91,12 @@ class Connector(ABC):
 
     @abstractmethod
     def release(self, ref: JobRef) -> None:
-        """Let a held job start.  Raises ``ClusterError``."""
+        """Let a held job start; a queued job that is not held is left as it is.
+
+        Raises ``NotFound`` when this downstream has no such queued job (the
+        upstream reads a 5xx as "ask again", so an unknown job must not be one),
+        ``ClusterError`` when the cluster fails.
+        """
 
     @abstractmethod
     def events(self, ref: JobRef) -> str:
@@ -166,16 +172,10 @@ class Connector(ABC):
     # -- helpers shared by implementations ----------------------------------
     @staticmethod
     def check_lines(lines: object, default: int = 100, maximum: int = 10_000) -> int:
-        """Validate a ``lines`` count: a positive integer, capped at ``maximum``."""
+        """Validate a ``lines`` count: a positive integer (ASCII digits), capped at ``maximum``."""
         if lines is None:
             return default
-        try:
-            value = int(str(lines))
-        except ValueError:
-            raise BadRequest(f"lines must be a positive integer, not {lines!r}.") from None
-        if value < 1:
-            raise BadRequest(f"lines must be a positive integer, not {lines!r}.")
-        return min(value, maximum)
+        return min(parse_int(lines, "lines", 1), maximum)
 
 
 def split_by_state(jobs: Sequence[JobStatus]) -> tuple[list[JobStatus], list[JobStatus]]:

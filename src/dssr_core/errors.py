@@ -8,12 +8,19 @@ administrator.  The mapping to HTTP status lives here and only here
 from __future__ import annotations
 
 
+#: the longest message an error carries: it is sent to clients and logged, and
+#: may quote outside values (each is cut shorter where it is quoted, see validate.shown)
+MAX_MESSAGE = 2000
+
+
 class DssrError(Exception):
     """Base of every error raised on purpose by dssr_core and its plugins."""
 
     http_status: int = 500
 
     def __init__(self, message: str) -> None:
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"... ({len(message)} characters)"
         super().__init__(message)
         self.message = message
 

@@ -6,7 +6,7 @@ import re
 
 from .errors import BadRequest
 
-_ELAPSED = re.compile(r"^(?:(?P<days>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)(?:\.\d+)?$")
+_ELAPSED = re.compile(r"^(?:(?P<days>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)(?:\.\d+)?\Z")
 
 
 def normalize_elapsed(text: str | None) -> str:
@@ -19,7 +19,7 @@ def normalize_elapsed(text: str | None) -> str:
     text = text.strip()
     match = _ELAPSED.match(text)
     if not match:
-        day_hours = re.match(r"^(\d+)-(\d+)$", text)
+        day_hours = re.match(r"^(\d+)-(\d+)\Z", text)
         if day_hours:
             return f"{int(day_hours[1]) * 24 + int(day_hours[2]):02d}:00:00"
         return "00:00:00"

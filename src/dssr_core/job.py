@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import BadRequest
-
-#: Job names the upstream may use.  They reach scheduler commands and file
-#: names, so the pattern leaves no room for shell syntax or path separators.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
-#: Downstream job ids: scheduler-neutral (Slurm's are digits; others may differ).
-JOBID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
+from .validate import (  # noqa: F401 - NAME_PATTERN and JOBID_PATTERN: kept importable from here
+    JOBID_PATTERN,
+    MAX_INT64,
+    MAX_NODES,
+    NAME_PATTERN,
+    shown,
+    validate_jobid,
+    validate_name,
+    validate_number,
+)
 
 class JobState(enum.Enum):
     """Where a job is in its life, with the legacy ``rc`` of each end state."""
@@ -45,36 +47,6 @@ _RC = {
     JobState.QUEUED: -9,
     JobState.RUNNING: -9,
 }
-
-
-def validate_name(name: object) -> str:
-    """Return ``name`` if it is a safe job name, else raise :class:`BadRequest`."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise BadRequest(
-            f"Job name {name!r} is not allowed: use 1-128 letters, digits, '.', '_', '+' or '-', "
-            "starting with a letter or digit."
-        )
-    return name
-
-
-def validate_jobid(jobid: object) -> str:
-    """Return ``jobid`` as a string if it is a plausible downstream id, else raise :class:`BadRequest`."""
-    if isinstance(jobid, int) and not isinstance(jobid, bool):
-        jobid = str(jobid)
-    if not isinstance(jobid, str) or not JOBID_PATTERN.match(jobid):
-        raise BadRequest(f"Job id {jobid!r} is not a valid job id.")
-    return jobid
-
-
-def validate_number(number: object) -> int:
-    """The upstream's job number, sent as an integer or a string of digits."""
-    if isinstance(number, bool):
-        raise BadRequest(f"Job number {number!r} is not an integer.")
-    if isinstance(number, int):
-        return number
-    if isinstance(number, str) and re.fullmatch(r"-?[0-9]{1,18}", number.strip()):
-        return int(number)
-    raise BadRequest(f"Job number {number!r} is not an integer.")
 
 
 @dataclass(frozen=True)
@@ -164,12 +136,16 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         validate_name(self.name)
-        for attr, low in (("nodes", 1), ("cores", 1), ("gpus", 0), ("memory_gb", 0)):
+        validate_number(self.number)
+        for attr, low, high in (("nodes", 1, MAX_NODES), ("cores", 1, MAX_INT64), ("gpus", 0, MAX_INT64),
+                                ("memory_gb", 0, MAX_INT64)):
             value = getattr(self, attr)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise BadRequest(f"{attr} must be an integer >= {low}, not {value!r}.")
-        if self.overlay_mb is not None and (not isinstance(self.overlay_mb, int) or self.overlay_mb < 0):
-            raise BadRequest(f"overlay must be an integer >= 0 (MB), not {self.overlay_mb!r}.")
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise BadRequest(f"{attr} must be an integer from {low} to {high}, not {shown(value)}.")
+        if self.overlay_mb is not None and (
+            not isinstance(self.overlay_mb, int) or not 0 <= self.overlay_mb <= MAX_INT64
+        ):
+            raise BadRequest(f"overlay must be an integer >= 0 (MB), not {shown(self.overlay_mb)}.")
         if self.template is None and not self.command:
             raise BadRequest("A job needs a command (or an upstream template).")
 

@@ -6,25 +6,33 @@ portal administrator understands; nothing here touches the cluster.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import BadRequest
-from .job import JobSpec, UpstreamTemplate, validate_name, validate_number
+from .job import JobSpec, UpstreamTemplate
+from .validate import bounded, decode_base64_text, script_lines, shown, validate_name, validate_nodes, validate_number
 
 PARAMETERS_FIELD = "DOWNSTREAM_PARAMETERS"
+#: the template's keys that carry credentials: their values never leave the parser
+SECRET_KEYS = frozenset({"JOBOBJ_CTRSECRET", "JOBOBJ_DOCKER_SECRET"})
 
+# Every pattern below matches a whole string (\A...\Z) of ASCII characters.
 #: what may follow ``sbatch_`` in a pseudo-device (a long option name)
-_FLAG = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+_FLAG = re.compile(r"\A[a-z][a-z0-9-]{0,63}\Z")
 #: values that reach a scheduler's command line (quoted anyway; also refused when odd)
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\-\[\]]{1,256}$")
-_PARTITION = re.compile(r"^[A-Za-z0-9_.,-]{1,128}$")
-_LICENSES = re.compile(r"^[A-Za-z0-9_.:,@|-]{1,256}$")
-_WALLTIME = re.compile(r"^(?:\d+-)?\d+(?::\d{1,2}){0,2}$|^\d+-\d+$|^(?:UNLIMITED|INFINITE)$")
+_SAFE_VALUE = re.compile(r"\A[A-Za-z0-9_.,:=@%+/\-\[\]]{1,256}\Z")
+_PARTITION = re.compile(r"\A[A-Za-z0-9_.,-]{1,128}\Z")
+_LICENSES = re.compile(r"\A[A-Za-z0-9_.:,@|-]{1,256}\Z")
+_WALLTIME = re.compile(
+    r"\A(?:(?:[0-9]{1,5}-)?[0-9]{1,7}(?::[0-9]{1,2}){0,2}|[0-9]{1,5}-[0-9]{1,3}|UNLIMITED|INFINITE)\Z"
+)
+#: a ``KEY=VALUE`` line of the template (``export`` allowed), as the key reader and the redaction see it
+_KEY_LINE = re.compile(r"\A([ \t\r]*(?:export[ \t]+)?(JOBOBJ_[A-Z0-9_]+|JARVICE_[A-Z0-9_]+))=(.*)\Z", re.S)
+#: what the template's text may hold between literal text: a doubled brace, the one field, or a stray brace
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{" + PARAMETERS_FIELD + r"\}|[{}]")
 
 
 def decode_template(hpc_script: object, key: str) -> str:
@@ -32,26 +40,39 @@ def decode_template(hpc_script: object, key: str) -> str:
     if not isinstance(hpc_script, Mapping):
         raise BadRequest("hpc_script must be an object mapping an executor name to a base64 script.")
     if key not in hpc_script:
-        sent = ", ".join(sorted(str(k) for k in hpc_script)) or "none"
+        sent = bounded(", ".join(sorted(str(k) for k in hpc_script))) or "none"
         raise BadRequest(f"hpc_script has no entry {key!r} for this downstream's executor (the upstream sent: {sent}).")
     value = hpc_script[key]
     if not isinstance(value, str):
         raise BadRequest(f"hpc_script[{key!r}] must be a base64 string.")
     try:
-        return base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        return decode_base64_text(value)
+    except ValueError:
         raise BadRequest(f"hpc_script[{key!r}] is not valid base64-encoded UTF-8 text.") from None
 
 
 def template_keys(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines of the template (first occurrence wins; only JOBOBJ_*/JARVICE_*)."""
+    """``KEY=VALUE`` lines of the template (first occurrence wins; only JOBOBJ_*/JARVICE_*).
+
+    Lines are split as bash splits them (:func:`~dssr_core.validate.script_lines`),
+    the same way :func:`redact_template` does, so every secret read here is also removed there.
+    """
     keys: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        match = re.match(r"^(JOBOBJ_[A-Z0-9_]+|JARVICE_[A-Z0-9_]+)=(.*)$", line)
-        if match and match[1] not in keys:
-            keys[match[1]] = match[2].strip()
+    for line in script_lines(text):
+        match = _KEY_LINE.match(line)
+        if match and match[2] not in keys:
+            keys[match[2]] = match[3].strip(" \t\r")
     return keys
+
+
+def redact_template(text: str) -> str:
+    """The template with the values of its credential lines (:data:`SECRET_KEYS`) removed."""
+    lines = script_lines(text)
+    for i, line in enumerate(lines):
+        match = _KEY_LINE.match(line)
+        if match and match[2] in SECRET_KEYS:
+            lines[i] = match[1] + "="
+    return "\n".join(lines)
 
 
 @dataclass
@@ -73,39 +94,39 @@ def parse_devices(raw: str | None) -> tuple[Devices, tuple[str, ...]]:
     try:
         items = json.loads(raw)
     except json.JSONDecodeError:
-        raise BadRequest(f"JOBOBJ_DEVICES is not a JSON list: {raw[:80]!r}.") from None
+        raise BadRequest(f"JOBOBJ_DEVICES is not a JSON list: {shown(raw)}.") from None
     if not isinstance(items, list):
         raise BadRequest("JOBOBJ_DEVICES must be a JSON list of 'key=value' strings.")
     for item in items:
         if not isinstance(item, str) or "=" not in item:
-            raise BadRequest(f"Malformed pseudo-device {item!r}: expected 'key=value'.")
+            raise BadRequest(f"Malformed pseudo-device {shown(item)}: expected 'key=value'.")
         key, value = (part.strip() for part in item.split("=", 1))
         if key == "partition":
             if not _PARTITION.match(value):
-                raise BadRequest(f"Invalid partition {value!r} in pseudo-device {item!r}.")
+                raise BadRequest(f"Invalid partition {shown(value)} in a pseudo-device.")
             devices.partition = value
         elif key == "exclusive":
             if value.lower() not in ("true", "false"):
-                raise BadRequest(f"Invalid exclusive setting {value!r}: use True or False.")
+                raise BadRequest(f"Invalid exclusive setting {shown(value)}: use True or False.")
             devices.exclusive = value.lower() == "true"
         elif key == "overlay":
-            if not re.fullmatch(r"\d{1,7}", value):
-                raise BadRequest(f"Invalid overlay setting {value!r}: must be an integer >= 0 (MB).")
+            if not re.fullmatch(r"[0-9]{1,7}", value):
+                raise BadRequest(f"Invalid overlay setting {shown(value)}: must be an integer from 0 to 9999999 (MB).")
             devices.overlay_mb = int(value)
         elif key == "sbatch_hold":
             if value.lower() not in ("true", "false"):
-                raise BadRequest(f"Invalid hold setting {value!r}: use True or False.")
+                raise BadRequest(f"Invalid hold setting {shown(value)}: use True or False.")
             devices.held = value.lower() == "true"
         elif key.startswith("sbatch_"):
             flag = key[len("sbatch_"):]
             if not _FLAG.match(flag):
-                raise BadRequest(f"Invalid scheduler flag {flag!r} in pseudo-device {item!r}.")
+                raise BadRequest(f"Invalid scheduler flag {shown(flag)} in a pseudo-device.")
             if not _SAFE_VALUE.match(value):
-                raise BadRequest(f"Invalid value {value!r} for scheduler flag --{flag}.")
+                raise BadRequest(f"Invalid value {shown(value)} for scheduler flag --{flag}.")
             devices.flags[flag] = value
         else:
             raise BadRequest(
-                f"Unknown pseudo-device {key!r}: allowed are partition, exclusive, overlay and sbatch_<flag>."
+                f"Unknown pseudo-device {shown(key)}: allowed are partition, exclusive, overlay and sbatch_<flag>."
             )
     return devices, tuple(items)
 
@@ -116,11 +137,9 @@ def _int_key(keys: Mapping[str, str], name: str, default: int | None, minimum: i
         if default is None:
             raise BadRequest(f"The job script has no {name}.")
         return default
-    if not re.fullmatch(r"\d{1,9}", raw):
-        raise BadRequest(f"{name}={raw!r} is not an integer >= {minimum}.")
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) < minimum:
+        raise BadRequest(f"{name}={shown(raw)} is not an integer from {minimum} to 999999999.")
     value = int(raw)
-    if value < minimum:
-        raise BadRequest(f"{name}={raw!r} is not an integer >= {minimum}.")
     return value
 
 
@@ -130,15 +149,15 @@ def _bool_key(keys: Mapping[str, str], name: str) -> bool:
         return False
     if raw in ("True", "true"):
         return True
-    raise BadRequest(f"{name}={raw!r} is not True or False.")
+    raise BadRequest(f"{name}={shown(raw)} is not True or False.")
 
 
 def _registry_auths(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        config = json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+        config = json.loads(decode_base64_text(raw))
+    except (ValueError, RecursionError):
         raise BadRequest("JOBOBJ_CTRSECRET is not base64 of a Docker config.json.") from None
     auths = config.get("auths", {}) if isinstance(config, dict) else None
     if not isinstance(auths, dict):
@@ -151,29 +170,62 @@ def _docker_secret(raw: str | None) -> dict[str, str]:
         return {}
     try:
         secret = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise BadRequest("JOBOBJ_DOCKER_SECRET is not a JSON object.") from None
     if not isinstance(secret, dict) or not all(isinstance(secret.get(k), str) for k in ("server", "username", "password")):
         raise BadRequest("JOBOBJ_DOCKER_SECRET must hold 'server', 'username' and 'password' strings.")
     return {k: secret[k] for k in ("server", "username", "password")}
 
 
-def check_template_format(text: str) -> None:
-    """The template must have one ``{DOWNSTREAM_PARAMETERS}`` field and be a valid ``str.format`` string."""
-    if "{" + PARAMETERS_FIELD + "}" not in text:
+def split_template(text: str) -> tuple[str, str]:
+    """The template's text before and after its one ``{DOWNSTREAM_PARAMETERS}`` field, braces undoubled.
+
+    The upstream writes the template for ``str.format``, but ``str.format``
+    never runs on it here: it would obey format specs and other fields in
+    untrusted text (``{DOWNSTREAM_PARAMETERS:>20000000}`` makes 20 MB of
+    151 bytes).  Only ``{{``, ``}}`` and exactly one bare field are accepted;
+    any other brace is a :class:`BadRequest`.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    start = 0
+    for token in _TEMPLATE_TOKEN.finditer(text):
+        current.append(text[start:token.start()])
+        start = token.end()
+        if token[0] == "{{":
+            current.append("{")
+        elif token[0] == "}}":
+            current.append("}")
+        elif len(token[0]) > 1:
+            parts.append("".join(current))
+            current = []
+        else:
+            line = text.count("\n", 0, token.start()) + 1
+            raise BadRequest(
+                f"The job script is not a valid template: a single {token[0]!r} on line {line}; "
+                "braces other than {DOWNSTREAM_PARAMETERS} must be doubled."
+            )
+    parts.append("".join(current + [text[start:]]))
+    if len(parts) == 1:
         raise BadRequest("The job script has no {DOWNSTREAM_PARAMETERS} line.")
-    try:
-        text.format(**{PARAMETERS_FIELD: ""})
-    except (KeyError, IndexError, ValueError) as exc:
-        raise BadRequest(
-            f"The job script is not a valid template ({exc.__class__.__name__}: {exc}); "
-            "braces other than {DOWNSTREAM_PARAMETERS} must be doubled."
-        ) from None
+    if len(parts) > 2:
+        raise BadRequest(f"The job script has {len(parts) - 1} {{DOWNSTREAM_PARAMETERS}} fields: it must have one.")
+    return parts[0], parts[1]
+
+
+def check_template_format(text: str) -> None:
+    """The template must have one ``{DOWNSTREAM_PARAMETERS}`` field, every other brace doubled."""
+    split_template(text)
 
 
 def fill_template(text: str, parameters: str) -> str:
-    """Replace the ``{DOWNSTREAM_PARAMETERS}`` field (and undouble braces), as ``str.format`` does."""
-    return text.format(**{PARAMETERS_FIELD: parameters})
+    """Put ``parameters`` in place of the template's one ``{DOWNSTREAM_PARAMETERS}`` field (braces undoubled).
+
+    ``parameters`` is inserted once, as is: the result is never longer than
+    the template plus the parameters.
+    """
+    before, after = split_template(text)
+    return before + parameters + after
 
 
 def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
@@ -188,16 +240,16 @@ def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
     arch = keys.get("JOBOBJ_ARCH") or "amd64"
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
     if not re.fullmatch(r"[a-z0-9_]{1,16}", arch):
-        raise BadRequest(f"JOBOBJ_ARCH={arch!r} is not an architecture name.")
+        raise BadRequest(f"JOBOBJ_ARCH={shown(arch)} is not an architecture name.")
     licenses = keys.get("JOBOBJ_LICENSES") or None
     if licenses is not None and not _LICENSES.match(licenses):
-        raise BadRequest(f"JOBOBJ_LICENSES={licenses!r} is not a valid licenses string.")
+        raise BadRequest(f"JOBOBJ_LICENSES={shown(licenses)} is not a valid licenses string.")
     walltime = keys.get("JOBOBJ_WALLTIME") or None
     if walltime is not None and not _WALLTIME.match(walltime):
-        raise BadRequest(f"JOBOBJ_WALLTIME={walltime!r} is not a time limit (e.g. 01:00:00 or 1-00:00:00).")
+        raise BadRequest(f"JOBOBJ_WALLTIME={shown(walltime)} is not a time limit (e.g. 01:00:00 or 1-00:00:00).")
     app = keys.get("JOBOBJ_NAE", "")
     if app and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", app):
-        raise BadRequest(f"JOBOBJ_NAE={app!r} is not a valid application name.")
+        raise BadRequest(f"JOBOBJ_NAE={shown(app)} is not a valid application name.")
     template = UpstreamTemplate(
         text=text,
         appdef_version=appdef,
@@ -237,10 +289,6 @@ def parse_submission(args: Mapping[str, Any], script_key: str) -> JobSpec:
             raise BadRequest(f"The submission has no {key!r}.")
     name = validate_name(args["name"])
     number = validate_number(args["number"])
-    nodes = args["nodes"]
-    if isinstance(nodes, str) and nodes.strip().isdigit():
-        nodes = int(nodes)
-    if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
-        raise BadRequest(f"nodes must be an integer >= 1, not {args['nodes']!r}.")
+    nodes = validate_nodes(args["nodes"])
     text = decode_template(args["hpc_script"], script_key)
     return parse_template(text, nodes, name, number)

@@ -347,7 +347,7 @@ def test_qs_not_an_object_is_400(server: Server) -> None:
 
 
 def test_tail_lines_not_a_number_is_400(server: Server) -> None:
-    assert "lines must be a positive integer" in error_of(
+    assert "qs.lines must be an integer from 1" in error_of(
         server.post("/request/jarvice-a-1/1/1/tail", {"qs": {"lines": ["ten"]}}))
 
 

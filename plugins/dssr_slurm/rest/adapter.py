@@ -204,7 +204,7 @@ def reason(item: Mapping[str, Any]) -> str:
     return "" if not isinstance(text, str) or text == "None" else text
 
 
-_TIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
+_TIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?\Z")
 
 
 def minutes(limit: str) -> int | None:

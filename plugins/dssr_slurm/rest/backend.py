@@ -26,7 +26,7 @@ ACCT_BATCH = 50
 #: the name slurmdbd gives a job's record for the first second or so, before the job's own
 #: record arrives (seen on 22.05 for a job that ends right after it starts)
 PLACEHOLDER_NAME = "allocation"
-_JOBID = re.compile(r"^[0-9]+$")
+_JOBID = re.compile(r"^[0-9]+\Z")
 
 
 class ServiceShell(Protocol):
