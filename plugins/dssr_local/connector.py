@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import getpass
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from dssr_core import (
+    BadRequest,
     ClusterError,
     ConfigError,
     Connector,
@@ -33,17 +35,21 @@ from dssr_core import (
     Submission,
     exports,
     format_seconds,
+    numeric_id,
+    shown,
 )
 
 from . import procs
 from .files import list_folder
 from .jobfiles import (
+    CANCEL_FILE,
     EXIT_FILE,
     NODE_SCRIPT,
     OUTPUT_FILE,
     SECRETS_FILE,
     SUPERVISOR_LOG,
     LaunchPlan,
+    read_claim,
     read_exit_code,
     write_atomic,
 )
@@ -84,25 +90,34 @@ class LocalConnector(Connector):
         self._wake = threading.Event()
         self._stop = threading.Event()
         with self._lock:
+            for jobid in self.store.delete_unprepared():
+                log.warning("local job %s was recorded but never prepared (a crash of an older version): removed", jobid)
             self._refresh(reason_if_dead="the job's processes died while the server was down")
         self._thread = threading.Thread(target=self._loop, name="dssr-local-scheduler", daemon=True)
         self._thread.start()
 
     # -- submission ---------------------------------------------------------
     def submit(self, spec: JobSpec, executor: Executor) -> Submission:
+        if spec.nodes > self.local.max_nodes:
+            raise BadRequest(
+                f"A job of {spec.nodes} nodes is more than this local connector runs "
+                f"(JARVICE_LOCAL_MAX_NODES={self.local.max_nodes}): each node is a process on this host."
+            )
         with self._lock:
             known = self.store.find_uncollected(spec.name)
             if known is not None:
                 return Submission(known.jobid, known.script, existed=True)
-            jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command)
-            job_dir = self.jobs_dir / str(jobid)
-            try:
-                script = self._prepare(jobid, job_dir, spec, executor)
-            except BaseException:
-                self.store.delete(jobid)
-                shutil.rmtree(job_dir, ignore_errors=True)
-                raise
-            self.store.set_prepared(jobid, str(job_dir), script)
+            # The record and its prepared folder appear together: a crash at any
+            # point leaves either no job or one that runs.
+            with self.store.transaction():
+                jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command)
+                job_dir = self.jobs_dir / str(jobid)
+                try:
+                    script = self._prepare(jobid, job_dir, spec, executor)
+                except BaseException:
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                    raise
+                self.store.set_prepared(jobid, str(job_dir), script)
             self._start_queued()
         log.info("local job %s (%s) queued%s", jobid, spec.name, " on hold" if spec.held else "")
         return Submission(str(jobid), script)
@@ -160,21 +175,44 @@ class LocalConnector(Connector):
     def _refresh(self, reason_if_dead: str = "the job's supervisor ended without an exit code") -> None:
         self._dying = [child for child in self._dying if child.poll() is None]
         for record in self.store.active():
-            if record.state is JobState.RUNNING:
-                self._reconcile(record, reason_if_dead)
+            self._update(record, reason_if_dead)
         self._start_queued()
+
+    def _update(self, record: JobRecord, reason_if_dead: str) -> None:
+        """Bring an active record in line with its job folder (a server killed mid-start included)."""
+        if record.state is JobState.QUEUED and record.job_dir:
+            claimed = read_claim(Path(record.job_dir))
+            if claimed is None:
+                return
+            # started by a server killed before it recorded the start
+            self.store.mark_running(record.id, claimed[0], claimed[1], _mtime(Path(record.job_dir)) or time.time())
+            log.info("local job %s (%s) was started before a restart: adopted", record.id, record.name)
+            found = self.store.get(record.id)
+            assert found is not None
+            record = found
+        if record.state is JobState.RUNNING:
+            self._reconcile(record, reason_if_dead)
+
+    def _supervised(self, record: JobRecord) -> bool:
+        """Whether a supervisor of the job may still be at work."""
+        child = self._children.get(record.id)
+        if child is not None and child.poll() is None:
+            return True  # it runs the job, or is about to claim it
+        claimed = read_claim(Path(record.job_dir))
+        if claimed is not None:
+            if child is not None and child.pid == claimed[0]:
+                return False
+            if claimed[0] != record.pid:  # another supervisor won the claim (a restart while one was starting)
+                self.store.mark_running(record.id, claimed[0], claimed[1], record.started or time.time())
+            return procs.alive(*claimed)
+        return child is None and record.pid is not None and procs.alive(record.pid, record.pid_start)
 
     def _reconcile(self, record: JobRecord, reason_if_dead: str) -> None:
         """Record the end of a running job whose supervisor has finished."""
         job_dir = Path(record.job_dir)
         code = read_exit_code(job_dir)
         if code is None:
-            child = self._children.get(record.id)
-            if child is not None:
-                running = child.poll() is None
-            else:
-                running = record.pid is not None and procs.alive(record.pid, record.pid_start)
-            if running:
+            if self._supervised(record):
                 return
             code = read_exit_code(job_dir)  # it may have ended between the two looks
         self._children.pop(record.id, None)
@@ -227,14 +265,33 @@ class LocalConnector(Connector):
         log.info("local job %s (%s) started, supervisor pid %s", record.id, record.name, child.pid)
 
     def _record(self, ref: JobRef) -> JobRecord | None:
-        """The job's record, brought up to date (None when unknown here)."""
-        if not ref.jobid.isdigit():
+        """The job's record, brought up to date (None when unknown here).
+
+        An id of another job (another name or number) is a ``BadRequest``:
+        nobody reads, collects or stops a job by guessing its id.
+        """
+        number = numeric_id(ref.jobid)
+        if number is None:
             return None
-        record = self.store.get(int(ref.jobid))
-        if record is not None and record.state is JobState.RUNNING:
-            self._reconcile(record, "the job's supervisor ended without an exit code")
+        record = self.store.get(number)
+        if record is None or not record.job_dir:
+            return None
+        if (record.name, record.number) != (ref.name, ref.number):
+            raise BadRequest(f"Job {ref.jobid} is not the job {shown(ref.name)} number {ref.number}.")
+        if not record.state.finished:
+            self._update(record, "the job's supervisor ended without an exit code")
             record = self.store.get(record.id)
         return record
+
+    def status(self, ref: JobRef) -> JobStatus | None:
+        try:
+            with self._lock:
+                record = self._record(ref)
+        except BadRequest:
+            return None  # another job's id: this one is unknown
+        if record is None or record.state.finished:
+            return None
+        return self._status(record, time.time())
 
     # -- state --------------------------------------------------------------
     def snapshot(self) -> Sequence[JobStatus]:
@@ -295,10 +352,15 @@ class LocalConnector(Connector):
                     procs.signal_group(record.pid, signal.SIGKILL)
                 return
             reason = "terminated" + (" at once" if force else "")
+            # a supervisor claiming the job from now on runs nothing; one that claimed it already is signalled
+            write_atomic(Path(record.job_dir) / CANCEL_FILE, "")
             self._finish(record, JobState.CANCELLED, JobState.CANCELLED.rc, time.time(), reason)
             child = self._children.pop(record.id, None)
             if child is not None:
                 self._dying.append(child)
+            claimed = read_claim(Path(record.job_dir))
+            if claimed is not None and record.state is JobState.QUEUED:
+                record = dataclasses.replace(record, state=JobState.RUNNING, pid=claimed[0], pid_start=claimed[1])
             pid = record.pid
             if record.state is JobState.RUNNING and pid is not None and procs.alive(pid, record.pid_start):
                 procs.signal_group(pid, signal.SIGKILL if force else signal.SIGTERM)
@@ -313,7 +375,7 @@ class LocalConnector(Connector):
         with self._lock:
             record = self._record(ref)
             if record is None:
-                raise ClusterError(f"There is no job {ref.jobid} to release.", transient=False)
+                raise NotFound(f"There is no job {ref.jobid} to release.")
             if record.state is JobState.QUEUED and record.held:
                 self.store.release(record.id)
                 self._start_queued()

@@ -14,6 +14,10 @@ OUTPUT_FILE = "output.log"
 EXIT_FILE = "exit_code"
 SUPERVISOR_LOG = "supervisor.log"
 SECRETS_FILE = ".secrets.env"
+#: written once, atomically, by the one supervisor that runs the job: "PID START\n"
+CLAIM_FILE = "supervisor.pid"
+#: written by terminate: a supervisor that claims the job after it runs nothing
+CANCEL_FILE = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,32 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def claim(job_dir: Path, pid: int, started: str | None) -> bool:
+    """Make this supervisor the job's only one: False when another has claimed it already.
+
+    The claim file appears whole or not at all (a hard link of a complete file),
+    so a server restarted at any moment knows whether the job was started and by whom.
+    """
+    tmp = job_dir / f".{CLAIM_FILE}.tmp{pid}"
+    write_atomic(tmp, f"{pid} {started or '-'}\n")
+    try:
+        os.link(tmp, job_dir / CLAIM_FILE)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
+def read_claim(job_dir: Path) -> tuple[int, str | None] | None:
+    """(pid, start time) of the supervisor that claimed the job, None when none has."""
+    try:
+        pid, started = (job_dir / CLAIM_FILE).read_text().split()
+        return int(pid), None if started == "-" else started
+    except (OSError, ValueError):
+        return None
 
 
 def read_exit_code(job_dir: Path) -> int | None:

@@ -20,7 +20,11 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from .jobfiles import EXIT_FILE, NODE_SCRIPT, OUTPUT_FILE, LaunchPlan, write_atomic
+from . import procs
+from .jobfiles import CANCEL_FILE, EXIT_FILE, NODE_SCRIPT, OUTPUT_FILE, LaunchPlan, claim, write_atomic
+
+#: the exit code of a job terminated before it started (as the connector records a terminated job)
+CANCELLED_CODE = -15
 
 
 def _copy_lines(source: IO[bytes], output: IO[bytes], marker: bytes, seen: threading.Event) -> None:
@@ -77,8 +81,15 @@ def supervise(job_dir: Path) -> int:
 
 def main(argv: list[str]) -> None:
     job_dir = Path(argv[1])
+    # A server killed between starting this supervisor and recording it starts
+    # another after its restart: only the first to claim the job runs it.
+    if not claim(job_dir, os.getpid(), procs.start_time(os.getpid())):
+        return
     try:
-        code = supervise(job_dir)
+        if (job_dir / CANCEL_FILE).exists():
+            code = CANCELLED_CODE
+        else:
+            code = supervise(job_dir)
     except Exception as exc:  # noqa: BLE001 - the job fails with the reason in its output
         with open(job_dir / OUTPUT_FILE, "ab") as output:
             output.write(f"dssr-local: the job could not run: {exc}\n".encode())

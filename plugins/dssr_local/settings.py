@@ -23,6 +23,8 @@ class LocalSettings:
     data_dir: Path
     max_jobs: int
     kill_grace: float
+    #: nodes of one job (each a bash process on this host)
+    max_nodes: int = 16
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LocalSettings":
@@ -35,6 +37,7 @@ class LocalSettings:
             data_dir=data_dir.absolute(),
             max_jobs=settings.int("JARVICE_LOCAL_MAX_JOBS", os.cpu_count() or 1, minimum=1),
             kill_grace=settings.float("JARVICE_LOCAL_KILL_GRACE", 10.0, minimum=0.0),
+            max_nodes=settings.int("JARVICE_LOCAL_MAX_NODES", 16, minimum=1, maximum=1024),
         )
         local.make_dirs()
         return local

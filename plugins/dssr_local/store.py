@@ -9,9 +9,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from dssr_core import ClusterError, JobState
 
@@ -106,8 +107,22 @@ class JobStore:
         except sqlite3.Error as exc:
             raise ClusterError(f"The local job database failed: {exc}.") from None
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside is recorded together or not at all (a crash inside leaves nothing).
+
+        The caller holds :attr:`lock` throughout: the connection is shared.
+        """
+        self._execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._execute("ROLLBACK")
+            raise
+        self._execute("COMMIT")
+
     def insert(self, name: str, number: int, held: bool, nodes: int, command: str) -> int:
-        """A new queued job; its folder is filled in by :meth:`set_prepared`."""
+        """A new queued job; its folder is filled in by :meth:`set_prepared` in the same :meth:`transaction`."""
         cur = self._execute(
             "INSERT INTO jobs (name, number, state, held, nodes, command, job_dir, submitted)"
             " VALUES (?, ?, ?, ?, ?, ?, '', ?)",
@@ -119,8 +134,11 @@ class JobStore:
     def set_prepared(self, jobid: int, job_dir: str, script: str) -> None:
         self._execute("UPDATE jobs SET job_dir = ?, script = ? WHERE id = ?", (job_dir, script, jobid))
 
-    def delete(self, jobid: int) -> None:
-        self._execute("DELETE FROM jobs WHERE id = ?", (jobid,))
+    def delete_unprepared(self) -> list[int]:
+        """Remove queued records without a folder (left by versions that recorded a job before preparing it)."""
+        rows = self._execute("SELECT id FROM jobs WHERE job_dir = '' AND state = ?", (JobState.QUEUED.value,)).fetchall()
+        self._execute("DELETE FROM jobs WHERE job_dir = '' AND state = ?", (JobState.QUEUED.value,))
+        return [row[0] for row in rows]
 
     def get(self, jobid: int) -> JobRecord | None:
         row = self._execute("SELECT * FROM jobs WHERE id = ?", (jobid,)).fetchone()

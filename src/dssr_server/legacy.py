@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from flask import Blueprint, Response, jsonify, request
 
-from dssr_core import BadRequest, Downstream, FileEntry, JobRef, NotFound
+from dssr_core import BadRequest, Downstream, FileEntry, JobRef, NotFound, parse_int, shown
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _qs_first(qs: Mapping[str, Any], key: str) -> str | None:
             return None
         value = value[0]
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadRequest(f"qs.{key} must be a list of strings, not {value!r}.")
+        raise BadRequest(f"qs.{key} must be a list of strings, not {shown(value)}.")
     return str(value)
 
 
@@ -160,7 +160,7 @@ def register(downstream: Downstream) -> Blueprint:
             return _pvcls(downstream, qs)
         if len(parts) != 4:
             raise BadRequest(
-                f"Unknown request path {path!r}: use pvcls or <name>/<number>/<jobid>/<method>."
+                f"Unknown request path {shown(path)}: use pvcls or <name>/<number>/<jobid>/<method>."
             )
         name, number, jobid, method = parts
         ref = JobRef.from_args({"name": name, "number": number, "jobid": jobid})
@@ -194,8 +194,4 @@ def _job_method(downstream: Downstream, ref: JobRef, method: str, qs: Mapping[st
 
 def _tail_lines(qs: Mapping[str, Any]) -> int:
     raw = _qs_first(qs, "lines")
-    if raw is None:
-        return 100
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise BadRequest(f"qs.lines must be a positive integer, not {raw!r}.")
-    return int(raw)
+    return 100 if raw is None else parse_int(raw, "qs.lines", 1)
