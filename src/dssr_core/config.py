@@ -146,15 +146,31 @@ def _range(minimum: int | None, maximum: int | None) -> str:
     return ""
 
 
+#: the embedded default: jobs as processes on this machine, their command run by bash
+DEFAULT_CONNECTOR = "local"
+LOOPBACK = "127.0.0.1"
+ALL_ADDRESSES = "0.0.0.0"
+
+
+def default_executor(connector: str) -> str:
+    """``shell`` for the local connector, ``singularity`` for a cluster."""
+    return "shell" if connector == "local" else "singularity"
+
+
+def runs_host_commands(connector: str, executor: str) -> bool:
+    """Whether a submitted job runs its command on the server's own host, as the server's user."""
+    return connector == "local" and executor == "shell"
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """The server's own settings (plugins read theirs from the same :class:`Settings`)."""
 
-    connector: str = "slurm"
-    executor: str = "singularity"
+    connector: str = DEFAULT_CONNECTOR
+    executor: str = "shell"
     log_level: int = 20
     port: int = 5000
-    host: str = "0.0.0.0"
+    host: str = LOOPBACK
     threads: int = 8
     #: which entry of ``hpc_script`` to use (default: the executor's name)
     script_key: str | None = None
@@ -165,12 +181,23 @@ class ServerSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ServerSettings":
+        """Read ``JARVICE_BAREMETAL_*`` and ``WAITRESS_*``.
+
+        Without an address, the server listens on every address, but on
+        loopback only when jobs would run on this host (local connector,
+        ``shell`` executor): a network must be asked for there.
+        """
+        connector = settings.str("JARVICE_BAREMETAL_CONNECTOR") or DEFAULT_CONNECTOR
+        executor = settings.str("JARVICE_BAREMETAL_EXECUTOR") or default_executor(connector)
+        host = settings.str("WAITRESS_BIND_ADDRESS") or (
+            LOOPBACK if runs_host_commands(connector, executor) else ALL_ADDRESSES
+        )
         return cls(
-            connector=settings.str("JARVICE_BAREMETAL_CONNECTOR", "slurm") or "slurm",
-            executor=settings.str("JARVICE_BAREMETAL_EXECUTOR", "singularity") or "singularity",
+            connector=connector,
+            executor=executor,
             log_level=settings.int("JARVICE_SCHED_LOGLEVEL", 20, minimum=0, maximum=50),
             port=settings.int("WAITRESS_PORT", 5000, minimum=1, maximum=65535),
-            host=settings.str("WAITRESS_BIND_ADDRESS", "0.0.0.0") or "0.0.0.0",
+            host=host,
             threads=settings.int("WAITRESS_THREADS", 8, minimum=1, maximum=256),
             script_key=settings.str("JARVICE_UPSTREAM_SCRIPT_KEY"),
             log_format=settings.choice("JARVICE_DSSR_LOG_FORMAT", "text", ("text", "json")),

@@ -53,15 +53,18 @@ class Downstream:
     ) -> "Downstream":
         """Build from the environment (``JARVICE_BAREMETAL_CONNECTOR`` etc.); names given here win."""
         settings = settings or Settings()
+        chosen = {"JARVICE_BAREMETAL_CONNECTOR": connector, "JARVICE_BAREMETAL_EXECUTOR": executor}
+        if connector or executor:
+            settings = Settings(settings.as_dict(), **{key: value for key, value in chosen.items() if value})
         server = ServerSettings.from_settings(settings)
-        conn = load_connector(connector or server.connector, settings)
+        conn = load_connector(server.connector, settings)
         try:
-            execu = load_executor(executor or server.executor, settings)
+            execu = load_executor(server.executor, settings)
             verifier = TokenVerifier.from_settings(settings) if conn.requires_identity else None
         except BaseException:
             conn.close()
             raise
-        return cls(conn, execu, verifier=verifier, script_key=server.script_key or (executor or server.executor))
+        return cls(conn, execu, verifier=verifier, script_key=server.script_key or server.executor)
 
     # -- submission ---------------------------------------------------------
     def submit(self, spec: JobSpec) -> Submission:

@@ -8,6 +8,7 @@ Flags override the environment (``JARVICE_BAREMETAL_CONNECTOR``,
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -15,12 +16,12 @@ import threading
 from types import FrameType
 from typing import Sequence
 
-import waitress
-
 from dssr_core import ConfigError, Downstream, DssrError, ServerSettings, Settings
+from dssr_core.config import runs_host_commands
 
-from .app import AUTH_TOKEN_VARIABLE, create_app
+from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
+from .serve import create_server
 
 log = logging.getLogger("dssr_server")
 
@@ -30,9 +31,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="dssr-server",
         description="Serve the JARVICE legacy downstream API on a connector and an executor.",
     )
-    parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or slurm)")
-    parser.add_argument("--executor", help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR or singularity)")
-    parser.add_argument("--host", help="bind address (default: $WAITRESS_BIND_ADDRESS or 0.0.0.0)")
+    parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
+    parser.add_argument("--executor", help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR, "
+                                           "else shell with the local connector and singularity with others)")
+    parser.add_argument("--host", help="bind address (default: $WAITRESS_BIND_ADDRESS, else 127.0.0.1 with the "
+                                       "local connector and the shell executor and 0.0.0.0 with others)")
     parser.add_argument("--port", help="port (default: $WAITRESS_PORT or 5000)")
     parser.add_argument("--threads", help="worker threads (default: $WAITRESS_THREADS or 8)")
     return parser.parse_args(argv)
@@ -67,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dssr-server: {exc}", file=sys.stderr)
         return 2
     try:
-        server = waitress.create_server(
-            app, host=server_settings.host, port=server_settings.port, threads=server_settings.threads
+        server = create_server(
+            app, host=server_settings.host, port=server_settings.port, threads=server_settings.threads,
+            max_body=MAX_BODY,
         )
     except OSError as exc:
         downstream.close()
@@ -104,14 +108,35 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
     details = ", ".join(
         f"{key}={value}" for key, value in downstream.describe().items() if key not in ("connector", "executor")
     )
-    auth = "upstream token required" if settings.raw(AUTH_TOKEN_VARIABLE) else "no upstream authentication"
+    token = settings.raw(AUTH_TOKEN_VARIABLE) is not None
+    auth = "upstream token required" if token else "no upstream authentication"
+    reach = "network" if reachable_from_network(server.host) else "loopback only"
     log.info(
-        "dssr-server listening on http://%s:%s (connector %s, executor %s, %d threads, %s; %s)",
-        server.host, server.port, downstream.connector.name, downstream.executor.name,
+        "dssr-server listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s)",
+        server.host, server.port, reach, downstream.connector.name, downstream.executor.name,
         server.threads, auth, details,
     )
+    if reach == "network" and not token:
+        danger = ""
+        if runs_host_commands(downstream.connector.name, downstream.executor.name):
+            danger = " and run any command on this host as this server's user (shell executor)"
+        log.warning(
+            "dssr-server is reachable from the network on %s without %s: anyone who can reach port %s can "
+            "submit, read and stop jobs%s. Set %s, or listen on 127.0.0.1.",
+            server.host, AUTH_TOKEN_VARIABLE, server.port, danger, AUTH_TOKEN_VARIABLE,
+        )
     for problem in downstream.check():
         log.warning("start-up check: %s", problem)
+
+
+def reachable_from_network(host: str) -> bool:
+    """False only for a loopback address (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return True  # a host name: assume it names a network interface
 
 
 if __name__ == "__main__":

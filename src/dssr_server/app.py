@@ -9,7 +9,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dssr_core import ClusterError, Downstream, DssrError, ServerSettings, Settings, metrics
+from dssr_core import ClusterError, Downstream, DssrError, ServerSettings, Settings, bounded, metrics
 
 from .legacy import register
 from .logs import REQUEST_ID, request_id
@@ -68,8 +68,9 @@ def _install_request_tracking(app: Flask, recorder: PrometheusRecorder, *, acces
         recorder.request(endpoint, response.status_code, seconds)
         response.headers["X-Request-Id"] = g.get("request_id", "-")
         if access_lines:
-            access_log.info("%s %s %s", request.method, request.path, response.status_code, extra={
-                "method": request.method, "path": request.path, "status": response.status_code,
+            method, path = bounded(request.method, 16), bounded(request.path)
+            access_log.info("%s %s %s", method, path, response.status_code, extra={
+                "method": method, "path": path, "status": response.status_code,
                 "duration_ms": round(seconds * 1000, 1), "remote": request.remote_addr,
             })
         return response
@@ -95,6 +96,11 @@ def _install_operations(app: Flask, downstream: Downstream, recorder: Prometheus
         return Response(body, mimetype=None, content_type=recorder.content_type)
 
 
+def _where() -> str:
+    """The request's method and path for an answer or a log line, cut to a bounded length."""
+    return f"{bounded(request.method, 16)} {bounded(request.path)}"
+
+
 def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": message}), status
 
@@ -112,7 +118,7 @@ def _install_auth(app: Flask, token: str | None) -> None:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode("utf-8"), expected):
             metrics.recorder().token_refused("upstream")
-            log.warning("refused %s %s from %s: missing or wrong upstream token", request.method, request.path, request.remote_addr)
+            log.warning("refused %s from %s: missing or wrong upstream token", _where(), request.remote_addr)
             return _error("This downstream requires the upstream's bearer token (Authorization: Bearer ...).", 401)
         return None
 
@@ -121,19 +127,19 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(DssrError)
     def dssr_error(exc: DssrError) -> tuple[Response, int]:
         if isinstance(exc, ClusterError) and exc.transient:
-            log.info("%s %s: %s (the upstream will ask again)", request.method, request.path, exc)
+            log.info("%s: %s (the upstream will ask again)", _where(), exc)
         elif exc.http_status >= 500:
-            log.error("%s %s failed: %s", request.method, request.path, exc)
+            log.error("%s failed: %s", _where(), exc)
         else:
-            log.info("%s %s refused: %s", request.method, request.path, exc)
+            log.info("%s refused: %s", _where(), exc)
         return _error(exc.message, exc.http_status)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        return _error(f"{exc.name}: {request.method} {request.path}", status)
+        return _error(f"{exc.name}: {_where()}", status)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("%s %s: unexpected error", request.method, request.path)
+        log.exception("%s: unexpected error", _where())
         return _error("internal error", 500)

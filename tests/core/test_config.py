@@ -9,11 +9,31 @@ import pytest
 from dssr_core import ConfigError, ServerSettings, Settings
 
 
-def test_server_settings_defaults_are_the_first_implementations() -> None:
+def test_without_settings_the_server_is_the_local_connector_and_shell_on_loopback() -> None:
     server = ServerSettings.from_settings(Settings({}))
     assert (server.connector, server.executor, server.log_level, server.port, server.host) == (
-        "slurm", "singularity", 20, 5000, "0.0.0.0",
+        "local", "shell", 20, 5000, "127.0.0.1",
     )
+
+
+def test_a_site_naming_slurm_gets_singularity_on_every_address_as_the_first_implementation() -> None:
+    server = ServerSettings.from_settings(Settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}))
+    assert (server.connector, server.executor, server.host) == ("slurm", "singularity", "0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "env, host",
+    [
+        ({"JARVICE_BAREMETAL_EXECUTOR": "singularity"}, "0.0.0.0"),
+        ({"JARVICE_BAREMETAL_CONNECTOR": "local", "JARVICE_BAREMETAL_EXECUTOR": "shell"}, "127.0.0.1"),
+        ({"WAITRESS_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0"),
+        ({"WAITRESS_BIND_ADDRESS": "192.0.2.7"}, "192.0.2.7"),
+    ],
+)
+def test_the_shell_executor_on_the_local_connector_listens_on_loopback_unless_an_address_is_given(
+    env: dict[str, str], host: str
+) -> None:
+    assert ServerSettings.from_settings(Settings(env)).host == host
 
 
 def test_server_settings_read_the_legacy_variable_names() -> None:

@@ -42,7 +42,7 @@ class Answer:
 
 @dataclass
 class Server:
-    """One ``dssr-server --connector local --executor shell`` process."""
+    """One ``dssr-server --connector local --executor shell`` process (``flags`` replaces those flags)."""
 
     state_dir: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -50,6 +50,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    flags: list[str] | None = None
 
     @property
     def url(self) -> str:
@@ -60,8 +61,9 @@ class Server:
         self.log_path = self.state_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dssr_server", "--connector", "local", "--executor", "shell",
-             "--host", "127.0.0.1", "--port", str(self.port), "--threads", "4"],
+            [sys.executable, "-m", "dssr_server", *(self.flags if self.flags is not None else [
+                "--connector", "local", "--executor", "shell", "--host", "127.0.0.1", "--threads", "4"]),
+             "--port", str(self.port)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
