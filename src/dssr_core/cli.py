@@ -15,23 +15,26 @@ from typing import Callable, Sequence, TextIO
 from .config import Settings
 from .downstream import Downstream
 from .errors import BadRequest, ClusterError, DssrError, NotFound
-from .job import JobRef, JobSpec, validate_jobid, validate_name
+from .job import JobRef, JobSpec, JobState
 from .plugins import available_connectors, available_executors
 from .shell import command as shell_command
+from .validate import MAX_INT64, parse_int, shown, validate_jobid, validate_name
 
-_ENV = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+_ENV = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return int(text)
+    try:
+        return parse_int(text, "", 1, MAX_INT64)
+    except BadRequest:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer >= 1") from None
 
 
 def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
-    return int(text)
+    try:
+        return parse_int(text, "", 0, MAX_INT64)
+    except BadRequest:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer >= 0") from None
 
 
 def _env(text: str) -> tuple[str, str]:
@@ -144,6 +147,9 @@ def _job_action(downstream: Downstream, args: argparse.Namespace, out: TextIO) -
         print(f"{status.state.value} {status.elapsed} {','.join(status.nodes) or '-'}", file=out)
     elif args.action == "exitstatus":
         result = downstream.exitstatus(ref, collect=args.collect)
+        if result.state is JobState.UNKNOWN:
+            print(f"dssr: job {ref.jobid} ({ref.name}) is unknown to this downstream", file=sys.stderr)
+            return 1
         out.write(result.output)
         if result.output and not result.output.endswith("\n"):
             out.write("\n")
