@@ -60,8 +60,9 @@ def _jobid(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dssr", description="Submit and follow jobs through a jarvice-dssr connector.")
-    parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or slurm)")
-    parser.add_argument("--executor", help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR or singularity)")
+    parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
+    parser.add_argument("--executor", help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR, "
+                                           "else shell with the local connector and singularity with others)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
     sub.add_parser("plugins", help="list the installed connectors and executors")
