@@ -100,3 +100,34 @@ def test_an_unknown_connector_exits_2_listing_the_installed_ones(tmp_path: Path)
 def test_submit_without_a_command_exits_2(tmp_path: Path) -> None:
     code, _ = dssr(tmp_path, "submit", "--name", "nothing")
     assert code == 2
+
+
+def test_exitstatus_of_an_unknown_job_exits_1_with_a_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", "exitstatus", "--name", "ghost", "4242"],
+        capture_output=True, text=True,
+        env={**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == "dssr: job 4242 (ghost) is unknown to this downstream"
+
+
+def test_without_flags_dssr_uses_the_local_connector_and_the_shell_executor(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JARVICE_BAREMETAL_")}
+    env["JARVICE_LOCAL_STATE_DIR"] = str(tmp_path / "state")
+    run = [sys.executable, "-m", "dssr_core.cli"]
+    jobid = subprocess.run([*run, "submit", "--name", "plain", "--", "echo", "no-flags"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.monotonic() + 20
+    while (result := subprocess.run([*run, "exitstatus", "--name", "plain", jobid], env=env,
+                                    capture_output=True, text=True)).returncode != 0:
+        assert time.monotonic() < deadline, result.stderr
+        time.sleep(0.2)
+    assert "no-flags" in result.stdout and "rc=0" in result.stdout
+
+
+@pytest.mark.parametrize("digits", ["²", "\u0662"])
+def test_integer_options_take_ascii_digits_only(digits: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "submit", "--name", "ok", "--nodes", digits,
+                             "--", "true"], capture_output=True, text=True)
+    assert result.returncode == 2 and "is not an integer >= 1" in result.stderr
