@@ -87,17 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not stopping.is_set():
             stopping.set()
             log.info("received %s: stopping", signal.Signals(signum).name)
-            server.close()
+            # ends waitress's loop, which then waits for its worker threads; closing the
+            # sockets here instead raced with a worker still answering (EBADF on its trigger)
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
         server.run()
-    except (OSError, ValueError):
-        # closing the listening socket from the signal handler ends the loop
-        if not stopping.is_set():
-            raise
     finally:
+        server.close()
         downstream.close()
     log.info("stopped")
     return 0
