@@ -97,3 +97,17 @@ def test_ready_turns_bad_when_the_last_good_contact_is_too_old(slurm_cluster: Cl
         assert status == 503 and "no contact with the cluster for" in reason["reason"]
         server.downstream.start_heartbeat(0.5)  # what dssr-server runs: it brings readiness back
         wait_for("ready again", lambda: client.get("/ready")[0] == 200, 10)
+
+
+def test_slurmrestd_calls_are_counted_by_route(slurm_cluster: Cluster, tmp_path: Path) -> None:
+    from tests.slurm_rest.test_backend_cluster import rest_env
+
+    env = rest_env(slurm_cluster, tmp_path, "v0.0.38", "false")
+    for server in serve(env):
+        client = Client(server.url)
+        assert client.get("/running")[0] == 200
+        text = client.get("/metrics")[1]
+        assert (sample(text, "dssr_cluster_calls_total", kind="slurmrestd GET /slurm/v0.0.38/jobs", outcome="ok")
+                or 0) >= 1
+        assert (sample(text, "dssr_cluster_call_duration_seconds_count",
+                       kind="slurmrestd GET /slurm/v0.0.38/jobs") or 0) >= 1

@@ -106,3 +106,11 @@ def test_slow_answer_is_a_cluster_error_after_the_timeout(server: ThreadingHTTPS
     client = HttpClient("127.0.0.1", server.server_address[1], timeout=0.5)
     with pytest.raises(ClusterError, match="no answer within 0.5 s"):
         client.request("GET", "/slow", headers={})
+
+
+def test_metrics_name_a_call_by_its_route_without_job_ids_or_query() -> None:
+    from dssr_slurm.rest.transport import call_kind
+
+    assert call_kind("DELETE", "/slurm/v0.0.40/job/1234?signal=KILL") == "slurmrestd DELETE /slurm/v0.0.40/job/{id}"
+    assert call_kind("GET", "/slurmdb/v0.0.38/job/77") == "slurmrestd GET /slurmdb/v0.0.38/job/{id}"
+    assert call_kind("GET", "/slurm/v0.0.38/jobs") == "slurmrestd GET /slurm/v0.0.38/jobs"

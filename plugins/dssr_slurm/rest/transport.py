@@ -13,13 +13,14 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
-from dssr_core import ClusterError
+from dssr_core import ClusterError, metrics
 
 from .tokens import scrub
 
@@ -147,6 +148,13 @@ class HttpClient:
         body: Mapping[str, Any] | None = None,
     ) -> Response:
         """One request; a kept-alive connection the server had closed is replaced once."""
+        with metrics.cluster_call(call_kind(method, path)) as call:
+            response = self._request(method, path, headers, body)
+            if response.status >= 400:
+                call.outcome = metrics.ERROR
+            return response
+
+    def _request(self, method: str, path: str, headers: Mapping[str, str], body: Mapping[str, Any] | None) -> Response:
         payload = None if body is None else json.dumps(body).encode()
         all_headers = {"Accept": "application/json", **headers}
         if payload is not None:
@@ -190,6 +198,11 @@ class HttpClient:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def call_kind(method: str, path: str) -> str:
+    """A slurmrestd call as a metrics label: ``GET /slurm/v0.0.40/job/{id}`` (no job id, no query)."""
+    return f"slurmrestd {method} " + re.sub(r"/[0-9]+(?=/|$)", "/{id}", path.split("?", 1)[0])
 
 
 def _response(status: int, data: bytes) -> Response:
