@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from dssr_core import (
     BadRequest,
@@ -39,7 +39,7 @@ from dssr_core import (
     numeric_id,
     shown,
 )
-from dssr_core.checks import Contact
+from dssr_core.checks import Check, Contact
 from dssr_core.job import NAME_PATTERN
 
 from .backend import PREFIX, AcctRecord, BatchRequest, SlurmBackend, SlurmJob
@@ -355,6 +355,11 @@ class SlurmConnector(Connector):
 
     def last_contact(self) -> Contact:
         return self._snapshot.last_contact or Contact(self._started, False, "no contact with the cluster yet")
+
+    def diagnose(self, executor: Executor) -> Iterator[Check]:
+        from .doctor import diagnose  # only `dssr doctor` needs it
+
+        return diagnose(self, executor)
 
     def check(self) -> list[str]:
         problems: list[str] = []

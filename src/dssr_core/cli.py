@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
     sub.add_parser("plugins", help="list the installed connectors and executors")
+    doctor = sub.add_parser("doctor", help="check the site's set-up, one OK/FAIL line per check (exit 0: all OK)")
+    doctor.add_argument("--submit", metavar="EMAIL",
+                        help="also run a tiny job end to end as this mapped user, timing each stage")
+    doctor.add_argument("--token", help="run the trial job with this bearer token (slurmrestd needs one)")
+    doctor.add_argument("--timeout", type=_positive, default=300, help="seconds the trial job may take (default 300)")
     sub.add_parser("running", help="list running jobs (name, job id)")
     sub.add_parser("queued", help="list queued jobs (name, job id)")
 
@@ -186,6 +191,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
     args = build_parser().parse_args(argv)
     if args.action == "plugins":
         return _plugins(out)
+    if args.action == "doctor":
+        from . import doctor  # only this command needs it
+
+        return doctor.run(settings if settings is not None else Settings(), out, connector=args.connector,
+                          executor=args.executor, submit_as=args.submit, token=args.token, timeout=args.timeout)
     try:
         downstream = Downstream.from_settings(settings, connector=args.connector, executor=args.executor)
     except DssrError as exc:

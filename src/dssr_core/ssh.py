@@ -411,6 +411,28 @@ class SSHPool:
                     raise ClusterError(f"Cannot open a tunnel to {dest_host}:{dest_port} over SSH ({exc}).") from None
         raise AssertionError("unreachable")
 
+    def check_host(self) -> str:
+        """Connect afresh, check the host key against the policy, and close; the key's fingerprint.
+
+        Raises :class:`ClusterError` when the host cannot be reached or its key is refused.
+        """
+        where = f"{self.host}:{self.port}"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise ClusterError(f"Cannot reach the cluster's SSH server at {where} ({exc.strerror or exc}).") from None
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = self.connect_timeout
+            transport.start_client(timeout=self.connect_timeout)
+            key = transport.get_remote_server_key()
+            self.policy.check(self.host, self.port, key)
+            return fingerprint(key)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ClusterError(f"SSH to {where} failed ({exc.__class__.__name__}: {exc}).") from None
+        finally:
+            transport.close()
+
     def banner(self, timeout: float = 5.0) -> str:
         """Connect afresh and read the SSH server's banner line (a cheap "is sshd up" check)."""
         try:

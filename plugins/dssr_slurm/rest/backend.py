@@ -6,10 +6,11 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 from urllib.parse import quote, urlencode
 
-from dssr_core import BadRequest, ClusterError, Identity, Settings, command
+from dssr_core import BadRequest, Check, ClusterError, DssrError, Identity, Settings, command
+from dssr_core.checks import failed, passed
 
 from ..backend import AcctRecord, BatchRequest, SlurmBackend, SlurmJob
 from . import errors
@@ -17,7 +18,7 @@ from .adapter import Adapter, scontrol_text
 from .settings import RestSettings
 from .tokens import ServiceToken, claims_of, scrub, slurm_user_of
 from .transport import Channel, HttpClient, Response
-from .versions import adapter_for, newest_supported
+from .versions import SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,42 @@ class RestBackend(SlurmBackend):
         response = self._service("GET", f"{adapter.slurm}/ping", "pinging slurmctld")
         if not adapter.pinged(response.body):
             raise ClusterError(f"slurmrestd at {self.settings.url} answers, but no slurmctld is up.")
+
+    def diagnose(self) -> Iterator[Check]:
+        """``dssr doctor``: slurmrestd answers, offers the configured version, accepts the service token."""
+        url = self.settings.url
+        try:
+            response = self._client.request("GET", "/openapi/v3", headers={})
+            if errors.is_auth_failure(response):  # some versions want a token even for their API description
+                response = self._client.request("GET", "/openapi/v3", headers=self._service_headers())
+        except DssrError as exc:
+            yield failed(f"slurmrestd answers at {url}", f"{exc} Check JARVICE_SLURMRESTD_ADDR/_PORT/_VIA_SSH "
+                                                         "and that slurmrestd runs.")
+            return
+        yield passed(f"slurmrestd answers at {url}")
+        versions = offered(response.body)
+        wanted = self.settings.api_version
+        what = f"slurmrestd offers REST API {wanted}"
+        usable = [v for v in versions if v in SUPPORTED_VERSIONS]
+        if wanted == "auto" and not usable:
+            yield failed(what, f"it offers {', '.join(versions) or 'none'}; this server speaks "
+                               f"{', '.join(SUPPORTED_VERSIONS)}: upgrade Slurm or this server")
+            return
+        if wanted != "auto" and wanted not in versions:
+            yield failed(what, f"it offers {', '.join(versions) or 'none'}: set JARVICE_SLURMRESTD_API_VERSION "
+                               "to one of them (or auto)")
+            return
+        yield passed(what, (f"uses {usable[-1]}; " if wanted == "auto" else "") + f"offered: {', '.join(versions)}")
+        what = "slurmrestd accepts the service token and reaches slurmctld"
+        try:
+            user = self._service_headers().get("X-SLURM-USER-NAME", "the token's user")
+            self.ping()
+        except DssrError as exc:
+            yield failed(what, f"{exc} Fix: give a token signed with this cluster's jwt_key "
+                               "(JARVICE_SLURMRESTD_TOKEN, _TOKEN_COMMAND, or scontrol token over SSH) for a user "
+                               "Slurm knows (JARVICE_SLURMRESTD_USER); and check that slurmctld runs")
+            return
+        yield passed(what, f"as {user}")
 
     def _answers(self) -> bool:
         try:

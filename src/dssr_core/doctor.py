@@ -1,0 +1,212 @@
+"""``dssr doctor``: every check a site gets wrong, one line each, and an optional real job end to end.
+
+The checks come from the plugins (:meth:`Connector.diagnose
+<dssr_core.Connector.diagnose>`, :meth:`Executor.node_probes
+<dssr_core.Executor.node_probes>`) and from the core (settings, bearer-token
+keys).  ``--submit`` runs a tiny upstream-template job as a mapped user
+through :meth:`Downstream.submit` -- the path ``/submit`` takes after the
+token check -- and times each stage.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Callable, Iterator, TextIO
+
+from .checks import Check, failed, passed
+from .config import ServerSettings, Settings
+from .connector import Connector
+from .downstream import Downstream
+from .errors import ClusterError, DssrError, NotFound
+from .executor import Executor
+from .identity import TokenVerifier
+from .job import Identity, JobRef, JobState
+from .plugins import load_connector, load_executor
+from .upstream import parse_submission
+
+#: the line the trial job prints when it ran to its end
+TRIAL_MARKER = "JARVICE_CMD_SUCCESS"
+
+
+def trial_template() -> str:
+    """A minimal upstream template: the same shape a JARVICE upstream sends, running no container."""
+    return "\n".join([
+        "#!/bin/bash",
+        "{DOWNSTREAM_PARAMETERS}",
+        ": <<'JOBOBJ_KEYS'",
+        "JOBOBJ_APPDEFVERSION=2",
+        "JOBOBJ_INTERACTIVE=False",
+        "JOBOBJ_ARCH=amd64",
+        "JOBOBJ_NAE=dssr-doctor",
+        "JARVICE_CPU_CORES=1",
+        "JOBOBJ_WALLTIME=00:05:00",
+        "JARVICE_CMD=echo dssr doctor",
+        "JOBOBJ_KEYS",
+        'echo "dssr doctor: $(id -un) on $(hostname)" && echo ' + TRIAL_MARKER,
+        "",
+    ])
+
+
+def run(
+    settings: Settings,
+    out: TextIO,
+    *,
+    connector: str | None = None,
+    executor: str | None = None,
+    submit_as: str | None = None,
+    token: str | None = None,
+    timeout: float = 300.0,
+) -> int:
+    """Print every check as it ends; 0 when all passed, else 1."""
+    ok = True
+
+    def show(check: Check) -> None:
+        nonlocal ok
+        ok = ok and check.ok
+        print(check.line(), file=out, flush=True)
+
+    built = _build(settings, connector, executor, show)
+    if built is None:
+        return 1
+    downstream = built
+    try:
+        for check in downstream.connector.diagnose(downstream.executor):
+            show(check)
+        if downstream.connector.requires_identity or submit_as or token:
+            verifier = downstream.verifier
+            if verifier is not None:
+                show(verifier.check())
+        if submit_as is not None or token is not None:
+            identity = _identity(downstream, submit_as, token, show)
+            if identity is not None:
+                for check in trial(downstream, identity, timeout=timeout):
+                    show(check)
+    finally:
+        downstream.close()
+    return 0 if ok else 1
+
+
+def _build(settings: Settings, connector: str | None, executor: str | None,
+           show: Callable[[Check], None]) -> Downstream | None:
+    what = "settings parse"
+    try:
+        server = ServerSettings.from_settings(settings)
+        conn: Connector = load_connector(connector or server.connector, settings)
+    except DssrError as exc:
+        show(failed(what, str(exc)))
+        return None
+    try:
+        execu: Executor = load_executor(executor or server.executor, settings)
+    except DssrError as exc:
+        conn.close()
+        show(failed(what, str(exc)))
+        return None
+    show(passed(what, f"connector {conn.name}, executor {execu.name}"))
+    verifier = None
+    if conn.requires_identity:
+        try:
+            verifier = TokenVerifier.from_settings(settings)
+        except DssrError as exc:
+            show(failed("bearer-token keys load", str(exc)))
+    return Downstream(conn, execu, verifier=verifier, script_key=server.script_key or execu.name)
+
+
+def _identity(downstream: Downstream, email: str | None, token: str | None,
+              show: Callable[[Check], None]) -> Identity | None:
+    if token is not None:
+        if downstream.verifier is None:
+            return Identity(email=email)
+        try:
+            return downstream.verifier.verify_token(token)
+        except DssrError as exc:
+            show(failed("the --token given is accepted", str(exc)))
+            return None
+    return Identity(email=email, claims={"email": email} if email else {})
+
+
+def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
+          poll: float = 0.5) -> Iterator[Check]:
+    """Submit the trial job as ``identity`` and follow it to its end, one check per stage (with its time)."""
+    who = identity.email or identity.username or "the token's user"
+    name = f"dssr-doctor-{int(time.time() * 1000)}"
+    args = {"name": name, "number": 0, "nodes": 1,
+            "hpc_script": {downstream.script_key: base64.b64encode(trial_template().encode()).decode()}}
+    start = time.monotonic()
+    try:
+        spec = parse_submission(args, downstream.script_key).replace(identity=identity)
+        submission = downstream.submit(spec)
+    except DssrError as exc:
+        yield failed(f"a trial job is submitted as {who}", str(exc), time.monotonic() - start)
+        return
+    ref = JobRef(name, 0, submission.jobid)
+    yield passed(f"a trial job is submitted as {who}", f"job {ref.jobid} ({name})", time.monotonic() - start)
+
+    stage = time.monotonic()
+    deadline = stage + timeout
+    started = False
+    while True:
+        try:
+            status = downstream.runstatus(ref)
+        except DssrError as exc:
+            yield failed("the trial job is followed", str(exc), time.monotonic() - stage)
+            return
+        if status is None or status.state is not JobState.QUEUED:
+            break
+        if time.monotonic() > deadline:
+            downstream.terminate(ref, force=True)
+            yield failed("the trial job starts", f"still queued after {timeout:g} s ({status.detail or 'queued'}); "
+                                                 "it was cancelled. Are the nodes busy or down (sinfo)?",
+                         time.monotonic() - stage)
+            return
+        time.sleep(poll)
+    started = status is not None
+    yield passed("the trial job starts", "on " + ", ".join(status.nodes) if status and status.nodes else "",
+                 time.monotonic() - stage)
+
+    stage = time.monotonic()
+    while started and downstream.runstatus(ref) is not None:
+        if time.monotonic() > deadline:
+            downstream.terminate(ref, force=True)
+            yield failed("the trial job runs to its end", f"still running after {timeout:g} s; it was cancelled",
+                         time.monotonic() - stage)
+            return
+        time.sleep(poll)
+    yield passed("the trial job runs to its end", seconds=time.monotonic() - stage)
+
+    stage = time.monotonic()
+    while True:
+        try:
+            result = downstream.exitstatus(ref, collect=False)
+            break
+        except ClusterError as exc:
+            if not exc.transient or time.monotonic() > deadline:
+                yield failed("the trial job's exit status is read", str(exc), time.monotonic() - stage)
+                return
+            time.sleep(poll)
+        except DssrError as exc:
+            yield failed("the trial job's exit status is read", str(exc), time.monotonic() - stage)
+            return
+    took = time.monotonic() - stage
+    if result.rc != 0 or TRIAL_MARKER not in result.output:
+        tail = result.output.strip().splitlines()[-3:]
+        yield failed("the trial job's exit status is read",
+                     f"rc {result.rc} ({result.detail or result.state.value}); output: {' | '.join(tail) or 'none'}",
+                     took)
+        return
+    line = next((x for x in result.output.splitlines() if x.startswith("dssr doctor:")), "")
+    yield passed("the trial job's exit status is read", f"rc 0, output came back ({line[len('dssr doctor: '):]})",
+                 took)
+
+    stage = time.monotonic()
+    try:
+        downstream.connector.cleanup(ref)
+        downstream.tail(ref, 1)
+    except NotFound:
+        yield passed("the trial job's files are removed", seconds=time.monotonic() - stage)
+    except DssrError as exc:
+        yield failed("the trial job's files are removed", str(exc), time.monotonic() - stage)
+    else:
+        yield failed("the trial job's files are removed", "its output is still there after garbage collection",
+                     time.monotonic() - stage)
+    yield passed("the trial job, end to end", seconds=time.monotonic() - start)
