@@ -4,6 +4,9 @@ Load with ``pytest_plugins = ["tests.cluster.fixtures"]``. Fixtures:
 
 * ``slurm_cluster``     -> ``tests.cluster.harness.Cluster`` (Slurm 22.05, two nodes, sshd, slurmrestd)
 * ``slurm2411_cluster`` -> ``Cluster`` for Slurm 24.11 (chroot), started only when a test asks for it
+* ``slurm2605_cluster`` -> ``Cluster`` for Slurm 26.05 with the real Apptainer and an OCI registry
+  (Debian sid root, tests/cluster/sid.py), started only when a test asks for it; independent of
+  the other two (own lock, network, state), so it can be up beside them
 
 Without root or the Debian packages every cluster test is skipped with one line
 saying why; with ``CI=true`` that is a failure instead. ``DSSR_CLUSTER_REUSE=1``
@@ -20,10 +23,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.cluster import harness
+from tests.cluster import harness, sid
 from tests.cluster.harness import Cluster
 
-__all__ = ["slurm_cluster", "slurm2411_cluster", "Cluster"]
+__all__ = ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster", "Cluster"]
 
 
 def _ci() -> bool:
@@ -56,7 +59,9 @@ _SKIP_LINE = 1
 class _Guard:
     """Runs the teardown once: from the fixture finalizer, at exit, or on SIGTERM/SIGHUP."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: Callable[[bool], harness.SessionLock] = lambda shared: harness.SessionLock(shared=shared)
+                 ) -> None:
+        self._make_lock = lock
         self._steps: list[Callable[[], object]] = []
         self._lock = threading.Lock()
         self._old: dict[int, object] = {}
@@ -77,7 +82,7 @@ class _Guard:
 
     def hold_session_lock(self, shared: bool = False) -> None:
         if self._session_lock is None:
-            self._session_lock = harness.SessionLock(shared=shared).__enter__()
+            self._session_lock = self._make_lock(shared).__enter__()
 
     def run(self) -> None:
         with self._lock:
@@ -97,6 +102,7 @@ class _Guard:
 
 
 _guard = _Guard()
+_guard_2605 = _Guard(lambda shared: sid.session_lock(shared=shared))
 
 
 def _unavailable(reason: str) -> None:
@@ -158,3 +164,31 @@ def slurm2411_cluster(slurm_cluster: Cluster) -> Iterator[Cluster]:
         pytest.skip(f"cluster tier: the Slurm 24.11 cluster did not start: {_first_line(e)} (logs: {keep})")
     yield cluster
     # torn down with the session (the guard runs down_2411 before down); in reuse mode it stays up
+
+
+@pytest.fixture(scope="session")
+def slurm2605_cluster() -> Iterator[Cluster]:
+    """The Slurm 26.05 cluster with the real Apptainer (Debian sid root); brought up on first use."""
+    why = harness.preflight()
+    if why:
+        _unavailable(why)
+    if _reuse() and sid.alive():
+        cluster = sid.load()
+        assert cluster is not None
+        _guard_2605.hold_session_lock(shared=True)
+        _guard_2605.arm(lambda: None)
+        yield cluster
+        _guard_2605.run()
+        return
+    try:
+        _guard_2605.hold_session_lock()
+        _guard_2605.arm(sid.down)
+        cluster = sid.up()
+    except Exception as e:
+        keep = sid.save_logs()
+        _guard_2605.run()
+        if _ci():
+            raise
+        pytest.skip(f"cluster tier: the Slurm 26.05 cluster did not start: {_first_line(e)} (logs: {keep})")
+    yield cluster
+    _guard_2605.run()

@@ -172,6 +172,13 @@ class Cluster:
     min_job_age: int
     ports: dict
     gpus_per_node: int = 0         # gres/gpu count of every node (device files stand in for the GPUs)
+    # 26.05 (tests/cluster/sid.py) only:
+    enter: Path | None = None      # script running argv inside the cluster's root (pivot_root), instead of chroot
+    apptainer_version: str = ""    # the real Apptainer on the nodes; "" where the nodes have the stand-in
+    registry: str = ""             # host:port of the plain-HTTP OCI registry on the test network (public images)
+    private_registry: str = ""     # host:port of the one that wants a login (htpasswd)
+    registry_credentials: tuple = ()  # (user, password) for private_registry
+    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private" -> registry/repository (tags 1, 2)
 
     def token(self, user: str, lifespan: int = 600) -> str:
         """HS256 Slurm token for ``user``, the same as ``scontrol token`` makes."""
@@ -194,7 +201,9 @@ class Cluster:
         argv = ["bash", "-lc", script]
         if user != "root":
             argv = ["runuser", "-u", user, "--"] + argv
-        if self.chroot is not None:
+        if self.enter is not None:
+            argv = [str(self.enter)] + argv
+        elif self.chroot is not None:
             argv = ["chroot", str(self.chroot)] + argv
         cp = subprocess.run(argv, env=self.env(user), cwd="/", capture_output=True, text=True,
                             timeout=timeout, input=input)
@@ -242,8 +251,9 @@ class Cluster:
         for k in ("known_hosts", "jarvice_key", "jarvice_rsa_key", "jarvice_ecdsa_key", "scratch",
                   "slurm_conf", "state_dir", "log_dir"):
             d[k] = Path(d[k])
-        for k in ("scratch_acl", "chroot"):
-            d[k] = Path(d[k]) if d[k] else None
+        for k in ("scratch_acl", "chroot", "enter"):
+            d[k] = Path(d[k]) if d.get(k) else None
+        d["registry_credentials"] = tuple(d.get("registry_credentials", ()))
         d["jwt_hs256_key"] = base64.b64decode(d["jwt_hs256_key"])
         d["idp"] = TestIdP(**d["idp"])
         d["users"] = {k: ClusterUser(**{**u, "key_path": Path(u["key_path"])}) for k, u in d["users"].items()}
@@ -319,14 +329,14 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def spawn(name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
-    """Start a foreground daemon in its own session; remember its pid for ``down``."""
-    (STATE / "log").mkdir(parents=True, exist_ok=True)
-    out = open(STATE / "log" / f"{name}.out", "ab")
+def spawn(name: str, argv: list[str], env: dict | None = None, state: Path = STATE) -> subprocess.Popen:
+    """Start a foreground daemon in its own session; remember its pid (under ``state``) for ``down``."""
+    (state / "log").mkdir(parents=True, exist_ok=True)
+    out = open(state / "log" / f"{name}.out", "ab")
     p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          env=env or {"PATH": SYS_PATH, "LANG": "C.UTF-8"}, start_new_session=True, cwd="/")
     out.close()
-    write(STATE / "pids" / f"{name}.pid", json.dumps({"pid": p.pid, "argv": argv}))
+    write(state / "pids" / f"{name}.pid", json.dumps({"pid": p.pid, "argv": argv}))
     return p
 
 
@@ -487,11 +497,11 @@ def make_idp(keydir: Path) -> TestIdP:
 
 
 # --------------------------------------------------------------------------- network
-def netns_setup(nodes: dict[str, str]) -> None:
-    if sh(["ip", "link", "show", BRIDGE], check=False, quiet_fail=True).returncode != 0:
-        sh(["ip", "link", "add", BRIDGE, "type", "bridge"])
-        sh(["ip", "addr", "add", f"{BRIDGE_IP}/24", "dev", BRIDGE])
-        sh(["ip", "link", "set", BRIDGE, "up"])
+def netns_setup(nodes: dict[str, str], bridge: str = BRIDGE, bridge_ip: str = BRIDGE_IP) -> None:
+    if sh(["ip", "link", "show", bridge], check=False, quiet_fail=True).returncode != 0:
+        sh(["ip", "link", "add", bridge, "type", "bridge"])
+        sh(["ip", "addr", "add", f"{bridge_ip}/24", "dev", bridge])
+        sh(["ip", "link", "set", bridge, "up"])
     for node, addr in nodes.items():
         ns, veth = f"dssr-{node}", f"dssrh-{node}"
         if Path(f"/run/netns/{ns}").exists():
@@ -499,7 +509,7 @@ def netns_setup(nodes: dict[str, str]) -> None:
         sh(["ip", "link", "del", veth], check=False, quiet_fail=True)
         sh(["ip", "netns", "add", ns])
         sh(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
-        sh(["ip", "link", "set", veth, "master", BRIDGE, "up"])
+        sh(["ip", "link", "set", veth, "master", bridge, "up"])
         sh(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
         sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
@@ -513,22 +523,23 @@ def in_node(node: str, argv: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- MariaDB
-def start_mariadb() -> subprocess.Popen:
-    datadir = mkdir(STATE / "mysql", 0o750, "mysql", "mysql")
-    sockdir = mkdir(STATE / "mysqld", 0o755, "mysql", "mysql")
-    logf = STATE / "log" / "mariadb-install.log"
+def start_mariadb(state: Path = STATE, port: int = MYSQL_PORT) -> subprocess.Popen:
+    """The host's MariaDB (Debian 12), a private instance with its data, socket and log under ``state``."""
+    datadir = mkdir(state / "mysql", 0o750, "mysql", "mysql")
+    sockdir = mkdir(state / "mysqld", 0o755, "mysql", "mysql")
+    logf = state / "log" / "mariadb-install.log"
     cp = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=mysql",
                          "--auth-root-authentication-method=socket", "--skip-test-db",
                          "--skip-name-resolve"], capture_output=True, text=True, timeout=120)
     write(logf, cp.stdout + cp.stderr)
     if cp.returncode != 0:
         raise HarnessError(f"mariadb-install-db failed; see {logf}{tail(logf)}")
-    write(STATE / "log" / "mariadb.log", "", 0o640, "mysql", "adm" if _group_exists("adm") else "mysql")
+    write(state / "log" / "mariadb.log", "", 0o640, "mysql", "adm" if _group_exists("adm") else "mysql")
     return spawn("mariadb", [
         "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}", "--user=mysql",
-        f"--socket={sockdir}/mysqld.sock", f"--pid-file={sockdir}/mysqld.pid", f"--port={MYSQL_PORT}",
-        "--bind-address=127.0.0.1", "--skip-name-resolve", f"--log-error={STATE}/log/mariadb.log",
-        "--innodb-buffer-pool-size=128M", "--innodb-lock-wait-timeout=900", "--max-connections=200"])
+        f"--socket={sockdir}/mysqld.sock", f"--pid-file={sockdir}/mysqld.pid", f"--port={port}",
+        "--bind-address=127.0.0.1", "--skip-name-resolve", f"--log-error={state}/log/mariadb.log",
+        "--innodb-buffer-pool-size=128M", "--innodb-lock-wait-timeout=900", "--max-connections=200"], state=state)
 
 
 def _group_exists(name: str) -> bool:
@@ -539,13 +550,13 @@ def _group_exists(name: str) -> bool:
         return False
 
 
-def mysql(sql: str) -> None:
-    sh(["mariadb", "--no-defaults", f"--socket={STATE}/mysqld/mysqld.sock", "-u", "root", "-e", sql])
+def mysql(sql: str, state: Path = STATE) -> None:
+    sh(["mariadb", "--no-defaults", f"--socket={state}/mysqld/mysqld.sock", "-u", "root", "-e", sql])
 
 
 # --------------------------------------------------------------------------- Slurm configs
 def slurm_conf(*, cluster: str, ports: dict, paths: dict, nodes: dict, munge_socket: str | None,
-               jwt_key: str, jwks: str, gpus: int = 0, extra: str = "") -> str:
+               jwt_key: str, jwks: str, gpus: int = 0, extra: str = "", ctld_ip: str = BRIDGE_IP) -> str:
     gres = f" Gres=gpu:{gpus}" if gpus else ""
     node_lines = "\n".join(
         f"NodeName={n} NodeAddr={a} NodeHostname={n} CPUs={NODE_CPUS} RealMemory={NODE_MEM_MB}{gres} State=UNKNOWN"
@@ -557,7 +568,7 @@ def slurm_conf(*, cluster: str, ports: dict, paths: dict, nodes: dict, munge_soc
                  if munge_socket else "")
     return f"""# Written by tests/cluster/harness.py for the dssr test tier; removed by `harness.py down`.
 ClusterName={cluster}
-SlurmctldHost={socket.gethostname().split('.')[0]}({BRIDGE_IP})
+SlurmctldHost={socket.gethostname().split('.')[0]}({ctld_ip})
 SlurmctldPort={ports['ctld']}
 SlurmdPort={ports['slurmd']}
 SlurmUser=slurm
@@ -592,7 +603,7 @@ SlurmdTimeout=60
 MailProg=/bin/true
 PrivateData=jobs
 AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost={BRIDGE_IP}
+AccountingStorageHost={ctld_ip}
 AccountingStoragePort={ports['dbd']}
 AccountingStorageEnforce=associations
 JobAcctGatherType=jobacct_gather/linux
@@ -620,14 +631,14 @@ def fake_gpus(dev_dir: Path, count: int, seen_as: str | None = None) -> str:
 
 
 def slurmdbd_conf(*, ports: dict, paths: dict, munge_socket: str | None, jwt_key: str, jwks: str,
-                  db: str, password: str) -> str:
+                  db: str, password: str, dbd_ip: str = BRIDGE_IP, mysql_port: int = MYSQL_PORT) -> str:
     auth_info = f"AuthInfo=socket={munge_socket}\n" if munge_socket else ""
     return f"""# Written by tests/cluster/harness.py
 AuthType=auth/munge
 {auth_info}AuthAltTypes=auth/jwt
 AuthAltParameters=jwt_key={jwt_key},jwks={jwks}
 DbdHost={socket.gethostname().split('.')[0]}
-DbdAddr={BRIDGE_IP}
+DbdAddr={dbd_ip}
 DbdPort={ports['dbd']}
 SlurmUser=slurm
 LogFile={paths['log']}/slurmdbd.log
@@ -636,7 +647,7 @@ DebugLevel=info
 PrivateData=jobs
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={MYSQL_PORT}
+StoragePort={mysql_port}
 StorageUser=slurm
 StoragePass={password}
 StorageLoc={db}
@@ -926,28 +937,43 @@ def debian_mirror() -> str:
 
 
 def ensure_chroot() -> float:
-    marker = CHROOT / ".dssr-complete"
-    if marker.exists():
+    return debootstrap_root(CHROOT, "trixie", CHROOT_PACKAGES)
+
+
+def debootstrap_root(root: Path, suite: str, packages: str) -> float:
+    """A minbase Debian ``suite`` with ``packages`` at ``root``, built once and kept (seconds spent building).
+
+    The completion marker holds the debootstrap command: a changed package list rebuilds the root.
+    A package the suite no longer has fails with one line naming it."""
+    marker = root / ".dssr-complete"
+    mirror = debian_mirror()
+    what = f"debootstrap --variant=minbase --include={packages} {suite} {mirror}\n"
+    if marker.exists() and marker.read_text() == what:
         return 0.0
     t0 = time.monotonic()
-    partial = CACHE / "trixie-root.partial"
+    partial = root.with_name(root.name + ".partial")
     _umount_under(partial)
+    _umount_under(root)
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(CHROOT, ignore_errors=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    mirror = debian_mirror()
-    log(f"debootstrap trixie from {mirror} (cached in {CHROOT} afterwards)")
-    logf = CACHE / "debootstrap.log"
+    shutil.rmtree(root, ignore_errors=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    log(f"debootstrap {suite} from {mirror} (cached in {root} afterwards)")
+    logf = root.with_name(f"debootstrap-{root.name}.log")
     with open(logf, "w") as out:
-        rc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={CHROOT_PACKAGES}", "trixie",
+        rc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={packages}", suite,
                              str(partial), mirror], stdout=out, stderr=subprocess.STDOUT, timeout=1500).returncode
     _umount_under(partial)
     if rc != 0:
-        raise HarnessError(f"debootstrap failed ({rc}); see {logf}{tail(logf)}")
-    os.replace(partial, CHROOT)
-    write(marker, f"debootstrap --variant=minbase --include={CHROOT_PACKAGES} trixie {mirror}\n")
+        text = logf.read_text(errors="replace")
+        gone = re.search(r"Couldn't find these debs: (.*)", text)
+        if gone:
+            raise HarnessError(f"Debian {suite} no longer has the package(s) {gone.group(1).strip()} "
+                               f"(debootstrap: see {logf})")
+        raise HarnessError(f"debootstrap {suite} failed ({rc}); see {logf}{tail(logf)}")
+    os.replace(partial, root)
+    write(marker, what)
     dt = time.monotonic() - t0
-    log(f"chroot built in {dt:.1f}s")
+    log(f"{suite} root built in {dt:.1f}s")
     return dt
 
 
@@ -997,12 +1023,12 @@ def _chroot_accounts() -> None:
         write(p, "\n".join(lines) + "\n", st.st_mode & 0o7777, st.st_uid, st.st_gid)
 
 
-def _chroot_id(name: str, file: str = "passwd") -> int:
-    for ln in (CHROOT / "etc" / file).read_text().splitlines():
+def _chroot_id(name: str, file: str = "passwd", root: Path = CHROOT) -> int:
+    for ln in (root / "etc" / file).read_text().splitlines():
         f = ln.split(":")
         if f[0] == name:
             return int(f[2])
-    raise HarnessError(f"no {name} in chroot /etc/{file}")
+    raise HarnessError(f"no {name} in {root}/etc/{file}")
 
 
 def up_2411(host: Cluster) -> Cluster:
@@ -1093,9 +1119,9 @@ def up_2411(host: Cluster) -> Cluster:
 
 
 # --------------------------------------------------------------------------- liveness / load
-def _pidfile_alive(name: str) -> bool:
+def _pidfile_alive(name: str, state: Path = STATE) -> bool:
     try:
-        d = json.loads((STATE / "pids" / f"{name}.pid").read_text())
+        d = json.loads((state / "pids" / f"{name}.pid").read_text())
         os.kill(d["pid"], 0)
         return Path(f"/proc/{d['pid']}").exists() and "zombie" not in _proc_state(d["pid"])
     except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError, KeyError):
@@ -1187,7 +1213,13 @@ def _ours(created_uids: set[int]) -> set[int]:
                 pids.add(pid)
         except OSError:
             pass
-    # descendants (sshd sessions, slurmstepd, job steps)
+    return with_descendants(pids)  # sshd sessions, slurmstepd, job steps
+
+
+def with_descendants(pids: set[int]) -> set[int]:
+    """``pids`` and every process below them (never this process)."""
+    me = os.getpid()
+    pids = set(pids)
     children: dict[int, list[int]] = {}
     for pid in _all_pids():
         children.setdefault(_ppid(pid), []).append(pid)
@@ -1381,16 +1413,17 @@ LOCK_FILE = CACHE / "session.lock"
 class SessionLock:
     """One test session (or CLI up/down) drives the cluster at a time on this machine."""
 
-    def __init__(self, timeout: float = 1200, shared: bool = False):
+    def __init__(self, timeout: float = 1200, shared: bool = False, path: Path = LOCK_FILE):
         self.timeout = timeout
         self.shared = shared  # sessions reusing a running cluster share; up/down is exclusive
+        self.path = path      # one lock per cluster that can be up on its own (22.05+24.11, 26.05)
         self.fd: int | None = None
 
     def __enter__(self) -> "SessionLock":
         import fcntl
 
         CACHE.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout
         said = False
         while True:
@@ -1399,12 +1432,12 @@ class SessionLock:
                 return self
             except BlockingIOError:
                 if not said:
-                    log(f"another session holds {LOCK_FILE}: waiting up to {self.timeout:.0f}s")
+                    log(f"another session holds {self.path}: waiting up to {self.timeout:.0f}s")
                     said = True
                 if time.monotonic() > deadline:
                     os.close(self.fd)
                     self.fd = None
-                    raise HarnessError(f"another session still holds {LOCK_FILE} after {self.timeout:.0f}s")
+                    raise HarnessError(f"another session still holds {self.path} after {self.timeout:.0f}s")
                 time.sleep(1)
 
     def __exit__(self, *exc: object) -> None:
@@ -1448,9 +1481,12 @@ class _NoLock:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["up", "down", "status", "up-2411", "down-2411"])
+    ap.add_argument("action", choices=["up", "down", "status", "up-2411", "down-2411", "up-2605", "down-2605",
+                                       "status-2605"])
     ap.add_argument("--without-2411", action="store_true", help="up: only the Slurm 22.05 cluster")
     a = ap.parse_args(argv)
+    if a.action.endswith("-2605"):
+        return _main_2605(a.action)
     with SessionLock(timeout=60 if a.action != "status" else 0.1) if a.action != "status" else _NoLock():
         if a.action == "up":
             try:
@@ -1478,6 +1514,33 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(json.dumps(status(), indent=1))
             return 0 if status()["alive_2205"] else 3
+    return 0
+
+
+def _main_2605(action: str) -> int:
+    """up/down/status of the Slurm 26.05 cluster (tests/cluster/sid.py): its own lock, state and network."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.cluster import sid
+
+    if action == "status-2605":
+        print(json.dumps(sid.status(), indent=1))
+        return 0 if sid.status()["alive_2605"] else 3
+    with sid.session_lock(timeout=60):
+        if action == "down-2605":
+            sid.down()
+            return 0
+        try:
+            sid.up()
+        except Exception as e:
+            log(f"up-2605 failed: {e}")
+            log(f"logs kept in {sid.save_logs()}")
+            if os.environ.get("DSSR_CLUSTER_KEEP_FAILED") == "1":
+                log("DSSR_CLUSTER_KEEP_FAILED=1: left as is for inspection; `down-2605` cleans")
+                return 1
+            sid.down()
+            return 1
+        print(json.dumps(sid.status(), indent=1))
     return 0
 
 
