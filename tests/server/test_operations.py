@@ -155,3 +155,14 @@ def test_a_bad_operations_setting_stops_start_up_naming_it(tmp_path: Path, varia
     assert result.returncode == 2
     assert variable in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_metrics_table_of_the_operations_page_lists_every_metric_served() -> None:
+    from dssr_server.metrics import PrometheusRecorder
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"^\| `(dssr_[a-z_]+)` \|", page, re.M))
+    served = set()
+    for family in PrometheusRecorder().registry.collect():
+        served.add(family.name + ("_total" if family.type == "counter" else ""))
+    assert documented == served
