@@ -8,6 +8,8 @@ Load with ``pytest_plugins = ["tests.cluster.fixtures"]``. Fixtures:
   (Debian sid root, tests/cluster/sid.py), started only when a test asks for it; independent of
   the other two (own lock, network, state), so it can be up beside them
 
+and ``require_debian_root(*packages)`` for tests of the same tier that need no cluster.
+
 Without root or the Debian packages every cluster test is skipped with one line
 saying why; with ``CI=true`` that is a failure instead. ``DSSR_CLUSTER_REUSE=1``
 uses a cluster left up by ``python tests/cluster/harness.py up`` and leaves it up.
@@ -26,7 +28,7 @@ import pytest
 from tests.cluster import harness, sid
 from tests.cluster.harness import Cluster
 
-__all__ = ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster", "Cluster"]
+__all__ = ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster", "Cluster", "require_debian_root"]
 
 
 def _ci() -> bool:
@@ -114,6 +116,20 @@ def _unavailable(reason: str) -> None:
 
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def require_debian_root(*packages: str) -> float:
+    """This tier's rule for tests that need root and Debian ``packages`` but no cluster (container
+    image, nginx): skipped with the tier's one line elsewhere, a failure with ``CI=true``. Installs
+    what is missing; returns the seconds that took."""
+    why = harness.preflight(packages)
+    if why:
+        _unavailable(why)
+    try:
+        return harness.ensure_packages(packages)
+    except harness.HarnessError as e:
+        _unavailable(_first_line(e))
+        raise  # not reached: _unavailable skips or fails
 
 
 @pytest.fixture(scope="session")

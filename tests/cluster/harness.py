@@ -359,23 +359,24 @@ def ledger_add(kind: str, item: Any) -> None:
 
 
 # --------------------------------------------------------------------------- preflight & packages
-def missing_packages() -> list[str]:
+def missing_packages(packages: Iterable[str] = DEBIAN_PACKAGES) -> list[str]:
     missing = []
-    for pkg in DEBIAN_PACKAGES:
+    for pkg in packages:
         cp = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
         if cp.returncode != 0 or "install ok installed" not in cp.stdout:
             missing.append(pkg)
     return missing
 
 
-def preflight() -> str | None:
-    """None when the cluster can be attempted, else one line saying why not."""
+def preflight(packages: Iterable[str] = DEBIAN_PACKAGES) -> str | None:
+    """None when the cluster (or another root-and-Debian test needing ``packages``) can be attempted,
+    else one line saying why not."""
     if os.geteuid() != 0:
         return f"needs root (uid {os.geteuid()})"
     if not Path("/etc/debian_version").exists() or shutil.which("dpkg-query") is None:
         return "needs Debian (dpkg/apt) for the Slurm packages"
     try:
-        missing = missing_packages()
+        missing = missing_packages(packages)
     except OSError as e:
         return f"cannot query dpkg: {e}"
     if missing and shutil.which("apt-get") is None:
@@ -398,9 +399,9 @@ def _service_pids() -> set[int]:
     return pids
 
 
-def ensure_packages() -> float:
+def ensure_packages(packages: Iterable[str] = DEBIAN_PACKAGES) -> float:
     """apt-get install what is missing, with services kept from starting. Returns seconds spent."""
-    missing = missing_packages()
+    missing = missing_packages(packages)
     if not missing:
         return 0.0
     t0 = time.monotonic()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,8 +41,47 @@ class Answer:
         return json.loads(self.body)
 
 
+class FormClient:
+    """The upstream's side of the legacy API: requests to ``self.url`` with ``self.headers``
+    (verified against ``self.ssl_context`` for https)."""
+
+    url: str
+    headers: dict[str, str]
+    ssl_context: ssl.SSLContext | None = None
+
+    def request(self, method: str, path: str, data: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> Answer:
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={**self.headers, **(headers or {})})
+        if data is not None:
+            req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context) as resp:
+                return Answer(resp.status, resp.headers.get("Content-Type", ""), resp.read())
+        except urllib.error.HTTPError as err:
+            return Answer(err.code, err.headers.get("Content-Type", ""), err.read())
+
+    def get(self, path: str, **kw: Any) -> Answer:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, args: Any = None, *, raw: str | None = None, **kw: Any) -> Answer:
+        """POST ``args`` as the form field ``args`` (JSON); ``raw`` sends that form body as is."""
+        if raw is None:
+            raw = "" if args is None else urllib.parse.urlencode({"args": json.dumps(args)})
+        return self.request("POST", path, data=raw.encode("utf-8"), **kw)
+
+
 @dataclass
-class Server:
+class Client(FormClient):
+    """A client of a server started elsewhere (a container, behind a proxy)."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass
+class Server(FormClient):
     """One ``dssr-server --connector local --executor shell`` process (``flags`` replaces those flags)."""
 
     state_dir: Path
@@ -93,28 +133,6 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
-
-    # -- HTTP -------------------------------------------------------------
-    def request(self, method: str, path: str, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> Answer:
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={**self.headers, **(headers or {})})
-        if data is not None:
-            req.add_header("Content-Type", "application/x-www-form-urlencoded")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return Answer(resp.status, resp.headers.get("Content-Type", ""), resp.read())
-        except urllib.error.HTTPError as err:
-            return Answer(err.code, err.headers.get("Content-Type", ""), err.read())
-
-    def get(self, path: str, **kw: Any) -> Answer:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, args: Any = None, *, raw: str | None = None, **kw: Any) -> Answer:
-        """POST ``args`` as the form field ``args`` (JSON); ``raw`` sends that form body as is."""
-        if raw is None:
-            raw = "" if args is None else urllib.parse.urlencode({"args": json.dumps(args)})
-        return self.request("POST", path, data=raw.encode("utf-8"), **kw)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
