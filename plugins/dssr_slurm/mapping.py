@@ -8,6 +8,7 @@ Format (the first implementation's)::
         mail: kirby@example.com
         mapped_user: kirby
         ssh_private_key_b64: <base64 of the private key>
+        # or: ssh_private_key_file: keys/kirby   (relative to this file's folder)
 
 The file is validated when loaded and re-read when its size or modification
 time changes.  Keys are never shown in messages.
@@ -67,12 +68,13 @@ def parse_mapping(text: str, source: str) -> Mapping:
         if not isinstance(user, str) or not USER_PATTERN.match(user):
             problems.append(f"{label}: 'mapped_user' {user!r} is not a valid cluster user name.")
             continue
-        key_text = entry.get("ssh_private_key_b64")
-        if not isinstance(key_text, str) or not key_text.strip():
-            problems.append(f"{label}: 'ssh_private_key_b64' is missing.")
+        try:
+            key_field, key_text = _key_text(entry, label, source)
+        except ConfigError as exc:
+            problems.append(str(exc))
             continue
         try:
-            key = load_private_key(key_text, f"the ssh_private_key_b64 of {mail}")
+            key = load_private_key(key_text, f"the {key_field} of {mail}")
         except ConfigError as exc:
             problems.append(f"{source}: {exc}")
             continue
@@ -82,6 +84,27 @@ def parse_mapping(text: str, source: str) -> Mapping:
             continue
         logins[email] = Login(user, key)
     return Mapping(logins, tuple(problems))
+
+
+def _key_text(entry: dict[str, object], label: str, source: str) -> tuple[str, str]:
+    """(the field that gave it, the key text) of an entry: inline base64, or a file of its own
+    (a path relative to the mapping file's folder), as a Kubernetes Secret mounts it."""
+    inline, path = entry.get("ssh_private_key_b64"), entry.get("ssh_private_key_file")
+    if inline is not None and path is not None:
+        raise ConfigError(f"{label}: give 'ssh_private_key_b64' or 'ssh_private_key_file', not both.")
+    if path is None:
+        if not isinstance(inline, str) or not inline.strip():
+            raise ConfigError(f"{label}: 'ssh_private_key_b64' (or 'ssh_private_key_file') is missing.")
+        return "ssh_private_key_b64", inline
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"{label}: 'ssh_private_key_file' is not a path.")
+    full = os.path.join(os.path.dirname(os.path.abspath(source)), path)
+    try:
+        with open(full, encoding="utf-8") as handle:
+            return "ssh_private_key_file", handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ConfigError(f"{label}: 'ssh_private_key_file' {full} cannot be read ({why}).") from None
 
 
 class MappingFile:

@@ -89,3 +89,28 @@ def test_login_repr_never_shows_the_key(tmp_path: Path) -> None:
     login = MappingFile(str(write(tmp_path / "m.yaml", [entry("kirby@example.com", "kirby", key)]))).login_for("kirby@example.com")
     assert repr(login) == "Login(user='kirby')"
     assert not any(line in repr(login) for line in key.splitlines()[1:-1])
+
+
+def test_a_key_may_live_in_a_file_of_its_own_beside_the_mapping(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "kirby").write_text(openssh_key("ed25519"))
+    (tmp_path / "mario").write_text(openssh_key("rsa"))
+    kirby = {**entry("kirby@example.com", "kirby", ""), "ssh_private_key_file": "keys/kirby"}
+    mario = {**entry("mario@example.com", "mario", ""), "ssh_private_key_file": str(tmp_path / "mario")}
+    del kirby["ssh_private_key_b64"], mario["ssh_private_key_b64"]
+    mapping = MappingFile(str(write(tmp_path / "m.yaml", [kirby, mario])))
+    assert mapping.problems() == []
+    assert mapping.login_for("kirby@example.com").user == "kirby"
+    assert mapping.login_for("mario@example.com").user == "mario"
+
+
+def test_a_key_file_that_is_missing_or_given_twice_is_reported_by_email(tmp_path: Path) -> None:
+    secret = openssh_key("ed25519")
+    missing = {**entry("kirby@example.com", "kirby", ""), "ssh_private_key_file": "keys/nope"}
+    del missing["ssh_private_key_b64"]
+    twice = {**entry("mario@example.com", "mario", secret), "ssh_private_key_file": "keys/mario"}
+    mapping = MappingFile(str(write(tmp_path / "m.yaml", [missing, twice])))
+    problems = mapping.problems()
+    assert any("kirby@example.com" in p and "keys/nope cannot be read (No such file or directory)" in p for p in problems)
+    assert any("mario@example.com" in p and "not both" in p for p in problems)
+    assert not any(secret.splitlines()[1] in p for p in problems)
