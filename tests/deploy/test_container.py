@@ -16,7 +16,7 @@ import pytest
 
 from tests.cluster import harness
 from tests.cluster.fixtures import Cluster, require_debian_root
-from tests.deploy.podman import IMAGE_UID, PACKAGES, Container, Podman
+from tests.deploy.podman import IMAGE, IMAGE_UID, PACKAGES, Container, Podman
 from tests.helpers import SUCCESS_MARKER, legacy_template, submit_args
 from tests.server.live import Answer, Client, free_port, wait_for
 from tests.slurm.cluster_support import mapping_file, slurm_env
@@ -95,6 +95,14 @@ def test_the_image_answers_live_and_runs_a_job_on_the_local_connector_as_its_unp
     rc, output = run_job(client, f"jarvice-ctr-{uuid.uuid4().hex[:6]}", "echo uid=$(id -u) hello from the image")
     assert rc == 0, output
     assert f"uid={IMAGE_UID} hello from the image" in output and SUCCESS_MARKER in output
+    podman("stop", "--time", "10", container[0].name)  # SIGTERM (the image's STOPSIGNAL)
+    assert podman("inspect", "--format", "{{.State.ExitCode}}", container[0].name).stdout.strip() == "0"
+
+
+def test_the_image_without_settings_stops_naming_the_cluster_address_it_needs(podman: Podman) -> None:
+    cp = podman("run", "--rm", *podman.ulimits(), IMAGE, check=False, timeout=60)
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    assert "JARVICE_SLURM_CLUSTER_ADDR is not set" in cp.stderr
 
 
 def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_secrets(

@@ -75,7 +75,8 @@ def test_the_pod_runs_as_the_images_unprivileged_user() -> None:
     uid = int(re.search(r"^ARG DSSR_UID=(\d+)$", (REPO / "Containerfile").read_text(), re.M).group(1))  # type: ignore[union-attr]
     security = one("Deployment")["spec"]["template"]["spec"]["securityContext"]
     assert security["runAsNonRoot"] is True and security["runAsUser"] == uid and security["fsGroup"] == uid
-    assert container()["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container()["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                              "capabilities": {"drop": ["ALL"]}}
     keys = [v for v in one("Deployment")["spec"]["template"]["spec"]["volumes"] if "secret" in v]
     assert [v["secret"]["defaultMode"] for v in keys] == [0o440]  # readable through fsGroup, by nobody else
 
