@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 import pytest
 
@@ -63,7 +63,7 @@ def start(podman: Podman, started: list[Container], url: str, options: list[str]
     return client
 
 
-def _exited(c: Container) -> None:
+def _exited(c: Container) -> NoReturn:
     raise AssertionError(f"the container exited:\n{c.logs()}")
 
 

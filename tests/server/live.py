@@ -93,7 +93,7 @@ class Server(FormClient):
     flags: list[str] | None = None
 
     @property
-    def url(self) -> str:
+    def url(self) -> str:  # type: ignore[override]  # FormClient only reads it
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "Server":
