@@ -111,3 +111,22 @@ def test_slurmrestd_calls_are_counted_by_route(slurm_cluster: Cluster, tmp_path:
                 or 0) >= 1
         assert (sample(text, "dssr_cluster_call_duration_seconds_count",
                        kind="slurmrestd GET /slurm/v0.0.38/jobs") or 0) >= 1
+
+
+def test_a_dropped_ssh_connection_is_reopened_and_counted_as_a_reconnect(slurm_cluster: Cluster,
+                                                                         tmp_path: Path) -> None:
+    import socket
+
+    for server in serve(slurm_env(slurm_cluster, tmp_path)):
+        client = Client(server.url)
+        assert client.get("/running")[0] == 200
+        pool = server.downstream.connector.pool  # type: ignore[attr-defined]
+        (transport,) = pool._transports.values()
+        transport.sock.shutdown(socket.SHUT_RDWR)  # the network drops the connection under it
+        wait_for("the connection to die", lambda: not transport.is_active(), 10)
+        time.sleep(1)  # past JARVICE_SLURM_STATUS_TTL: the next poll runs squeue again
+        status, _ = client.get("/queued")
+        assert status == 200
+        text = client.get("/metrics")[1]
+        assert sample(text, "dssr_ssh_reconnects_total") == 1
+        assert sample(text, "dssr_ssh_connections_opened_total") == 2
