@@ -21,7 +21,7 @@ from .downstream import Downstream
 from .errors import ClusterError, DssrError, NotFound
 from .executor import Executor
 from .identity import TokenVerifier
-from .job import Identity, JobRef, JobState
+from .job import Identity, JobRef, JobState, JobStatus
 from .plugins import load_connector, load_executor
 from .upstream import parse_submission
 
@@ -73,10 +73,8 @@ def run(
     try:
         for check in downstream.connector.diagnose(downstream.executor):
             show(check)
-        if downstream.connector.requires_identity or submit_as or token:
-            verifier = downstream.verifier
-            if verifier is not None:
-                show(verifier.check())
+        if downstream.verifier is not None:
+            show(downstream.verifier.check())
         if submit_as is not None or token is not None:
             identity = _identity(downstream, submit_as, token, show)
             if identity is not None:
@@ -125,6 +123,18 @@ def _identity(downstream: Downstream, email: str | None, token: str | None,
     return Identity(email=email, claims={"email": email} if email else {})
 
 
+def _wait(downstream: Downstream, ref: JobRef, done: Callable[[JobStatus | None], bool], deadline: float,
+          poll: float) -> JobStatus | None:
+    """Poll the job's status until ``done`` says so; TimeoutError (saying its state) past ``deadline``."""
+    while True:
+        status = downstream.runstatus(ref)
+        if done(status):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still {status.detail or status.state.value if status else 'unknown'}")
+        time.sleep(poll)
+
+
 def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
           poll: float = 0.5) -> Iterator[Check]:
     """Submit the trial job as ``identity`` and follow it to its end, one check per stage (with its time)."""
@@ -142,37 +152,22 @@ def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
     ref = JobRef(name, 0, submission.jobid)
     yield passed(f"a trial job is submitted as {who}", f"job {ref.jobid} ({name})", time.monotonic() - start)
 
-    stage = time.monotonic()
-    deadline = stage + timeout
-    started = False
-    while True:
+    deadline = time.monotonic() + timeout
+    for what, done in (("the trial job starts", lambda s: s is None or s.state is not JobState.QUEUED),
+                       ("the trial job runs to its end", lambda s: s is None)):
+        stage = time.monotonic()
         try:
-            status = downstream.runstatus(ref)
+            status = _wait(downstream, ref, done, deadline, poll)
         except DssrError as exc:
-            yield failed("the trial job is followed", str(exc), time.monotonic() - stage)
+            yield failed(what, str(exc), time.monotonic() - stage)
             return
-        if status is None or status.state is not JobState.QUEUED:
-            break
-        if time.monotonic() > deadline:
+        except TimeoutError as exc:
             downstream.terminate(ref, force=True)
-            yield failed("the trial job starts", f"still queued after {timeout:g} s ({status.detail or 'queued'}); "
-                                                 "it was cancelled. Are the nodes busy or down (sinfo)?",
+            yield failed(what, f"{exc} after {timeout:g} s; it was cancelled. Are the nodes busy or down (sinfo)?",
                          time.monotonic() - stage)
             return
-        time.sleep(poll)
-    started = status is not None
-    yield passed("the trial job starts", "on " + ", ".join(status.nodes) if status and status.nodes else "",
-                 time.monotonic() - stage)
-
-    stage = time.monotonic()
-    while started and downstream.runstatus(ref) is not None:
-        if time.monotonic() > deadline:
-            downstream.terminate(ref, force=True)
-            yield failed("the trial job runs to its end", f"still running after {timeout:g} s; it was cancelled",
-                         time.monotonic() - stage)
-            return
-        time.sleep(poll)
-    yield passed("the trial job runs to its end", seconds=time.monotonic() - stage)
+        where = f"on {', '.join(status.nodes)}" if status is not None and status.nodes else ""
+        yield passed(what, where, time.monotonic() - stage)
 
     stage = time.monotonic()
     while True:

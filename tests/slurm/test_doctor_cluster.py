@@ -238,3 +238,13 @@ def test_the_container_runtime_is_checked_on_every_node(slurm_cluster: Cluster, 
     for node in slurm_cluster.nodes:
         fail = line(lines, f"FAIL the container runtime on {node}")
         assert "/opt/no-such/apptainer is not on the PATH" in fail and "JARVICE_SINGULARITY_BINARY" in fail
+
+
+def test_over_slurmrestd_the_trial_job_runs_with_the_users_own_token(slurm_cluster: Cluster,
+                                                                     env: dict[str, str]) -> None:
+    token = slurm_cluster.idp.mint(email="kirby@example.com", user="kirby", audience="jarvice")
+    rc, lines = doctor(rest(env, slurm_cluster), "--token", token, "--timeout", "240")
+    assert rc == 0, "\n".join(lines)
+    line(lines, "OK a trial job is submitted as kirby@example.com")
+    assert "kirby on node" in line(lines, "OK the trial job's exit status is read")
+    assert token not in "\n".join(lines)
