@@ -15,13 +15,24 @@ never a verdict on the jobs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Iterator, Mapping, Protocol, Sequence
 
 from .checks import Check, Contact, failed, passed
 from .config import Settings
+from .errors import PluginError
 from .executor import Executor
 from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobState, JobStatus, Submission
 from .validate import parse_int
+
+
+class Stream(Protocol):
+    """A connected byte stream: a socket, or an SSH channel (``paramiko.Channel``)."""
+
+    def sendall(self, data: bytes, /) -> Any: ...
+    def recv(self, size: int, /) -> bytes: ...
+    def settimeout(self, timeout: float | None, /) -> Any: ...
+    def fileno(self) -> int: ...
+    def close(self) -> Any: ...
 
 
 class Connector(ABC):
@@ -32,6 +43,9 @@ class Connector(ABC):
     #: True when submissions must carry a verified user identity (the upstream's
     #: bearer token) because jobs run as that user on the cluster
     requires_identity: ClassVar[bool] = False
+    #: True when the connector implements :meth:`job_file` and :meth:`open_service`,
+    #: which interactive jobs need (their app is reached through the server's proxy)
+    supports_interactive: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         """Read the connector's settings; raise :class:`~dssr_core.errors.ConfigError`
@@ -161,6 +175,27 @@ class Connector(ABC):
     def info(self, ref: JobRef) -> Mapping[str, Any]:
         """The legacy ``info`` answer for a job (``url`` set for interactive jobs)."""
         return {"about": "", "help": "", "url": "", "actions": {}}
+
+    # -- interactive jobs (when supports_interactive) -------------------------
+    def job_file(self, status: JobStatus, name: str, limit: int = 65536) -> str | None:
+        """The text (at most ``limit`` bytes) of file ``name`` in the running job's
+        :data:`~dssr_core.interactive.SERVICE_DIR` folder, which the job's first node
+        writes when an interactive job starts; None when there is no such file.
+
+        ``name`` is a plain file name (the caller's constants).  May block on the
+        cluster; raises ``ClusterError``.
+        """
+        raise PluginError(f"The {self.name} connector does not support interactive jobs.")
+
+    def open_service(self, node: str, port: int, timeout: float) -> Stream:
+        """A byte stream connected to ``port`` on the job node ``node`` (a name from
+        :attr:`JobStatus.nodes`), as seen from the cluster (for Slurm: through an
+        SSH ``direct-tcpip`` channel from the login node to the node's address).
+
+        Raises ``ClusterError`` when nothing accepts the connection within ``timeout``
+        seconds (the app is not listening yet, or the cluster cannot be reached).
+        """
+        raise PluginError(f"The {self.name} connector does not support interactive jobs.")
 
     def describe(self) -> Mapping[str, str]:
         """Settings worth a line in the start-up report (never a secret)."""

@@ -18,8 +18,10 @@ from .connector import Connector, split_by_state
 from .errors import BadRequest, DssrError
 from .executor import Executor
 from .identity import TokenVerifier
+from .interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
 from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobStatus, Submission
 from .plugins import load_connector, load_executor
+from .services import JobServices
 from .upstream import parse_submission
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class Downstream:
         *,
         verifier: TokenVerifier | None = None,
         script_key: str | None = None,
+        interactive: InteractiveSettings | None = None,
     ) -> None:
         self.connector = connector
         self.executor = executor
@@ -42,6 +45,11 @@ class Downstream:
         self.script_key = script_key or executor.name
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
+        #: interactive jobs' settings (always set: the proxy's address is read from them)
+        self.interactive = interactive or InteractiveSettings(domain=None)
+        #: the running interactive jobs (None when JARVICE_JOBS_DOMAIN is unset)
+        self.services = (JobServices(connector, self.interactive)
+                         if self.interactive.enabled and connector.supports_interactive else None)
 
     @classmethod
     def from_settings(
@@ -61,22 +69,37 @@ class Downstream:
         try:
             execu = load_executor(server.executor, settings)
             verifier = TokenVerifier.from_settings(settings) if conn.requires_identity else None
+            interactive = InteractiveSettings.from_settings(settings)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, execu, verifier=verifier, script_key=server.script_key or server.executor)
+        return cls(conn, execu, verifier=verifier, script_key=server.script_key or server.executor,
+                   interactive=interactive)
 
     # -- submission ---------------------------------------------------------
     def submit(self, spec: JobSpec) -> Submission:
         """Submit a job (native or parsed); idempotent by name."""
         if self.connector.requires_identity and spec.identity is None:
             raise BadRequest("This downstream runs jobs as cluster users: the submission needs a verified identity.")
+        if spec.interactive:
+            spec = spec.replace(service=self._service_access(spec))
         log.info("submitting job %s (%s node(s))", spec.name, spec.nodes)
         submission = self.connector.submit(spec, self.executor)
         metrics.recorder().submission(existed=submission.existed)
         log.info("job %s %s %s", spec.name, "already exists as" if submission.existed else "submitted as",
                  submission.jobid)
         return submission
+
+    def _service_access(self, spec: JobSpec) -> ServiceAccess:
+        if not self.interactive.enabled:
+            raise BadRequest(
+                f"This downstream cannot give interactive jobs an address: set {JOBS_DOMAIN_VARIABLE} "
+                "(e.g. jobs.example.org, or portal.example.org/job$ for path-based routing) and "
+                "JARVICE_DSSR_INTERACTIVE_KEY on dssr-server, then restart it (see docs/interactive.md)."
+            )
+        if not self.connector.supports_interactive:
+            raise BadRequest(f"The {self.connector.name} connector cannot reach interactive jobs.")
+        return self.interactive.access(spec.name, spec.number)
 
     def submit_legacy(self, args: Mapping[str, Any]) -> Submission:
         """The legacy ``/submit`` request: parse, verify the bearer token, submit."""
@@ -117,6 +140,8 @@ class Downstream:
     def terminate(self, ref: JobRef, force: bool = False) -> None:
         log.info("terminating job %s (%s)%s", ref.name, ref.jobid, " at once" if force else "")
         self.connector.terminate(ref, force=force)
+        if self.services is not None:
+            self.services.close_job(ref)
 
     def release(self, ref: JobRef) -> None:
         self.connector.release(ref)
@@ -131,6 +156,9 @@ class Downstream:
         return self.connector.list_files(path, details)
 
     def info(self, ref: JobRef) -> Mapping[str, Any]:
+        """The legacy ``info`` answer; for an interactive job ``url`` is set once its app accepts connections."""
+        if self.services is not None:
+            return self.services.info(ref)
         return self.connector.info(ref)
 
     # -- health -------------------------------------------------------------
@@ -192,6 +220,7 @@ class Downstream:
         report.update(self.executor.describe())
         if self.verifier is not None:
             report.update(self.verifier.describe())
+        report.update(self.interactive.describe())
         return report
 
     def close(self) -> None:

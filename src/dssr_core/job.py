@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import BadRequest
 from .validate import (  # noqa: F401 - NAME_PATTERN and JOBID_PATTERN: kept importable from here
@@ -18,6 +18,10 @@ from .validate import (  # noqa: F401 - NAME_PATTERN and JOBID_PATTERN: kept imp
     validate_name,
     validate_number,
 )
+
+if TYPE_CHECKING:
+    from .interactive import ServiceAccess
+
 
 class JobState(enum.Enum):
     """Where a job is in its life, with the legacy ``rc`` of each end state."""
@@ -129,6 +133,11 @@ class JobSpec:
     command: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)
     interactive: bool = False
+    #: the connect URL template of an interactive command (the AppDef command's ``url``);
+    #: None: the image's ``/etc/NAE/url.txt``
+    url: str | None = None
+    #: set by :class:`~dssr_core.Downstream` for an interactive job: its label, port and secrets
+    service: "ServiceAccess | None" = field(default=None, repr=False)
     held: bool = False
     arch: str = "amd64"
     template: UpstreamTemplate | None = None

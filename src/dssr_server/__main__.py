@@ -18,6 +18,8 @@ from typing import Sequence
 
 from dssr_core import ConfigError, Downstream, DssrError, ServerSettings, Settings
 from dssr_core.config import runs_host_commands
+from dssr_core.interactive import PROXY_LISTEN_VARIABLE
+from dssr_core.proxy import JobProxy
 
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
@@ -78,9 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         downstream.close()
         print(f"dssr-server: cannot listen on {server_settings.host}:{server_settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    proxy = None
+    if downstream.services is not None:
+        cfg = downstream.interactive
+        try:
+            proxy = JobProxy(downstream.services, cfg.proxy_host, cfg.proxy_port, idle_timeout=cfg.idle_timeout)
+        except OSError as exc:
+            server.close()
+            downstream.close()
+            print(f"dssr-server: {PROXY_LISTEN_VARIABLE}: cannot listen on {cfg.proxy_host}:{cfg.proxy_port}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 2
     _report(downstream, server_settings, settings)
     # /ready reads the last contact with the cluster: keep it fresh while the upstream is quiet
     downstream.start_heartbeat(server_settings.ready_max_age / 3)
+    if proxy is not None:
+        proxy.start()
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -97,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.run()
     finally:
         server.close()
+        if proxy is not None:
+            proxy.close()
         downstream.close()
     log.info("stopped")
     return 0
