@@ -40,12 +40,14 @@ from dssr_core import (
     shown,
 )
 from dssr_core.checks import Check, Contact
+from dssr_core.connector import Stream
 from dssr_core.job import NAME_PATTERN
 
 from .backend import PREFIX, AcctRecord, BatchRequest, SlurmBackend, SlurmJob
 from .cli import CliBackend
 from .mapping import USER_PATTERN, MappingFile
 from .remote import ServiceShell, build_pool
+from .service import NodeAddresses, open_service, read_job_file
 from .script import JobFiles, batch_script, submission_script
 from .settings import SlurmSettings
 from .sharing import Batcher, SharedSnapshot
@@ -69,6 +71,7 @@ USER_CLAIMS = ("sun", "username", "preferred_username")
 class SlurmConnector(Connector):
     name = "slurm"
     requires_identity = True
+    supports_interactive = True
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -93,6 +96,7 @@ class SlurmConnector(Connector):
         self._timers_lock = threading.Lock()
         self._roots: tuple[str, ...] | None = None
         self._started = time.time()
+        self._nodes = NodeAddresses(self.shell)
 
     # -- submission ---------------------------------------------------------------
     def submit(self, spec: JobSpec, executor: Executor) -> Submission:
@@ -348,6 +352,16 @@ class SlurmConnector(Connector):
                 raise ClusterError(f"Resolving the listable folders failed: {result.stderr.strip()[:300]}")
             self._roots = tuple(line for line in result.stdout.splitlines() if line)
         return self._roots
+
+    # -- interactive jobs -----------------------------------------------------------------
+    def job_file(self, status: JobStatus, name: str, limit: int = 65536) -> str | None:
+        owner = status.owner or ""
+        if not USER_PATTERN.match(owner):
+            return None
+        return read_job_file(self.shell, self.cfg.job_dir(owner, PREFIX + status.ref.name), name, limit)
+
+    def open_service(self, node: str, port: int, timeout: float) -> Stream:
+        return open_service(self.shell, self._nodes, node, port, timeout)
 
     # -- health -------------------------------------------------------------------------
     def ping(self) -> None:
