@@ -7,6 +7,7 @@ import re
 from importlib import resources
 
 from dssr_core import BadRequest, ConfigError, JobSpec, Launch, LaunchContext
+from dssr_core.interactive import SERVICE_DIR, ServiceAccess, substitute
 from dssr_core.shell import command
 
 from .images import NO_CREDENTIALS, Credentials, from_auths, registry_of, sif_name, validate_image
@@ -56,6 +57,12 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
     image_file = f"{image_dir}/{sif_name(reference)}"
     lock = f"{scratch}/cache/{hashlib.sha256(image_file.encode()).hexdigest()}.lock"
     overlay = settings.overlay_mb if spec.overlay_mb is None else spec.overlay_mb
+    service = spec.service
+    environment = dict(spec.environment)
+    job_command = spec.command
+    if service is not None:
+        environment.update(service.environment())
+        job_command = _known_values(service, job_command, ctx.cluster_user)
     header = {
         "DSSR_BINARY": settings.binary,
         "DSSR_VERBOSITY": "-v" if settings.verbose else "-s",
@@ -74,7 +81,10 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
         "DSSR_JOB_DIR": job_dir,
         "DSSR_USER_SCRATCH": user_scratch,
         "DSSR_WORKDIR": job_dir,
-        "DSSR_COMMAND": spec.command,
+        "DSSR_COMMAND": job_command,
+        "DSSR_SERVICE": 1 if service is not None else 0,
+        "DSSR_SERVICE_DIR": f"{job_dir}/{SERVICE_DIR}",
+        "DSSR_SERVICE_URL": (spec.url or "") if service is not None else "",
     }
     lines = [
         "#!/bin/bash",
@@ -82,9 +92,20 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
         f"# jarvice-dssr node script (executor singularity) for job {spec.name}: image {reference}",
         "set -u",
         *(f"{key}={command(value)}" for key, value in header.items()),
-        "DSSR_ENVIRONMENT=(" + command([f"{k}={v}" for k, v in spec.environment.items()]) + ")",
+        "DSSR_ENVIRONMENT=(" + command([f"{k}={v}" for k, v in environment.items()]) + ")",
         "",
         _body(),
     ]
     secrets = {"DSSR_PULL_USERNAME": creds.username, "DSSR_PULL_PASSWORD": creds.password} if creds else {}
+    if service is not None:
+        secrets.update(service.secrets())
     return Launch(node_script="\n".join(lines), secrets=secrets, success_marker=None)
+
+
+def _known_values(service: ServiceAccess, text: str, user: str) -> str:
+    """``text`` with the job's placeholders that are not secret filled in (the secret ones are
+    filled on the node, from the secrets file, so that no script holds them)."""
+    values = service.values(user)
+    for secret in ("NIMBIXPASSWD", *(name for name in values if name.startswith("RANDOM"))):
+        values.pop(secret)
+    return substitute(text, values)

@@ -59,14 +59,71 @@ if ! dssr_pull; then
     exit 125
 fi
 
+# What this node leaves behind is removed when it ends (its overlay, its /etc/JARVICE folder).
+dssr_cleanup=()
+trap 'if [ "${#dssr_cleanup[@]}" -gt 0 ]; then rm -rf -- "${dssr_cleanup[@]}"; fi' EXIT
+
 dssr_args=(-B "$DSSR_JOB_DIR" -B "$DSSR_USER_SCRATCH" --pwd "$DSSR_WORKDIR")
 if [ "$DSSR_GPUS" -gt 0 ]; then
     dssr_args+=(--nv)
 fi
+
+# Interactive jobs: the job's secrets where apps expect them (/etc/JARVICE/random<N>.txt,
+# and %NIMBIXPASSWD% / %RANDOM<N>% in the command), and, on rank 0, the service
+# folder the downstream reads: the marker, the URL template and the help page.
+dssr_service_file() {  # NAME PATH-IN-IMAGE: the command's value, else the image's file
+    local dest="$DSSR_SERVICE_DIR/$1"
+    if [ "$1" = url.txt ] && [ -n "$DSSR_SERVICE_URL" ]; then
+        printf '%s\n' "$DSSR_SERVICE_URL" >"$dest"
+    elif "$DSSR_BINARY" -s exec "$DSSR_IMAGE_FILE" cat "$2" >"$dest.part" 2>/dev/null && [ -s "$dest.part" ]; then
+        mv -f "$dest.part" "$dest"
+    else
+        rm -f "$dest.part"
+    fi
+}
+if [ "$DSSR_SERVICE" = 1 ]; then
+    if [ -r "$DSSR_SECRETS_FILE" ]; then
+        # shellcheck disable=SC1090
+        . "$DSSR_SECRETS_FILE"
+    fi
+    dssr_etc="$DSSR_JOB_DIR/.dssr-etc-jarvice-${PROCESS_PROCID:-0}"
+    dssr_cleanup+=("$dssr_etc")
+    rm -rf -- "$dssr_etc"
+    if ! (
+        umask 077 && mkdir -p "$dssr_etc" &&
+            for dssr_n in 16 32 64 128; do
+                dssr_var="DSSR_RANDOM$dssr_n"
+                printf '%s' "${!dssr_var:-}" >"$dssr_etc/random$dssr_n.txt" || exit 1
+            done &&
+            tr -s ' ' '\n' <<<"${JOB_JOB_FORMATED_NODELIST:-}" | sed '/^$/d' >"$dssr_etc/nodes"
+    ); then
+        dssr_log "the job's /etc/JARVICE folder $dssr_etc could not be written"
+        exit 125
+    fi
+    for dssr_name in NIMBIXPASSWD RANDOM16 RANDOM32 RANDOM64 RANDOM128; do
+        dssr_var="DSSR_$dssr_name"
+        dssr_pattern="%$dssr_name%"
+        DSSR_COMMAND=${DSSR_COMMAND//"$dssr_pattern"/"${!dssr_var:-}"}
+        unset "$dssr_var"  # the app gets its secrets as files and in its command, never in its environment
+    done
+    unset DSSR_PULL_USERNAME DSSR_PULL_PASSWORD
+    dssr_args+=(-B "$dssr_etc:/etc/JARVICE:ro")
+    if [ "${PROCESS_PROCID:-0}" = 0 ]; then
+        # readable by the service user (the group of the user's scratch folder), by no one else
+        if (umask 027 && mkdir -p "$DSSR_SERVICE_DIR" && dssr_service_file url.txt /etc/NAE/url.txt &&
+            dssr_service_file help.html /etc/NAE/help.html &&
+            printf '%s\n' "${PROCESS_NODENAME:-}" >"$DSSR_SERVICE_DIR/interactive"); then
+            dssr_log "interactive: service folder written; the downstream links to the app once it listens"
+        else
+            dssr_log "the service folder $DSSR_SERVICE_DIR could not be written: the job cannot be reached"
+        fi
+    fi
+fi
+
 if [ "$DSSR_OVERLAY_MB" -gt 0 ]; then
     dssr_overlay="$DSSR_JOB_DIR/overlay-${PROCESS_PROCID:-0}.img"
     rm -f "$dssr_overlay"
-    trap 'rm -f "$dssr_overlay"' EXIT
+    dssr_cleanup+=("$dssr_overlay")
     if ! "$DSSR_BINARY" "$DSSR_VERBOSITY" overlay create --size "$DSSR_OVERLAY_MB" "$dssr_overlay"; then
         dssr_log "the overlay image $dssr_overlay could not be created"
         exit 125

@@ -1,0 +1,56 @@
+"""An interactive native job's node script, run on this machine with the Apptainer stand-in (two nodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dssr_core import Settings
+from dssr_core.interactive import InteractiveSettings
+
+from .helpers import calls, context, executor, native_spec, run_nodes, standin_path, subcommand, write_secrets
+
+KEY = "a key of at least thirty-two characters!"
+
+
+def access(domain: str = "jobs.example.org", name: str = "njob", number: int = 5):
+    env = {"JARVICE_JOBS_DOMAIN": domain, "JARVICE_DSSR_INTERACTIVE_KEY": KEY}
+    return InteractiveSettings.from_settings(Settings(env)).access(name, number)
+
+
+def test_the_job_gets_etc_jarvice_files_its_command_filled_and_rank_0_marks_it_interactive(tmp_path):
+    ctx = context(tmp_path)
+    service = access()
+    spec = native_spec(interactive=True, service=service, url="http://%PUBLICADDR%:8888/?token=%RANDOM64%",
+                       command='echo "token=%RANDOM64% pw=%NIMBIXPASSWD% at %PUBLICADDR% port=$JARVICE_SERVICE_PORT"; '
+                               'ls /etc/JARVICE >/dev/null 2>&1; cat "$DSSR_ETC"/random16.txt; echo')
+    launch = executor(JARVICE_SINGULARITY_OVERLAY_SIZE="0").launch(spec, ctx)
+    for secret in (service.password, *service.randoms.values()):
+        assert secret not in launch.node_script
+        assert secret in launch.secrets.values()
+    write_secrets(launch, ctx)
+    job = Path(ctx.job_dir)
+    runs = run_nodes(launch, ctx, standin_path(tmp_path), env={"DSSR_ETC": str(job / ".dssr-etc-jarvice-0")})
+    assert [r.rc for r in runs] == [0, 0], runs
+    for run in runs:
+        assert f"token={service.randoms[64]} pw={service.password} at {service.public_addr} port=5902" in run.output
+    assert service.randoms[16] in runs[0].output  # the file held it while the app ran
+    execs = [c["argv"] for c in calls(ctx) if subcommand(c) == "exec" and "/bin/sh" in c["argv"]]
+    binds = sorted(a for argv in execs for a in argv if a.endswith(":/etc/JARVICE:ro"))
+    assert binds == [f"{job}/.dssr-etc-jarvice-{rank}:/etc/JARVICE:ro" for rank in (0, 1)]
+    # each node's folder is removed when it ends; the service folder stays for the downstream
+    assert not list(job.glob(".dssr-etc-jarvice-*"))
+    service_dir = job / ".dssr-service"
+    assert (service_dir / "url.txt").read_text() == "http://%PUBLICADDR%:8888/?token=%RANDOM64%\n"
+    assert (service_dir / "interactive").read_text() == "node1\n"
+    assert not (service_dir / "help.html").exists()  # the stand-in's image has no /etc/NAE/help.html
+    assert (service_dir / "url.txt").stat().st_mode & 0o007 == 0
+
+
+def test_a_batch_job_writes_no_service_folder_and_gets_no_etc_jarvice(tmp_path):
+    ctx = context(tmp_path)
+    launch = executor(JARVICE_SINGULARITY_OVERLAY_SIZE="0").launch(native_spec(), ctx)
+    runs = run_nodes(launch, ctx, standin_path(tmp_path), nodes=1)
+    assert runs[0].rc == 0
+    assert not (Path(ctx.job_dir) / ".dssr-service").exists()
+    assert not any(a.endswith(":/etc/JARVICE:ro") for c in calls(ctx) for a in c["argv"])
+    assert "JARVICE_SERVICE_PORT" not in launch.node_script
