@@ -90,7 +90,9 @@ if [ "$DSSR_SERVICE" = 1 ]; then
     dssr_cleanup+=("$dssr_etc")
     rm -rf -- "$dssr_etc"
     if ! (
-        umask 077 && mkdir -p "$dssr_etc" &&
+        # 0770: the service user (the job folder's group) can remove it at garbage collection even
+        # after a KILL skipped the cleanup; the files in it are the user's alone (0600)
+        umask 077 && mkdir -m 0770 "$dssr_etc" &&
             for dssr_n in 16 32 64 128; do
                 dssr_var="DSSR_RANDOM$dssr_n"
                 printf '%s' "${!dssr_var:-}" >"$dssr_etc/random$dssr_n.txt" || exit 1
@@ -110,7 +112,7 @@ if [ "$DSSR_SERVICE" = 1 ]; then
     dssr_args+=(-B "$dssr_etc:/etc/JARVICE:ro")
     if [ "${PROCESS_PROCID:-0}" = 0 ]; then
         # readable by the service user (the group of the user's scratch folder), by no one else
-        if (umask 027 && mkdir -p "$DSSR_SERVICE_DIR" && dssr_service_file url.txt /etc/NAE/url.txt &&
+        if (umask 027 && mkdir -p -m 0770 "$DSSR_SERVICE_DIR" && dssr_service_file url.txt /etc/NAE/url.txt &&
             dssr_service_file help.html /etc/NAE/help.html &&
             printf '%s\n' "${PROCESS_NODENAME:-}" >"$DSSR_SERVICE_DIR/interactive"); then
             dssr_log "interactive: service folder written; the downstream links to the app once it listens"

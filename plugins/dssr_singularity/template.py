@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 from dssr_core import ConfigError, JobSpec, Launch, LaunchContext, UpstreamTemplate, fill_template, redact_template
+from dssr_core.interactive import MARKER_FILE, SERVICE_DIR
 from dssr_core.shell import command, exports
 
 from .images import app_credentials, swap_arch, validate_image
@@ -59,7 +60,7 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
         "JARVICE_JOB_SCRATCH_DIR": ctx.user_scratch.rstrip("/") + "/",
         "JARVICE_JOB_GLOBAL_SCRATCH_DIR": ctx.scratch_root.rstrip("/") + "/",
         "JARVICE_JOB_APP_IS_IN_GLOBAL_REGISTRIES": "False" if app_creds else "True",
-        "SINGULARITYENV_JARVICE_SERVICE_PORT": SERVICE_PORT,
+        "SINGULARITYENV_JARVICE_SERVICE_PORT": spec.service.port if spec.service else SERVICE_PORT,
         "SINGULARITYENV_JARVICE_SSH_PORT": SSH_PORT,
         "JARVICE_SINGULARITY_TMPDIR": settings.tmpdir,
         "JOB_LOCAL_USER": ctx.cluster_user,
@@ -75,6 +76,8 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
         "SCHTTPS_PROXY": settings.https_proxy,
         "SCNO_PROXY": settings.no_proxy,
     }
+    if spec.service is not None and spec.service.ingress_path is not None:
+        before["SINGULARITYENV_JARVICE_INGRESSPATH"] = spec.service.ingress_path
     secrets_file = command(ctx.secrets_file)
     block = "\n".join(
         [
@@ -86,8 +89,20 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
             exports({name: "" for name in SECRET_VARIABLES}),
             f"if [ -r {secrets_file} ]; then . {secrets_file}; fi",
             exports(after),
+            *(_service_marker(ctx) if spec.service is not None else []),
             "}",
             "# --- end of downstream parameters ---",
         ]
     )
     return Launch(node_script=fill_template(redact_template(template.text), block), secrets=secrets, success_marker=SUCCESS_MARKER)
+
+
+def _service_marker(ctx: LaunchContext) -> list[str]:
+    """Lines by which rank 0 marks the job interactive (the template runs the app itself: its
+    URL template stays inside the image, so the downstream links to the job's root)."""
+    folder = command(f"{ctx.job_dir.rstrip('/')}/{SERVICE_DIR}")
+    return [
+        'if [ "${PROCESS_PROCID:-0}" = 0 ]; then',
+        f'    (umask 027 && mkdir -p -m 0770 {folder} && printf "%s\\n" "${{PROCESS_NODENAME:-}}" >{folder}/{MARKER_FILE})',
+        "fi",
+    ]

@@ -54,3 +54,24 @@ def test_a_batch_job_writes_no_service_folder_and_gets_no_etc_jarvice(tmp_path):
     assert not (Path(ctx.job_dir) / ".dssr-service").exists()
     assert not any(a.endswith(":/etc/JARVICE:ro") for c in calls(ctx) for a in c["argv"])
     assert "JARVICE_SERVICE_PORT" not in launch.node_script
+
+
+def test_an_interactive_upstream_template_gets_the_service_port_its_path_and_the_marker_on_rank_0(tmp_path):
+    import subprocess
+
+    from .helpers import template_spec
+
+    ctx = context(tmp_path)
+    service = access(domain="portal.example.org/job$")
+    spec = template_spec(body="true").replace(interactive=True, service=service)
+    script = executor().launch(spec, ctx).node_script
+    assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=5902" in script
+    assert f"export SINGULARITYENV_JARVICE_INGRESSPATH=job{service.label}" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    for rank, marked in (("1", False), ("0", True)):
+        env = {"PATH": "/usr/bin:/bin", "PROCESS_PROCID": rank, "PROCESS_NODENAME": f"node{int(rank) + 1}"}
+        subprocess.run(["bash", "-c", script], env=env, cwd=ctx.job_dir, capture_output=True, timeout=30)
+        assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").exists() is marked
+    assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").read_text() == "node1\n"
+    batch = executor().launch(template_spec(body="true"), ctx).node_script
+    assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=2228" in batch and ".dssr-service" not in batch

@@ -1,0 +1,351 @@
+"""Interactive jobs on the real Slurm 22.05 test cluster, reached through the proxy.
+
+The job's app is ``tests/interactive/webapp.py`` (HTTP + WebSocket echo, Python
+standard library), sent in the job's command.  The container runtime on this
+cluster is the Apptainer **stand-in** (tests/standin/apptainer): it checks the
+``exec`` arguments (the ``/etc/JARVICE`` bind among them) and then runs the
+command natively, so the app listens in the first node's own network namespace
+(10.77.0.11), which the proxy reaches through an SSH ``direct-tcpip`` channel
+from the login node's sshd.  Everything else is real: Slurm, sshd, the proxy, the
+clients, and Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from dssr_core import Downstream, JobRef, JobSpec, JobState, Settings
+from dssr_core.interactive import InteractiveSettings
+from dssr_core.proxy import JobProxy
+from dssr_singularity import SingularityExecutor
+from tests.server.live import free_port
+from tests.singularity.cluster_support import (connector_settings, identity, job_dir, of, standin_calls, unique,
+                                               wait_end)
+from tests.singularity.helpers import SYSTEM
+
+from .clients import WebSocket, get
+
+pytestmark = pytest.mark.cluster
+
+try:
+    from dssr_slurm.connector import SlurmConnector
+except ImportError as exc:  # pragma: no cover - only while the Slurm connector is missing
+    pytest.skip(f"the Slurm connector cannot be imported ({exc})", allow_module_level=True)
+
+KEY = "test-interactive-key-" + "k" * 32
+APP = (Path(__file__).parent / "webapp.py").read_text()
+#: the command's URL, as an AppDef command's ``url`` (the desktop and Jupyter use this shape)
+URL_TEMPLATE = "http://%PUBLICADDR%:8888/?token=%RANDOM64%"
+HELP = "<p>Connect to <a href='%CONNECTURL%'>%JOBNAME%</a> at %PUBLICADDR% as %NIMBIXUSER%</p>"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    return request.getfixturevalue("slurm_cluster")
+
+
+@pytest.fixture(scope="module")
+def connector(cluster, tmp_path_factory):
+    conn = SlurmConnector(Settings(connector_settings(cluster, tmp_path_factory.mktemp("slurm"))))
+    yield conn
+    conn.close()
+
+
+class Site:
+    """A downstream with interactive jobs on, and its proxy on a free loopback port."""
+
+    def __init__(self, connector: Any, domain: str, port: int, idle: float = 60.0) -> None:
+        self.port = port
+        env = {"JARVICE_JOBS_DOMAIN": domain, "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
+               "JARVICE_DSSR_PROXY_LISTEN": f"127.0.0.1:{port}", "JARVICE_DSSR_PROXY_IDLE_TIMEOUT": str(idle)}
+        self.settings = InteractiveSettings.from_settings(Settings(env))
+        executor = SingularityExecutor(Settings({**SYSTEM, "JARVICE_SINGULARITY_OVERLAY_SIZE": "0"}))
+        self.ds = Downstream(connector, executor, interactive=self.settings)
+        assert self.ds.services is not None
+        self.proxy = JobProxy(self.ds.services, "127.0.0.1", port, idle_timeout=idle).start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def close(self) -> None:
+        self.proxy.close()
+
+
+@pytest.fixture(scope="module")
+def site(connector) -> Iterator[Site]:
+    port = free_port()
+    s = Site(connector, f"http://jobs.localhost:{port}", port)
+    yield s
+    s.close()
+
+
+def app_command(delay: float = 0) -> str:
+    source = base64.b64encode(APP.encode()).decode()
+    wait = f"sleep {delay}; " if delay else ""
+    return f'{wait}exec python3 -c "$(printf %s {source} | base64 -d)" %RANDOM64%'
+
+
+def interactive_spec(cluster, nodes: int = 2, **kwargs: Any) -> JobSpec:
+    values: dict[str, Any] = dict(
+        name=unique("ia"), number=int(time.time() * 1000) % 10**9, nodes=nodes,
+        image=f"docker.io/library/python:{unique('t')}", command=app_command(), interactive=True,
+        url=URL_TEMPLATE, identity=identity(cluster, "kirby"))
+    values.update(kwargs)
+    return JobSpec(**values)
+
+
+def submit(ds: Downstream, spec: JobSpec) -> tuple[JobRef, str]:
+    submission = ds.submit(spec)
+    return JobRef(spec.name, spec.number, submission.jobid), submission.script
+
+
+def wait_url(ds: Downstream, ref: JobRef, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = dict(ds.info(ref))
+        if info["url"]:
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"info gave no url within {timeout} s (last: {info})")
+
+
+def wait_running(ds: Downstream, ref: JobRef, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = ds.runstatus(ref)
+        if status is not None and status.state is JobState.RUNNING:
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"job {ref.name} did not start within {timeout} s")
+
+
+def end(ds: Downstream, ref: JobRef) -> None:
+    ds.terminate(ref, force=True)
+    wait_end(ds, ref)
+    ds.connector.cleanup(ref)
+
+
+@pytest.fixture(scope="class")
+def app_job(cluster, site, caplog_module) -> Iterator[tuple[JobRef, str, Any]]:
+    """One interactive job on both nodes (exclusively) whose app starts a few seconds after the job."""
+    spec = interactive_spec(cluster, command=app_command(delay=6))
+    ref, fscript = submit(site.ds, spec)
+    status = wait_running(site.ds, ref)
+    yield ref, fscript, status
+    end(site.ds, ref)
+    assert not job_dir(cluster, "kirby", ref.name).exists()  # garbage collection removed the job's folders
+
+
+@pytest.fixture(scope="module")
+def caplog_module():
+    """Every log record of the module's jobs (to check that no secret is ever logged)."""
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Keep(level=logging.DEBUG)
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield records
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+class TestAnAppOnTwoNodes:
+    """One two-node interactive job, reached in every way while it runs."""
+
+    def test_info_has_no_url_until_the_app_listens_then_the_substituted_url_and_help(self, cluster, site, app_job):
+        ref, _, status = app_job
+        access = site.settings.access(ref.name, ref.number)
+        # the job runs and has marked itself interactive, but the app sleeps before it listens
+        deadline = time.monotonic() + 30
+        while site.ds.services.service_files(status) is None:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the job never wrote its service folder"
+            time.sleep(0.3)
+        early = dict(site.ds.info(ref))
+        assert early["url"] == "" and set(early) == {"about", "help", "url", "actions"}
+        info = wait_url(site.ds, ref)
+        assert info["url"] == f"http://{access.label}.jobs.localhost:{site.port}/?token={access.randoms[64]}"
+        assert access.label.startswith(f"{ref.number}-") and len(access.label) > len(str(ref.number)) + 16
+
+
+    def test_the_url_in_info_opens_the_app_on_the_first_node_over_http(self, cluster, site, app_job):
+        ref, _, status = app_job
+        url = wait_url(site.ds, ref)["url"]
+        page = get(url, connect=site.address)
+        assert page.status == 200, page.text
+        assert f"node: <b>{status.nodes[0]}</b>" in page.text
+        assert page.closed  # one request per proxied connection, whatever the client asked
+        whoami = get(url.split("?")[0] + "whoami", connect=site.address).body
+        assert json.loads(whoami)["node"] == status.nodes[0] == cluster.nodes[0]
+        assert json.loads(whoami)["port"] == str(site.settings.service_port)
+        # the app checks the token it was started with: the command got the same %RANDOM64% as the URL
+        assert get(url.replace("token=", "token=x"), connect=site.address).status == 403
+
+
+    def test_a_websocket_client_gets_its_echo_through_the_proxy(self, site, app_job):
+        ref, _, _ = app_job
+        url = wait_url(site.ds, ref)["url"]
+        ws = WebSocket(url.split("?")[0] + "ws", connect=site.address)
+        try:
+            assert ws.accepted, (ws.status, ws.headers)
+            for text in ("hello", "x" * 3000):
+                ws.send(text)
+                assert ws.receive() == "echo:" + text
+        finally:
+            ws.close()
+
+
+    def test_the_job_gets_its_secrets_as_etc_jarvice_files_bound_into_the_container(self, cluster, site, app_job):
+        ref, _, _ = app_job
+        access = site.settings.access(ref.name, ref.number)
+        folder = job_dir(cluster, "kirby", ref.name) / ".dssr-etc-jarvice-0"
+        for n in (16, 32, 64, 128):
+            path = folder / f"random{n}.txt"
+            assert path.read_text() == access.randoms[n] and len(access.randoms[n]) == n
+            assert path.stat().st_mode & 0o077 == 0
+        app_execs = [argv for argv in of(standin_calls(cluster, "kirby", ref.name), "exec") if "/bin/sh" in argv]
+        assert len(app_execs) == 2  # one per node, each with its own folder bound read-only
+        binds = sorted(value for argv in app_execs for flag, value in zip(argv, argv[1:])
+                       if flag == "-B" and value.endswith(":/etc/JARVICE:ro"))
+        assert binds == [f"{job_dir(cluster, 'kirby', ref.name)}/.dssr-etc-jarvice-{i}:/etc/JARVICE:ro" for i in (0, 1)]
+
+
+    def test_wrong_labels_are_refused_with_one_404(self, site, app_job):
+        ref, _, _ = app_job
+        access = site.settings.access(ref.name, ref.number)
+        wrong = [
+            f"{ref.number}-{'a' * 20}",  # a made-up token
+            f"{ref.number + 1}-{access.label.split('-', 1)[1]}",  # the right token, another number
+            "www",
+        ]
+        for label in wrong:
+            reply = get(f"http://{label}.jobs.localhost:{site.port}/whoami", connect=site.address)
+            assert (reply.status, reply.text) == (404, "No running interactive job at this address.\n"), label
+        assert get(f"http://{access.label}.other.test:{site.port}/whoami", connect=site.address).status == 404
+        assert get(f"http://{access.label}.jobs.localhost:{site.port}/whoami", connect=site.address).status == 200
+
+    def test_headless_chromium_opens_the_info_url_and_the_page_echoes_over_websocket(self, site, app_job, tmp_path):
+        ref, _, _ = app_job
+        url = wait_url(site.ds, ref)["url"]
+        browser = chromium()
+        profile = tmp_path / "chromium-profile"
+        common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000",
+                  "--window-size=1000,600"]
+        shot = Path(os.environ.get("DSSR_SCREENSHOT_DIR", tmp_path)) / "interactive-websocket-echo.png"
+        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+        assert 'id="result"' in dom.stdout, dom.stderr[-2000:]
+        assert "echo ok: echo:ping-" in dom.stdout, dom.stdout[-2000:]
+        subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120, check=True)
+        assert shot.stat().st_size > 1000
+
+
+def test_another_jobs_label_a_batch_job_and_an_ended_job_are_refused_and_termination_closes_the_tunnel(
+        cluster, site, caplog_module):
+    spec = interactive_spec(cluster, nodes=1)
+    ref, fscript = submit(site.ds, spec)
+    batch = interactive_spec(cluster, nodes=1, interactive=False, url=None, command="sleep 120")
+    batch_ref, _ = submit(site.ds, batch)
+    wait_running(site.ds, ref)
+    wait_running(site.ds, batch_ref)
+    url = wait_url(site.ds, ref)["url"]
+    access = site.settings.access(ref.name, ref.number)
+    for label in (site.settings.label(batch.name, batch.number),  # a running job that is not interactive
+                  f"{batch.number}-{access.label.split('-', 1)[1]}"):  # this job's token with the other's number
+        assert get(f"http://{label}.jobs.localhost:{site.port}/whoami", connect=site.address).status == 404
+    assert dict(site.ds.info(batch_ref))["url"] == ""
+    end(site.ds, batch_ref)
+    ws = WebSocket(url.split("?")[0] + "ws", connect=site.address)
+    try:
+        assert ws.accepted
+        ws.send("before")
+        assert ws.receive() == "echo:before"
+        site.ds.terminate(ref)
+        assert ws.closed_by_peer(timeout=10)
+    finally:
+        ws.close()
+    status = wait_end(site.ds, ref)
+    assert get(url, connect=site.address).status == 404
+    assert dict(site.ds.info(ref))["url"] == ""
+    batch_text = cluster.run(["scontrol", "write", "batch_script", ref.jobid, "-"], user="kirby", check=False).stdout
+    secrets = [access.password, *access.randoms.values()]
+    for text in (fscript, batch_text, status.output, "\n".join(caplog_module)):
+        for secret in secrets:
+            assert secret not in text
+    assert "%RANDOM64%" in fscript  # the command is filled on the node, from the secrets file
+    site.ds.connector.cleanup(ref)
+    assert not job_dir(cluster, "kirby", ref.name).exists()
+
+
+def test_a_tunnel_closes_after_the_idle_timeout(cluster, connector):
+    port = free_port()
+    idle_site = Site(connector, f"http://jobs.localhost:{port}", port, idle=2)
+    ref, _ = submit(idle_site.ds, interactive_spec(cluster, nodes=1))
+    try:
+        wait_running(idle_site.ds, ref)
+        url = wait_url(idle_site.ds, ref)["url"]
+        ws = WebSocket(url.split("?")[0] + "ws", connect=idle_site.address)
+        ws.send("still there")
+        assert ws.receive() == "echo:still there"
+        started = time.monotonic()
+        assert ws.closed_by_peer(timeout=15)
+        assert 1.5 < time.monotonic() - started < 10
+        ws.close()
+    finally:
+        end(idle_site.ds, ref)
+        idle_site.close()
+
+
+def test_path_based_domain_routes_by_prefix_and_tells_the_app_its_path(cluster, connector):
+    port = free_port()
+    path_site = Site(connector, f"http://127.0.0.1:{port}/job$", port)
+    ref, _ = submit(path_site.ds, interactive_spec(cluster, nodes=1))
+    try:
+        wait_running(path_site.ds, ref)
+        access = path_site.settings.access(ref.name, ref.number)
+        url = wait_url(path_site.ds, ref)["url"]
+        assert url == f"http://127.0.0.1:{port}/job{access.label}/?token={access.randoms[64]}"
+        assert get(url).status == 200
+        whoami = json.loads(get(f"http://127.0.0.1:{port}/job{access.label}/whoami").body)
+        assert whoami["ingress"] == f"job{access.label}"
+        ws = WebSocket(f"http://127.0.0.1:{port}/job{access.label}/ws")
+        ws.send("path")
+        assert ws.receive() == "echo:path"
+        ws.close()
+        assert get(f"http://127.0.0.1:{port}/job{ref.number}-{'b' * 20}/whoami").status == 404
+        assert get(f"http://127.0.0.1:{port}/other/{access.label}/whoami").status == 404
+    finally:
+        end(path_site.ds, ref)
+        path_site.close()
+
+
+def chromium() -> str:
+    """The Chromium binary, installing Debian's ``chromium`` first when missing (as the cluster tier does)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=1200).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600, check=True)
+        subprocess.run(install, env=env, capture_output=True, timeout=1200, check=True)
+    found = shutil.which("chromium")
+    assert found, "Debian's chromium package installed no chromium command"
+    return found
