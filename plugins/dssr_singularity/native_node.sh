@@ -112,7 +112,7 @@ if [ "$DSSR_SERVICE" = 1 ]; then
     dssr_args+=(-B "$dssr_etc:/etc/JARVICE:ro")
     if [ "${PROCESS_PROCID:-0}" = 0 ]; then
         # readable by the service user (the group of the user's scratch folder), by no one else
-        if (umask 027 && mkdir -p -m 0770 "$DSSR_SERVICE_DIR" && dssr_service_file url.txt /etc/NAE/url.txt &&
+        if (umask 027 && { [ -d "$DSSR_SERVICE_DIR" ] || mkdir -m 0770 "$DSSR_SERVICE_DIR"; } && dssr_service_file url.txt /etc/NAE/url.txt &&
             dssr_service_file help.html /etc/NAE/help.html &&
             printf '%s\n' "${PROCESS_NODENAME:-}" >"$DSSR_SERVICE_DIR/interactive"); then
             dssr_log "interactive: service folder written; the downstream links to the app once it listens"

@@ -103,6 +103,6 @@ def _service_marker(ctx: LaunchContext) -> list[str]:
     folder = command(f"{ctx.job_dir.rstrip('/')}/{SERVICE_DIR}")
     return [
         'if [ "${PROCESS_PROCID:-0}" = 0 ]; then',
-        f'    (umask 027 && mkdir -p -m 0770 {folder} && printf "%s\\n" "${{PROCESS_NODENAME:-}}" >{folder}/{MARKER_FILE})',
+        f'    (umask 027 && {{ [ -d {folder} ] || mkdir -m 0770 {folder}; }} && printf "%s\\n" "${{PROCESS_NODENAME:-}}" >{folder}/{MARKER_FILE})',
         "fi",
     ]
