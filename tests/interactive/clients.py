@@ -93,8 +93,10 @@ class WebSocket:
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
         if len(data) < 126:
             head = bytes([0x81, 0x80 | len(data)])
-        else:
+        elif len(data) < 65536:
             head = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(data))
+        else:
+            head = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", len(data))
         self.sock.sendall(head + mask + masked)
 
     def _exactly(self, n: int) -> bytes:

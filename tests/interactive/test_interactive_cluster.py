@@ -12,28 +12,20 @@ clients, and Chromium.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import os
-import shutil
-import subprocess
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from dssr_core import Downstream, JobRef, JobSpec, JobState, Settings
-from dssr_core.interactive import InteractiveSettings
-from dssr_core.proxy import JobProxy
-from dssr_singularity import SingularityExecutor
+from dssr_core import JobRef, Settings
 from tests.server.live import free_port
-from tests.singularity.cluster_support import (connector_settings, identity, job_dir, of, standin_calls, unique,
-                                               wait_end)
-from tests.singularity.helpers import SYSTEM
+from tests.singularity.cluster_support import connector_settings, job_dir, of, standin_calls, wait_end
 
 from .clients import WebSocket, get
+from .support import (Site, app_command, browse, end, interactive_spec, screenshot_path, submit, wait_running,
+                      wait_url)
 
 pytestmark = pytest.mark.cluster
 
@@ -41,14 +33,6 @@ try:
     from dssr_slurm.connector import SlurmConnector
 except ImportError as exc:  # pragma: no cover - only while the Slurm connector is missing
     pytest.skip(f"the Slurm connector cannot be imported ({exc})", allow_module_level=True)
-
-KEY = "test-interactive-key-" + "k" * 32
-APP = (Path(__file__).parent / "webapp.py").read_text()
-#: the command's URL, as an AppDef command's ``url`` (the desktop and Jupyter use this shape)
-URL_TEMPLATE = "http://%PUBLICADDR%:8888/?token=%RANDOM64%"
-HELP = "<p>Connect to <a href='%CONNECTURL%'>%JOBNAME%</a> at %PUBLICADDR% as %NIMBIXUSER%</p>"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -63,79 +47,12 @@ def connector(cluster, tmp_path_factory):
     conn.close()
 
 
-class Site:
-    """A downstream with interactive jobs on, and its proxy on a free loopback port."""
-
-    def __init__(self, connector: Any, domain: str, port: int, idle: float = 60.0) -> None:
-        self.port = port
-        env = {"JARVICE_JOBS_DOMAIN": domain, "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
-               "JARVICE_DSSR_PROXY_LISTEN": f"127.0.0.1:{port}", "JARVICE_DSSR_PROXY_IDLE_TIMEOUT": str(idle)}
-        self.settings = InteractiveSettings.from_settings(Settings(env))
-        executor = SingularityExecutor(Settings({**SYSTEM, "JARVICE_SINGULARITY_OVERLAY_SIZE": "0"}))
-        self.ds = Downstream(connector, executor, interactive=self.settings)
-        assert self.ds.services is not None
-        self.proxy = JobProxy(self.ds.services, "127.0.0.1", port, idle_timeout=idle).start()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    def close(self) -> None:
-        self.proxy.close()
-
-
 @pytest.fixture(scope="module")
 def site(connector) -> Iterator[Site]:
     port = free_port()
     s = Site(connector, f"http://jobs.localhost:{port}", port)
     yield s
     s.close()
-
-
-def app_command(delay: float = 0) -> str:
-    source = base64.b64encode(APP.encode()).decode()
-    wait = f"sleep {delay}; " if delay else ""
-    return f'{wait}exec python3 -c "$(printf %s {source} | base64 -d)" %RANDOM64%'
-
-
-def interactive_spec(cluster, nodes: int = 2, **kwargs: Any) -> JobSpec:
-    values: dict[str, Any] = dict(
-        name=unique("ia"), number=int(time.time() * 1000) % 10**9, nodes=nodes,
-        image=f"docker.io/library/python:{unique('t')}", command=app_command(), interactive=True,
-        url=URL_TEMPLATE, identity=identity(cluster, "kirby"))
-    values.update(kwargs)
-    return JobSpec(**values)
-
-
-def submit(ds: Downstream, spec: JobSpec) -> tuple[JobRef, str]:
-    submission = ds.submit(spec)
-    return JobRef(spec.name, spec.number, submission.jobid), submission.script
-
-
-def wait_url(ds: Downstream, ref: JobRef, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = dict(ds.info(ref))
-        if info["url"]:
-            return info
-        time.sleep(0.5)
-    raise AssertionError(f"info gave no url within {timeout} s (last: {info})")
-
-
-def wait_running(ds: Downstream, ref: JobRef, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = ds.runstatus(ref)
-        if status is not None and status.state is JobState.RUNNING:
-            return status
-        time.sleep(0.3)
-    raise AssertionError(f"job {ref.name} did not start within {timeout} s")
-
-
-def end(ds: Downstream, ref: JobRef) -> None:
-    ds.terminate(ref, force=True)
-    wait_end(ds, ref)
-    ds.connector.cleanup(ref)
 
 
 @pytest.fixture(scope="class")
@@ -245,16 +162,8 @@ class TestAnAppOnTwoNodes:
     def test_headless_chromium_opens_the_info_url_and_the_page_echoes_over_websocket(self, site, app_job, tmp_path):
         ref, _, _ = app_job
         url = wait_url(site.ds, ref)["url"]
-        browser = chromium()
-        profile = tmp_path / "chromium-profile"
-        common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000",
-                  "--window-size=1000,600"]
-        shot = Path(os.environ.get("DSSR_SCREENSHOT_DIR", tmp_path)) / "interactive-websocket-echo.png"
-        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120)
-        assert 'id="result"' in dom.stdout, dom.stderr[-2000:]
-        assert "echo ok: echo:ping-" in dom.stdout, dom.stdout[-2000:]
-        subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120, check=True)
-        assert shot.stat().st_size > 1000
+        result = browse(url, tmp_path / "chromium", screenshot_path(tmp_path, "interactive-22.05-standin.png"))
+        assert result.startswith("echo ok: echo:ping-"), result
 
 
 def test_another_jobs_label_a_batch_job_and_an_ended_job_are_refused_and_termination_closes_the_tunnel(
@@ -334,18 +243,3 @@ def test_path_based_domain_routes_by_prefix_and_tells_the_app_its_path(cluster, 
     finally:
         end(path_site.ds, ref)
         path_site.close()
-
-
-def chromium() -> str:
-    """The Chromium binary, installing Debian's ``chromium`` first when missing (as the cluster tier does)."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=1200).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600, check=True)
-        subprocess.run(install, env=env, capture_output=True, timeout=1200, check=True)
-    found = shutil.which("chromium")
-    assert found, "Debian's chromium package installed no chromium command"
-    return found
