@@ -97,6 +97,7 @@ if [ "$DSSR_SERVICE" = 1 ]; then
                 dssr_var="DSSR_RANDOM$dssr_n"
                 printf '%s' "${!dssr_var:-}" >"$dssr_etc/random$dssr_n.txt" || exit 1
             done &&
+            printf '%s' "${DSSR_VNCPASSWD:-}" | base64 -d >"$dssr_etc/vncpasswd" &&
             tr -s ' ' '\n' <<<"${JOB_JOB_FORMATED_NODELIST:-}" | sed '/^$/d' >"$dssr_etc/nodes"
     ); then
         dssr_log "the job's /etc/JARVICE folder $dssr_etc could not be written"
@@ -108,7 +109,7 @@ if [ "$DSSR_SERVICE" = 1 ]; then
         DSSR_COMMAND=${DSSR_COMMAND//"$dssr_pattern"/"${!dssr_var:-}"}
         unset "$dssr_var"  # the app gets its secrets as files and in its command, never in its environment
     done
-    unset DSSR_PULL_USERNAME DSSR_PULL_PASSWORD
+    unset DSSR_PULL_USERNAME DSSR_PULL_PASSWORD DSSR_VNCPASSWD
     dssr_args+=(-B "$dssr_etc:/etc/JARVICE:ro")
     if [ "${PROCESS_PROCID:-0}" = 0 ]; then
         # readable by the service user (the group of the user's scratch folder), by no one else

@@ -23,6 +23,7 @@ finds the same values without keeping any job database.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -60,6 +61,10 @@ HELP_FILE = "help.html"
 DEFAULT_URL = "https://%PUBLICADDR%/"
 #: the secret variables an executor hands to the job (through its private secrets file)
 PASSWORD_VARIABLE = "DSSR_NIMBIXPASSWD"
+#: base64 of ``/etc/JARVICE/vncpasswd``: the password as VNC stores it (jarvice-desktop's ``-rfbauth``)
+VNC_PASSWORD_VARIABLE = "DSSR_VNCPASSWD"
+#: VNC's fixed DES key for stored passwords (the same in every VNC server and client)
+_VNC_KEY = bytes([23, 82, 107, 6, 35, 78, 88, 7])
 
 _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _DOMAIN = re.compile(r"^(?:(?P<scheme>https?)://)?(?P<host>[^/:]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)?$")
@@ -182,7 +187,8 @@ class ServiceAccess:
 
     def secrets(self) -> dict[str, str]:
         """The secret values, by the variable an executor passes them in (never in a script)."""
-        values = {PASSWORD_VARIABLE: self.password}
+        values = {PASSWORD_VARIABLE: self.password,
+                  VNC_PASSWORD_VARIABLE: base64.b64encode(vnc_password_file(self.password)).decode()}
         values.update({random_variable(n): self.randoms[n] for n in RANDOM_LENGTHS})
         return values
 
@@ -217,6 +223,20 @@ class ServiceAccess:
     def help_page(self, template: str, url: str, user: str = "") -> str:
         """The image's ``/etc/NAE/help.html`` with the job's values (``%CONNECTURL%`` too)."""
         return substitute(template, {**self.values(user), "CONNECTURL": url})
+
+
+def vnc_password_file(password: str) -> bytes:
+    """The 8 bytes of a VNC password file (``vncpasswd``): the password's first 8 characters,
+    DES-encrypted with VNC's fixed key (each key byte bit-reversed, as VNC uses it)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # cryptography < 43
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef,unused-ignore]
+    key = bytes(int(f"{b:08b}"[::-1], 2) for b in _VNC_KEY) * 3  # three equal keys: single DES
+    encryptor = Cipher(TripleDES(key), modes.ECB()).encryptor()  # noqa: S305 - VNC's format, not a choice
+    return encryptor.update(password.encode()[:8].ljust(8, b"\0")) + encryptor.finalize()
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:

@@ -147,3 +147,15 @@ def test_an_interactive_submission_without_jobs_domain_is_refused_naming_what_to
         assert ds.running() == [] and ds.queued() == []
     finally:
         connector.close()
+
+
+def test_the_vnc_password_file_is_what_vncpasswd_writes():
+    from dssr_core.interactive import vnc_password_file
+
+    # `vncpasswd` stores "password" as these 8 bytes (VNC's fixed-key DES); only 8 characters count
+    assert vnc_password_file("password").hex() == "dbd83cfd727a1458"
+    assert vnc_password_file("passwordANDMORE") == vnc_password_file("password")
+    access = settings(JARVICE_JOBS_DOMAIN="jobs.example.org").access("desk", 3)
+    import base64
+
+    assert base64.b64decode(access.secrets()["DSSR_VNCPASSWD"]) == vnc_password_file(access.password)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dssr_core import Settings
-from dssr_core.interactive import InteractiveSettings
+from dssr_core.interactive import InteractiveSettings, vnc_password_file
 
 from .helpers import calls, context, executor, native_spec, run_nodes, standin_path, subcommand, write_secrets
 
@@ -22,7 +22,8 @@ def test_the_job_gets_etc_jarvice_files_its_command_filled_and_rank_0_marks_it_i
     service = access()
     spec = native_spec(interactive=True, service=service, url="http://%PUBLICADDR%:8888/?token=%RANDOM64%",
                        command='echo "token=%RANDOM64% pw=%NIMBIXPASSWD% at %PUBLICADDR% port=$JARVICE_SERVICE_PORT"; '
-                               'ls /etc/JARVICE >/dev/null 2>&1; cat "$DSSR_ETC"/random16.txt; echo')
+                               'cat "$DSSR_ETC"/random16.txt; echo; '
+                               'if [ "$PROCESS_PROCID" = 0 ]; then cp "$DSSR_ETC/vncpasswd" vnc.copy; fi')
     launch = executor(JARVICE_SINGULARITY_OVERLAY_SIZE="0").launch(spec, ctx)
     for secret in (service.password, *service.randoms.values()):
         assert secret not in launch.node_script
@@ -34,6 +35,7 @@ def test_the_job_gets_etc_jarvice_files_its_command_filled_and_rank_0_marks_it_i
     for run in runs:
         assert f"token={service.randoms[64]} pw={service.password} at {service.public_addr} port=5902" in run.output
     assert service.randoms[16] in runs[0].output  # the file held it while the app ran
+    assert (job / "vnc.copy").read_bytes() == vnc_password_file(service.password)  # jarvice-desktop's -rfbauth file
     execs = [c["argv"] for c in calls(ctx) if subcommand(c) == "exec" and "/bin/sh" in c["argv"]]
     binds = sorted(a for argv in execs for a in argv if a.endswith(":/etc/JARVICE:ro"))
     assert binds == [f"{job}/.dssr-etc-jarvice-{rank}:/etc/JARVICE:ro" for rank in (0, 1)]
