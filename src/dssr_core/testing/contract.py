@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
-from dssr_core import BadRequest, ClusterError, Downstream, ExitStatus, JobRef, JobSpec, JobState, NotFound
+from dssr_core import BadRequest, Check, ClusterError, Downstream, ExitStatus, JobRef, JobSpec, JobState, NotFound
 
 T = TypeVar("T")
 
@@ -180,6 +180,13 @@ class ConnectorContract:
         assert second.jobid == first.jobid
         assert [name for name, _ in downstream.queued()].count(spec.name) == 1
 
+    def test_a_second_submission_says_the_job_already_existed(self, downstream: Downstream) -> None:
+        spec = self.make_spec(unique_name(), "echo once", held=True)
+        first = downstream.submit(spec)
+        self._submitted.append(JobRef(spec.name, 0, first.jobid))
+        assert not first.existed
+        assert downstream.submit(spec).existed
+
     def test_tail_is_not_found_before_output(self, downstream: Downstream) -> None:
         ref = self.submit(downstream, "echo later", held=True)
         with pytest.raises(NotFound):
@@ -225,3 +232,15 @@ class ConnectorContract:
     def test_ping_answers(self, downstream: Downstream) -> None:
         downstream.connector.ping()
         assert downstream.healthy()
+
+    def test_after_a_poll_the_last_contact_is_recent_and_good_or_untracked(self, downstream: Downstream) -> None:
+        downstream.running()
+        contact = downstream.connector.last_contact()
+        assert contact is None or (contact.ok and contact.age() < 60), contact
+        ready, reason = downstream.readiness(60)
+        assert ready, reason
+
+    def test_diagnose_passes_on_a_working_cluster(self, downstream: Downstream) -> None:
+        checks = list(downstream.connector.diagnose(downstream.executor))
+        assert checks and all(isinstance(check, Check) for check in checks)
+        assert [check.line() for check in checks if not check.ok] == []
