@@ -58,9 +58,16 @@ class Podman:
             out += ["--ulimit", f"{name}={value}:{value}"]
         return out
 
+    def clean(self) -> None:
+        """Remove the images (and the layers only they used): vfs keeps a whole copy of each."""
+        for image in (IMAGE, BASE_IMAGE):
+            self("rmi", "--force", image, check=False)
+        self("image", "prune", "--force", check=False)
+
     def import_base(self) -> float:
         """The debootstrap'ed root as BASE_IMAGE (the root is made once and cached). Seconds spent."""
         t0 = time.monotonic()
+        self.clean()
         harness.debootstrap_root(BASE_ROOT, "bookworm", BASE_INCLUDE)
         tar = subprocess.run(["tar", "-C", str(BASE_ROOT), "--exclude=./var/cache/apt/archives/*.deb",
                               "--exclude=./.dssr-complete", "-c", "."], capture_output=True, check=True)
@@ -71,7 +78,9 @@ class Podman:
 
     def build(self, context: Path, log: Path) -> float:
         """``podman build`` of context/Containerfile as IMAGE on BASE_IMAGE; seconds spent."""
-        args = ["build", "--isolation", "chroot", "--network", "host", "--build-arg", f"BASE={BASE_IMAGE}"]
+        # --layers=false: no image per step (each would be a whole copy of the root under vfs)
+        args = ["build", "--layers=false", "--isolation", "chroot", "--network", "host",
+                "--build-arg", f"BASE={BASE_IMAGE}"]
         # The host's CA bundle for pip, mounted for the build only (not kept in the image): a
         # TLS-inspecting proxy that this host trusts is then trusted inside the build as well.
         bundle = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -95,7 +104,11 @@ class Container:
         self.podman = podman
         self.name = f"dssr-test-{uuid.uuid4().hex[:8]}"
         env_args = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
-        podman("run", "--detach", "--name", self.name, *podman.ulimits(), *options, *env_args, IMAGE)
+        try:
+            podman("run", "--detach", "--name", self.name, *podman.ulimits(), *options, *env_args, IMAGE)
+        except BaseException:
+            self.remove()  # a container that was created but did not start
+            raise
 
     def logs(self) -> str:
         cp = self.podman("logs", self.name, check=False)

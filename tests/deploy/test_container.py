@@ -27,14 +27,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
-    """podman with the image of this checkout built (once per module)."""
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    """podman with the image of this checkout built (once per module; removed afterwards)."""
     require_debian_root(*PACKAGES)
     podman = Podman()
-    base = podman.import_base()
-    build = podman.build(REPO, tmp_path_factory.mktemp("image") / "build.log")
-    harness.log(f"container image built in {build:.1f}s (base root imported in {base:.1f}s)")
-    return podman
+    try:
+        base = podman.import_base()
+        build = podman.build(REPO, tmp_path_factory.mktemp("image") / "build.log")
+        harness.log(f"container image built in {build:.1f}s (base root imported in {base:.1f}s)")
+        yield podman
+    finally:
+        podman.clean()
 
 
 @pytest.fixture
