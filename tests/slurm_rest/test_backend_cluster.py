@@ -1,4 +1,5 @@
-"""RestBackend against the real slurmrestd of the test clusters (22.05: v0.0.38; 24.11: v0.0.40-42)."""
+"""RestBackend against the real slurmrestd of the test clusters (22.05: v0.0.38; 24.11: v0.0.40-42;
+26.05: v0.0.43-45)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ CASES = [
     pytest.param(("slurm2411_cluster", "v0.0.40", "false"), id="24.11-v0.0.40-tcp"),
     pytest.param(("slurm2411_cluster", "v0.0.41", "true"), id="24.11-v0.0.41-ssh"),
     pytest.param(("slurm2411_cluster", "v0.0.42", "false"), id="24.11-v0.0.42-tcp"),
+    pytest.param(("slurm2605_cluster", "v0.0.43", "false"), id="26.05-v0.0.43-tcp"),
+    pytest.param(("slurm2605_cluster", "v0.0.44", "true"), id="26.05-v0.0.44-ssh"),
+    pytest.param(("slurm2605_cluster", "v0.0.45", "false"), id="26.05-v0.0.45-tcp"),
 ]
 #: the newest version of each cluster, for behaviour that does not differ between versions
-ENDS = [CASES[0], CASES[3]]
+ENDS = [CASES[0], CASES[3], CASES[6]]
 
 
 def rest_env(cluster: Cluster, tmp: Path, version: str, via_ssh: str, **extra: str) -> dict[str, str]:
@@ -131,6 +135,10 @@ def test_held_job_waits_until_released(case: tuple[Cluster, RestBackend]) -> Non
 def test_gpus_per_node_reach_slurm_as_a_gpu_allocation(case: tuple[Cluster, RestBackend]) -> None:
     cluster, backend = case
     request = batch(cluster, "gpu", 'echo "cuda=$CUDA_VISIBLE_DEVICES on=$SLURM_GPUS_ON_NODE"', gpus_per_node=2)
+    if cluster.gpus_per_node < 2:  # no GPUs on this cluster's nodes: Slurm itself refuses the GPUs asked for
+        with pytest.raises(BadRequest, match="Invalid generic resource"):
+            backend.submit(request, identity(cluster))
+        return
     jobid = backend.submit(request, identity(cluster))
     assert final_record(backend, jobid, "COMPLETED").exit_code == "0:0"
     # both GPUs of the node, set by Slurm's gres/gpu plugin: the request really asked for them
@@ -169,7 +177,7 @@ def test_auto_version_is_the_newest_the_daemon_offers(end_case: tuple[Cluster, R
     backend.close()
 
 
-@pytest.mark.parametrize("fixture", ["slurm_cluster", "slurm2411_cluster"])
+@pytest.mark.parametrize("fixture", ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster"])
 def test_slurmrestd_down_is_a_cluster_error(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     cluster: Cluster = request.getfixturevalue(fixture)
     backend = make_backend(rest_env(cluster, tmp_path, cluster.rest_versions[-1], "false",

@@ -1,5 +1,6 @@
 """The shared connector contract, passed by the Slurm connector with JARVICE_SLURM_INTERFACE=http
-on the real slurmrestd: 22.05 (v0.0.38, through the SSH connection) and 24.11 (v0.0.42, direct)."""
+on the real slurmrestd: 22.05 (v0.0.38, through the SSH connection), 24.11 (v0.0.42, direct) and 26.05
+(v0.0.45, through the SSH connection)."""
 
 from __future__ import annotations
 
@@ -50,5 +51,13 @@ class TestSlurmHttp2411Contract(_HttpContract):
     @pytest.fixture
     def downstream(self, slurm2411_cluster: Cluster, tmp_path: Path) -> Iterator[Downstream]:
         ds = self.open(slurm2411_cluster, tmp_path, "v0.0.42", "false")
+        yield ds
+        ds.close()
+
+
+class TestSlurmHttp2605Contract(_HttpContract):
+    @pytest.fixture
+    def downstream(self, slurm2605_cluster: Cluster, tmp_path: Path) -> Iterator[Downstream]:
+        ds = self.open(slurm2605_cluster, tmp_path, "v0.0.45", "true")
         yield ds
         ds.close()
