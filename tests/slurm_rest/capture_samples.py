@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Record real slurmrestd answers into samples/<version>/*.json for the adapters' unit tests.
 
-Run against the test clusters (``python tests/cluster/harness.py up`` first):
+Run against the test clusters (``python tests/cluster/harness.py up`` and, for v0.0.43-45,
+``python tests/cluster/sid.py up`` first):
 
-    python tests/slurm_rest/capture_samples.py
+    python tests/slurm_rest/capture_samples.py [VERSION...]
 
 Each file holds ``{"status": <HTTP status>, "body": <JSON answer>}`` exactly as
 slurmrestd sent it, except ``openapi.json`` which keeps only the path names.
@@ -25,7 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from dssr_slurm.backend import BatchRequest  # noqa: E402
 from dssr_slurm.rest.versions import adapter_for  # noqa: E402
-from tests.cluster.harness import STATE, Cluster  # noqa: E402
+from tests.cluster import sid  # noqa: E402
+from tests.cluster.harness import STATE, Cluster, SessionLock  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "samples"
 
@@ -107,13 +109,42 @@ def capture(cluster: Cluster, version: str) -> None:
     (OUT / version / "ids.json").write_text(json.dumps(ids, indent=1) + "\n")
 
 
+#: the test cluster each version is recorded from (v0.0.39 is offered by none of them)
+SOURCES = {
+    "v0.0.38": "slurm-22.05",
+    "v0.0.40": "slurm-24.11",
+    "v0.0.41": "slurm-24.11",
+    "v0.0.42": "slurm-24.11",
+    "v0.0.43": "slurm-26.05",
+    "v0.0.44": "slurm-26.05",
+    "v0.0.45": "slurm-26.05",
+}
+
+
+def clusters() -> dict[str, Cluster]:
+    """The test clusters that are up, by name."""
+    state = STATE / "cluster.json"
+    found = {k: Cluster.from_json(v) for k, v in json.loads(state.read_text()).items()} if state.exists() else {}
+    newest = sid.load()
+    if newest is not None:
+        found[newest.name] = newest
+    return found
+
+
 def main() -> None:
-    clusters = {k: Cluster.from_json(v) for k, v in json.loads((STATE / "cluster.json").read_text()).items()}
-    wanted = sys.argv[1:] or ["v0.0.38", "v0.0.40", "v0.0.41", "v0.0.42"]
-    for version in wanted:
-        cluster = clusters["slurm-22.05" if version == "v0.0.38" else "slurm-24.11"]
-        print("capturing", version, "from", cluster.restd_url)
-        capture(cluster, version)
+    wanted = sys.argv[1:] or list(SOURCES)
+    unknown = [v for v in wanted if v not in SOURCES]
+    if unknown:
+        sys.exit(f"no test cluster offers {', '.join(unknown)}; recordable: {', '.join(SOURCES)}")
+    # shared session locks: no test session takes a cluster down while its answers are recorded
+    with SessionLock(shared=True), sid.session_lock(shared=True):
+        up = clusters()
+        for version in wanted:
+            if SOURCES[version] not in up:
+                sys.exit(f"{version} is recorded from the {SOURCES[version]} cluster, which is not up")
+            cluster = up[SOURCES[version]]
+            print("capturing", version, "from", cluster.restd_url)
+            capture(cluster, version)
 
 
 if __name__ == "__main__":
