@@ -7,6 +7,7 @@ command appends one line to a file of its own, which must hold that one line.
 
 from __future__ import annotations
 
+import http.client
 import random
 import signal
 import time
@@ -30,7 +31,7 @@ def try_submit(server: Server, args: dict[str, Any]) -> str | None:
     """The job id, or None when the server died before answering."""
     try:
         answer = server.post("/submit", args)
-    except OSError:
+    except (OSError, http.client.HTTPException):  # refused, reset, or cut in the middle of the answer
         return None
     assert answer.status == 200, answer.body[:300]
     return str(answer.json()[0])
