@@ -13,6 +13,8 @@ from dssr_core.shell import command
 from .images import NO_CREDENTIALS, Credentials, from_auths, registry_of, sif_name, validate_image
 from .settings import SingularitySettings
 
+#: Apptainer (1.2 and later) refuses to create an overlay image under 64 MiB: smaller sizes are raised to it
+MIN_OVERLAY_MB = 64
 #: paths that reach Apptainer's ``-B src`` syntax may not hold ``:`` or ``,``
 _BIND_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*\Z")
 
@@ -57,6 +59,8 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
     image_file = f"{image_dir}/{sif_name(reference)}"
     lock = f"{scratch}/cache/{hashlib.sha256(image_file.encode()).hexdigest()}.lock"
     overlay = settings.overlay_mb if spec.overlay_mb is None else spec.overlay_mb
+    if overlay:
+        overlay = max(overlay, MIN_OVERLAY_MB)
     service = spec.service
     environment = dict(spec.environment)
     job_command = spec.command
@@ -67,6 +71,7 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
         "DSSR_BINARY": settings.binary,
         "DSSR_VERBOSITY": "-v" if settings.verbose else "-s",
         "DSSR_IMAGE_SOURCE": "docker://" + reference,
+        "DSSR_PULL_INSECURE": 1 if settings.insecure(registry_of(reference)) else 0,
         "DSSR_IMAGE_DIR": image_dir,
         "DSSR_IMAGE_FILE": image_file,
         "DSSR_IMAGE_UMASK": "077" if creds else "022",

@@ -41,6 +41,10 @@ dssr_pull() {
             export SINGULARITY_DOCKER_USERNAME="${DSSR_PULL_USERNAME:-}" SINGULARITY_DOCKER_PASSWORD="${DSSR_PULL_PASSWORD:-}"
         fi
         export APPTAINER_CACHEDIR="$DSSR_CACHEDIR" SINGULARITY_CACHEDIR="$DSSR_CACHEDIR"
+        if [ "$DSSR_PULL_INSECURE" = 1 ]; then
+            # the site listed this registry in JARVICE_SINGULARITY_INSECURE_REGISTRIES: plain HTTP (--no-https)
+            export APPTAINER_NOHTTPS=1 SINGULARITY_NOHTTPS=1
+        fi
         dssr_log "pulling $DSSR_IMAGE_SOURCE into $DSSR_IMAGE_FILE"
         # shared images must be readable by every user, private ones by their owner only
         umask "$DSSR_IMAGE_UMASK"

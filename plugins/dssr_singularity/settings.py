@@ -38,6 +38,8 @@ class SingularitySettings:
     no_proxy: str = ""
     #: ``auths`` of ``JARVICE_SINGULARITY_REGISTRY_AUTHS`` (a Docker config.json); secret
     registry_auths: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: registries (``host[:port]``, lower case) pulled from over plain HTTP: ``JARVICE_SINGULARITY_INSECURE_REGISTRIES``
+    insecure_registries: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SingularitySettings":
@@ -62,7 +64,12 @@ class SingularitySettings:
             https_proxy=_matching(settings, "JARVICE_BAREMETAL_HTTPS_PROXY", _PROXY, "an http(s):// URL") or "",
             no_proxy=_matching(settings, "JARVICE_BAREMETAL_NO_PROXY", _NO_PROXY, "a comma-separated host list") or "",
             registry_auths=_auths_file(settings.str("JARVICE_SINGULARITY_REGISTRY_AUTHS")),
+            insecure_registries=_registries(settings, "JARVICE_SINGULARITY_INSECURE_REGISTRIES"),
         )
+
+    def insecure(self, registry: str) -> bool:
+        """Whether images of ``registry`` are pulled over plain HTTP (the site listed it as insecure)."""
+        return registry.lower() in self.insecure_registries
 
 
 def _matching(settings: Settings, name: str, pattern: re.Pattern[str], what: str) -> str | None:
@@ -70,6 +77,16 @@ def _matching(settings: Settings, name: str, pattern: re.Pattern[str], what: str
     if value is not None and not pattern.match(value):
         raise ConfigError(f"{name}={value!r} is not {what}.")
     return value
+
+
+def _registries(settings: Settings, name: str) -> tuple[str, ...]:
+    """A comma-separated list of ``host[:port]``; each entry must be one (no scheme, no path, no wildcard)."""
+    value = settings.str(name) or ""
+    entries = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    for entry in entries:
+        if not _REGISTRY.match(entry):
+            raise ConfigError(f"{name}: {entry!r} is not a registry host[:port] (no scheme, path or wildcard).")
+    return entries
 
 
 def _auths_file(path: str | None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dssr_core import ConfigError, JobSpec, Launch, LaunchContext, UpstreamTempl
 from dssr_core.interactive import MARKER_FILE, SERVICE_DIR
 from dssr_core.shell import command, exports
 
-from .images import app_credentials, swap_arch, validate_image
+from .images import app_credentials, registry_of, swap_arch, validate_image
 from .settings import SingularitySettings
 
 #: the template's rank 0 prints this line when the app's command succeeded
@@ -66,6 +66,9 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
         "JOB_LOCAL_USER": ctx.cluster_user,
         "JARVICE_SINGULARITY_OVERLAY_SIZE": overlay,
     }
+    if settings.insecure(registry_of(init)) and settings.insecure(registry_of(app)):
+        # the template's own pulls: plain HTTP only when every image it is given lives in a listed registry
+        before.update({"APPTAINER_NOHTTPS": 1, "SINGULARITY_NOHTTPS": 1})
     after = {
         "JARVICE_APP_IMAGE": "docker://" + app,
         "JARVICE_INIT_IMAGE": "docker://" + init,

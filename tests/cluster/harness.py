@@ -54,7 +54,6 @@ STATE_FILE = STATE / "cluster.json"
 SCRATCH = DATA / "jxe_scratch"
 SCRATCH_ACL = DATA / "jxe_scratch_acl"
 STANDIN_DIR = REPO / "tests" / "standin"
-CHROOT_STANDIN = "/opt/dssr-standin"
 
 BRIDGE, BRIDGE_IP = "dssrbr0", "10.77.0.1"
 NODES = {"node1": "10.77.0.11", "node2": "10.77.0.12"}
@@ -178,7 +177,7 @@ class Cluster:
     registry: str = ""             # host:port of the plain-HTTP OCI registry on the test network (public images)
     private_registry: str = ""     # host:port of the one that wants a login (htpasswd)
     registry_credentials: tuple = ()  # (user, password) for private_registry
-    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private" -> registry/repository (tags 1, 2)
+    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private" -> registry/repository (public: tags 1-4, private: 1)
 
     def token(self, user: str, lifespan: int = 600) -> str:
         """HS256 Slurm token for ``user``, the same as ``scontrol token`` makes."""
@@ -727,13 +726,24 @@ def make_scratch() -> tuple[Path, Path | None, str]:
     return SCRATCH, SCRATCH_ACL, ""
 
 
-def link_standin(root: Path = Path("/"), target: str | None = None) -> None:
-    """apptainer/singularity on the PATH of jobs -> tests/standin/apptainer (if it exists)."""
+def install_standin(dest: Path) -> Path | None:
+    """A copy of tests/standin/apptainer in ``dest`` (a folder of the cluster's state): jobs run the copy and
+    never reach into the checkout, which may sit in a folder other users cannot enter (e.g. /root/x, 0700)."""
     src = STANDIN_DIR / "apptainer"
     if not src.exists():
-        log(f"no {src}: apptainer/singularity not linked")
-        return
-    target = target or str(src)
+        log(f"no {src}: apptainer/singularity not installed")
+        return None
+    mkdir(dest, 0o755, 0, 0)
+    return write(dest / "apptainer", src.read_bytes(), 0o755, 0, 0)
+
+
+def link_standin(root: Path = Path("/"), target: str | None = None) -> None:
+    """apptainer/singularity on the PATH of jobs -> the stand-in's copy ``target`` (as seen inside ``root``)."""
+    if target is None:
+        installed = install_standin(STATE / "standin")
+        if installed is None:
+            return
+        target = str(installed)
     for name in ("apptainer", "singularity"):
         link = root / "usr/local/bin" / name
         if link.is_symlink() and os.readlink(link) == target:
@@ -1051,9 +1061,8 @@ def up_2411(host: Cluster) -> Cluster:
     _bind(str(DATA), str(DATA))
     _bind("/home", "/home")
     _bind(str(st), "/var/lib/dssr")
-    if (STANDIN_DIR / "apptainer").exists():
-        _bind(str(STANDIN_DIR), CHROOT_STANDIN, ro=True)
-        link_standin(CHROOT, f"{CHROOT_STANDIN}/apptainer")
+    if install_standin(st / "standin") is not None:  # st is /var/lib/dssr in the chroot
+        link_standin(CHROOT, "/var/lib/dssr/standin/apptainer")
     _chroot_accounts()
     write(CHROOT / "etc/hosts", f"127.0.0.1 localhost\n{BRIDGE_IP} {socket.gethostname().split('.')[0]}\n"
           + "".join(f"{a} {n}\n" for n, a in {**NODES, **TNODES}.items()))

