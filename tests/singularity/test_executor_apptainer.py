@@ -170,42 +170,67 @@ def test_terminate_is_rc_minus_15(
     assert rc == -15 and "CANCELLED" in line
 
 
-def _layer_gets(cluster: Cluster, repo: str, tag: str) -> tuple[str, int]:
-    """The image's layer digest and how often the registry has served that blob so far (its access log)."""
-    req = urllib.request.Request(
-        f"http://{cluster.registry}/v2/{repo}/manifests/{tag}",
-        headers={
-            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
-        },
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        digest = json.loads(resp.read())["layers"][0]["digest"]
+def _manifest_gets(cluster: Cluster, repo: str, tag: str) -> int:
+    """How often the registry has served the manifest of ``repo:tag`` (its access log): every pull asks."""
     log = (cluster.log_dir / "registry.out").read_text(errors="replace")
-    return digest, len(
-        re.findall(rf'"GET /v2/{re.escape(repo)}/blobs/{re.escape(digest)} HTTP', log)
+    return len(
+        re.findall(rf'"GET /v2/{re.escape(repo)}/manifests/{re.escape(tag)} HTTP', log)
     )
+
+
+def _fresh_tag(cluster: Cluster, repo: str) -> str:
+    """A tag nobody has pulled yet (a copy of tag 3 made in the registry now)."""
+    tag = unique_name("t")
+    cluster.run(
+        [
+            "skopeo",
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            f"docker://{cluster.registry}/{repo}:3",
+            f"docker://{cluster.registry}/{repo}:{tag}",
+        ],
+        user="root",
+        timeout=120,
+    )
+    return tag
 
 
 def test_two_jobs_of_one_image_pull_it_once_into_the_shared_cache(
     client: Client, server: Server, cluster: Cluster
 ) -> None:
     repo = cluster.images["public"].split("/", 1)[1]
-    digest, before = _layer_gets(cluster, repo, "3")
-    image = f"{cluster.images['public']}:3"
+    shared_tag, control_tag = _fresh_tag(cluster, repo), _fresh_tag(cluster, repo)
+    image = f"{cluster.images['public']}:{shared_tag}"
     jobs = [
-        native(server, cluster, image, "cat /etc/dssr-image", user=u)
+        native(server, cluster, image, "cat /etc/dssr-tag", user=u)
         for u in ("kirby", "mario")
     ]
     results = [exit_status(client, job) for job in jobs]
     assert [rc for rc, _, _ in results] == [0, 0], results
-    # four node scripts (two jobs, two nodes each), two users with caches of their own, one download of the
-    # image's layer (each tag of the test registry has a layer of its own)
-    assert _layer_gets(cluster, repo, "3") == (digest, before + 1)
+    assert all("3" in output.split() for _, output, _ in results)
+    # what one pull costs the registry: a pull of the control tag by hand
+    cluster.run(
+        [
+            "srun",
+            "-N1",
+            "bash",
+            "-c",
+            f"cd $(mktemp -d) && APPTAINER_NOHTTPS=1 apptainer -s pull i.sif "
+            f"docker://{cluster.images['public']}:{control_tag}",
+        ],
+        user="kirby",
+        timeout=120,
+    )
+    one_pull = _manifest_gets(cluster, repo, control_tag)
+    # four node scripts (two jobs of two users, two nodes each) cost the registry exactly one pull
+    assert one_pull >= 1 and _manifest_gets(cluster, repo, shared_tag) == one_pull
     assert (
         sum(output.count(f"pulling docker://{image} into") for _, output, _ in results)
         == 1
     )
-    shared = list((Path(cluster.scratch) / "images").glob("*busybox_3-*.sif"))
+    shared = list((Path(cluster.scratch) / "images").glob(f"*_{shared_tag}-*.sif"))
     assert len(shared) == 1 and shared[0].stat().st_mode & 0o777 == 0o644
 
 
