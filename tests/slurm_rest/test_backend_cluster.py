@@ -145,8 +145,8 @@ def test_gpus_per_node_reach_slurm_as_a_gpu_allocation(case: tuple[Cluster, Rest
     assert Path(request.output).read_text().split() == ["cuda=0,1", "on=2"]
 
 
-def test_cancelled_job_ends_cancelled_and_cancelling_again_is_fine(end_case: tuple[Cluster, RestBackend]) -> None:
-    cluster, backend = end_case
+def test_cancelled_job_ends_cancelled_and_cancelling_again_is_fine(case: tuple[Cluster, RestBackend]) -> None:
+    cluster, backend = case
     jobid = backend.submit(batch(cluster, "cancel", "sleep 120"), identity(cluster))
     until("the job running", lambda: [j for j in backend.queue() if j.jobid == jobid and j.state == "RUNNING"])
     assert f"JobId={jobid}" in backend.show(jobid) and "JobState=RUNNING" in backend.show(jobid)
