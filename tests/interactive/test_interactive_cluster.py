@@ -19,8 +19,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from dssr_core import JobRef, Settings
+from dssr_core import Identity, JobRef, Settings
 from tests.server.live import free_port
+from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.singularity.cluster_support import connector_settings, job_dir, of, standin_calls, wait_end
 
 from .clients import WebSocket, get
@@ -243,3 +244,30 @@ def test_path_based_domain_routes_by_prefix_and_tells_the_app_its_path(cluster, 
     finally:
         end(path_site.ds, ref)
         path_site.close()
+
+
+def test_a_slurmrestd_site_reaches_its_interactive_job_through_the_ssh_connection(cluster, tmp_path):
+    """JARVICE_SLURM_INTERFACE=http: the job goes in over slurmrestd; the tunnel still rides the SSH connection."""
+    rest = SlurmConnector(Settings(rest_env(cluster, tmp_path, "v0.0.38", "true")))
+    port = free_port()
+    rest_site = Site(rest, f"http://jobs.localhost:{port}", port)
+    user = cluster.users["kirby"]
+    token = cluster.idp.mint(email=user.email, user=user.name)
+    identity = Identity(email=user.email, username=user.name, claims={"sun": user.name, "email": user.email},
+                        token=token)
+    spec = interactive_spec(cluster, nodes=1, identity=identity)
+    ref, fscript = submit(rest_site.ds, spec)
+    try:
+        wait_running(rest_site.ds, ref)
+        url = wait_url(rest_site.ds, ref)["url"]
+        assert get(url, connect=rest_site.address).status == 200
+        ws = WebSocket(url.split("?")[0] + "ws", connect=rest_site.address)
+        ws.send("over rest")
+        assert ws.receive() == "echo:over rest"
+        ws.close()
+        access = rest_site.settings.access(ref.name, ref.number)
+        assert not any(secret in fscript for secret in (access.password, *access.randoms.values()))
+    finally:
+        end(rest_site.ds, ref)
+        rest_site.close()
+        rest.close()
