@@ -12,6 +12,7 @@ from .errors import BadRequest, ClusterError, ConfigError, DssrError, NotFound, 
 from .executor import NODE_VARIABLES, Executor, Launch, LaunchContext
 from .formats import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
 from .identity import TokenVerifier
+from .interactive import InteractiveSettings, JobsDomain, ServiceAccess
 from .job import (
     ExitStatus,
     FileEntry,
@@ -53,10 +54,12 @@ __all__ = [
     "ExitStatus",
     "FileEntry",
     "Identity",
+    "InteractiveSettings",
     "JobRef",
     "JobSpec",
     "JobState",
     "JobStatus",
+    "JobsDomain",
     "Launch",
     "LaunchContext",
     "NODE_VARIABLES",
@@ -64,6 +67,7 @@ __all__ = [
     "NotFound",
     "PluginError",
     "ServerSettings",
+    "ServiceAccess",
     "Settings",
     "Submission",
     "TokenVerifier",
