@@ -19,7 +19,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -31,6 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.cluster_session import on_cluster  # noqa: E402
 from tests.cluster import harness  # noqa: E402
 from tests.helpers import legacy_template, submit_args  # noqa: E402
 from tests.slurm.cluster_support import slurm_env  # noqa: E402
@@ -136,20 +136,7 @@ class Bench:
 
 
 def main() -> int:
-    why = harness.preflight()
-    if why:
-        print(f"cannot run: {why}")
-        return 2
-    with harness.SessionLock():  # no test session brings the cluster down under us
-        cluster = harness.load("slurm-22.05") if harness.alive("slurm-22.05") else None
-        started_here = cluster is None
-        cluster = cluster or harness.up()
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                return measure(cluster, Path(tmp))
-        finally:
-            if started_here:
-                harness.down()
+    return on_cluster(measure)
 
 
 def measure(cluster: harness.Cluster, workdir: Path) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from dssr_core import Settings  # noqa: E402
 from dssr_slurm.connector import SlurmConnector  # noqa: E402
+from benchmarks.cluster_session import on_cluster  # noqa: E402
 from tests.cluster import harness  # noqa: E402
 from tests.interactive.clients import WebSocket, get  # noqa: E402
 from tests.interactive.support import Site, end, interactive_spec, submit, wait_running, wait_url  # noqa: E402
@@ -96,20 +96,7 @@ def measure(cluster: harness.Cluster, workdir: Path) -> int:
 
 
 def main() -> int:
-    why = harness.preflight()
-    if why:
-        print(f"cannot run: {why}")
-        return 2
-    with harness.SessionLock():  # no test session brings the cluster down under us
-        cluster = harness.load("slurm-22.05") if harness.alive("slurm-22.05") else None
-        started_here = cluster is None
-        cluster = cluster or harness.up()
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                return measure(cluster, Path(tmp))
-        finally:
-            if started_here:
-                harness.down()
+    return on_cluster(measure)
 
 
 if __name__ == "__main__":
