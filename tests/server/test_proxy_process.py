@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.live import free_port, wait_for
+from tests.helpers import legacy_template, submit_args
+from tests.server.live import Server, free_port, wait_for
 
 KEY = "k" * 40
 
@@ -101,3 +102,16 @@ def test_a_proxy_address_in_use_stops_start_up_naming_the_variable(tmp_path):
         result = subprocess.run([sys.executable, "-m", "dssr_server", "--connector", "slurm", "--port",
                                  str(free_port())], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and f"JARVICE_DSSR_PROXY_LISTEN: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_an_interactive_submission_to_a_server_without_jobs_domain_is_a_400_saying_what_to_set(tmp_path):
+    live = Server(tmp_path / "state").start()
+    try:
+        template = legacy_template("sleep 1", extra={"JOBOBJ_INTERACTIVE": "True"})
+        answer = live.post("/submit", submit_args("jarvice-kirby-77", 77, template, key="shell"))
+        assert answer.status == 400
+        error = answer.json()["error"]
+        assert "set JARVICE_JOBS_DOMAIN" in error and "JARVICE_DSSR_INTERACTIVE_KEY" in error
+        assert live.get("/running").json() == [] and live.get("/queued").json() == []
+    finally:
+        live.stop()
