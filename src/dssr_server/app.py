@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from importlib import resources
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -21,7 +22,7 @@ access_log = logging.getLogger("dssr_server.access")
 #: the variable holding the optional shared secret the upstream must present
 AUTH_TOKEN_VARIABLE = "JARVICE_DSSR_AUTH_TOKEN"
 #: endpoints answered without the shared secret (the probes)
-OPEN_ENDPOINTS = frozenset({"legacy.live", "ready"})
+OPEN_ENDPOINTS = frozenset({"legacy.live", "ready", "openapi"})
 #: the largest request body accepted (bytes)
 MAX_BODY = 16 * 1024 * 1024
 
@@ -47,9 +48,19 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     _install_request_tracking(app, recorder, access_lines=server.log_format == "json")
     app.register_blueprint(register(downstream))
     _install_operations(app, downstream, recorder, server.ready_max_age)
+    _install_openapi(app)
     _install_auth(app, settings.str(AUTH_TOKEN_VARIABLE))
     _install_error_handlers(app)
     return app
+
+
+def _install_openapi(app: Flask) -> None:
+    """``/openapi.json``: the written OpenAPI 3 description of the legacy API (package data), open like ``/live``."""
+    document = resources.files("dssr_server").joinpath("openapi.json").read_bytes()
+
+    @app.get("/openapi.json", endpoint="openapi")
+    def openapi() -> Response:
+        return Response(document, mimetype="application/json")
 
 
 def _install_request_tracking(app: Flask, recorder: PrometheusRecorder, *, access_lines: bool) -> None:
