@@ -2,7 +2,9 @@
 
 Two implementations: :mod:`dssr_slurm.cli` (``squeue``/``sacct``/``sbatch``
 over SSH, ``JARVICE_SLURM_INTERFACE=cli``) and :mod:`dssr_slurm.rest`
-(slurmrestd, ``JARVICE_SLURM_INTERFACE=http``).  Everything above this line
+(slurmrestd, ``JARVICE_SLURM_INTERFACE=http``).  Each owns its whole submit
+path (which cluster user, where the job's files are written, how the job is
+submitted exactly once with :func:`dssr_core.submit_once`).  Everything else
 (state mapping, snapshot sharing, output files, garbage collection) is common
 and lives in :mod:`dssr_slurm.connector`.  Every method may block; each raises
 :class:`~dssr_core.ClusterError` when Slurm does not answer or answers with an
@@ -15,10 +17,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from dssr_core import Identity
+from dssr_core import Identity, JobSpec, Launch, NamedJob
+
+from .states import job_state
 
 #: Slurm job names of this downstream start with this prefix.
 PREFIX = "jarvice_"
+#: a job's files, in its folder
+NODE_SCRIPT = "node.sh"
+LAUNCH_SCRIPT = "launch.sh"
+SECRETS_FILE = ".secrets.env"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,33 @@ class AcctRecord:
     elapsed: str = "00:00:00"
     #: ``rc:signal`` as sacct prints it
     exit_code: str = "0:0"
+
+
+def named_job(job: SlurmJob) -> NamedJob:
+    """A job as :func:`dssr_core.submit_once` sees it (held: Slurm's reason is the user's own hold)."""
+    return NamedJob(jobid=job.jobid, held=job.state == "PENDING" and job.reason == "JobHeldUser",
+                    finished=job_state(job.state).finished)
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where a job's files are on the cluster."""
+
+    job_dir: str
+    output: str
+    user_scratch: str
+
+    @property
+    def node_script(self) -> str:
+        return f"{self.job_dir}/{NODE_SCRIPT}"
+
+    @property
+    def launch_script(self) -> str:
+        return f"{self.job_dir}/{LAUNCH_SCRIPT}"
+
+    @property
+    def secrets_file(self) -> str:
+        return f"{self.job_dir}/{SECRETS_FILE}"
 
 
 @dataclass(frozen=True)
@@ -107,6 +142,29 @@ class BatchRequest:
         return opts
 
 
+@dataclass(frozen=True)
+class JobPlan:
+    """A job ready to submit: the spec, its cluster user, its files and the executor's launch."""
+
+    spec: JobSpec
+    #: full Slurm name, ``jarvice_<name>``
+    name: str
+    user: str
+    files: JobFiles
+    launch: Launch
+
+    def request(self, script: str, *, workdir: str, environment: Mapping[str, str] | None = None) -> BatchRequest:
+        """The batch request of this job running ``script`` (not held: :func:`submit_once` holds it)."""
+        spec = self.spec
+        return BatchRequest(
+            name=self.name, user=self.user, script=script, nodes=spec.nodes, ntasks=spec.cores * spec.nodes,
+            exclusive=spec.effective_exclusive, workdir=workdir, output=self.files.output,
+            memory_gb=spec.memory_gb, gpus_per_node=spec.gpus, time_limit=spec.walltime,
+            partition=spec.partition, licenses=spec.licenses, extra=dict(spec.scheduler_flags),
+            environment=dict(environment or {}),
+        )
+
+
 class SlurmBackend(ABC):
     """One way of talking to Slurm."""
 
@@ -121,9 +179,15 @@ class SlurmBackend(ABC):
         from the answer).  At most 50 ids per call to Slurm."""
 
     @abstractmethod
-    def submit(self, request: BatchRequest, identity: Identity | None) -> str:
-        """Submit as ``request.user`` (cli: SSH with the user's key; http: the user's
-        token from ``identity``); return the Slurm job id."""
+    def user_for(self, identity: Identity | None) -> str:
+        """The cluster user a job of ``identity`` runs as (cli: the user-id mapping file;
+        http: the token's user claim).  BadRequest when there is none."""
+
+    @abstractmethod
+    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+        """Submit ``plan`` exactly once as its user, through :func:`dssr_core.submit_once`
+        (held when ``plan.spec.held``): (job id, the job already existed, the submitted
+        script with every secret left out)."""
 
     @abstractmethod
     def cancel(self, jobid: str, signal: str | None = None) -> None:

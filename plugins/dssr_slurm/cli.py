@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from typing import Callable, Iterable
+from dataclasses import replace
+from typing import Callable, Iterable, Sequence
 
-from dssr_core import BadRequest, ClusterError, Identity, command
+from dssr_core import BadRequest, ClusterError, Identity, NamedJob, OnceAttempt, command, submit_once
 from dssr_core.ssh import Login, Result, SSHPool
 
-from .backend import PREFIX, AcctRecord, BatchRequest, SlurmBackend, SlurmJob
+from .backend import PREFIX, AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
 from .remote import ServiceShell
-from .script import parse_submission_output
+from .script import batch_script, parse_submission_output, submission_script
 
 #: at most this many job ids per sacct call
 ACCT_BATCH = 50
@@ -48,21 +49,17 @@ class CliBackend(SlurmBackend):
             records.update(parse_sacct(self._run(cmd, "sacct").stdout, chunk))
         return records
 
-    def submit(self, request: BatchRequest, identity: Identity | None) -> str:
-        raise NotImplementedError("the connector submits through submit_script()")
+    def user_for(self, identity: Identity | None) -> str:
+        return self.login_for(identity).user
 
-    def submit_script(self, login: Login, script: str) -> tuple[str, bool]:
-        """Run a submission script (see :mod:`dssr_slurm.script`) as ``login``: (job id, already existed)."""
-        # Never retried once sent: the script itself checks by name first, but a
-        # lost connection mid-submission is reported rather than guessed.
-        result = self.pool.run(login, "bash -s", stdin=script.encode("utf-8"), idempotent=False, kind="sbatch")
-        found = parse_submission_output(result.stdout)
-        if result.rc != 0 or found is None:
-            message = _first_line(result.stderr or result.stdout)
-            if "sbatch: error" in result.stderr and _is_refusal(result.stderr):
-                raise BadRequest(f"Slurm refused the job: {message}")
-            raise ClusterError(f"Submission failed on the cluster as {login.user}: {message}")
-        return found
+    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+        login = self.login_for(plan.spec.identity)
+        script = batch_script(plan.files, plan.spec.gpus, plan.launch.success_marker)
+        request = plan.request(script, workdir=plan.files.job_dir)
+        text = submission_script(replace(request, hold=True), plan.files, plan.launch.node_script,
+                                 dict(plan.launch.secrets))
+        jobid, existed = submit_once(_SshAttempt(self.pool, login, request.name, text), keep_held=plan.spec.held)
+        return jobid, existed, f"{script}\n# ---- {plan.files.node_script} ----\n{plan.launch.node_script}"
 
     def cancel(self, jobid: str, signal: str | None = None) -> None:
         parts: list[str] = ["scancel"]
@@ -90,6 +87,44 @@ class CliBackend(SlurmBackend):
         result = self.shell.run(command("scontrol", "ping"), timeout=10)
         if result.rc != 0 or "UP" not in result.stdout:
             raise ClusterError(f"slurmctld does not answer: {_first_line(result.stdout or result.stderr)}")
+
+
+class _SshAttempt(OnceAttempt):
+    """One job's submission over SSH, every step as the job's user (who always sees their own jobs)."""
+
+    def __init__(self, pool: SSHPool, login: Login, name: str, script: str) -> None:
+        self.pool, self.login, self.name, self.script = pool, login, name, script
+
+    def _run(self, cmd: str, what: str, *, stdin: bytes | None = None, idempotent: bool = True) -> Result:
+        result = self.pool.run(self.login, cmd, stdin=stdin, idempotent=idempotent, kind=what.split()[0])
+        if result.rc != 0 and not (what == "scancel" and _gone(result.stderr)):
+            message = _first_line(result.stderr or result.stdout)
+            if what == "sbatch" and "sbatch: error" in result.stderr and _is_refusal(result.stderr):
+                raise BadRequest(f"Slurm refused the job: {message}")
+            raise ClusterError(f"{what} failed on the cluster as {self.login.user}: {message}")
+        return result
+
+    def find(self) -> list[NamedJob]:
+        marker = "\x1e" + secrets.token_hex(8) + SEP
+        cmd = command("squeue", "-h", "-t", "all", "-u", self.login.user, "-n", self.name, "-o", squeue_format(marker))
+        jobs = parse_squeue(self._run(cmd, "squeue").stdout, marker, PREFIX)
+        return [named_job(job) for job in jobs if job.name == self.name and job.user == self.login.user]
+
+    def submit_held(self) -> str:
+        # Never retried once sent: a lost connection mid-submission is reported, and the
+        # upstream's retry finds (and settles) whatever this attempt left behind.
+        result = self._run("bash -s", "sbatch", stdin=self.script.encode("utf-8"), idempotent=False)
+        jobid = parse_submission_output(result.stdout)
+        if jobid is None:
+            raise ClusterError(f"Submission failed on the cluster as {self.login.user}: "
+                               f"{_first_line(result.stderr or result.stdout)}")
+        return jobid
+
+    def cancel(self, jobids: Sequence[str]) -> None:
+        self._run(command("scancel", [_digits(j) for j in jobids]), "scancel")
+
+    def release(self, jobid: str) -> None:
+        self._run(command("scontrol", "release", _digits(jobid)), "scontrol release")
 
 
 def _digits(jobid: str) -> str:

@@ -43,12 +43,11 @@ from dssr_core.checks import Check, Contact
 from dssr_core.connector import Stream
 from dssr_core.job import NAME_PATTERN
 
-from .backend import PREFIX, AcctRecord, BatchRequest, SlurmBackend, SlurmJob
+from .backend import PREFIX, AcctRecord, JobFiles, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
 from .mapping import USER_PATTERN, MappingFile
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
-from .script import JobFiles, batch_script, submission_script
 from .settings import SlurmSettings
 from .sharing import Batcher, SharedSnapshot
 from .states import job_state
@@ -64,8 +63,6 @@ RESERVED_FLAGS = frozenset({
 })
 #: the job name slurmdbd records before it knows the real one
 PLACEHOLDER_NAME = "allocation"
-#: claims naming the cluster user in a Slurm-accepted token (http interface)
-USER_CLAIMS = ("sun", "username", "preferred_username")
 
 
 class SlurmConnector(Connector):
@@ -104,12 +101,7 @@ class SlurmConnector(Connector):
         for flag in spec.scheduler_flags:
             if flag in RESERVED_FLAGS:
                 raise BadRequest(f"The scheduler flag --{flag} is set by this downstream and cannot be given.")
-        if self.cfg.interface == "http":
-            user = self._token_user(spec.identity)
-            login = None
-        else:
-            login = self.mapping.login_for(spec.identity.email if spec.identity else None)
-            user = login.user
+        user = self.backend.user_for(spec.identity)
         files = JobFiles(
             job_dir=self.cfg.job_dir(user, slurm_name),
             output=self.cfg.output_file(user, slurm_name),
@@ -123,57 +115,11 @@ class SlurmConnector(Connector):
             secrets_file=files.secrets_file,
         )
         launch = executor.launch(spec, ctx)
-        embedded = login is None  # slurmrestd: the batch script writes the job folder itself
-        script = batch_script(
-            files, spec.gpus, launch.success_marker,
-            embed=(launch.node_script, sorted(launch.secrets)) if embedded else None,
-        )
-        request = BatchRequest(
-            name=slurm_name,
-            user=user,
-            script=script,
-            nodes=spec.nodes,
-            ntasks=spec.cores * spec.nodes,
-            exclusive=spec.effective_exclusive,
-            workdir=files.user_scratch if embedded else files.job_dir,
-            output=files.output,
-            memory_gb=spec.memory_gb,
-            gpus_per_node=spec.gpus,
-            time_limit=spec.walltime,
-            partition=spec.partition,
-            licenses=spec.licenses,
-            hold=spec.held,
-            extra=dict(spec.scheduler_flags),
-            environment=dict(launch.secrets) if embedded else {},
-        )
-        if login is not None:
-            assert isinstance(self.backend, CliBackend)
-            jobid, existed = self.backend.submit_script(
-                login, submission_script(request, files, launch.node_script, dict(launch.secrets))
-            )
-        else:
-            existing = self._existing(slurm_name, user)
-            jobid, existed = (existing, True) if existing else (self.backend.submit(request, spec.identity), False)
+        jobid, existed, fscript = self.backend.submit(JobPlan(spec, slurm_name, user, files, launch))
         self._snapshot.invalidate()
         if existed:
             log.info("job %s already exists on the cluster as %s: not submitted again", slurm_name, jobid)
-        fscript = script if embedded else f"{script}\n# ---- {files.node_script} ----\n{launch.node_script}"
         return Submission(jobid=jobid, script=fscript, existed=existed)
-
-    def _token_user(self, identity: Identity | None) -> str:
-        claims: Mapping[str, Any] = identity.claims if identity else {}
-        for claim in USER_CLAIMS:
-            value = claims.get(claim)
-            if isinstance(value, str) and USER_PATTERN.match(value):
-                return value
-        raise BadRequest("The bearer token names no cluster user (claim sun, username or preferred_username).")
-
-    def _existing(self, slurm_name: str, user: str) -> str | None:
-        self._snapshot.invalidate()
-        for job in self._snapshot.get():
-            if job.name == slurm_name and job.user == user:
-                return job.jobid
-        return None
 
     # -- state ----------------------------------------------------------------------
     def snapshot(self) -> Sequence[JobStatus]:

@@ -8,30 +8,23 @@
   ``PROCESS_*``, runs the executor's ``node.sh`` and, on rank 0, records its
   exit code (or, with a success marker, whether its output holds that line);
 * the **submission script**, sent on stdin of one SSH command as the job's
-  user: it checks by name that the job does not exist yet (under a lock, so
-  two servers cannot submit it twice: the job folder's ``.jobid`` record, or
-  ``squeue`` by name when an earlier attempt left no record), writes the job folder, the secrets file
-  (mode 0600) and the scripts, then runs ``sbatch``.
+  user: it writes the job folder, the secrets file (mode 0600) and the
+  scripts, then runs ``sbatch --hold`` (:func:`dssr_core.submit_once` makes
+  the submission happen once: several servers may run this script for one
+  job at the same moment, so every file is written to a private name and
+  renamed into place, and the folder is made with ``mkdir -p``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dssr_core import command, exports
 
-from .backend import BatchRequest
+from .backend import LAUNCH_SCRIPT, SECRETS_FILE, BatchRequest, JobFiles
 
-NODE_SCRIPT = "node.sh"
-LAUNCH_SCRIPT = "launch.sh"
-SECRETS_FILE = ".secrets.env"
 RANK0_LOG = "rank0.log"
 RANK0_RC = "rank0.rc"
-#: the job id, written under the submission lock right after sbatch (the by-name check of a retry)
-JOBID_FILE = ".jobid"
-#: printed by the submission script before the job id it found or created
+#: printed by the submission script before the job id sbatch gave
 ID_TAG = "DSSR_JOBID="
-EXISTING_TAG = "DSSR_EXISTING="
 
 LAUNCH = """#!/bin/bash
 # jarvice-dssr: run the job's node script on this node (started once per node by srun).
@@ -56,27 +49,6 @@ fi
 echo "$rc" > ./rank0.rc
 exit "$rc"
 """
-
-
-@dataclass(frozen=True)
-class JobFiles:
-    """Where a job's files are on the cluster."""
-
-    job_dir: str
-    output: str
-    user_scratch: str
-
-    @property
-    def node_script(self) -> str:
-        return f"{self.job_dir}/{NODE_SCRIPT}"
-
-    @property
-    def launch_script(self) -> str:
-        return f"{self.job_dir}/{LAUNCH_SCRIPT}"
-
-    @property
-    def secrets_file(self) -> str:
-        return f"{self.job_dir}/{SECRETS_FILE}"
 
 
 def batch_script(
@@ -140,36 +112,32 @@ def _heredoc(path: str, text: str, tag: str) -> str:
 
 
 def _write_builtin(path: str, text: str, tag: str) -> str:
-    """Like :func:`_heredoc` with bash builtins only (no process started: submissions stay fast)."""
+    """Like :func:`_heredoc` with bash builtins only (no process started: submissions stay fast).
+
+    The text goes to a name private to this shell (``$HOSTNAME.$$``), then is renamed over
+    ``path``: a server writing the same job's files at the same moment, or a job already
+    reading them, never sees a half-written file."""
     delimiter = f"DSSR_{tag}_EOF"
     while delimiter in text:
         delimiter += "_"
     body = text if text.endswith("\n") else text + "\n"
+    temp = command(path) + '".$HOSTNAME.$$"'
     return (
         f"IFS= read -r -d '' content <<'{delimiter}' || true\n{body}{delimiter}\n"
-        f"printf '%s' \"$content\" > {command(path)}\n"
+        f"printf '%s' \"$content\" > {temp}\n"
+        f"mv -f {temp} {command(path)}\n"
     )
 
 
 def submission_script(request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str]) -> str:
-    """The script run (as the job's user, fed on stdin to ``bash -s``) to submit one job exactly once."""
-    q_dir = command(files.job_dir)
-    find_existing = command("squeue", "-h", "-t", "all", "-u", request.user, "-n", request.name, "-o", "%i")
+    """The script run (as the job's user, fed on stdin to ``bash -s``) to write the job's files and
+    submit it (with ``request.hold``: :func:`dssr_core.submit_once` sends it held)."""
     sbatch = command("sbatch", request.sbatch_options(), files.job_dir + "/batch.sh")
-    q_mark = command(files.job_dir + "/" + JOBID_FILE)
     parts = [
         "set -e\n",
-        "trap '' HUP PIPE\n",  # a dropped connection must not stop the script between sbatch and the record
+        "trap '' HUP PIPE\n",  # a dropped connection must not stop the script half-way
         "umask 007\n",
-        f"[ -d {q_dir} ] || mkdir {q_dir}\n",  # 0770 by the umask (setgid inherited in a group layout)
-        f"exec 9> {command(files.job_dir + '/.submit.lock')}\n",
-        "flock -w 20 9\n",
-        f'if [ -s {q_mark} ]; then echo "{EXISTING_TAG}$(cat {q_mark})"; exit 0; fi\n',
-        # an earlier attempt that got no record: ask Slurm by name
-        f"if [ -e {command(files.job_dir + '/batch.sh')} ]; then\n",
-        f"    existing=$({find_existing} | head -n 1)\n",
-        f'    if [ -n "$existing" ]; then echo "$existing" > {q_mark}; echo "{EXISTING_TAG}$existing"; exit 0; fi\n',
-        "fi\n",
+        f"mkdir -p {command(files.job_dir)}\n",  # 0770 by the umask (setgid inherited in a group layout)
         "umask 077\n",  # the secrets file: the user only
         _write_builtin(files.secrets_file, exports(secrets) if secrets else "# no secrets", "SECRETS"),
         "umask 007\n",  # the rest (and the job output): readable by the service user's group
@@ -178,18 +146,16 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
         _write_builtin(files.job_dir + "/batch.sh", request.script, "BATCH"),
         f"jobid=$({sbatch})\n",
         "jobid=${jobid%%;*}\n",
-        f'echo "$jobid" > {q_mark}\n',
         f'echo "{ID_TAG}$jobid"\n',
     ]
     return "".join(parts)
 
 
-def parse_submission_output(stdout: str) -> tuple[str, bool] | None:
-    """(job id, already existed) from the submission script's output; None when it printed no id."""
+def parse_submission_output(stdout: str) -> str | None:
+    """The job id the submission script printed; None when it printed none."""
     for line in stdout.splitlines():
-        for tag, existed in ((EXISTING_TAG, True), (ID_TAG, False)):
-            if line.startswith(tag):
-                jobid = line[len(tag):].strip()
-                if jobid.isdigit():
-                    return jobid, existed
+        if line.startswith(ID_TAG):
+            jobid = line[len(ID_TAG):].strip()
+            if jobid.isdigit():
+                return jobid
     return None

@@ -24,6 +24,7 @@ from .job import (
     Submission,
     UpstreamTemplate,
 )
+from .once import NamedJob, OnceAttempt, submit_once
 from .plugins import available_connectors, available_executors, load_connector, load_executor
 from .shell import command, exports
 from .upstream import fill_template, parse_submission, parse_template, redact_template
@@ -63,8 +64,10 @@ __all__ = [
     "Launch",
     "LaunchContext",
     "NODE_VARIABLES",
+    "NamedJob",
     "NodeProbe",
     "NotFound",
+    "OnceAttempt",
     "PluginError",
     "ServerSettings",
     "ServiceAccess",
@@ -93,6 +96,7 @@ __all__ = [
     "redact_template",
     "shown",
     "split_by_state",
+    "submit_once",
     "validate_jobid",
     "validate_name",
     "validate_nodes",

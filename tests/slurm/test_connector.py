@@ -8,9 +8,11 @@ from typing import Iterable, Iterator
 
 import pytest
 
-from dssr_core import BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings
+from dssr_core import (
+    BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, OnceAttempt, Settings,
+)
 from dssr_core.ssh import Result
-from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend, SlurmJob
+from dssr_slurm.backend import AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from dssr_slurm.connector import SlurmConnector
 from dssr_slurm.sharing import Batcher, SharedSnapshot
 from tests.slurm.test_mapping import entry, openssh_key, write
@@ -36,7 +38,10 @@ class StandInBackend(SlurmBackend):
         self.acct_calls.append(ids)
         return {j: self.records[j] for j in ids if j in self.records}
 
-    def submit(self, request: BatchRequest, identity: Identity | None) -> str:
+    def user_for(self, identity: Identity | None) -> str:
+        raise AssertionError("not used")
+
+    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
         raise AssertionError("not used")
 
     def cancel(self, jobid: str, signal: str | None = None) -> None:
@@ -206,18 +211,20 @@ class StandInExecutor:
         return Launch(node_script="echo node\n", secrets={"REGISTRY_PASSWORD": "s3cr3t-pw"})
 
 
-def submitted_options(conn: SlurmConnector, spec: JobSpec) -> tuple[str, str]:
-    """(submission script, fscript) of ``spec``, with sbatch never reached (stand-in for the SSH call)."""
+def submitted_options(conn: SlurmConnector, spec: JobSpec, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(submission script, fscript) of ``spec``, with sbatch never reached (stand-in for submit_once)."""
+    import dssr_slurm.cli
     from dssr_slurm.cli import CliBackend
 
     seen: list[str] = []
 
-    class StandInCli(CliBackend):
-        def submit_script(self, login: object, script: str) -> tuple[str, bool]:  # type: ignore[override]
-            seen.append(script)
-            return "101", False
+    def stand_in_submit_once(attempt: OnceAttempt, *, keep_held: bool = False) -> tuple[str, bool]:
+        seen.append(attempt.script)  # type: ignore[attr-defined]
+        return "101", False
 
-    conn.backend = StandInCli(conn.shell, conn.pool, lambda identity: None)  # type: ignore[arg-type,return-value]
+    monkeypatch.setattr(dssr_slurm.cli, "submit_once", stand_in_submit_once)
+    conn.backend = CliBackend(conn.shell, conn.pool, lambda identity: conn.mapping.login_for(
+        identity.email if identity else None))
     submission = conn.submit(spec, StandInExecutor())  # type: ignore[arg-type]
     assert submission.jobid == "101"
     return seen[0], submission.script
@@ -233,36 +240,43 @@ def sbatch_line(script: str) -> str:
      ({"exclusive": False, "interactive": True}, True)],
 )
 def test_exclusive_unless_lifted_never_for_gpu_or_interactive_jobs(
-    parts: tuple[SlurmConnector, StandInBackend, StandInShell], kw: dict[str, object], exclusive: bool
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell], kw: dict[str, object], exclusive: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     conn, _, _ = parts
-    script, _ = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com"), **kw))  # type: ignore[arg-type]
+    script, _ = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com"), **kw), monkeypatch)  # type: ignore[arg-type]
     assert ("--exclusive" in sbatch_line(script)) is exclusive
 
 
-def test_sbatch_options_carry_name_nodes_tasks_and_resources(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+def test_sbatch_options_carry_name_nodes_tasks_and_resources(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell], monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn, _, _ = parts
     spec = JobSpec(name="job-7", command="true", nodes=2, cores=4, memory_gb=8, gpus=1, walltime="01:00:00",
                    partition="debug", licenses="fluent:1", scheduler_flags={"qos": "high"},
                    identity=Identity(email="Kirby@Example.com"))
-    line = sbatch_line(submitted_options(conn, spec)[0])
+    line = sbatch_line(submitted_options(conn, spec, monkeypatch)[0])
     for option in ("--job-name=jarvice_job-7", "--nodes=2", "--ntasks=8", "--mem=8G", "--gpus-per-node=1",
                    "--time=01:00:00", "--partition=debug", "--licenses=fluent:1", "--qos=high",
-                   "/users/kirby/jarvice_job-7.out"):
+                   "/users/kirby/jarvice_job-7.out", "--hold"):
         assert option in line
 
 
-def test_fscript_and_batch_script_hold_no_secret(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+def test_fscript_and_batch_script_hold_no_secret(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell], monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn, _, _ = parts
-    script, fscript = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com")))
+    script, fscript = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com")), monkeypatch)
     assert "s3cr3t-pw" not in fscript
     assert "s3cr3t-pw" in script  # only on the submission's stdin, into .secrets.env
 
 
-def test_an_unmapped_user_submits_nothing(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
+def test_an_unmapped_user_submits_nothing(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell], monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn, _, _ = parts
     with pytest.raises(BadRequest, match="luigi@example.com"):
-        submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="luigi@example.com")))
+        submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="luigi@example.com")), monkeypatch)
 
 
 def test_accounting_placeholder_name_still_gives_the_jobs_end(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:

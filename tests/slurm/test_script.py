@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dssr_slurm.backend import BatchRequest
-from dssr_slurm.script import LAUNCH, JobFiles, batch_script, parse_submission_output, submission_script
+from dssr_slurm.backend import BatchRequest, JobFiles
+from dssr_slurm.script import LAUNCH, batch_script, parse_submission_output, submission_script
 
 SECRET = "hunter2-registry-password"
 
@@ -66,7 +66,7 @@ def test_submission_script_is_shellcheck_clean_and_secrets_only_in_the_secrets_f
     before, _, after = text.partition("<<'DSSR_SECRETS_EOF' || true\n")
     inside, _, rest = after.partition("DSSR_SECRETS_EOF\n")
     assert SECRET not in before and SECRET in inside and SECRET not in rest
-    assert rest.splitlines()[0].endswith(".secrets.env")
+    assert rest.splitlines()[1].endswith(".secrets.env")  # written to a private name, then renamed
 
 
 def _standins(tmp_path: Path, nnodes: int) -> dict[str, str]:
@@ -116,9 +116,8 @@ def test_with_a_success_marker_rank_0_succeeds_only_if_it_printed_it(tmp_path: P
     assert rc == 0
 
 
-def test_submission_output_gives_the_job_id_and_whether_it_existed() -> None:
-    assert parse_submission_output("noise\nDSSR_JOBID=123\n") == ("123", False)
-    assert parse_submission_output("DSSR_EXISTING=77\n") == ("77", True)
+def test_submission_output_gives_the_job_id() -> None:
+    assert parse_submission_output("noise\nDSSR_JOBID=123\n") == "123"
     assert parse_submission_output("DSSR_JOBID=12;x\n") is None
     assert parse_submission_output("sbatch: error\n") is None
 
@@ -136,39 +135,34 @@ def test_job_folder_is_group_writable_and_secrets_file_private(tmp_path: Path) -
     text = submission_script(request("#!/bin/bash\n", tmp_path), f, "echo hi\n", {"TOKEN": SECRET})
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     result = subprocess.run(["bash", "-s"], input=text, env=env, capture_output=True, text=True, check=True)
-    assert parse_submission_output(result.stdout) == ("555", False)
+    assert parse_submission_output(result.stdout) == "555"
     assert stat.S_IMODE(os.stat(f.secrets_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(f.job_dir).st_mode) & 0o070 == 0o070
     assert f"export TOKEN={SECRET}" in Path(f.secrets_file).read_text()
 
 
-def _submit_locally(tmp_path: Path, squeue_answer: str = "") -> tuple[JobFiles, str, Path]:
+def test_the_same_job_written_by_many_servers_at_once_never_fails_and_leaves_whole_files(tmp_path: Path) -> None:
+    """Eight submission scripts of one job at the same moment (stand-in sbatch): no mkdir race, no torn file."""
     f = files(tmp_path)
-    Path(f.user_scratch).mkdir(parents=True, exist_ok=True)
+    Path(f.user_scratch).mkdir(parents=True)
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    calls = tmp_path / "sbatch-calls"
-    (bin_dir / "squeue").write_text(f"#!/bin/bash\n# stand-in for squeue -n\necho -n {squeue_answer}\n")
-    (bin_dir / "sbatch").write_text(f"#!/bin/bash\n# stand-in for sbatch\necho x >> {calls}\necho 555\n")
-    for exe in ("squeue", "sbatch"):
-        (bin_dir / exe).chmod(0o755)
-    text = submission_script(request("#!/bin/bash\n", tmp_path), f, "echo hi\n", {})
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/bash\n# stand-in for sbatch\necho $$\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    node = "echo hi\n" * 20_000
+    text = submission_script(request("#!/bin/bash\n", tmp_path), f, node, {"TOKEN": SECRET})
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    out = subprocess.run(["bash", "-s"], input=text, env=env, capture_output=True, text=True, check=True).stdout
-    return f, out, calls
+    procs = [subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, text=True) for _ in range(8)]
+    outputs = [p.communicate(text) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs]
+    assert all(parse_submission_output(out) for out, _ in outputs)
+    assert Path(f.node_script).read_text() == node
+    assert sorted(os.listdir(f.job_dir)) == [".secrets.env", "batch.sh", "launch.sh", "node.sh"]
 
 
-def test_a_retried_submission_returns_the_recorded_job_without_sbatch(tmp_path: Path) -> None:
-    _, first, calls = _submit_locally(tmp_path)
-    _, second, _ = _submit_locally(tmp_path)
-    assert parse_submission_output(first) == ("555", False)
-    assert parse_submission_output(second) == ("555", True)
-    assert calls.read_text().count("x") == 1
+def test_the_submission_is_held_for_submit_once(tmp_path: Path) -> None:
+    from dataclasses import replace
 
-
-def test_an_attempt_without_record_is_found_in_slurm_by_name(tmp_path: Path) -> None:
-    f, _, calls = _submit_locally(tmp_path)
-    Path(f.job_dir, ".jobid").unlink()
-    _, again, _ = _submit_locally(tmp_path, squeue_answer="555")
-    assert parse_submission_output(again) == ("555", True)
-    assert calls.read_text().count("x") == 1
+    text = submission_script(replace(request("#!/bin/bash\n", tmp_path), hold=True), files(tmp_path), "", {})
+    assert "--hold" in next(line for line in text.splitlines() if "sbatch" in line)

@@ -110,8 +110,8 @@ def final_record(backend: SlurmBackend, jobid: str, state: str) -> AcctRecord:
 
 def test_user_job_runs_then_ends_with_its_state_in_queue_then_accounting(case: tuple[Cluster, RestBackend]) -> None:
     cluster, backend = case
-    ok = backend.submit(batch(cluster, "ok", "sleep 2; echo done"), identity(cluster))
-    bad = backend.submit(batch(cluster, "bad", "sleep 2; exit 3"), identity(cluster))
+    ok = backend.submit_request(batch(cluster, "ok", "sleep 2; echo done"), identity(cluster))
+    bad = backend.submit_request(batch(cluster, "bad", "sleep 2; exit 3"), identity(cluster))
     running = until("the job running", lambda: [j for j in backend.queue() if j.jobid == ok and j.state == "RUNNING"])
     assert running[0].user == "kirby" and running[0].nodes and running[0].name.startswith("jarvice_rest-ok")
     until("both jobs out of the queue", lambda: not {j.jobid for j in backend.queue()} & {ok, bad})
@@ -125,7 +125,7 @@ def test_user_job_runs_then_ends_with_its_state_in_queue_then_accounting(case: t
 
 def test_held_job_waits_until_released(case: tuple[Cluster, RestBackend]) -> None:
     cluster, backend = case
-    jobid = backend.submit(batch(cluster, "held", "true", hold=True), identity(cluster))
+    jobid = backend.submit_request(batch(cluster, "held", "true", hold=True), identity(cluster))
     job = until("the held job", lambda: [j for j in backend.queue() if j.jobid == jobid])[0]
     assert job.state == "PENDING" and job.reason == "JobHeldUser"
     backend.release(jobid)
@@ -137,9 +137,9 @@ def test_gpus_per_node_reach_slurm_as_a_gpu_allocation(case: tuple[Cluster, Rest
     request = batch(cluster, "gpu", 'echo "cuda=$CUDA_VISIBLE_DEVICES on=$SLURM_GPUS_ON_NODE"', gpus_per_node=2)
     if cluster.gpus_per_node < 2:  # no GPUs on this cluster's nodes: Slurm itself refuses the GPUs asked for
         with pytest.raises(BadRequest, match="Invalid generic resource"):
-            backend.submit(request, identity(cluster))
+            backend.submit_request(request, identity(cluster))
         return
-    jobid = backend.submit(request, identity(cluster))
+    jobid = backend.submit_request(request, identity(cluster))
     assert final_record(backend, jobid, "COMPLETED").exit_code == "0:0"
     # both GPUs of the node, set by Slurm's gres/gpu plugin: the request really asked for them
     assert Path(request.output).read_text().split() == ["cuda=0,1", "on=2"]
@@ -147,7 +147,7 @@ def test_gpus_per_node_reach_slurm_as_a_gpu_allocation(case: tuple[Cluster, Rest
 
 def test_cancelled_job_ends_cancelled_and_cancelling_again_is_fine(case: tuple[Cluster, RestBackend]) -> None:
     cluster, backend = case
-    jobid = backend.submit(batch(cluster, "cancel", "sleep 120"), identity(cluster))
+    jobid = backend.submit_request(batch(cluster, "cancel", "sleep 120"), identity(cluster))
     until("the job running", lambda: [j for j in backend.queue() if j.jobid == jobid and j.state == "RUNNING"])
     assert f"JobId={jobid}" in backend.show(jobid) and "JobState=RUNNING" in backend.show(jobid)
     backend.cancel(jobid)
@@ -158,7 +158,7 @@ def test_cancelled_job_ends_cancelled_and_cancelling_again_is_fine(case: tuple[C
 def test_expired_user_token_is_a_bad_request_naming_the_cause(end_case: tuple[Cluster, RestBackend]) -> None:
     cluster, backend = end_case
     with pytest.raises(BadRequest, match="refused the user's token.*expired"):
-        backend.submit(batch(cluster, "expired", "true"), identity(cluster, lifespan=-5))
+        backend.submit_request(batch(cluster, "expired", "true"), identity(cluster, lifespan=-5))
 
 
 def test_invalid_partition_is_a_bad_request_in_slurms_words(end_case: tuple[Cluster, RestBackend]) -> None:
@@ -166,7 +166,7 @@ def test_invalid_partition_is_a_bad_request_in_slurms_words(end_case: tuple[Clus
     request = batch(cluster, "nopart", "true")
     request = BatchRequest(**{**request.__dict__, "partition": "nosuchpartition"})
     with pytest.raises(BadRequest, match="(?i)invalid partition"):
-        backend.submit(request, identity(cluster))
+        backend.submit_request(request, identity(cluster))
 
 
 def test_auto_version_is_the_newest_the_daemon_offers(end_case: tuple[Cluster, RestBackend], tmp_path: Path) -> None:
@@ -187,4 +187,4 @@ def test_slurmrestd_down_is_a_cluster_error(fixture: str, request: pytest.Fixtur
     with pytest.raises(ClusterError):
         backend.queue()
     with pytest.raises(ClusterError):
-        backend.submit(batch(cluster, "down", "true"), identity(cluster))
+        backend.submit_request(batch(cluster, "down", "true"), identity(cluster))

@@ -6,13 +6,18 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Iterable, Iterator, Protocol
+from dataclasses import replace
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import quote, urlencode
 
-from dssr_core import BadRequest, Check, ClusterError, DssrError, Identity, Settings, command
+from dssr_core import (
+    BadRequest, Check, ClusterError, DssrError, Identity, NamedJob, OnceAttempt, Settings, command, submit_once,
+)
 from dssr_core.checks import failed, passed
 
-from ..backend import AcctRecord, BatchRequest, SlurmBackend, SlurmJob
+from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
+from ..mapping import USER_PATTERN
+from ..script import batch_script
 from . import errors
 from .adapter import Adapter, scontrol_text
 from .settings import RestSettings
@@ -28,6 +33,8 @@ ACCT_BATCH = 50
 #: record arrives (seen on 22.05 for a job that ends right after it starts)
 PLACEHOLDER_NAME = "allocation"
 _JOBID = re.compile(r"^[0-9]+\Z")
+#: claims naming the cluster user in a Slurm-accepted token
+USER_CLAIMS = ("sun", "username", "preferred_username")
 
 
 class ServiceShell(Protocol):
@@ -146,26 +153,50 @@ class RestBackend(SlurmBackend):
             )
         return records
 
-    def submit(self, request: BatchRequest, identity: Identity | None) -> str:
+    def user_for(self, identity: Identity | None) -> str:
+        claims: Mapping[str, Any] = identity.claims if identity else {}
+        for claim in USER_CLAIMS:
+            value = claims.get(claim)
+            if isinstance(value, str) and USER_PATTERN.match(value):
+                return value
+        raise BadRequest("The bearer token names no cluster user (claim sun, username or preferred_username).")
+
+    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+        """The batch script writes the job folder itself when the job starts (no shell as the
+        user beforehand); the secrets travel in the job's environment, never in the text."""
+        identity = plan.spec.identity
         if identity is None or not identity.token:
             raise BadRequest("Submitting through slurmrestd needs the user's bearer token, and there is none.")
-        user = slurm_user_of(dict(identity.claims)) or request.user
-        if not user:
-            raise BadRequest("The bearer token names no Slurm user (claim sun, username or preferred_username).")
+        launch, files = plan.launch, plan.files
+        script = batch_script(files, plan.spec.gpus, launch.success_marker,
+                              embed=(launch.node_script, sorted(launch.secrets)))
+        request = plan.request(script, workdir=files.user_scratch, environment=dict(launch.secrets))
+        attempt = _RestAttempt(self, replace(request, hold=True), identity)
+        jobid, existed = submit_once(attempt, keep_held=plan.spec.held)
+        return jobid, existed, script
+
+    def submit_request(self, request: BatchRequest, identity: Identity) -> str:
+        """``POST job/submit`` of ``request`` as the token's user, as it is (no once protocol): the job id."""
         adapter = self.adapter
-        body = adapter.submit_body(request)
-        headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": identity.token}
-        response = self._client.request("POST", f"{adapter.slurm}/job/submit", headers=headers, body=body)
+        response = self._as_user("POST", f"{adapter.slurm}/job/submit", identity, adapter.submit_body(request))
         if errors.failed(response):
-            exp = identity.claims.get("exp") or claims_of(identity.token).get("exp")
-            expired = isinstance(exp, (int, float)) and exp <= time.time()
-            slurm_up = errors.connection_lost(response) and not expired and self._answers()
-            raise errors.submit_error(response, token_expired=expired, slurm_up=slurm_up)
+            raise self._user_error(response, identity)
         jobid = response.body.get("job_id")
         if not isinstance(jobid, int):
             raise ClusterError(f"slurmrestd accepted the job but gave no job id: {scrub(response.text[:200])}")
-        log.info("slurmrestd %s: submitted job %s (%s) as %s", adapter.version, jobid, request.name, user)
+        log.info("slurmrestd %s: submitted job %s (%s)%s as %s", adapter.version, jobid, request.name,
+                 " held" if request.hold else "", self.user_for(identity))
         return str(jobid)
+
+    def _as_user(self, method: str, path: str, identity: Identity, body: dict[str, Any] | None = None) -> Response:
+        headers = {"X-SLURM-USER-NAME": self.user_for(identity), "X-SLURM-USER-TOKEN": identity.token or ""}
+        return self._client.request(method, path, headers=headers, body=body)
+
+    def _user_error(self, response: Response, identity: Identity) -> Exception:
+        exp = identity.claims.get("exp") or claims_of(identity.token or "").get("exp")
+        expired = isinstance(exp, (int, float)) and exp <= time.time()
+        slurm_up = errors.connection_lost(response) and not expired and self._answers()
+        return errors.submit_error(response, token_expired=expired, slurm_up=slurm_up)
 
     def cancel(self, jobid: str, signal: str | None = None) -> None:
         path = f"{self.adapter.slurm}/job/{self._jobid(jobid)}"
@@ -177,18 +208,8 @@ class RestBackend(SlurmBackend):
 
     def release(self, jobid: str) -> None:
         adapter = self.adapter
-        body = adapter.release_body()
-        if body is None:
-            self._scontrol_release(jobid)
-            return
-        self._service("POST", f"{adapter.slurm}/job/{self._jobid(jobid)}", f"releasing job {jobid}", body)
-
-    def _scontrol_release(self, jobid: str) -> None:
-        if self._shell is None:
-            raise ClusterError(f"Releasing job {jobid} needs scontrol over SSH with REST API {self.adapter.version}.")
-        result = self._shell.run(command("scontrol", "release", self._jobid(jobid)), timeout=self.settings.timeout)
-        if result.rc != 0:
-            raise ClusterError(f"scontrol release {jobid} failed: {scrub((result.stderr or result.stdout).strip())}")
+        self._service("POST", f"{adapter.slurm}/job/{self._jobid(jobid)}", f"releasing job {jobid}",
+                      adapter.release_body())
 
     def show(self, jobid: str) -> str:
         adapter = self.adapter
@@ -249,3 +270,37 @@ class RestBackend(SlurmBackend):
 
     def close(self) -> None:
         self._client.close()
+
+
+class _RestAttempt(OnceAttempt):
+    """One job's submission through slurmrestd, every call with the user's own token."""
+
+    def __init__(self, backend: RestBackend, request: BatchRequest, identity: Identity) -> None:
+        self.backend, self.request, self.identity = backend, request, identity
+        self.user = backend.user_for(identity)
+
+    def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> Response:
+        response = self.backend._as_user(method, path, self.identity, body)
+        if errors.failed(response) and not (method == "DELETE" and errors.is_gone(response)):
+            raise ClusterError(f"slurmrestd failed while {what} as {self.user}: {self.backend._user_error(response, self.identity)}")
+        return response
+
+    def find(self) -> list[NamedJob]:
+        adapter = self.backend.adapter
+        body = self._call("GET", f"{adapter.slurm}/jobs", "listing jobs").body
+        now = time.time()
+        jobs = (adapter.job(item, now) for item in body.get("jobs") or []
+                if isinstance(item, dict) and item.get("name") == self.request.name)
+        return [named_job(job) for job in jobs if job.user == self.user]
+
+    def submit_held(self) -> str:
+        return self.backend.submit_request(self.request, self.identity)
+
+    def cancel(self, jobids: Sequence[str]) -> None:
+        for jobid in jobids:
+            self._call("DELETE", f"{self.backend.adapter.slurm}/job/{RestBackend._jobid(jobid)}", "cancelling")
+
+    def release(self, jobid: str) -> None:
+        adapter = self.backend.adapter
+        path = f"{adapter.slurm}/job/{RestBackend._jobid(jobid)}"
+        self._call("POST", path, f"releasing job {jobid}", adapter.release_body())
