@@ -6,8 +6,8 @@ import re
 from typing import ClassVar, Mapping, Sequence
 
 from dssr_core import Check, Executor, JobSpec, Launch, LaunchContext, NodeProbe, Settings
-from dssr_core.checks import failed, passed
-from dssr_core.shell import command
+from dssr_core import failed, passed
+from dssr_core import command
 
 from .native import native_launch
 from .settings import SingularitySettings

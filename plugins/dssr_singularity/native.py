@@ -7,8 +7,7 @@ import re
 from importlib import resources
 
 from dssr_core import BadRequest, ConfigError, JobSpec, Launch, LaunchContext
-from dssr_core.interactive import SERVICE_DIR, ServiceAccess, substitute
-from dssr_core.shell import command
+from dssr_core import SERVICE_DIR, ServiceAccess, command, substitute
 
 from .images import NO_CREDENTIALS, Credentials, from_auths, registry_of, sif_name, validate_image
 from .settings import SingularitySettings

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import base64
 
-from dssr_core import ConfigError, JobSpec, Launch, LaunchContext, UpstreamTemplate, fill_template, redact_template
-from dssr_core.interactive import MARKER_FILE, SERVICE_DIR
-from dssr_core.shell import command, exports
+from dssr_core import (
+    MARKER_FILE,
+    SERVICE_DIR,
+    ConfigError,
+    JobSpec,
+    Launch,
+    LaunchContext,
+    UpstreamTemplate,
+    command,
+    exports,
+    fill_template,
+    redact_template,
+)
 
 from .images import app_credentials, registry_of, swap_arch, validate_image
 from .settings import SingularitySettings

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Callable, Iterable, Sequence
 
 from dssr_core import BadRequest, ClusterError, Identity, NamedJob, OnceAttempt, command, submit_once
-from dssr_core.ssh import Login, Result, SSHPool
+from dssr_core import Login, Result, SSHPool
 
 from .backend import PREFIX, AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format

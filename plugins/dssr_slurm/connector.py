@@ -39,12 +39,11 @@ from dssr_core import (
     numeric_id,
     shown,
 )
-from dssr_core.checks import Check, Contact
-from dssr_core.connector import Stream
-from dssr_core.job import NAME_PATTERN
+from dssr_core import NAME_PATTERN, Check, Contact, Stream
 
 from .backend import PREFIX, AcctRecord, JobFiles, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
+from .index import QueueIndex
 from .mapping import USER_PATTERN, MappingFile
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
@@ -84,7 +83,8 @@ class SlurmConnector(Connector):
         else:
             self.backend = CliBackend(self.shell, self.pool, lambda identity: self.mapping.login_for(
                 identity.email if identity else None))
-        self._snapshot: SharedSnapshot[list[SlurmJob]] = SharedSnapshot(self.backend.queue, self.cfg.status_ttl)
+        self._snapshot: SharedSnapshot[QueueIndex] = SharedSnapshot(
+            lambda: QueueIndex.of(self.backend.queue()), self.cfg.status_ttl)
         self._acct: Batcher[AcctRecord] = Batcher(self.backend.accounting)
         #: jobid -> owner of jobs whose end was just reported (so cleanup needs no second look-up)
         self._owners: OrderedDict[str, str] = OrderedDict()
@@ -123,35 +123,23 @@ class SlurmConnector(Connector):
 
     # -- state ----------------------------------------------------------------------
     def snapshot(self) -> Sequence[JobStatus]:
-        statuses = []
-        for job in self._snapshot.get():
-            state = job_state(job.state)
-            name = job.name[len(PREFIX):]
-            if state.finished or not NAME_PATTERN.match(name):
-                continue
-            statuses.append(JobStatus(
-                ref=JobRef(name, 0, job.jobid), state=state, nodes=job.nodes, elapsed=job.elapsed,
-                owner=job.user, detail=job.state,
-            ))
-        return statuses
+        return self._snapshot.get().statuses
 
     def status(self, ref: JobRef) -> JobStatus | None:
-        for status in self.snapshot():
-            if status.ref.jobid == ref.jobid and status.ref.name == ref.name:
-                return replace(status, ref=ref)
-        return None
+        status = self._snapshot.get().status_by_id.get(ref.jobid)
+        if status is None or status.ref.name != ref.name:
+            return None
+        return replace(status, ref=ref)
 
     def _find(self, ref: JobRef, *, fresh: bool = False) -> SlurmJob | None:
         """The job in slurmctld (BadRequest when that id is another job)."""
         jobid = _slurm_id(ref)
         if fresh:
             self._snapshot.invalidate()
-        for job in self._snapshot.get():
-            if job.jobid == jobid:
-                if job.name != PREFIX + ref.name:
-                    raise BadRequest(f"Slurm job {jobid} is not the job {ref.name!r}.")
-                return job
-        return None
+        job = self._snapshot.get().by_id.get(jobid)
+        if job is not None and job.name != PREFIX + ref.name:
+            raise BadRequest(f"Slurm job {jobid} is not the job {ref.name!r}.")
+        return job
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
         job = self._find(ref)

@@ -14,8 +14,8 @@ import secrets
 from typing import TYPE_CHECKING, Iterator
 
 from dssr_core import Check, ClusterError, ConfigError, DssrError, Executor, NodeProbe, command
-from dssr_core.checks import failed, passed
-from dssr_core.ssh import Login
+from dssr_core import failed, passed
+from dssr_core import Login
 
 if TYPE_CHECKING:
     from .connector import SlurmConnector

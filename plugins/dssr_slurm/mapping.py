@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from dssr_core import BadRequest, ConfigError
-from dssr_core.ssh import Login, load_private_key
+from dssr_core import Login, load_private_key
 
 #: cluster user names that may reach a shell command and a path
 USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\Z")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import paramiko
 
 from dssr_core import ClusterError, ConfigError
-from dssr_core.ssh import HostKeyPolicy, Login, Result, SSHPool, load_private_key
+from dssr_core import HostKeyPolicy, Login, Result, SSHPool, load_private_key
 
 from .settings import SlurmSettings
 

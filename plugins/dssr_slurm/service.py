@@ -17,7 +17,7 @@ import time
 import paramiko
 
 from dssr_core import ClusterError, command
-from dssr_core.interactive import SERVICE_DIR
+from dssr_core import SERVICE_DIR
 
 from .remote import ServiceShell
 

@@ -14,7 +14,7 @@ import time
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
 from dssr_core import metrics
-from dssr_core.checks import Contact
+from dssr_core import Contact
 
 T = TypeVar("T")
 V = TypeVar("V")

@@ -1,19 +1,24 @@
 """dssr_core: the jarvice-dssr library (job model, plugin contracts, legacy API logic).
 
 Imports neither Flask nor any plugin; plugins are found through entry points.
+``import dssr_core`` loads neither PyJWT nor paramiko either: the names that
+need them (:data:`LAZY`) are imported on first use.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from . import metrics
 from .checks import Check, Contact, NodeProbe
 from .config import ServerSettings, Settings
-from .connector import Connector, split_by_state
+from .connector import Connector, Stream, split_by_state
 from .downstream import Downstream
 from .errors import BadRequest, ClusterError, ConfigError, DssrError, NotFound, PluginError
 from .executor import NODE_VARIABLES, Executor, Launch, LaunchContext
 from .formats import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
-from .identity import TokenVerifier
 from .interactive import InteractiveSettings, JobsDomain, ServiceAccess
 from .job import (
+    NAME_PATTERN,
     ExitStatus,
     FileEntry,
     Identity,
@@ -24,6 +29,7 @@ from .job import (
     Submission,
     UpstreamTemplate,
 )
+from .interactive import MARKER_FILE, PROXY_LISTEN_VARIABLE, SERVICE_DIR, ServiceAccess, substitute
 from .once import NamedJob, OnceAttempt, submit_once
 from .plugins import available_connectors, available_executors, load_connector, load_executor
 from .shell import command, exports
@@ -40,9 +46,42 @@ from .validate import (
     validate_number,
 )
 
+if TYPE_CHECKING:
+    from .identity import TokenVerifier
+    from .proxy import JobProxy
+    from .ssh import HostKeyPolicy, Login, Result, SSHPool, load_private_key
+
+#: public names whose module needs an optional dependency (PyJWT, paramiko): imported on first use
+LAZY = {
+    "TokenVerifier": ".identity",
+    "JobProxy": ".proxy",
+    "HostKeyPolicy": ".ssh",
+    "Login": ".ssh",
+    "Result": ".ssh",
+    "SSHPool": ".ssh",
+    "load_private_key": ".ssh",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dssr_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "JobProxy",
+    "substitute",
+    "Stream",
+    "ServiceAccess",
+    "SERVICE_DIR",
+    "PROXY_LISTEN_VARIABLE",
+    "MARKER_FILE",
     "BadRequest",
     "Check",
     "ClusterError",
@@ -54,6 +93,7 @@ __all__ = [
     "Executor",
     "ExitStatus",
     "FileEntry",
+    "HostKeyPolicy",
     "Identity",
     "InteractiveSettings",
     "JobRef",
@@ -63,12 +103,16 @@ __all__ = [
     "JobsDomain",
     "Launch",
     "LaunchContext",
+    "Login",
+    "NAME_PATTERN",
     "NODE_VARIABLES",
     "NamedJob",
     "NodeProbe",
     "NotFound",
     "OnceAttempt",
     "PluginError",
+    "Result",
+    "SSHPool",
     "ServerSettings",
     "ServiceAccess",
     "Settings",
@@ -87,6 +131,7 @@ __all__ = [
     "is_name",
     "load_connector",
     "load_executor",
+    "load_private_key",
     "metrics",
     "normalize_elapsed",
     "numeric_id",

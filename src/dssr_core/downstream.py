@@ -10,19 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import metrics
 from .config import ServerSettings, Settings
 from .connector import Connector, split_by_state
 from .errors import BadRequest, DssrError
 from .executor import Executor
-from .identity import TokenVerifier
 from .interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
 from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobStatus, Submission
 from .plugins import load_connector, load_executor
 from .services import JobServices
 from .upstream import parse_submission
+
+if TYPE_CHECKING:  # PyJWT is imported only when a verifier is made
+    from .identity import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,11 @@ class Downstream:
         conn = load_connector(server.connector, settings)
         try:
             execu = load_executor(server.executor, settings)
-            verifier = TokenVerifier.from_settings(settings) if conn.requires_identity else None
+            verifier = None
+            if conn.requires_identity:
+                from .identity import TokenVerifier
+
+                verifier = TokenVerifier.from_settings(settings)
             interactive = InteractiveSettings.from_settings(settings)
         except BaseException:
             conn.close()

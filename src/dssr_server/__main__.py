@@ -17,9 +17,8 @@ from types import FrameType
 from typing import Sequence
 
 from dssr_core import ConfigError, Downstream, DssrError, ServerSettings, Settings
-from dssr_core.config import runs_host_commands
-from dssr_core.interactive import PROXY_LISTEN_VARIABLE
-from dssr_core.proxy import JobProxy
+from dssr_core import runs_host_commands
+from dssr_core import PROXY_LISTEN_VARIABLE, JobProxy
 
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging

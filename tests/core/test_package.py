@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import shutil
 import subprocess
@@ -25,10 +26,11 @@ def test_all_has_no_duplicates() -> None:
     assert len(dssr_core.__all__) == len(set(dssr_core.__all__))
 
 
-def test_the_library_imports_neither_flask_nor_a_plugin() -> None:
+def test_the_library_imports_neither_flask_pyjwt_paramiko_nor_a_plugin() -> None:
     code = (
         "import sys, dssr_core; "
-        "bad = [m for m in ('flask', 'dssr_local', 'dssr_slurm', 'dssr_singularity', 'dssr_server') if m in sys.modules]; "
+        "bad = [m for m in ('flask', 'jwt', 'paramiko', 'waitress', 'prometheus_client', 'dssr_local', 'dssr_slurm', "
+        "'dssr_singularity', 'dssr_server') if m in sys.modules]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -77,3 +79,22 @@ def test_a_regular_install_ships_every_module_and_plugin(tmp_path: Path) -> None
     assert expected - shipped == set()
     for plugin in ("local =", "slurm =", "shell =", "singularity =", "apptainer =", "dssr-server ="):
         assert plugin in text
+
+
+def test_plugins_examples_and_the_server_use_only_public_names_of_dssr_core() -> None:
+    """The public API is the contract: ``from dssr_core import <name in __all__>`` (and dssr_core.testing)."""
+    root = Path(__file__).resolve().parents[2]
+    offences = []
+    for folder in ("plugins", "examples", "src/dssr_server"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dssr_core"):
+                    if node.module == "dssr_core":
+                        offences += [f"{path.relative_to(root)}: {a.name}" for a in node.names
+                                     if a.name not in dssr_core.__all__]
+                    elif not node.module.startswith("dssr_core.testing"):
+                        offences.append(f"{path.relative_to(root)}: from {node.module}")
+                elif isinstance(node, ast.Import):
+                    offences += [f"{path.relative_to(root)}: import {a.name}" for a in node.names
+                                 if a.name.startswith("dssr_core.") and not a.name.startswith("dssr_core.testing")]
+    assert offences == []

@@ -14,6 +14,7 @@ from dssr_core import (
 from dssr_core.ssh import Result
 from dssr_slurm.backend import AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from dssr_slurm.connector import SlurmConnector
+from dssr_slurm.index import QueueIndex
 from dssr_slurm.sharing import Batcher, SharedSnapshot
 from tests.slurm.test_mapping import entry, openssh_key, write
 
@@ -90,7 +91,7 @@ def parts(tmp_path: Path) -> Iterator[tuple[SlurmConnector, StandInBackend, Stan
     backend, shell = StandInBackend(), StandInShell()
     conn.backend = backend
     conn.shell = shell  # type: ignore[assignment]
-    conn._snapshot = SharedSnapshot(backend.queue, 0.0)
+    conn._snapshot = SharedSnapshot(lambda: QueueIndex.of(backend.queue()), 0.0)
     conn._acct = Batcher(backend.accounting)
     yield conn, backend, shell
     conn.close()
@@ -134,6 +135,19 @@ def test_running_and_queued_lists_come_from_one_snapshot(parts: tuple[SlurmConne
     backend.jobs = [job("1", "jarvice_a", "RUNNING"), job("2", "jarvice_b", "PENDING"), job("3", "jarvice_c", "COMPLETED")]
     states = {s.ref.name: s.state for s in conn.snapshot()}
     assert states == {"a": JobState.RUNNING, "b": JobState.QUEUED}
+
+
+def test_a_duplicate_being_cancelled_is_never_listed_nor_given_a_status(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell]
+) -> None:
+    """Two jobs of one name (a replica's held duplicate, before submit_once cancels it): the lowest id is the job."""
+    conn, backend, _ = parts
+    backend.jobs = [job("12", "jarvice_a", "PENDING"), job("11", "jarvice_a", "RUNNING"),
+                    job("13", "jarvice_a", "PENDING", user="mario")]
+    assert sorted((s.ref.jobid, s.owner) for s in conn.snapshot()) == [("11", "kirby"), ("13", "mario")]
+    assert conn.status(JobRef("a", 1, "11")) is not None
+    assert conn.status(JobRef("a", 1, "12")) is None
+    assert conn.status(JobRef("b", 1, "11")) is None  # the id of another job's name
 
 
 def test_job_absent_from_squeue_takes_its_end_from_accounting(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:

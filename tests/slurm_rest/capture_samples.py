@@ -96,11 +96,8 @@ def capture(cluster: Cluster, version: str) -> None:
     save(version, "submit_expired_token", *call(cluster, "POST", f"{slurm}/job/submit", "kirby", expired,
                                                 adapter.submit_body(request(cluster, f"{tag}exp", "#!/bin/bash\ntrue\n"))))
     save(version, "cancel_running", *call(cluster, "DELETE", f"{slurm}/job/{ids['running']}?signal=TERM", "jarvice", service))
-    body = adapter.release_body()
-    if body is not None:
-        save(version, "release_held", *call(cluster, "POST", f"{slurm}/job/{ids['held']}", "jarvice", service, body))
-    else:
-        cluster.run(["scontrol", "release", ids["held"]])
+    save(version, "release_held", *call(cluster, "POST", f"{slurm}/job/{ids['held']}", "jarvice", service,
+                                        adapter.release_body()))
     time.sleep(12)
     save(version, "cancel_gone", *call(cluster, "DELETE", f"{slurm}/job/{ids['fails']}", "jarvice", service))
     save(version, "jobs_after", *call(cluster, "GET", f"{slurm}/jobs", "jarvice", service))

@@ -71,9 +71,10 @@ class Adapter(ABC):
             exit_code=self.exit_code(item),
         )
 
-    @abstractmethod
-    def release_body(self) -> dict[str, Any] | None:
-        """The ``POST job/{id}`` body releasing a hold, or None when this version cannot (scontrol instead)."""
+    def release_body(self) -> dict[str, Any]:
+        """The ``POST job/{id}`` body lifting a user hold, for the job's owner and for a coordinator
+        (tried on v0.0.38 with Slurm 22.05 and v0.0.40-42 with 24.11)."""
+        return {"hold": False}
 
     @abstractmethod
     def exit_code(self, item: Mapping[str, Any]) -> str:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from dssr_core import (
     BadRequest, Check, ClusterError, DssrError, Identity, NamedJob, OnceAttempt, Settings, command, submit_once,
 )
-from dssr_core.checks import failed, passed
+from dssr_core import failed, passed
 
 from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
 from ..mapping import USER_PATTERN
@@ -57,7 +57,6 @@ class RestBackend(SlurmBackend):
         token: ServiceToken | None = None,
     ) -> None:
         self.settings = settings
-        self._shell = shell
         tunnel = None
         if settings.via_ssh:
             if shell is None:

@@ -97,9 +97,6 @@ class V0038(Adapter):
         raw = number(code) or 0  # slurmctld: the wait status
         return f"{(raw >> 8) & 0xFF}:{raw & 0x7F}"
 
-    def release_body(self) -> dict[str, Any] | None:
-        return None
-
     def pinged(self, body: Mapping[str, Any]) -> bool:
         pings = body.get("pings") or []
         return any(isinstance(p, Mapping) and str(p.get("ping", "")).upper() == "UP" for p in pings)

@@ -98,7 +98,7 @@ class V0039(Adapter):
         a comma, raw or encoded)."""
         return f"{self.slurmdb}/jobs?" + urlencode([("step", jobid) for jobid in jobids])
 
-    def release_body(self) -> dict[str, Any] | None:
+    def release_body(self) -> dict[str, Any]:
         return {"job": {"hold": False}}
 
     def pinged(self, body: Mapping[str, Any]) -> bool:
@@ -111,9 +111,6 @@ class V0039(Adapter):
 
 class V0040(V0039):
     """v0.0.40: the update body is flat."""
-
-    def release_body(self) -> dict[str, Any] | None:
-        return {"hold": False}
 
 
 class V0041(V0040):
