@@ -206,5 +206,17 @@ class SlurmBackend(ABC):
     def ping(self) -> None:
         """Return when slurmctld answers; raise ClusterError otherwise."""
 
+    def problems(self) -> list[str]:
+        """Start-up problems of this way of talking to Slurm, one sentence each (never raises)."""
+        return []
+
+    def known_users(self) -> list[str]:
+        """Cluster users known before any job (whose scratch folders the start-up check looks at)."""
+        return []
+
+    def describe(self) -> dict[str, str]:
+        """Lines for the start-up report (never a secret)."""
+        return {}
+
     def close(self) -> None:
         """Release connections."""

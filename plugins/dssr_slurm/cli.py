@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
-from dssr_core import BadRequest, ClusterError, Identity, NamedJob, OnceAttempt, command, submit_once
+from dssr_core import BadRequest, ClusterError, ConfigError, Identity, NamedJob, OnceAttempt, command, submit_once
 from dssr_core import Login, Result, SSHPool
 
 from .backend import PREFIX, AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
+from .mapping import MappingFile
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
 from .remote import ServiceShell
 from .script import batch_script, parse_submission_output, submission_script
@@ -21,10 +22,26 @@ ACCT_BATCH = 50
 class CliBackend(SlurmBackend):
     """``squeue``/``sacct``/``scancel``/``scontrol`` as the service user; ``sbatch`` as the job's user."""
 
-    def __init__(self, shell: ServiceShell, pool: SSHPool, login_for: Callable[[Identity | None], Login]) -> None:
+    def __init__(self, shell: ServiceShell, pool: SSHPool, mapping: MappingFile) -> None:
         self.shell = shell
         self.pool = pool
-        self.login_for = login_for
+        self.mapping = mapping
+
+    def login_for(self, identity: Identity | None) -> Login:
+        """The job's cluster login from the user-id mapping file (BadRequest for an unmapped user)."""
+        return self.mapping.login_for(identity.email if identity else None)
+
+    def problems(self) -> list[str]:
+        return self.mapping.problems()
+
+    def known_users(self) -> list[str]:
+        try:
+            return self.mapping.load().users
+        except ConfigError:
+            return []
+
+    def describe(self) -> dict[str, str]:
+        return {"user-id mapping": self.mapping.path}
 
     def _run(self, cmd: str, what: str, *, idempotent: bool = True) -> Result:
         result = self.shell.run(cmd, idempotent=idempotent)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dssr_core import (
     BadRequest,
@@ -75,14 +75,7 @@ class SlurmConnector(Connector):
         self.pool = build_pool(self.cfg)
         self.shell = ServiceShell(self.pool, self.cfg)
         self.mapping = MappingFile(self.cfg.mapping_file)
-        self.backend: SlurmBackend
-        if self.cfg.interface == "http":
-            from dssr_slurm.rest import RestBackend  # lazily: only sites using slurmrestd need it
-
-            self.backend = RestBackend.from_settings(settings, self.shell)
-        else:
-            self.backend = CliBackend(self.shell, self.pool, lambda identity: self.mapping.login_for(
-                identity.email if identity else None))
+        self.backend: SlurmBackend = BACKENDS[self.cfg.interface](self, settings)
         self._snapshot: SharedSnapshot[QueueIndex] = SharedSnapshot(
             lambda: QueueIndex.of(self.backend.queue()), self.cfg.status_ttl)
         self._acct: Batcher[AcctRecord] = Batcher(self.backend.accounting)
@@ -313,8 +306,7 @@ class SlurmConnector(Connector):
         problems: list[str] = []
         if self.shell.key_problem:
             problems.append(self.shell.key_problem)
-        if self.cfg.interface == "cli":
-            problems.extend(self.mapping.problems())
+        problems.extend(self.backend.problems())
         try:
             self.ping()
         except ClusterError as exc:
@@ -333,13 +325,7 @@ class SlurmConnector(Connector):
                     f"The service user {self.cfg.service_user!r} is not coordinator of any Slurm account "
                     "(sacctmgr add coordinator account=<acct> names=jarvice): it cannot see or cancel users' jobs."
                 )
-            users: list[str] = []
-            if self.cfg.interface == "cli":
-                try:
-                    users = self.mapping.load().users
-                except ConfigError:
-                    users = []
-            folders = [self.cfg.user_scratch(u) for u in users]
+            folders = [self.cfg.user_scratch(u) for u in self.backend.known_users()]
             script = "".join(f'test -w {command(f)} -a -x {command(f)} || echo {command(f)}\n' for f in folders)
             result = self.shell.run("bash -s", stdin=script.encode())
             for folder in result.stdout.splitlines():
@@ -357,8 +343,8 @@ class SlurmConnector(Connector):
             "slurm interface": self.cfg.interface,
             "host key": self.pool.policy.describe(),
             "scratch": self.cfg.scratch,
-            "user-id mapping": self.cfg.mapping_file if self.cfg.interface == "cli" else "from the token",
             "status reuse": f"{self.cfg.status_ttl:g} s",
+            **self.backend.describe(),
         }
 
     def close(self) -> None:
@@ -369,6 +355,20 @@ class SlurmConnector(Connector):
             timer.cancel()
         self.backend.close()
         self.pool.close()
+
+
+def _cli(conn: SlurmConnector, settings: Settings) -> SlurmBackend:
+    return CliBackend(conn.shell, conn.pool, conn.mapping)
+
+
+def _rest(conn: SlurmConnector, settings: Settings) -> SlurmBackend:
+    from dssr_slurm.rest import RestBackend  # lazily: only sites using slurmrestd need it
+
+    return RestBackend.from_settings(settings, conn.shell)
+
+
+#: ``JARVICE_SLURM_INTERFACE`` -> the backend that owns that way of talking to Slurm
+BACKENDS: Mapping[str, Callable[[SlurmConnector, Settings], SlurmBackend]] = {"cli": _cli, "http": _rest}
 
 
 def _same_job(record: AcctRecord, ref: JobRef) -> bool:

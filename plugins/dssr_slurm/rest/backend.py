@@ -267,6 +267,9 @@ class RestBackend(SlurmBackend):
             return False
         return True
 
+    def describe(self) -> dict[str, str]:
+        return {"user-id mapping": "from the token", "slurmrestd": f"{self.settings.url} ({self.settings.api_version})"}
+
     def close(self) -> None:
         self._client.close()
 
