@@ -16,9 +16,7 @@ import threading
 from types import FrameType
 from typing import Sequence
 
-from dssr_core import ConfigError, Downstream, DssrError, ServerSettings, Settings
-from dssr_core import runs_host_commands
-from dssr_core import PROXY_LISTEN_VARIABLE, JobProxy
+from dssr_core import PROXY_LISTEN_VARIABLE, ConfigError, Downstream, DssrError, JobProxy, ServerSettings, Settings, runs_host_commands
 
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
