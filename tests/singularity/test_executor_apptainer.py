@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -20,7 +21,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from dssr_core import Identity, JobSpec
+from dssr_core import Downstream, Identity, JobSpec, Settings
+from dssr_singularity import SingularityExecutor
 from dssr_core.testing.contract import unique_name, wait_for
 from tests.cluster.harness import Cluster
 from tests.helpers import legacy_template, submit_args
@@ -39,24 +41,14 @@ def cluster(slurm2605_cluster: Cluster) -> Cluster:
 
 
 @pytest.fixture(scope="module")
-def server(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def site(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The server's variables, as a site sets them for this cluster."""
     tmp = tmp_path_factory.mktemp("apptainer-http")
     user, password = cluster.registry_credentials
     auths = tmp / "auths.json"
-    auths.write_text(
-        json.dumps(
-            {
-                "auths": {
-                    cluster.private_registry: {
-                        "auth": base64.b64encode(f"{user}:{password}".encode()).decode()
-                    }
-                }
-            }
-        )
-    )
-    env = slurm_env(
+    login = base64.b64encode(f"{user}:{password}".encode()).decode()
+    auths.write_text(json.dumps({"auths": {cluster.private_registry: {"auth": login}}}))
+    return slurm_env(
         cluster,
         tmp,
         JARVICE_BAREMETAL_EXECUTOR="singularity",
@@ -67,7 +59,11 @@ def server(
         JARVICE_IMAGES_TAG="1",
         JARVICE_SINGULARITY_OVERLAY_SIZE="64",
     )
-    yield from serve(env)
+
+
+@pytest.fixture(scope="module")
+def server(site: dict[str, str]) -> Iterator[Server]:
+    yield from serve(site)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +72,7 @@ def client(server: Server) -> Client:
 
 
 def native(
-    server: Server,
+    server: Server | Downstream,
     cluster: Cluster,
     image: str,
     command: str,
@@ -85,7 +81,8 @@ def native(
     nodes: int = 2,
     **kw: Any,
 ) -> dict[str, Any]:
-    """A native job (image + command) submitted to the server's downstream; its legacy reference."""
+    """A native job (image + command) submitted to the server's downstream (or to ``server`` when it is a
+    downstream on the server's connector); its legacy reference."""
     spec = JobSpec(
         name=unique_name("app"),
         number=7,
@@ -96,7 +93,8 @@ def native(
         exclusive=False,
         **kw,
     )
-    submission = server.downstream.submit(spec)
+    downstream = server if isinstance(server, Downstream) else server.downstream
+    submission = downstream.submit(spec)
     return {
         "name": spec.name,
         "number": 7,
@@ -344,3 +342,89 @@ def test_an_upstream_template_calls_apptainer_itself(
     rc, output, _ = exit_status(client, {"name": name, "number": 7, "jobid": answer[0]})
     assert rc == 0, output
     assert "app from public on snode1 as mario" in output
+
+
+def test_a_failing_rank_1_ends_the_whole_job_as_failed(
+    client: Client, server: Server, cluster: Cluster
+) -> None:
+    started = time.monotonic()
+    job = native(
+        server,
+        cluster,
+        f"{cluster.images['public']}:1",
+        'if [ "$PROCESS_PROCID" = 1 ]; then exit 7; fi; sleep 90; echo finished',
+    )
+    rc, output, line = exit_status(client, job)
+    assert rc == 1 and "FAILED" in line
+    assert time.monotonic() - started < 80 and "finished" not in output
+
+
+def test_verbose_runtime_calls_and_a_writable_tmpfs(
+    client: Client, server: Server, cluster: Cluster, site: dict[str, str]
+) -> None:
+    verbose = Downstream(
+        server.downstream.connector,
+        SingularityExecutor(Settings({**site, "JARVICE_SINGULARITY_VERBOSE": "true"})),
+    )
+    job = native(
+        verbose,
+        cluster,
+        f"{cluster.images['public']}:2",
+        "echo tmpfs > /t && cat /t; exit 3",
+        nodes=1,
+        overlay_mb=0,
+    )
+    rc, output, _ = exit_status(client, job)
+    assert rc == 1 and "tmpfs" in output
+    assert "VERBOSE:" in output  # Apptainer's own -v lines
+    assert "overlay create" not in output and "--overlay" not in output
+
+
+def test_an_upstream_template_pulls_a_private_image_with_the_jobs_docker_secret_and_shows_it_nowhere(
+    client: Client, cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    user, password = cluster.registry_credentials
+    # what a JARVICE template does with the block's base64 credentials: hand them to the pull, in its environment
+    body = "\n".join(
+        [
+            'sif="$(mktemp -d)/app.sif"',
+            'APPTAINER_DOCKER_USERNAME="$(printf %s "$JARVICE_DOCKER_USERNAME" | base64 -d)" '
+            'APPTAINER_DOCKER_PASSWORD="$(printf %s "$JARVICE_DOCKER_PASSWORD" | base64 -d)" '
+            'apptainer "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
+            'out=$(apptainer "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD") && echo "cmd said: $out"',
+            'if [ "$PROCESS_PROCID" = 0 ] && [ -n "$out" ]; then echo JARVICE_CMD_SUCCESS; fi',
+        ]
+    )
+    secret = {
+        "server": cluster.private_registry,
+        "username": user,
+        "password": password,
+    }
+    template = legacy_template(
+        "cat /etc/dssr-image",
+        body=body,
+        extra={
+            "JOBOBJ_REPO": f"{cluster.images['private']}:1",
+            "JOBOBJ_DOCKER_SECRET": json.dumps(secret),
+            "JOBOBJ_DEVICES": json.dumps(["exclusive=False"]),
+        },
+    )
+    name = unique_name("tmpl")
+    bearer = cluster.idp.mint(email=cluster.users["kirby"].email, audience="jarvice")
+    status, answer = client.post(
+        "/submit",
+        submit_args(name, 7, template, nodes=2, key="singularity", bearer=bearer),
+    )
+    assert status == 200, answer
+    batch = cluster.run(
+        ["scontrol", "write", "batch_script", answer[0], "-"], user="root", check=False
+    ).stdout
+    rc, output, _ = exit_status(client, {"name": name, "number": 7, "jobid": answer[0]})
+    assert rc == 0, output
+    assert (
+        output.count("cmd said: private") == 2
+    )  # both nodes pulled with the secret and ran the image
+    encoded = base64.b64encode(password.encode()).decode()
+    for text in (answer[1], batch, output, caplog.text):
+        assert password not in text and encoded not in text
