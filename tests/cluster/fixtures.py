@@ -132,32 +132,42 @@ def require_debian_root(*packages: str) -> float:
         raise  # not reached: _unavailable skips or fails
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[Cluster]:
-    """The Slurm 22.05 cluster (see harness.Cluster for the fields)."""
+def _own_cluster(guard: _Guard, label: str, load: Callable[[], Cluster | None], alive: Callable[[], bool],
+                 up: Callable[[], Cluster], down: Callable[[], object],
+                 save_logs: Callable[[], object]) -> Iterator[Cluster]:
+    """A cluster with a lock of its own: reused (lock shared) when asked and alive, else brought up by this
+    session (lock exclusive) and torn down at its end, also with DSSR_CLUSTER_REUSE=1."""
     why = harness.preflight()
     if why:
         _unavailable(why)
-    if _reuse() and harness.alive("slurm-22.05"):
-        cluster = harness.load("slurm-22.05")
+    if _reuse() and alive():
+        cluster = load()
         assert cluster is not None
-        _guard.hold_session_lock(shared=True)  # no other session may take it down meanwhile
-        _guard.arm(lambda: None)
+        guard.hold_session_lock(shared=True)  # no other session may take it down meanwhile
+        guard.arm(lambda: None)
         yield cluster
-        _guard.run()
+        guard.run()
         return
     try:
-        _guard.hold_session_lock()
-        _guard.arm(harness.down)
-        cluster = harness.up(with_2411=False)
+        guard.hold_session_lock()
+        guard.arm(down)
+        cluster = up()
     except Exception as e:
-        keep = harness.save_logs()
-        _guard.run()
+        keep = save_logs()
+        guard.run()
         if _ci():
             raise
-        pytest.skip(f"cluster tier: the Slurm test cluster did not start: {_first_line(e)} (logs: {keep})")
+        pytest.skip(f"cluster tier: the {label} did not start: {_first_line(e)} (logs: {keep})")
     yield cluster
-    _guard.run()  # started by this session: torn down by it, also with DSSR_CLUSTER_REUSE=1
+    guard.run()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Cluster]:
+    """The Slurm 22.05 cluster (see harness.Cluster for the fields)."""
+    yield from _own_cluster(_guard, "Slurm test cluster", lambda: harness.load("slurm-22.05"),
+                            lambda: harness.alive("slurm-22.05"), lambda: harness.up(with_2411=False),
+                            harness.down, harness.save_logs)
 
 
 @pytest.fixture(scope="session")
@@ -185,26 +195,4 @@ def slurm2411_cluster(slurm_cluster: Cluster) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def slurm2605_cluster() -> Iterator[Cluster]:
     """The Slurm 26.05 cluster with the real Apptainer (Debian sid root); brought up on first use."""
-    why = harness.preflight()
-    if why:
-        _unavailable(why)
-    if _reuse() and sid.alive():
-        cluster = sid.load()
-        assert cluster is not None
-        _guard_2605.hold_session_lock(shared=True)
-        _guard_2605.arm(lambda: None)
-        yield cluster
-        _guard_2605.run()
-        return
-    try:
-        _guard_2605.hold_session_lock()
-        _guard_2605.arm(sid.down)
-        cluster = sid.up()
-    except Exception as e:
-        keep = sid.save_logs()
-        _guard_2605.run()
-        if _ci():
-            raise
-        pytest.skip(f"cluster tier: the Slurm 26.05 cluster did not start: {_first_line(e)} (logs: {keep})")
-    yield cluster
-    _guard_2605.run()
+    yield from _own_cluster(_guard_2605, "Slurm 26.05 cluster", sid.load, sid.alive, sid.up, sid.down, sid.save_logs)

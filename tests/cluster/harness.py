@@ -760,6 +760,31 @@ def link_standin(root: Path = Path("/"), target: str | None = None) -> None:
         link.symlink_to(target)
 
 
+def sshd_config(*, port: int, host_key: Path | str, pid_file: Path | str, authorized_keys: Path | str,
+                slurm_conf: Path | str) -> str:
+    """The test clusters' sshd: loopback, keys only (``<authorized_keys>/<user>``, root-owned), no PAM."""
+    return f"""# dssr test cluster sshd (tests/cluster/harness.py)
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+PidFile {pid_file}
+AuthorizedKeysFile {authorized_keys}/%u
+StrictModes yes
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+MaxStartups 100:30:200
+MaxSessions 100
+X11Forwarding no
+PrintMotd no
+LogLevel VERBOSE
+SetEnv SLURM_CONF={slurm_conf}
+Subsystem sftp internal-sftp
+"""
+
+
 def up_2205() -> Cluster:
     t0 = time.monotonic()
     for d, mode in [(STATE, 0o755), (STATE / "etc", 0o755), (STATE / "keys", 0o700), (STATE / "ssh", 0o700),
@@ -796,26 +821,9 @@ def up_2205() -> Cluster:
         mkdir(Path("/run/sshd"), 0o755, 0, 0)
         ledger_add("dirs", "/run/sshd")
     slurm_conf_path = STATE / "etc" / "slurm.conf"
-    write(ssh / "sshd_config", f"""# dssr test cluster sshd (tests/cluster/harness.py)
-Port {SSH_PORT}
-ListenAddress 127.0.0.1
-HostKey {ssh}/ssh_host_ed25519_key
-PidFile {ssh}/sshd.pid
-AuthorizedKeysFile {STATE}/authorized_keys/%u
-StrictModes yes
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin no
-UsePAM no
-MaxStartups 100:30:200
-MaxSessions 100
-X11Forwarding no
-PrintMotd no
-LogLevel VERBOSE
-SetEnv SLURM_CONF={slurm_conf_path}
-Subsystem sftp internal-sftp
-""", 0o644)
+    write(ssh / "sshd_config", sshd_config(port=SSH_PORT, host_key=ssh / "ssh_host_ed25519_key",
+                                           pid_file=ssh / "sshd.pid", authorized_keys=STATE / "authorized_keys",
+                                           slurm_conf=slurm_conf_path), 0o644)
     sshd = spawn("sshd", ["/usr/sbin/sshd", "-D", "-f", str(ssh / "sshd_config"), "-E", str(STATE / "log" / "sshd.log")])
 
     # munge with a per-run key and its own socket

@@ -27,6 +27,7 @@ State: ``/run/dssr-sid-cluster`` (seen at /var/lib/dssr in the root), scratch
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -433,26 +434,13 @@ def up() -> Cluster:
     )
     write(
         ssh / "sshd_config",
-        f"""# dssr 26.05 test cluster sshd (tests/cluster/sid.py)
-Port {PORTS["ssh"]}
-ListenAddress 127.0.0.1
-HostKey {IN_ROOT_STATE}/ssh/ssh_host_ed25519_key
-PidFile none
-AuthorizedKeysFile {IN_ROOT_STATE}/authorized_keys/%u
-StrictModes yes
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin no
-UsePAM no
-MaxStartups 100:30:200
-MaxSessions 100
-X11Forwarding no
-PrintMotd no
-LogLevel VERBOSE
-SetEnv SLURM_CONF=/etc/slurm/slurm.conf
-Subsystem sftp internal-sftp
-""",
+        harness.sshd_config(
+            port=PORTS["ssh"],
+            host_key=f"{IN_ROOT_STATE}/ssh/ssh_host_ed25519_key",
+            pid_file="none",
+            authorized_keys=f"{IN_ROOT_STATE}/authorized_keys",
+            slurm_conf="/etc/slurm/slurm.conf",
+        ),
         0o644,
     )
     sshd = _spawn(
@@ -631,8 +619,8 @@ Subsystem sftp internal-sftp
     ):
         wait_for(
             _need("docker-registry", name),
-            lambda port=port: port_open(BRIDGE_IP, port),
-            30,  # type: ignore[misc]
+            functools.partial(port_open, BRIDGE_IP, port),
+            30,
             STATE
             / "log"
             / f"{'registry' if p is registries[0] else 'private-registry'}.out",
