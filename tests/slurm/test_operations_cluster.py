@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -130,3 +131,44 @@ def test_a_dropped_ssh_connection_is_reopened_and_counted_as_a_reconnect(slurm_c
         text = client.get("/metrics")[1]
         assert sample(text, "dssr_ssh_reconnects_total") == 1
         assert sample(text, "dssr_ssh_connections_opened_total") == 2
+
+
+def test_an_idle_dssr_server_process_becomes_ready_and_stays_ready_without_any_poll(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tests.server.live import free_port
+
+    port = free_port()
+    env = {**os.environ, **slurm_env(slurm_cluster, tmp_path, JARVICE_DSSR_READY_MAX_AGE="3",
+                                     WAITRESS_BIND_ADDRESS="127.0.0.1", WAITRESS_PORT=str(port),
+                                     JARVICE_DSSR_LOG_FORMAT="json")}
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "dssr_server"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def ready() -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as err:
+            return int(err.code)
+        except OSError:
+            return None
+
+    try:
+        wait_for("the server to become ready by itself", lambda: ready() == 200, 30)
+        time.sleep(5)  # longer than JARVICE_DSSR_READY_MAX_AGE: only the heartbeat keeps it fresh
+        assert ready() == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any("listening on" in entry["message"] for entry in lines)
+    assert not [entry for entry in lines if entry["level"] in ("ERROR", "CRITICAL")]
