@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Iterator
 
 import yaml
-from waitress.server import create_server
-
 from dssr_core import Downstream, Settings
 from tests.cluster.harness import Cluster
 
@@ -57,9 +55,12 @@ class Server:
 
     def __init__(self, downstream: Downstream, settings: Settings) -> None:
         from dssr_server import create_app
+        from dssr_server.app import MAX_BODY
+        from dssr_server.serve import create_server
 
         self.downstream = downstream
-        self.server = create_server(create_app(downstream, settings), host="127.0.0.1", port=0, threads=16)
+        self.server = create_server(create_app(downstream, settings), host="127.0.0.1", port=0, threads=16,
+                                    max_body=MAX_BODY)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
