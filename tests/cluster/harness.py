@@ -4,8 +4,9 @@
     python tests/cluster/harness.py up [--without-2411]   # bring everything up
     python tests/cluster/harness.py status                # what is running
     python tests/cluster/harness.py down                  # stop and clean, also after a crash
+    python tests/cluster/harness.py up-2605|status-2605|down-2605   # the third cluster, on its own
 
-Two clusters (see docs/test-cluster.md):
+Three clusters (see docs/test-cluster.md):
 
 * ``dssr``: Slurm 22.05 from Debian 12 on the host. slurmctld on the bridge
   ``dssrbr0`` (10.77.0.1), two ``slurmd`` in network + UTS namespaces
@@ -14,6 +15,10 @@ Two clusters (see docs/test-cluster.md):
 * ``dssr2411``: Slurm 24.11 from a cached Debian 13 chroot (debootstrap):
   slurmctld :7817, one slurmd ``tnode1`` (10.77.0.21) :7818, slurmdbd :7819
   on the same MariaDB, slurmrestd 127.0.0.1:7820.
+
+* ``dssr2605``: Slurm 26.05 and the real Apptainer 1.4.5 in a Debian sid root, with
+  two nodes and OCI registries on a bridge of its own (tests/cluster/sid.py); its own
+  lock, state, ports and users, so it may be up beside the other two.
 
 Needs root. Everything the harness creates outside its own directories is
 written to a ledger first, so ``down`` removes exactly that and nothing else.
