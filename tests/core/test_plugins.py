@@ -121,3 +121,21 @@ def test_an_unknown_executor_lists_the_installed_ones() -> None:
 
     with pytest.raises(PluginError, match='No such executor "docker". Available executors: .*shell.*singularity'):
         load_executor("docker", Settings({}))
+
+
+def test_a_connector_from_another_distribution_adds_its_own_doctor_checks(with_site: Path) -> None:
+    import io
+
+    from dssr_core.cli import main
+
+    out = io.StringIO()
+    assert main(["--connector", "example", "--executor", "shell", "doctor"], out=out, settings=Settings({})) == 1
+    assert out.getvalue().splitlines() == [
+        "OK settings parse — connector example, executor shell",
+        "OK the example cluster answers",
+        "FAIL DSSR_EXAMPLE_GREETING is set — jobs print a default line; set it to your own",
+    ]
+    out = io.StringIO()
+    assert main(["--connector", "example", "--executor", "shell", "doctor"], out=out,
+                settings=Settings({"DSSR_EXAMPLE_GREETING": "hi"})) == 0
+    assert out.getvalue().splitlines()[-1] == "OK DSSR_EXAMPLE_GREETING is set — jobs will print 'hi'"

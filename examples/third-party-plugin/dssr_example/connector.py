@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from dssr_core import (
+    Check,
     Connector,
     Executor,
     ExitStatus,
@@ -70,6 +71,13 @@ class ExampleConnector(Connector):
 
     def ping(self) -> None:
         pass
+
+    def diagnose(self, executor: Executor) -> Iterator[Check]:
+        """``dssr doctor``: the default check (``ping``), then this connector's own."""
+        yield from super().diagnose(executor)
+        greeting = self.settings.raw("DSSR_EXAMPLE_GREETING")
+        yield Check("DSSR_EXAMPLE_GREETING is set", greeting is not None,
+                    f"jobs will print {greeting!r}" if greeting else "jobs print a default line; set it to your own")
 
     def describe(self) -> dict[str, str]:
         return {"example": "in-memory, nothing runs"}
