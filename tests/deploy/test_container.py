@@ -70,6 +70,12 @@ def _exited(c: Container) -> NoReturn:
     raise AssertionError(f"the container exited:\n{c.logs()}")
 
 
+def probe(client: Client, path: str) -> Answer:
+    """``path`` once it answers 200 (a readiness probe retries the same way)."""
+    kubelet = Client(client.url)  # no token
+    return wait_for(lambda: (a := kubelet.get(path)).status == 200 and a, timeout=30, interval=0.5)
+
+
 def run_job(client: Client, name: str, command: str, bearer: str = "") -> tuple[int, str]:
     """Submit through the legacy API as the upstream does; (rc, output) once it has ended."""
     args = submit_args(name, 1, legacy_template(command), key="shell", bearer=bearer)
@@ -94,6 +100,7 @@ def test_the_image_answers_live_and_runs_a_job_on_the_local_connector_as_its_unp
     live = client.get("/live")
     assert live.status == 200 and live.json() == {"status": "OK"}
     assert client.get("/running").status == 401  # the token set in the container is enforced
+    assert probe(client, "/ready").json()["status"] == "OK"  # as a kubelet asks it: without the token
     client.headers["Authorization"] = f"Bearer {token}"
     rc, output = run_job(client, f"jarvice-ctr-{uuid.uuid4().hex[:6]}", "echo uid=$(id -u) hello from the image")
     assert rc == 0, output
@@ -127,6 +134,8 @@ def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_
         # the test cluster's sshd listens on the host's loopback: the container shares the host's network
         options = [
             "--network", "host",
+            # as examples/kubernetes/deployment.yaml runs it: read-only root, no capabilities, no privilege gain
+            "--read-only", "--cap-drop", "all", "--security-opt", "no-new-privileges",
             "--secret", f"{names['ssh-privatekey']},type=mount,target=/run/secrets/ssh-privatekey,uid={IMAGE_UID},mode=0400",
             "--secret", f"{names['users-id-mapping']},type=mount,"
                         f"target=/etc/jarvice-dssr/users_id_mapping_configuration.yaml,uid={IMAGE_UID},mode=0400",
@@ -135,6 +144,7 @@ def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_
         client = start(podman, container, f"http://127.0.0.1:{port}", options, env)
         gc = client.get("/gc")
         assert gc.status == 200 and gc.json() == {"status": "OK"}, gc.text  # the service key logged in
+        assert probe(client, "/ready").json()["status"] == "OK"  # the readiness probe of examples/kubernetes
         kirby = slurm_cluster.users["kirby"]
         bearer = slurm_cluster.idp.mint(email=kirby.email, audience="jarvice")
         rc, output = run_job(client, f"jarvice-ctr-{uuid.uuid4().hex[:6]}", "echo user=$(id -un) on $(hostname)", bearer)
