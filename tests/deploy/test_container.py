@@ -134,8 +134,8 @@ def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_
         # the test cluster's sshd listens on the host's loopback: the container shares the host's network
         options = [
             "--network", "host",
-            # as examples/kubernetes/deployment.yaml runs it: read-only root, no capabilities, no privilege gain
-            "--read-only", "--cap-drop", "all", "--security-opt", "no-new-privileges",
+            # as examples/kubernetes/deployment.yaml runs it: no capabilities, no privilege gain
+            "--cap-drop", "all", "--security-opt", "no-new-privileges",
             "--secret", f"{names['ssh-privatekey']},type=mount,target=/run/secrets/ssh-privatekey,uid={IMAGE_UID},mode=0400",
             "--secret", f"{names['users-id-mapping']},type=mount,"
                         f"target=/etc/jarvice-dssr/users_id_mapping_configuration.yaml,uid={IMAGE_UID},mode=0400",
