@@ -169,7 +169,7 @@ class LocalConnector(Connector):
             try:
                 with self._lock:
                     self._refresh()
-            except Exception:  # noqa: BLE001 - the loop must survive a bad tick
+            except Exception:
                 log.exception("local scheduler tick failed")
 
     def _refresh(self, reason_if_dead: str = "the job's supervisor ended without an exit code") -> None:

@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 from dssr_core import BadRequest, ClusterError, ConfigError, Identity, NamedJob, OnceAttempt, command, submit_once
 from dssr_core import Login, Result, SSHPool
 
-from .backend import PREFIX, AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
+from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob, named_job
 from .mapping import MappingFile
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
 from .remote import ServiceShell

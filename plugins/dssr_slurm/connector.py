@@ -10,23 +10,19 @@ only runs Slurm's operations.  No job database: a job's owner comes from Slurm.
 from __future__ import annotations
 
 import logging
-import posixpath
-import re
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from dssr_core import (
     BadRequest,
     ClusterError,
-    ConfigError,
     Connector,
     Executor,
     ExitStatus,
     FileEntry,
-    Identity,
     JobRef,
     JobSpec,
     JobState,
@@ -39,11 +35,12 @@ from dssr_core import (
     numeric_id,
     shown,
 )
-from dssr_core import NAME_PATTERN, Check, Contact, Stream
+from dssr_core import Check, Contact, Stream
 
 from .backend import PREFIX, AcctRecord, JobFiles, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
 from .index import QueueIndex
+from .listing import FolderListing
 from .mapping import USER_PATTERN, MappingFile
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
@@ -84,7 +81,7 @@ class SlurmConnector(Connector):
         self._owners_lock = threading.Lock()
         self._timers: set[threading.Timer] = set()
         self._timers_lock = threading.Lock()
-        self._roots: tuple[str, ...] | None = None
+        self._listing = FolderListing(self.shell, self.cfg.pvcls_roots)
         self._started = time.time()
         self._nodes = NodeAddresses(self.shell)
 
@@ -240,45 +237,7 @@ class SlurmConnector(Connector):
         return result.stdout
 
     def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
-        wanted = _logical_path(path)
-        roots = self.cfg.pvcls_roots
-        if wanted == "/":
-            return [FileEntry(path=root + "/", is_dir=True) for root in roots]
-        if not any(wanted == root or wanted.startswith(root.rstrip("/") + "/") for root in roots):
-            raise BadRequest(f"The folder {shown(path)} is outside the folders this downstream may list.")
-        script = (
-            f"real=$(realpath -e -- {command(wanted)}) || exit 3\n"
-            'printf "%s\\n" "$real"\n'
-            '[ -d "$real" ] || exit 4\n'
-            f"find {command(wanted + '/')} -mindepth 1 -maxdepth 1 -printf '%y\\037%T@\\037%s\\037%f\\0'\n"
-        )
-        result = self.shell.run("bash -s", stdin=script.encode(), kind="pvcls")
-        if result.rc in (3, 4):
-            raise BadRequest(f"The folder {shown(path)} does not exist or is not a folder.")
-        real, _, listing = result.stdout.partition("\n")
-        if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in self._real_roots()):
-            raise BadRequest(f"The folder {shown(path)} is outside the folders this downstream may list.")
-        if result.rc != 0 and not listing:
-            raise ClusterError(f"Listing {shown(path)} failed: {result.stderr.strip()[:300]}")
-        entries = []
-        for item in listing.split("\0"):
-            fields = item.split("\x1f", 3)
-            if len(fields) != 4:
-                continue
-            kind, mtime, size, base = fields
-            is_dir = kind == "d"
-            full = posixpath.join(wanted, base) + ("/" if is_dir else "")
-            entries.append(FileEntry(path=full, is_dir=is_dir, mtime=int(float(mtime or 0)), size=int(size or 0)))
-        return sorted(entries, key=lambda e: e.path)
-
-    def _real_roots(self) -> tuple[str, ...]:
-        if self._roots is None:
-            script = "".join(f"realpath -m -- {command(root)}\n" for root in self.cfg.pvcls_roots)
-            result = self.shell.run("bash -s", stdin=script.encode())
-            if result.rc != 0:
-                raise ClusterError(f"Resolving the listable folders failed: {result.stderr.strip()[:300]}")
-            self._roots = tuple(line for line in result.stdout.splitlines() if line)
-        return self._roots
+        return self._listing.list(path)
 
     # -- interactive jobs -----------------------------------------------------------------
     def job_file(self, status: JobStatus, name: str, limit: int = 65536) -> str | None:
@@ -388,17 +347,3 @@ def _slurm_id(ref: JobRef) -> str:
     if numeric_id(ref.jobid, MAX_SLURM_JOBID) is None:
         raise BadRequest(f"Job id {shown(ref.jobid)} is not a Slurm job id (digits only, below 2**32).")
     return ref.jobid
-
-
-def _logical_path(path: str) -> str:
-    """The folder asked for, normalised (``/data`` prefix removed); ``..`` may not climb out."""
-    if not isinstance(path, str) or "\0" in path or "\n" in path:
-        raise BadRequest("The folder path is not valid.")
-    text = path.strip() or "/"
-    if text == "/data" or text.startswith("/data/"):
-        text = text[len("/data"):] or "/"
-    if not text.startswith("/"):
-        text = "/" + text
-    if re.search(r"(^|/)\.\.(/|$)", text):
-        raise BadRequest(f"The folder {shown(path)} climbs out with '..'.")
-    return posixpath.normpath(text)

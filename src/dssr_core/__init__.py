@@ -26,7 +26,6 @@ from .interactive import (
     substitute,
 )
 from .job import (
-    NAME_PATTERN,
     ExitStatus,
     FileEntry,
     Identity,
@@ -42,6 +41,7 @@ from .plugins import available_connectors, available_executors, load_connector, 
 from .shell import command, exports
 from .upstream import fill_template, parse_submission, parse_template, redact_template
 from .validate import (
+    NAME_PATTERN,
     bounded,
     is_name,
     numeric_id,
@@ -62,11 +62,11 @@ if TYPE_CHECKING:
 LAZY = {
     "TokenVerifier": ".identity",
     "JobProxy": ".proxy",
-    "HostKeyPolicy": ".ssh",
+    "HostKeyPolicy": ".sshkeys",
     "Login": ".ssh",
     "Result": ".ssh",
     "SSHPool": ".ssh",
-    "load_private_key": ".ssh",
+    "load_private_key": ".sshkeys",
 }
 
 

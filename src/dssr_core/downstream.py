@@ -212,7 +212,7 @@ class Downstream:
                         self.jobs()
                     except DssrError as exc:
                         log.debug("heartbeat: %s", exc)
-                    except Exception:  # noqa: BLE001 - keep beating; the contact records the failure
+                    except Exception:
                         log.exception("heartbeat: the connector's snapshot raised")
                     contact = self.connector.last_contact()
                 wait = max(1.0, interval - (contact.age() if contact is not None and contact.ok else 0.0))

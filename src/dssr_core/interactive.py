@@ -235,7 +235,7 @@ def vnc_password_file(password: str) -> bytes:
     except ImportError:  # cryptography < 43
         from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef,unused-ignore]
     key = bytes(int(f"{b:08b}"[::-1], 2) for b in _VNC_KEY) * 3  # three equal keys: single DES
-    encryptor = Cipher(TripleDES(key), modes.ECB()).encryptor()  # noqa: S305 - VNC's format, not a choice
+    encryptor = Cipher(TripleDES(key), modes.ECB()).encryptor()
     return encryptor.update(password.encode()[:8].ljust(8, b"\0")) + encryptor.finalize()
 
 

@@ -200,7 +200,7 @@ class JobProxy:
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._handle(client, peer)
-        except Exception:  # noqa: BLE001 - one connection's failure must not stop the proxy
+        except Exception:
             log.exception("proxy connection from %s failed", peer)
         finally:
             _shut(client)

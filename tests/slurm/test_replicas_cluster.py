@@ -1,9 +1,9 @@
 """Two dssr-server replicas behind one upstream, on one real cluster: each job once, both answer its id.
 
 Two real ``dssr-server`` processes with the same settings; the same ``/submit``
-goes to both at the same moment, for many names; over SSH (22.05) and over
-slurmrestd (22.05 v0.0.38 through SSH; 24.11 v0.0.42 direct, no SSH in the
-submit path).  Then one replica is killed (SIGKILL) in the middle of
+goes to both at the same moment, for many names; over SSH (22.05, 26.05) and
+over slurmrestd (22.05 v0.0.38 and 26.05 v0.0.45 through SSH; 24.11 v0.0.42
+direct, no SSH in the submit path).  Then one replica is killed (SIGKILL) in the middle of
 submissions and restarted, and the upstream's retries go to both.
 """
 
@@ -38,6 +38,8 @@ CASES = [
     pytest.param(("slurm_cluster", None), id="22.05-ssh"),
     pytest.param(("slurm_cluster", ("v0.0.38", "true")), id="22.05-rest-v0.0.38"),
     pytest.param(("slurm2411_cluster", ("v0.0.42", "false")), id="24.11-rest-v0.0.42-direct"),
+    pytest.param(("slurm2605_cluster", None), id="26.05-ssh"),
+    pytest.param(("slurm2605_cluster", ("v0.0.45", "true")), id="26.05-rest-v0.0.45"),
 ]
 
 

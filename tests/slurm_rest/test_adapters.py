@@ -195,3 +195,11 @@ def test_auto_picks_the_newest_version_offered(version: str) -> None:
     # 22.05 offers v0.0.36-38, 24.11 v0.0.40-42, 26.05 v0.0.42-45
     newest = {"v0.0.36": "v0.0.38", "v0.0.40": "v0.0.42", "v0.0.42": "v0.0.45"}[offered(openapi)[0]]
     assert newest_supported(openapi, "x") == newest
+
+
+@pytest.mark.parametrize("version", ALL)
+def test_release_body_is_wrapped_in_v0039_only(version: str) -> None:
+    """Tried on the clusters: 22.05 (v0.0.38) and 24.11/26.05 (v0.0.40+) take the flat body; a wrapped
+    body is accepted with HTTP 200 by 24.11 and changes nothing (the job stays held)."""
+    expected = {"job": {"hold": False}} if version == "v0.0.39" else {"hold": False}
+    assert adapter_for(version).release_body() == expected

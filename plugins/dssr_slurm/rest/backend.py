@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import quote, urlencode
 
 from dssr_core import (
-    BadRequest, Check, ClusterError, DssrError, Identity, NamedJob, OnceAttempt, Settings, command, submit_once,
+    BadRequest, Check, ClusterError, DssrError, Identity, NamedJob, OnceAttempt, Settings, submit_once,
 )
 from dssr_core import failed, passed
 

@@ -112,6 +112,9 @@ class V0039(Adapter):
 class V0040(V0039):
     """v0.0.40: the update body is flat."""
 
+    def release_body(self) -> dict[str, Any]:
+        return {"hold": False}
+
 
 class V0041(V0040):
     """v0.0.41: the top-level ``script`` is deprecated; the script goes in ``job.script``."""
