@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import getpass
 import logging
 import os
 import shutil
@@ -20,7 +18,6 @@ from typing import Mapping, Sequence
 from dssr_core import (
     BadRequest,
     ClusterError,
-    ConfigError,
     Connector,
     Executor,
     ExitStatus,
@@ -41,6 +38,9 @@ from dssr_core import (
 
 from . import procs
 from .files import list_folder
+from .host import (
+    claim_state_dir, current_user, events_text, job_status, last_sign_of_life, mtime, node_environment,
+)
 from .jobfiles import (
     CANCEL_FILE,
     EXIT_FILE,
@@ -61,9 +61,6 @@ log = logging.getLogger(__name__)
 
 #: how often the scheduler thread looks at running jobs when nothing wakes it
 TICK_SECONDS = 0.25
-#: the host variables a job inherits; everything else of the server's environment
-#: (its settings, possibly credentials) stays out of jobs
-INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "PYTHONPATH")
 MAX_OUTPUT_LINES = 10_000
 
 
@@ -74,7 +71,7 @@ class LocalConnector(Connector):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.local = LocalSettings.from_settings(settings)
-        self._owner = _claim_state_dir(self.local.state_dir)
+        self._owner = claim_state_dir(self.local.state_dir)
         self.jobs_dir = self.local.state_dir / "jobs"
         try:
             self.store = JobStore(self.local.state_dir / "jobs.db")
@@ -82,7 +79,7 @@ class LocalConnector(Connector):
             os.close(self._owner)
             raise
         self.hostname = socket.gethostname()
-        self.user = _current_user()
+        self.user = current_user()
         self._lock = self.store.lock
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         #: supervisors of terminated jobs, reaped once they are gone
@@ -141,23 +138,8 @@ class LocalConnector(Connector):
                 raise ClusterError(f"The executor {executor.name!r} gave a secret with an invalid name.", transient=False) from None
             write_atomic(job_dir / SECRETS_FILE, text + "\n", mode=0o600)
         write_atomic(job_dir / NODE_SCRIPT, launch.node_script, mode=0o700)
-        LaunchPlan(spec.nodes, self._node_environment(jobid, job_dir, spec), launch.success_marker).save(job_dir)
+        LaunchPlan(spec.nodes, node_environment(self.hostname, jobid, job_dir, spec), launch.success_marker).save(job_dir)
         return launch.node_script
-
-    def _node_environment(self, jobid: int, job_dir: Path, spec: JobSpec) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key in INHERITED or key.startswith("LC_")}
-        env.update(
-            PROCESS_NODENAME=self.hostname,
-            JOB_JOBID=str(jobid),
-            JOB_JOB_NODELIST=self.hostname,
-            JOB_JOB_FORMATED_NODELIST=self.hostname,
-            JOB_NNODES=str(spec.nodes),
-            JOB_NTASKS=str(spec.nodes * spec.cores),
-            JOB_SUBMIT_DIR=str(job_dir),
-            # as Slurm's SLURM_GPUS_PER_NODE: empty when the job asked for none
-            JOB_GPUS_PER_NODE=str(spec.gpus) if spec.gpus else "",
-        )
-        return env
 
     # -- scheduling (callers hold the lock) ---------------------------------
     def _loop(self) -> None:
@@ -185,7 +167,7 @@ class LocalConnector(Connector):
             if claimed is None:
                 return
             # started by a server killed before it recorded the start
-            self.store.mark_running(record.id, claimed[0], claimed[1], _mtime(Path(record.job_dir)) or time.time())
+            self.store.mark_running(record.id, claimed[0], claimed[1], mtime(Path(record.job_dir)) or time.time())
             log.info("local job %s (%s) was started before a restart: adopted", record.id, record.name)
             found = self.store.get(record.id)
             assert found is not None
@@ -217,10 +199,10 @@ class LocalConnector(Connector):
             code = read_exit_code(job_dir)  # it may have ended between the two looks
         self._children.pop(record.id, None)
         if code is None:
-            self._finish(record, JobState.FAILED, None, _last_sign_of_life(record), reason_if_dead)
+            self._finish(record, JobState.FAILED, None, last_sign_of_life(record), reason_if_dead)
             log.warning("local job %s (%s): %s", record.id, record.name, reason_if_dead)
             return
-        ended = _mtime(job_dir / EXIT_FILE) or time.time()
+        ended = mtime(job_dir / EXIT_FILE) or time.time()
         state = JobState.COMPLETED if code == 0 else JobState.FAILED
         self._finish(record, state, code, ended, f"exit code {code}")
 
@@ -291,7 +273,7 @@ class LocalConnector(Connector):
             return None  # another job's id: this one is unknown
         if record is None or record.state.finished:
             return None
-        return self._status(record, time.time())
+        return job_status(record, time.time(), self.hostname, self.user)
 
     # -- state --------------------------------------------------------------
     def snapshot(self) -> Sequence[JobStatus]:
@@ -299,18 +281,7 @@ class LocalConnector(Connector):
             self._refresh()
             records = self.store.active()
         now = time.time()
-        return [self._status(r, now) for r in records]
-
-    def _status(self, record: JobRecord, now: float) -> JobStatus:
-        running = record.state is JobState.RUNNING
-        return JobStatus(
-            ref=JobRef(record.name, record.number, record.jobid),
-            state=record.state,
-            nodes=(self.hostname,) if running else (),
-            elapsed=format_seconds(record.elapsed_seconds(now)),
-            owner=self.user,
-            detail="HELD" if record.held else record.state.name,
-        )
+        return [job_status(r, now, self.hostname, self.user) for r in records]
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
         with self._lock:
@@ -385,25 +356,7 @@ class LocalConnector(Connector):
             record = self._record(ref)
         if record is None:
             return f"Job {ref.jobid} is unknown to this downstream."
-        rows = [
-            ("JobId", record.jobid),
-            ("Name", record.name),
-            ("Number", str(record.number)),
-            ("State", record.state.name + (" (held)" if record.held else "")),
-            ("Reason", record.reason or "-"),
-            ("ExitCode", "-" if record.exit_code is None else str(record.exit_code)),
-            ("Nodes", str(record.nodes)),
-            ("Host", self.hostname),
-            ("User", self.user),
-            ("SubmitTime", _when(record.submitted)),
-            ("StartTime", _when(record.started)),
-            ("EndTime", _when(record.ended)),
-            ("Elapsed", format_seconds(record.elapsed_seconds())),
-            ("SupervisorPid", "-" if record.pid is None else str(record.pid)),
-            ("Command", record.command or "-"),
-            ("Folder", record.job_dir + (" (collected)" if record.collected else "")),
-        ]
-        return "\n".join(f"{key}={value}" for key, value in rows) + "\n"
+        return events_text(record, self.hostname, self.user)
 
     # -- files --------------------------------------------------------------
     def tail(self, ref: JobRef, lines: int) -> str:
@@ -442,46 +395,3 @@ class LocalConnector(Connector):
             self._thread.join(timeout=5.0)
         self.store.close()
         os.close(self._owner)  # releases the state folder for the next server
-
-
-def _claim_state_dir(state_dir: Path) -> int:
-    """Hold the state folder for this connector's lifetime: two servers on one folder would both start
-    the same queued job. The lock dies with the process, so a crash never leaves the folder claimed."""
-    path = state_dir / "server.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise ConfigError(f"JARVICE_LOCAL_STATE_DIR={str(state_dir)!r} is in use by another local connector "
-                          f"(pid {holder}); give each server its own folder.") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
-
-
-def _last_sign_of_life(record: JobRecord) -> float:
-    """When a job that died unseen probably ended: its output's last change, else now."""
-    seen = _mtime(Path(record.job_dir) / OUTPUT_FILE) if record.job_dir else None
-    if seen is not None and record.started is not None:
-        return max(seen, record.started)
-    return time.time()
-
-
-def _when(stamp: float | None) -> str:
-    return "-" if stamp is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(stamp))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Callable, Sequence, TextIO
+from typing import Sequence, TextIO
 
 from .config import Settings
 from .downstream import Downstream
@@ -201,13 +201,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
     except DssrError as exc:
         print(f"dssr: {exc}", file=sys.stderr)
         return 2
-    handler: Callable[[], int]
-    if args.action == "submit":
-        handler = lambda: _submit(downstream, args, out)  # noqa: E731
-    elif args.action in ("running", "queued"):
-        handler = lambda: _lists(downstream, args.action, out)  # noqa: E731
-    else:
-        handler = lambda: _job_action(downstream, args, out)  # noqa: E731
+    def handler() -> int:
+        if args.action == "submit":
+            return _submit(downstream, args, out)
+        if args.action in ("running", "queued"):
+            return _lists(downstream, args.action, out)
+        return _job_action(downstream, args, out)
+
     try:
         return handler()
     except (ClusterError, NotFound) as exc:
