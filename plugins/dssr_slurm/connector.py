@@ -35,7 +35,7 @@ from dssr_core import (
     numeric_id,
     shown,
 )
-from dssr_core import Check, Contact, Stream
+from dssr_core import Batcher, Check, Contact, SharedSnapshot, Stream
 
 from .backend import PREFIX, AcctRecord, JobFiles, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
@@ -45,7 +45,6 @@ from .mapping import USER_PATTERN, MappingFile
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
 from .settings import SlurmSettings
-from .sharing import Batcher, SharedSnapshot
 from .states import job_state
 
 log = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ from .job import (
 )
 from .once import NamedJob, OnceAttempt, submit_once
 from .plugins import available_connectors, available_executors, load_connector, load_executor
+from .sharing import Batcher, SharedSnapshot
 from .shell import command, exports
 from .upstream import fill_template, parse_submission, parse_template, redact_template
 from .validate import (
@@ -85,6 +86,7 @@ __all__ = [
     "available_connectors",
     "available_executors",
     "BadRequest",
+    "Batcher",
     "bounded",
     "Check",
     "ClusterError",
@@ -142,6 +144,7 @@ __all__ = [
     "SERVICE_DIR",
     "ServiceAccess",
     "Settings",
+    "SharedSnapshot",
     "shown",
     "split_by_state",
     "SSHPool",

@@ -15,7 +15,7 @@ from dssr_core.ssh import Result
 from dssr_slurm.backend import AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from dssr_slurm.connector import SlurmConnector
 from dssr_slurm.index import QueueIndex
-from dssr_slurm.sharing import Batcher, SharedSnapshot
+from dssr_core.sharing import Batcher, SharedSnapshot
 from tests.slurm.test_mapping import entry, openssh_key, write
 
 

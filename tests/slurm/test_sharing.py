@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dssr_core import ClusterError
-from dssr_slurm.sharing import Batcher, SharedSnapshot
+from dssr_core.sharing import Batcher, SharedSnapshot
 
 
 def test_snapshot_is_reused_within_its_ttl_and_refreshed_after() -> None:

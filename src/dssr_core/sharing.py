@@ -1,4 +1,4 @@
-"""Sharing calls to Slurm between request threads.
+"""Sharing calls to a scheduler between request threads (part of the batch-connector layer).
 
 * :class:`SharedSnapshot`: one value (the ``squeue`` snapshot) reused for a
   short time; when it is stale, one caller refreshes it while the others wait
@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
-from dssr_core import metrics
-from dssr_core import Contact
+from . import metrics
+from .checks import Contact
 
 T = TypeVar("T")
 V = TypeVar("V")
