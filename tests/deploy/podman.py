@@ -38,13 +38,30 @@ class Podman:
     """podman on the test's own storage."""
 
     def __init__(self) -> None:
-        self.argv = ["podman", "--root", str(CACHE / "storage"), "--runroot", "/run/dssr-test-container",
-                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc"]
+        self.argv = [
+            "podman",
+            "--root",
+            str(CACHE / "storage"),
+            "--runroot",
+            "/run/dssr-test-container",
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--runtime",
+            "runc",
+        ]
 
-    def __call__(self, *args: str, stdin: bytes | None = None, timeout: float = 120,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        cp = subprocess.run([*self.argv, *args], input=stdin.decode() if stdin is not None else None,
-                            capture_output=True, text=True, timeout=timeout)
+    def __call__(
+        self, *args: str, stdin: bytes | None = None, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        cp = subprocess.run(
+            [*self.argv, *args],
+            input=stdin.decode() if stdin is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and cp.returncode != 0:
             raise RuntimeError(f"podman {args[0]} failed ({cp.returncode}): {cp.stderr.strip()[-2000:]}")
         return cp
@@ -69,8 +86,19 @@ class Podman:
         t0 = time.monotonic()
         self.clean()
         harness.debootstrap_root(BASE_ROOT, "bookworm", BASE_INCLUDE)
-        tar = subprocess.run(["tar", "-C", str(BASE_ROOT), "--exclude=./var/cache/apt/archives/*.deb",
-                              "--exclude=./.dssr-complete", "-c", "."], capture_output=True, check=True)
+        tar = subprocess.run(
+            [
+                "tar",
+                "-C",
+                str(BASE_ROOT),
+                "--exclude=./var/cache/apt/archives/*.deb",
+                "--exclude=./.dssr-complete",
+                "-c",
+                ".",
+            ],
+            capture_output=True,
+            check=True,
+        )
         cp = subprocess.run([*self.argv, "import", "-", BASE_IMAGE], input=tar.stdout, capture_output=True, timeout=600)
         if cp.returncode != 0:
             raise RuntimeError(f"podman import failed: {cp.stderr.decode(errors='replace')[-2000:]}")
@@ -79,8 +107,16 @@ class Podman:
     def build(self, context: Path, log: Path) -> float:
         """``podman build`` of context/Containerfile as IMAGE on BASE_IMAGE; seconds spent."""
         # --layers=false: no image per step (each would be a whole copy of the root under vfs)
-        args = ["build", "--layers=false", "--isolation", "chroot", "--network", "host",
-                "--build-arg", f"BASE={BASE_IMAGE}"]
+        args = [
+            "build",
+            "--layers=false",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE={BASE_IMAGE}",
+        ]
         # The host's CA bundle for pip, mounted for the build only (not kept in the image): a
         # TLS-inspecting proxy that this host trusts is then trusted inside the build as well.
         bundle = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -90,8 +126,12 @@ class Podman:
             args += ["--build-arg", f"PIP_INDEX_URL={os.environ['PIP_INDEX_URL']}"]
         t0 = time.monotonic()
         with open(log, "w") as out:
-            rc = subprocess.run([*self.argv, *args, "-t", IMAGE, "-f", str(context / "Containerfile"), str(context)],
-                                stdout=out, stderr=subprocess.STDOUT, timeout=1200).returncode
+            rc = subprocess.run(
+                [*self.argv, *args, "-t", IMAGE, "-f", str(context / "Containerfile"), str(context)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=1200,
+            ).returncode
         if rc != 0:
             raise RuntimeError(f"podman build failed ({rc}); see {log}:{harness.tail(log)}")
         return time.monotonic() - t0

@@ -92,11 +92,20 @@ def run_job(client: Client, name: str, command: str, bearer: str = "") -> tuple[
 
 
 def test_the_image_answers_live_and_runs_a_job_on_the_local_connector_as_its_unprivileged_user(
-        podman: Podman, container: list[Container]) -> None:
+    podman: Podman, container: list[Container]
+) -> None:
     port, token = free_port(), uuid.uuid4().hex
-    client = start(podman, container, f"http://127.0.0.1:{port}", ["--publish", f"127.0.0.1:{port}:5000"],
-                   {"JARVICE_BAREMETAL_CONNECTOR": "local", "JARVICE_BAREMETAL_EXECUTOR": "shell",
-                    "JARVICE_DSSR_AUTH_TOKEN": token})
+    client = start(
+        podman,
+        container,
+        f"http://127.0.0.1:{port}",
+        ["--publish", f"127.0.0.1:{port}:5000"],
+        {
+            "JARVICE_BAREMETAL_CONNECTOR": "local",
+            "JARVICE_BAREMETAL_EXECUTOR": "shell",
+            "JARVICE_DSSR_AUTH_TOKEN": token,
+        },
+    )
     live = client.get("/live")
     assert live.status == 200 and live.json() == {"status": "OK"}
     assert client.get("/running").status == 401  # the token set in the container is enforced
@@ -116,9 +125,12 @@ def test_the_image_without_settings_stops_naming_the_cluster_address_it_needs(po
 
 
 def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_secrets(
-        podman: Podman, container: list[Container], slurm_cluster: Cluster, tmp_path: Path) -> None:
-    secrets = {"ssh-privatekey": slurm_cluster.jarvice_key,
-               "users-id-mapping": mapping_file(slurm_cluster, tmp_path / "mapping.yaml")}
+    podman: Podman, container: list[Container], slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    secrets = {
+        "ssh-privatekey": slurm_cluster.jarvice_key,
+        "users-id-mapping": mapping_file(slurm_cluster, tmp_path / "mapping.yaml"),
+    }
     names = {key: f"dssr-test-{key}-{uuid.uuid4().hex[:6]}" for key in secrets}
     for key, path in secrets.items():
         podman("secret", "create", names[key], str(path))
@@ -126,20 +138,30 @@ def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_
         port = free_port()
         env = slurm_env(slurm_cluster, tmp_path)
         del env["JARVICE_SLURM_SSH_PKEY"], env["JARVICE_USERS_ID_MAPPING_FILE"]  # the image's default path is used
-        env.update({
-            "JARVICE_SLURM_SSH_PKEY_FILE": "/run/secrets/ssh-privatekey",
-            "JARVICE_SLURM_SSH_KNOWN_HOSTS": "/etc/jarvice-dssr/known_hosts",
-            "WAITRESS_BIND_ADDRESS": "127.0.0.1", "WAITRESS_PORT": str(port),
-        })
+        env.update(
+            {
+                "JARVICE_SLURM_SSH_PKEY_FILE": "/run/secrets/ssh-privatekey",
+                "JARVICE_SLURM_SSH_KNOWN_HOSTS": "/etc/jarvice-dssr/known_hosts",
+                "WAITRESS_BIND_ADDRESS": "127.0.0.1",
+                "WAITRESS_PORT": str(port),
+            }
+        )
         # the test cluster's sshd listens on the host's loopback: the container shares the host's network
         options = [
-            "--network", "host",
+            "--network",
+            "host",
             # as examples/kubernetes/deployment.yaml runs it: no capabilities, no privilege gain
-            "--cap-drop", "all", "--security-opt", "no-new-privileges",
-            "--secret", f"{names['ssh-privatekey']},type=mount,target=/run/secrets/ssh-privatekey,uid={IMAGE_UID},mode=0400",
-            "--secret", f"{names['users-id-mapping']},type=mount,"
-                        f"target=/etc/jarvice-dssr/users_id_mapping_configuration.yaml,uid={IMAGE_UID},mode=0400",
-            "--volume", f"{slurm_cluster.known_hosts}:/etc/jarvice-dssr/known_hosts:ro",
+            "--cap-drop",
+            "all",
+            "--security-opt",
+            "no-new-privileges",
+            "--secret",
+            f"{names['ssh-privatekey']},type=mount,target=/run/secrets/ssh-privatekey,uid={IMAGE_UID},mode=0400",
+            "--secret",
+            f"{names['users-id-mapping']},type=mount,"
+            f"target=/etc/jarvice-dssr/users_id_mapping_configuration.yaml,uid={IMAGE_UID},mode=0400",
+            "--volume",
+            f"{slurm_cluster.known_hosts}:/etc/jarvice-dssr/known_hosts:ro",
         ]
         client = start(podman, container, f"http://127.0.0.1:{port}", options, env)
         gc = client.get("/gc")
@@ -147,7 +169,9 @@ def test_the_image_runs_slurm_jobs_with_the_key_and_the_mapping_file_mounted_as_
         assert probe(client, "/ready").json()["status"] == "OK"  # the readiness probe of examples/kubernetes
         kirby = slurm_cluster.users["kirby"]
         bearer = slurm_cluster.idp.mint(email=kirby.email, audience="jarvice")
-        rc, output = run_job(client, f"jarvice-ctr-{uuid.uuid4().hex[:6]}", "echo user=$(id -un) on $(hostname)", bearer)
+        rc, output = run_job(
+            client, f"jarvice-ctr-{uuid.uuid4().hex[:6]}", "echo user=$(id -un) on $(hostname)", bearer
+        )
         assert rc == 0, output
         assert "user=kirby on node" in output  # mapped through the mounted mapping file, run by Slurm
         key_body = slurm_cluster.jarvice_key.read_text().splitlines()[1]

@@ -75,8 +75,11 @@ def test_the_pod_runs_as_the_images_unprivileged_user() -> None:
     uid = int(re.search(r"^ARG DSSR_UID=(\d+)$", (REPO / "Containerfile").read_text(), re.M).group(1))  # type: ignore[union-attr]
     security = one("Deployment")["spec"]["template"]["spec"]["securityContext"]
     assert security["runAsNonRoot"] is True and security["runAsUser"] == uid and security["fsGroup"] == uid
-    assert container()["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                              "capabilities": {"drop": ["ALL"]}}
+    assert container()["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     keys = [v for v in one("Deployment")["spec"]["template"]["spec"]["volumes"] if "secret" in v]
     assert [v["secret"]["defaultMode"] for v in keys] == [0o440]  # readable through fsGroup, by nobody else
 
@@ -124,13 +127,17 @@ def mount(tmp_path: Path, keys: dict[str, str]) -> dict[str, str]:
     return {name: relocate(value) for name, value in env().items()}
 
 
-def test_the_configmap_and_secret_as_mounted_give_settings_that_load_and_a_mapping_without_problems(tmp_path: Path) -> None:
+def test_the_configmap_and_secret_as_mounted_give_settings_that_load_and_a_mapping_without_problems(
+    tmp_path: Path,
+) -> None:
     keys = {"ssh-privatekey": openssh_key("ed25519"), "kirby": openssh_key("ed25519"), "mario": openssh_key("rsa")}
     variables = mount(tmp_path, keys)
     settings = Settings(variables)
     assert ServerSettings.from_settings(settings).connector == "slurm"
     slurm = SlurmSettings.from_settings(settings)
-    assert slurm.service_key_setting == "JARVICE_SLURM_SSH_PKEY_FILE" and slurm.service_key_text == keys["ssh-privatekey"]
+    assert (
+        slurm.service_key_setting == "JARVICE_SLURM_SSH_PKEY_FILE" and slurm.service_key_text == keys["ssh-privatekey"]
+    )
     assert Path(slurm.known_hosts or "").is_file()
     mapping = MappingFile(slurm.mapping_file)
     assert mapping.problems() == []

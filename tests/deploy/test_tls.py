@@ -42,20 +42,43 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     """(CA certificate, server chain, server key) as PEM files: a test CA and a certificate for 127.0.0.1."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("dssr test CA")).issuer_name(_name("dssr test CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    leaf = (x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("dssr test CA"))
+        .issuer_name(_name("dssr test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     ca_file, chain, key_file = folder / "ca.pem", folder / "fullchain.pem", folder / "privkey.pem"
     ca_file.write_bytes(ca.public_bytes(pem))
@@ -68,11 +91,13 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
 def render(port: int, chain: Path, key: Path, upstream: str) -> str:
     """The example's server block with this test's address, certificate and upstream."""
     text = EXAMPLE.read_text()
-    for pattern, value in ((r"listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
-                           (r"listen \[::\]:443 ssl;\n", ""),  # no IPv6 needed on loopback
-                           (r"ssl_certificate +\S+;", f"ssl_certificate {chain};"),
-                           (r"ssl_certificate_key +\S+;", f"ssl_certificate_key {key};"),
-                           (r"proxy_pass http://127\.0\.0\.1:5000;", f"proxy_pass {upstream};")):
+    for pattern, value in (
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
+        (r"listen \[::\]:443 ssl;\n", ""),  # no IPv6 needed on loopback
+        (r"ssl_certificate +\S+;", f"ssl_certificate {chain};"),
+        (r"ssl_certificate_key +\S+;", f"ssl_certificate_key {key};"),
+        (r"proxy_pass http://127\.0\.0\.1:5000;", f"proxy_pass {upstream};"),
+    ):
         text, count = re.subn(pattern, value, text)
         assert count == 1, f"the example has no single {pattern!r} any more"
     return text
@@ -105,10 +130,15 @@ http {{
     include {tmp_path}/jarvice-dssr.conf;
 }}
 """)
-    check = subprocess.run(["nginx", "-t", "-c", str(conf), "-p", str(tmp_path / "nginx")], capture_output=True, text=True)
+    check = subprocess.run(
+        ["nginx", "-t", "-c", str(conf), "-p", str(tmp_path / "nginx")], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path / "nginx"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(tmp_path / "nginx"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     context = ssl.create_default_context(cafile=str(ca))
     client = Client(f"https://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}, context)
     try:
@@ -146,7 +176,9 @@ def test_the_upstreams_calls_go_through_nginx_over_verified_https(nginx_in_front
     assert line == "<< termination state: COMPLETED -- see STDOUT for job errors >>"
 
 
-def test_a_submission_as_large_as_the_server_accepts_passes_the_proxy(nginx_in_front: tuple[Client, Server, Path]) -> None:
+def test_a_submission_as_large_as_the_server_accepts_passes_the_proxy(
+    nginx_in_front: tuple[Client, Server, Path],
+) -> None:
     limit = re.search(r"client_max_body_size (\d+)m;", EXAMPLE.read_text())
     assert limit and int(limit.group(1)) * 1024 * 1024 == MAX_BODY  # the proxy refuses nothing the server takes
     client, _server, _ca = nginx_in_front
@@ -162,7 +194,8 @@ def test_the_bearer_token_is_still_checked_behind_the_proxy(nginx_in_front: tupl
 
 
 def test_a_client_that_does_not_trust_the_ca_is_refused_by_its_own_verification(
-        nginx_in_front: tuple[Client, Server, Path]) -> None:
+    nginx_in_front: tuple[Client, Server, Path],
+) -> None:
     client, _server, _ca = nginx_in_front
     stranger = Client(client.url, client.headers, ssl.create_default_context())  # the system CAs only
     with pytest.raises(OSError, match="CERTIFICATE_VERIFY_FAILED"):
