@@ -133,6 +133,10 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
     """The script run (as the job's user, fed on stdin to ``bash -s``) to write the job's files and
     submit it (with ``request.hold``: :func:`dssr_core.submit_once` sends it held)."""
     sbatch = command("sbatch", request.sbatch_options(), files.job_dir + "/batch.sh")
+    # A held job is never checked against the nodes (Slurm 22.05-26.05 accept --hold with more GPUs
+    # than any node has and leave it pending for BadConstraints), so ask Slurm first whether the
+    # job could ever run, and refuse it in sbatch's own words when it could not.
+    trial = command("sbatch", "--test-only", request.sbatch_options(), files.job_dir + "/batch.sh")
     parts = [
         "set -e\n",
         "trap '' HUP PIPE\n",  # a dropped connection must not stop the script half-way
@@ -144,6 +148,10 @@ def submission_script(request: BatchRequest, files: JobFiles, node_script: str, 
         _write_builtin(files.node_script, node_script, "NODE"),
         _write_builtin(files.launch_script, LAUNCH, "LAUNCH"),
         _write_builtin(files.job_dir + "/batch.sh", request.script, "BATCH"),
+        f"if ! trial=$({trial} 2>&1); then\n"
+        "    printf 'sbatch: error: %s\\n' \"${trial##*$'\\n'}\" >&2\n"
+        "    exit 1\n"
+        "fi\n",
         f"jobid=$({sbatch})\n",
         "jobid=${jobid%%;*}\n",
         f'echo "{ID_TAG}$jobid"\n',
