@@ -219,6 +219,23 @@ class ConnectorContract:
     def test_unknown_job_has_no_status(self, downstream: Downstream) -> None:
         assert downstream.runstatus(JobRef(unique_name(), 0, self.unknown_jobid)) is None
 
+    def test_releasing_an_unknown_job_is_not_found(self, downstream: Downstream) -> None:
+        # not a ClusterError: the upstream reads a 500 as "ask again", forever
+        with pytest.raises(NotFound):
+            downstream.release(JobRef(unique_name(), 0, self.unknown_jobid))
+
+    def test_another_jobs_id_neither_reads_stops_nor_releases_it(self, downstream: Downstream) -> None:
+        ref = self.submit(downstream, "echo contract-private", held=True)
+        other = JobRef(unique_name(), 0, ref.jobid)
+        for call in (downstream.terminate, downstream.release, downstream.events,
+                     lambda r: downstream.exitstatus(r, collect=True)):
+            with pytest.raises(BadRequest):
+                call(other)
+        assert downstream.runstatus(other) is None
+        assert self.listed(downstream, ref) == "queued"
+        downstream.release(ref)
+        assert "contract-private" in self.wait_end(downstream, ref).output
+
     def test_events_describe_the_job(self, downstream: Downstream) -> None:
         ref = self.submit(downstream, "echo events", held=True)
         text = downstream.events(ref)
