@@ -39,7 +39,13 @@ from dssr_core import (
 from . import procs
 from .files import list_folder
 from .host import (
-    claim_state_dir, current_user, events_text, job_status, last_sign_of_life, mtime, node_environment,
+    claim_state_dir,
+    current_user,
+    events_text,
+    job_status,
+    last_sign_of_life,
+    mtime,
+    node_environment,
 )
 from .jobfiles import (
     CANCEL_FILE,
@@ -88,7 +94,9 @@ class LocalConnector(Connector):
         self._stop = threading.Event()
         with self._lock:
             for jobid in self.store.delete_unprepared():
-                log.warning("local job %s was recorded but never prepared (a crash of an older version): removed", jobid)
+                log.warning(
+                    "local job %s was recorded but never prepared (a crash of an older version): removed", jobid
+                )
             self._refresh(reason_if_dead="the job's processes died while the server was down")
         self._thread = threading.Thread(target=self._loop, name="dssr-local-scheduler", daemon=True)
         self._thread.start()
@@ -135,10 +143,14 @@ class LocalConnector(Connector):
             try:
                 text = exports(launch.secrets)
             except ValueError:
-                raise ClusterError(f"The executor {executor.name!r} gave a secret with an invalid name.", transient=False) from None
+                raise ClusterError(
+                    f"The executor {executor.name!r} gave a secret with an invalid name.", transient=False
+                ) from None
             write_atomic(job_dir / SECRETS_FILE, text + "\n", mode=0o600)
         write_atomic(job_dir / NODE_SCRIPT, launch.node_script, mode=0o700)
-        LaunchPlan(spec.nodes, node_environment(self.hostname, jobid, job_dir, spec), launch.success_marker).save(job_dir)
+        LaunchPlan(spec.nodes, node_environment(self.hostname, jobid, job_dir, spec), launch.success_marker).save(
+            job_dir
+        )
         return launch.node_script
 
     # -- scheduling (callers hold the lock) ---------------------------------
@@ -293,13 +305,8 @@ class LocalConnector(Connector):
         output = ""
         if not record.collected:
             output = last_lines(Path(record.job_dir) / OUTPUT_FILE, MAX_OUTPUT_LINES) or ""
-        return ExitStatus(
-            ref,
-            record.state,
-            elapsed=format_seconds(record.elapsed_seconds()),
-            output=output,
-            detail=record.state.name,
-        )
+        elapsed = format_seconds(record.elapsed_seconds())
+        return ExitStatus(ref, record.state, elapsed=elapsed, output=output, detail=record.state.name)
 
     def cleanup(self, ref: JobRef) -> None:
         with self._lock:
@@ -379,12 +386,7 @@ class LocalConnector(Connector):
             raise ClusterError(f"The local state folder {str(self.jobs_dir)!r} is not writable.")
 
     def describe(self) -> Mapping[str, str]:
-        return {
-            "state_dir": str(self.local.state_dir),
-            "data_dir": str(self.local.data_dir),
-            "max_jobs": str(self.local.max_jobs),
-            "kill_grace": f"{self.local.kill_grace:g}s",
-        }
+        return self.local.describe()
 
     def close(self) -> None:
         if self._stop.is_set():

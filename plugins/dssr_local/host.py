@@ -81,8 +81,10 @@ def claim_state_dir(state_dir: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise ConfigError(f"JARVICE_LOCAL_STATE_DIR={str(state_dir)!r} is in use by another local connector "
-                          f"(pid {holder}); give each server its own folder.") from None
+        raise ConfigError(
+            f"JARVICE_LOCAL_STATE_DIR={str(state_dir)!r} is in use by another local connector "
+            f"(pid {holder}); give each server its own folder."
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

@@ -13,7 +13,7 @@ def start_time(pid: int) -> str | None:
             stat = handle.read().decode(errors="replace")
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     if len(fields) < 20 or fields[0] in ("Z", "X"):
         return None
     return fields[19]

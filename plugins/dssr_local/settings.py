@@ -42,6 +42,16 @@ class LocalSettings:
         local.make_dirs()
         return local
 
+    def describe(self) -> dict[str, str]:
+        """The start-up report's lines for these settings."""
+        return {
+            "state_dir": str(self.state_dir),
+            "data_dir": str(self.data_dir),
+            "max_jobs": str(self.max_jobs),
+            "max_nodes": str(self.max_nodes),
+            "kill_grace": f"{self.kill_grace:g}s",
+        }
+
     def make_dirs(self) -> None:
         for variable, path in (("JARVICE_LOCAL_STATE_DIR", self.state_dir), ("JARVICE_LOCAL_DATA_DIR", self.data_dir)):
             try:

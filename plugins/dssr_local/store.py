@@ -94,7 +94,9 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise ClusterError(f"The local job database {str(path)!r} cannot be opened: {exc}.", transient=False) from None
+            raise ClusterError(
+                f"The local job database {str(path)!r} cannot be opened: {exc}.", transient=False
+            ) from None
 
     @property
     def lock(self) -> threading.RLock:
@@ -136,7 +138,9 @@ class JobStore:
 
     def delete_unprepared(self) -> list[int]:
         """Remove queued records without a folder (left by versions that recorded a job before preparing it)."""
-        rows = self._execute("SELECT id FROM jobs WHERE job_dir = '' AND state = ?", (JobState.QUEUED.value,)).fetchall()
+        rows = self._execute(
+            "SELECT id FROM jobs WHERE job_dir = '' AND state = ?", (JobState.QUEUED.value,)
+        ).fetchall()
         self._execute("DELETE FROM jobs WHERE job_dir = '' AND state = ?", (JobState.QUEUED.value,))
         return [row[0] for row in rows]
 
@@ -184,4 +188,3 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-

@@ -43,8 +43,11 @@ class SingularityExecutor(Executor):
         text = output.strip().splitlines()[-1].strip() if output.strip() else f"exit status {rc}"
         if rc != 0:
             setting = f"JARVICE_SINGULARITY_BINARY={self.config.binary}" if self.config.binary else "the node's PATH"
-            return failed(what, f"{text} ({setting}). Fix: install Apptainer (or SingularityCE) on every compute "
-                                "node, or set JARVICE_SINGULARITY_BINARY to its path there")
+            return failed(
+                what,
+                f"{text} ({setting}). Fix: install Apptainer (or SingularityCE) on every compute "
+                "node, or set JARVICE_SINGULARITY_BINARY to its path there",
+            )
         version = re.search(r"(apptainer|singularity)(?:-ce)? version (\d+)\.(\d+)", text)
         if version is None:
             return failed(what, f"{text!r} is not an Apptainer or Singularity version line")

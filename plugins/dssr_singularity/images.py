@@ -33,7 +33,7 @@ def validate_image(image: object) -> str:
             f"Image {shown(image)} is not a container image reference "
             "(expected [docker://][registry/]name[:tag][@sha256:digest])."
         )
-    return image[len("docker://"):] if image.startswith("docker://") else image
+    return image[len("docker://") :] if image.startswith("docker://") else image
 
 
 def registry_of(reference: str) -> str:

@@ -107,7 +107,9 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
             "# --- end of downstream parameters ---",
         ]
     )
-    return Launch(node_script=fill_template(redact_template(template.text), block), secrets=secrets, success_marker=SUCCESS_MARKER)
+    return Launch(
+        node_script=fill_template(redact_template(template.text), block), secrets=secrets, success_marker=SUCCESS_MARKER
+    )
 
 
 def _service_marker(ctx: LaunchContext) -> list[str]:

@@ -62,8 +62,11 @@ class AcctRecord:
 
 def named_job(job: SlurmJob) -> NamedJob:
     """A job as :func:`dssr_core.submit_once` sees it (held: Slurm's reason is the user's own hold)."""
-    return NamedJob(jobid=job.jobid, held=job.state == "PENDING" and job.reason == "JobHeldUser",
-                    finished=job_state(job.state).finished)
+    return NamedJob(
+        jobid=job.jobid,
+        held=job.state == "PENDING" and job.reason == "JobHeldUser",
+        finished=job_state(job.state).finished,
+    )
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,20 @@ class JobPlan:
         """The batch request of this job running ``script`` (not held: :func:`submit_once` holds it)."""
         spec = self.spec
         return BatchRequest(
-            name=self.name, user=self.user, script=script, nodes=spec.nodes, ntasks=spec.cores * spec.nodes,
-            exclusive=spec.effective_exclusive, workdir=workdir, output=self.files.output,
-            memory_gb=spec.memory_gb, gpus_per_node=spec.gpus, time_limit=spec.walltime,
-            partition=spec.partition, licenses=spec.licenses, extra=dict(spec.scheduler_flags),
+            name=self.name,
+            user=self.user,
+            script=script,
+            nodes=spec.nodes,
+            ntasks=spec.cores * spec.nodes,
+            exclusive=spec.effective_exclusive,
+            workdir=workdir,
+            output=self.files.output,
+            memory_gb=spec.memory_gb,
+            gpus_per_node=spec.gpus,
+            time_limit=spec.walltime,
+            partition=spec.partition,
+            licenses=spec.licenses,
+            extra=dict(spec.scheduler_flags),
             environment=dict(environment or {}),
         )
 

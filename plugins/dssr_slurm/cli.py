@@ -58,10 +58,16 @@ class CliBackend(SlurmBackend):
         ids = sorted(set(jobids), key=int)
         records: dict[str, AcctRecord] = {}
         for start in range(0, len(ids), ACCT_BATCH):
-            chunk = ids[start:start + ACCT_BATCH]
+            chunk = ids[start : start + ACCT_BATCH]
             cmd = command(
-                "sacct", "-X", "-P", "-n", f"--delimiter={SEP}", "--format=" + ",".join(SACCT_FIELDS),
-                "-j", ",".join(chunk),
+                "sacct",
+                "-X",
+                "-P",
+                "-n",
+                f"--delimiter={SEP}",
+                "--format=" + ",".join(SACCT_FIELDS),
+                "-j",
+                ",".join(chunk),
             )
             records.update(parse_sacct(self._run(cmd, "sacct").stdout, chunk))
         return records
@@ -73,8 +79,9 @@ class CliBackend(SlurmBackend):
         login = self.login_for(plan.spec.identity)
         script = batch_script(plan.files, plan.spec.gpus, plan.launch.success_marker)
         request = plan.request(script, workdir=plan.files.job_dir)
-        text = submission_script(replace(request, hold=True), plan.files, plan.launch.node_script,
-                                 dict(plan.launch.secrets))
+        text = submission_script(
+            replace(request, hold=True), plan.files, plan.launch.node_script, dict(plan.launch.secrets)
+        )
         jobid, existed = submit_once(_SshAttempt(self.pool, login, request.name, text), keep_held=plan.spec.held)
         return jobid, existed, f"{script}\n# ---- {plan.files.node_script} ----\n{plan.launch.node_script}"
 
@@ -133,8 +140,9 @@ class _SshAttempt(OnceAttempt):
         result = self._run("bash -s", "sbatch", stdin=self.script.encode("utf-8"), idempotent=False)
         jobid = parse_submission_output(result.stdout)
         if jobid is None:
-            raise ClusterError(f"Submission failed on the cluster as {self.login.user}: "
-                               f"{_first_line(result.stderr or result.stdout)}")
+            raise ClusterError(
+                f"Submission failed on the cluster as {self.login.user}: {_first_line(result.stderr or result.stdout)}"
+            )
         return jobid
 
     def cancel(self, jobids: Sequence[str]) -> None:
@@ -157,11 +165,23 @@ def _gone(stderr: str) -> bool:
 
 def _is_refusal(stderr: str) -> bool:
     text = stderr.lower()
-    return any(
-        word in text
-        for word in ("invalid partition", "requested node configuration", "invalid account", "invalid qos",
-                     "unrecognized option", "invalid", "memory specification", "more processors than permitted")
-    ) and "unable to contact slurm controller" not in text and "socket timed out" not in text
+    return (
+        any(
+            word in text
+            for word in (
+                "invalid partition",
+                "requested node configuration",
+                "invalid account",
+                "invalid qos",
+                "unrecognized option",
+                "invalid",
+                "memory specification",
+                "more processors than permitted",
+            )
+        )
+        and "unable to contact slurm controller" not in text
+        and "socket timed out" not in text
+    )
 
 
 def _first_line(text: str) -> str:

@@ -52,10 +52,28 @@ log = logging.getLogger(__name__)
 #: lines of output returned by /exitstatus
 EXIT_TAIL = 10_000
 #: ``sbatch_<flag>`` extras that would undo what the connector decides
-RESERVED_FLAGS = frozenset({
-    "job-name", "output", "error", "input", "chdir", "uid", "gid", "wrap", "export", "export-file",
-    "parsable", "get-user-env", "test-only", "array", "nodes", "ntasks", "hold", "open-mode",
-})
+RESERVED_FLAGS = frozenset(
+    {
+        "job-name",
+        "output",
+        "error",
+        "input",
+        "chdir",
+        "uid",
+        "gid",
+        "wrap",
+        "export",
+        "export-file",
+        "parsable",
+        "get-user-env",
+        "test-only",
+        "array",
+        "nodes",
+        "ntasks",
+        "hold",
+        "open-mode",
+    }
+)
 #: the job name slurmdbd records before it knows the real one
 PLACEHOLDER_NAME = "allocation"
 
@@ -73,7 +91,8 @@ class SlurmConnector(Connector):
         self.mapping = MappingFile(self.cfg.mapping_file)
         self.backend: SlurmBackend = BACKENDS[self.cfg.interface](self, settings)
         self._snapshot: SharedSnapshot[QueueIndex] = SharedSnapshot(
-            lambda: QueueIndex.of(self.backend.queue()), self.cfg.status_ttl)
+            lambda: QueueIndex.of(self.backend.queue()), self.cfg.status_ttl
+        )
         self._acct: Batcher[AcctRecord] = Batcher(self.backend.accounting)
         #: jobid -> owner of jobs whose end was just reported (so cleanup needs no second look-up)
         self._owners: OrderedDict[str, str] = OrderedDict()
@@ -172,9 +191,9 @@ class SlurmConnector(Connector):
         if owner is None or not USER_PATTERN.match(owner):
             return
         slurm_name = PREFIX + ref.name
-        result = self.shell.run(command(
-            "rm", "-rf", "--", self.cfg.job_dir(owner, slurm_name), self.cfg.output_file(owner, slurm_name)
-        ))
+        result = self.shell.run(
+            command("rm", "-rf", "--", self.cfg.job_dir(owner, slurm_name), self.cfg.output_file(owner, slurm_name))
+        )
         if result.rc != 0:
             raise ClusterError(f"Removing the files of job {ref.jobid} failed: {result.stderr.strip()[:300]}")
 
@@ -276,15 +295,25 @@ class SlurmConnector(Connector):
     def _check_cluster(self) -> list[str]:
         problems = []
         try:
-            coord = self.shell.run(command("sacctmgr", "-n", "-P", "show", "user", self.cfg.service_user,
-                                           "withcoord", "format=User,Coordinators"))
+            coord = self.shell.run(
+                command(
+                    "sacctmgr",
+                    "-n",
+                    "-P",
+                    "show",
+                    "user",
+                    self.cfg.service_user,
+                    "withcoord",
+                    "format=User,Coordinators",
+                )
+            )
             if coord.rc != 0 or not coord.stdout.strip().split("|")[-1].strip():
                 problems.append(
                     f"The service user {self.cfg.service_user!r} is not coordinator of any Slurm account "
                     "(sacctmgr add coordinator account=<acct> names=jarvice): it cannot see or cancel users' jobs."
                 )
             folders = [self.cfg.user_scratch(u) for u in self.backend.known_users()]
-            script = "".join(f'test -w {command(f)} -a -x {command(f)} || echo {command(f)}\n' for f in folders)
+            script = "".join(f"test -w {command(f)} -a -x {command(f)} || echo {command(f)}\n" for f in folders)
             result = self.shell.run("bash -s", stdin=script.encode())
             for folder in result.stdout.splitlines():
                 problems.append(

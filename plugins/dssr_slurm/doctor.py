@@ -33,10 +33,12 @@ def diagnose(conn: "SlurmConnector", executor: Executor) -> Iterator[Check]:
     try:
         seen = conn.pool.check_host()
     except ClusterError as exc:
-        fix = ("check JARVICE_SLURM_CLUSTER_ADDR and JARVICE_SLURM_CLUSTER_PORT, and that this host may reach it"
-               if "reach" in str(exc) else
-               f"if the login node's key really is {'this one' if 'SHA256' in str(exc) else 'new'}, put it in "
-               f"JARVICE_SLURM_SSH_KNOWN_HOSTS (ssh-keyscan -p {cfg.port} {cfg.host}) or JARVICE_SLURM_SSH_HOST_KEY")
+        fix = (
+            "check JARVICE_SLURM_CLUSTER_ADDR and JARVICE_SLURM_CLUSTER_PORT, and that this host may reach it"
+            if "reach" in str(exc)
+            else f"if the login node's key really is {'this one' if 'SHA256' in str(exc) else 'new'}, put it in "
+            f"JARVICE_SLURM_SSH_KNOWN_HOSTS (ssh-keyscan -p {cfg.port} {cfg.host}) or JARVICE_SLURM_SSH_HOST_KEY"
+        )
         yield failed(what, f"{exc} Fix: {fix}.")
         return
     yield passed(what, f"{seen} ({conn.pool.policy.describe()})")
@@ -45,8 +47,11 @@ def diagnose(conn: "SlurmConnector", executor: Executor) -> Iterator[Check]:
     try:
         whoami = conn.shell.run(command("id", "-un"), kind="doctor").stdout.strip()
     except ClusterError as exc:
-        yield failed(what, f"{exc} Fix: add the public half of the key to ~{cfg.service_user}/.ssh/authorized_keys "
-                           "on the login node, or set JARVICE_SLURM_SSH_USER to the key's user.")
+        yield failed(
+            what,
+            f"{exc} Fix: add the public half of the key to ~{cfg.service_user}/.ssh/authorized_keys "
+            "on the login node, or set JARVICE_SLURM_SSH_USER to the key's user.",
+        )
         return
     yield passed(what, f"logged in as {whoami}")
 
@@ -68,13 +73,18 @@ def diagnose(conn: "SlurmConnector", executor: Executor) -> Iterator[Check]:
 
 def _slurm_commands(conn: "SlurmConnector") -> Iterator[Check]:
     checks = (
-        ("squeue answers (slurmctld)", command("squeue", "-h", "-o", "%i", "-t", "all"),
-         "slurmctld must run and the login node's Slurm client must reach it (slurm.conf, munge)"),
-        ("sacct answers (accounting, slurmdbd)", command("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now"),
-         "without accounting, finished jobs cannot be reported: start slurmdbd and set "
-         "AccountingStorageType=accounting_storage/slurmdbd in slurm.conf"),
-        ("scontrol answers", command("scontrol", "ping"),
-         "scontrol must reach slurmctld from the login node"),
+        (
+            "squeue answers (slurmctld)",
+            command("squeue", "-h", "-o", "%i", "-t", "all"),
+            "slurmctld must run and the login node's Slurm client must reach it (slurm.conf, munge)",
+        ),
+        (
+            "sacct answers (accounting, slurmdbd)",
+            command("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now"),
+            "without accounting, finished jobs cannot be reported: start slurmdbd and set "
+            "AccountingStorageType=accounting_storage/slurmdbd in slurm.conf",
+        ),
+        ("scontrol answers", command("scontrol", "ping"), "scontrol must reach slurmctld from the login node"),
     )
     for what, cmd, fix in checks:
         try:
@@ -122,22 +132,36 @@ def _coordinators(conn: "SlurmConnector", users: list[str]) -> Iterator[Check]:
         return
     service = conn.cfg.service_user
     try:
-        me = conn.shell.run(command("sacctmgr", "-n", "-P", "show", "user", service, "withcoord",
-                                    "format=User,AdminLevel,Coordinators"), kind="doctor", timeout=60)
-        assoc = conn.shell.run(command("sacctmgr", "-n", "-P", "show", "assoc", "where", "users=" + ",".join(users),
-                                       "format=User,Account"), kind="doctor", timeout=60)
+        me = conn.shell.run(
+            command(
+                "sacctmgr", "-n", "-P", "show", "user", service, "withcoord", "format=User,AdminLevel,Coordinators"
+            ),
+            kind="doctor",
+            timeout=60,
+        )
+        assoc = conn.shell.run(
+            command(
+                "sacctmgr", "-n", "-P", "show", "assoc", "where", "users=" + ",".join(users), "format=User,Account"
+            ),
+            kind="doctor",
+            timeout=60,
+        )
     except ClusterError as exc:
         yield failed(f"{service!r} coordinates the mapped users' accounts", str(exc))
         return
     if me.rc != 0 or assoc.rc != 0:
         why = (me.stderr or assoc.stderr).strip().splitlines()
-        yield failed(f"{service!r} coordinates the mapped users' accounts",
-                     f"sacctmgr failed: {why[0] if why else 'no message'}")
+        yield failed(
+            f"{service!r} coordinates the mapped users' accounts", f"sacctmgr failed: {why[0] if why else 'no message'}"
+        )
         return
     fields = (me.stdout.strip().splitlines() or [""])[0].split("|")
     if not fields[0]:
-        yield failed(f"{service!r} is a Slurm user", f"run: sacctmgr add user {service} account=<an account>, then "
-                                                      f"sacctmgr add coordinator account=<each account> names={service}")
+        yield failed(
+            f"{service!r} is a Slurm user",
+            f"run: sacctmgr add user {service} account=<an account>, then "
+            f"sacctmgr add coordinator account=<each account> names={service}",
+        )
         return
     admin = fields[1] if len(fields) > 1 else ""
     coordinated = {a for a in (fields[2] if len(fields) > 2 else "").split(",") if a}
@@ -148,8 +172,10 @@ def _coordinators(conn: "SlurmConnector", users: list[str]) -> Iterator[Check]:
             accounts.setdefault(account, []).append(user)
     for user in users:
         if not any(user in members for members in accounts.values()):
-            yield failed(f"the mapped user {user!r} has a Slurm account",
-                         f"it has no association, so it cannot submit: sacctmgr add user {user} account=<account>")
+            yield failed(
+                f"the mapped user {user!r} has a Slurm account",
+                f"it has no association, so it cannot submit: sacctmgr add user {user} account=<account>",
+            )
     if admin in ("Operator", "Administrator"):
         yield passed(f"{service!r} sees and controls every account", f"Slurm AdminLevel {admin}")
         return
@@ -158,9 +184,12 @@ def _coordinators(conn: "SlurmConnector", users: list[str]) -> Iterator[Check]:
         if account in coordinated:
             yield passed(what, f"used by {', '.join(sorted(members))}")
         else:
-            yield failed(what, f"{', '.join(sorted(members))} submit(s) under it, and with PrivateData=jobs "
-                               f"{service} cannot see, cancel or release those jobs. Fix: sacctmgr add coordinator "
-                               f"account={account} names={service}")
+            yield failed(
+                what,
+                f"{', '.join(sorted(members))} submit(s) under it, and with PrivateData=jobs "
+                f"{service} cannot see, cancel or release those jobs. Fix: sacctmgr add coordinator "
+                f"account={account} names={service}",
+            )
 
 
 def _user_checks(conn: "SlurmConnector", email: str, login: Login) -> Iterator[Check]:
@@ -175,18 +204,27 @@ def _user_checks(conn: "SlurmConnector", email: str, login: Login) -> Iterator[C
     try:
         result = conn.pool.run(login, "bash -s", stdin=script.encode(), kind="doctor", timeout=60)
     except ClusterError as exc:
-        yield failed(what, f"{exc} Fix: the ssh_private_key_b64 of {email} in {conn.cfg.mapping_file} must be a key "
-                           f"in ~{login.user}/.ssh/authorized_keys on the login node.")
+        yield failed(
+            what,
+            f"{exc} Fix: the ssh_private_key_b64 of {email} in {conn.cfg.mapping_file} must be a key "
+            f"in ~{login.user}/.ssh/authorized_keys on the login node.",
+        )
         return
     yield passed(what)
     what = f"{login.user!r} can write its scratch folder {folder}"
     if result.rc == 3:
-        yield failed(what, f"the folder does not exist. Fix: mkdir -p {folder} && chown {login.user} {folder} "
-                           "(mode 2770 with the service user in the user's group, or an ACL: docs/slurm.md)")
+        yield failed(
+            what,
+            f"the folder does not exist. Fix: mkdir -p {folder} && chown {login.user} {folder} "
+            "(mode 2770 with the service user in the user's group, or an ACL: docs/slurm.md)",
+        )
         return
     if result.rc != 0:
-        yield failed(what, f"writing a file there failed. Fix: chown {login.user} {folder} and chmod u+rwx "
-                           f"(JARVICE_BAREMETAL_SCRATCH_DIR={conn.cfg.scratch})")
+        yield failed(
+            what,
+            f"writing a file there failed. Fix: chown {login.user} {folder} and chmod u+rwx "
+            f"(JARVICE_BAREMETAL_SCRATCH_DIR={conn.cfg.scratch})",
+        )
         return
     yield passed(what)
     service = conn.cfg.service_user
@@ -203,20 +241,28 @@ def _user_checks(conn: "SlurmConnector", email: str, login: Login) -> Iterator[C
         except DssrError:
             pass
     if read.rc != 0 or "dssr doctor" not in read.stdout:
-        yield failed(what, f"{service} cannot read what {login.user} writes there, so job output cannot be "
-                           f"returned. Fix: add {service} to {login.user}'s group and chmod 2770 {folder}, or "
-                           f"setfacl -m u:{service}:rwx -d -m u:{service}:rwx {folder} (docs/slurm.md)")
+        yield failed(
+            what,
+            f"{service} cannot read what {login.user} writes there, so job output cannot be "
+            f"returned. Fix: add {service} to {login.user}'s group and chmod 2770 {folder}, or "
+            f"setfacl -m u:{service}:rwx -d -m u:{service}:rwx {folder} (docs/slurm.md)",
+        )
     elif removed.rc != 0:
-        yield failed(what, f"{service} can read but not remove files there, so finished jobs are never cleaned "
-                           f"up. Fix: give {service} write access to {folder} (group 2770 or an ACL)")
+        yield failed(
+            what,
+            f"{service} can read but not remove files there, so finished jobs are never cleaned "
+            f"up. Fix: give {service} write access to {folder} (group 2770 or an ACL)",
+        )
     else:
         yield passed(what)
 
 
 def _on_nodes(conn: "SlurmConnector", probe: NodeProbe, login: Login | None) -> Iterator[Check]:
     """Run ``probe`` once on every responding node with one ``srun`` (as a mapped user, who may run jobs)."""
-    inner = (f"out=$(bash -c {command(probe.script)} 2>&1); rc=$?; "
-             f"printf '{_RS}%s{_FS}%s{_FS}%s' \"$SLURMD_NODENAME\" \"$rc\" \"$out\"")
+    inner = (
+        f"out=$(bash -c {command(probe.script)} 2>&1); rc=$?; "
+        f'printf \'{_RS}%s{_FS}%s{_FS}%s\' "$SLURMD_NODENAME" "$rc" "$out"'
+    )
     script = (
         "list=$(sinfo -h -N -r -t idle,mix,alloc,comp -o %N | sort -u)\n"
         '[ -n "$list" ] || { echo "no node responds (sinfo -N -r)" >&2; exit 3; }\n'
@@ -236,10 +282,13 @@ def _on_nodes(conn: "SlurmConnector", probe: NodeProbe, login: Login | None) -> 
     records = [r.split(_FS, 2) for r in result.stdout.split(_RS)[1:]]
     if not records:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        yield failed(what, f"srun failed: {lines[-1].strip() if lines else f'exit status {result.rc}'}. Fix: the "
-                           f"user {login.user if login else conn.cfg.service_user} must be able to run jobs "
-                           "(an association, a partition up); busy nodes make it wait at most "
-                           f"{PROBE_WAIT} s")
+        yield failed(
+            what,
+            f"srun failed: {lines[-1].strip() if lines else f'exit status {result.rc}'}. Fix: the "
+            f"user {login.user if login else conn.cfg.service_user} must be able to run jobs "
+            "(an association, a partition up); busy nodes make it wait at most "
+            f"{PROBE_WAIT} s",
+        )
         return
     for fields in sorted(records):
         node, rc, output = (fields + ["", ""])[:3]

@@ -39,10 +39,21 @@ class QueueIndex:
         statuses: list[JobStatus] = []
         for job in jobs:
             state = job_state(job.state)
-            name = job.name[len(PREFIX):]
+            name = job.name[len(PREFIX) :]
             if state.finished or first[(job.name, job.user)] != int(job.jobid) or not NAME_PATTERN.match(name):
                 continue
-            statuses.append(JobStatus(ref=JobRef(name, 0, job.jobid), state=state, nodes=job.nodes,
-                                      elapsed=job.elapsed, owner=job.user, detail=job.state))
-        return cls(by_id={job.jobid: job for job in jobs}, statuses=tuple(statuses),
-                   status_by_id={status.ref.jobid: status for status in statuses})
+            statuses.append(
+                JobStatus(
+                    ref=JobRef(name, 0, job.jobid),
+                    state=state,
+                    nodes=job.nodes,
+                    elapsed=job.elapsed,
+                    owner=job.user,
+                    detail=job.state,
+                )
+            )
+        return cls(
+            by_id={job.jobid: job for job in jobs},
+            statuses=tuple(statuses),
+            status_by_id={status.ref.jobid: status for status in statuses},
+        )

@@ -72,7 +72,7 @@ def _logical_path(path: str) -> str:
         raise BadRequest("The folder path is not valid.")
     text = path.strip() or "/"
     if text == "/data" or text.startswith("/data/"):
-        text = text[len("/data"):] or "/"
+        text = text[len("/data") :] or "/"
     if not text.startswith("/"):
         text = "/" + text
     if re.search(r"(^|/)\.\.(/|$)", text):

@@ -155,5 +155,7 @@ class MappingFile:
             raise BadRequest("The bearer token has no email claim: the user cannot be mapped to a cluster user.")
         login = self.load().logins.get(email.strip().lower())
         if login is None:
-            raise BadRequest(f"The user {email} is not in the user-id mapping file: ask the site administrator to add them.")
+            raise BadRequest(
+                f"The user {email} is not in the user-id mapping file: ask the site administrator to add them."
+            )
         return login

@@ -36,7 +36,7 @@ def parse_squeue(text: str, marker: str, prefix: str) -> list[SlurmJob]:
     if not text.startswith(marker):
         raise ClusterError("squeue printed something unexpected (no job record at the start of its output).")
     jobs = []
-    for record in text[len(marker):].split("\n" + marker):
+    for record in text[len(marker) :].split("\n" + marker):
         record = record[:-1] if record.endswith("\n") else record
         parts = record.split(SEP, len(SQUEUE_FIELDS) - 1)
         if len(parts) != len(SQUEUE_FIELDS) or not parts[0].strip().isdigit():

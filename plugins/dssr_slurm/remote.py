@@ -12,8 +12,12 @@ from .settings import SlurmSettings
 
 def build_pool(cfg: SlurmSettings) -> SSHPool:
     """The SSH pool of the cluster's login node, with the configured host-key policy."""
-    policy = HostKeyPolicy(known_hosts=cfg.known_hosts, expected_fingerprint=cfg.host_key,
-                           record_file=cfg.host_key_record, record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD")
+    policy = HostKeyPolicy(
+        known_hosts=cfg.known_hosts,
+        expected_fingerprint=cfg.host_key,
+        record_file=cfg.host_key_record,
+        record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD",
+    )
     return SSHPool(cfg.host, cfg.port, policy, command_timeout=cfg.command_timeout, keepalive=cfg.keepalive)
 
 
@@ -31,8 +35,10 @@ class ServiceShell:
         self._login: Login | None = None
         self.key_problem: str | None = None
         if cfg.service_key_text is None:
-            self.key_problem = ("JARVICE_SLURM_SSH_PKEY (or JARVICE_SLURM_SSH_PKEY_FILE) is not set: "
-                                "give the service user's private key.")
+            self.key_problem = (
+                "JARVICE_SLURM_SSH_PKEY (or JARVICE_SLURM_SSH_PKEY_FILE) is not set: "
+                "give the service user's private key."
+            )
         else:
             try:
                 self._login = Login(cfg.service_user, load_private_key(cfg.service_key_text, cfg.service_key_setting))
@@ -45,8 +51,15 @@ class ServiceShell:
             raise ClusterError(self.key_problem or "No service key.", transient=False)
         return self._login
 
-    def run(self, command: str, *, timeout: float | None = None, idempotent: bool = True, stdin: bytes | None = None,
-            kind: str | None = None) -> Result:
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = True,
+        stdin: bytes | None = None,
+        kind: str | None = None,
+    ) -> Result:
         return self.pool.run(self.login, command, timeout=timeout, idempotent=idempotent, stdin=stdin, kind=kind)
 
     def open_tunnel(self, host: str, port: int) -> paramiko.Channel:

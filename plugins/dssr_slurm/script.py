@@ -163,7 +163,7 @@ def parse_submission_output(stdout: str) -> str | None:
     """The job id the submission script printed; None when it printed none."""
     for line in stdout.splitlines():
         if line.startswith(ID_TAG):
-            jobid = line[len(ID_TAG):].strip()
+            jobid = line[len(ID_TAG) :].strip()
             if jobid.isdigit():
                 return jobid
     return None

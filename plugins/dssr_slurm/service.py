@@ -74,6 +74,8 @@ class NodeAddresses:
         return addresses
 
 
-def open_service(shell: ServiceShell, addresses: NodeAddresses, node: str, port: int, timeout: float) -> paramiko.Channel:
+def open_service(
+    shell: ServiceShell, addresses: NodeAddresses, node: str, port: int, timeout: float
+) -> paramiko.Channel:
     """An SSH ``direct-tcpip`` channel from the login node to ``node``:``port``."""
     return shell.pool.open_tunnel(shell.login, addresses.get(node), port, timeout=timeout)

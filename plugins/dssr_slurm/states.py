@@ -6,12 +6,35 @@ from dssr_core import JobState
 
 #: long and compact names of the states listed as running
 RUNNING = {
-    "RUNNING", "R", "REQUEUE_HOLD", "RH", "RESIZING", "RS", "SIGNALING", "SI",
-    "STOPPED", "ST", "SUSPENDED", "S", "COMPLETING", "CG", "STAGE_OUT", "SO",
+    "RUNNING",
+    "R",
+    "REQUEUE_HOLD",
+    "RH",
+    "RESIZING",
+    "RS",
+    "SIGNALING",
+    "SI",
+    "STOPPED",
+    "ST",
+    "SUSPENDED",
+    "S",
+    "COMPLETING",
+    "CG",
+    "STAGE_OUT",
+    "SO",
 }
 #: long and compact names of the states listed as queued
 QUEUED = {
-    "CONFIGURING", "CF", "PENDING", "PD", "RESV_DEL_HOLD", "RD", "REQUEUE_FED", "RF", "REQUEUED", "RQ",
+    "CONFIGURING",
+    "CF",
+    "PENDING",
+    "PD",
+    "RESV_DEL_HOLD",
+    "RD",
+    "REQUEUE_FED",
+    "RF",
+    "REQUEUED",
+    "RQ",
 }
 COMPLETED = {"COMPLETED", "CD"}
 FAILED = {"FAILED", "F", "NODE_FAIL", "NF", "OUT_OF_MEMORY", "OOM", "TIMEOUT", "TO", "BOOT_FAIL", "BF"}

@@ -59,16 +59,22 @@ def _jobid(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dssr", description="Submit and follow jobs through a jarvice-dssr connector.")
+    parser = argparse.ArgumentParser(
+        prog="dssr", description="Submit and follow jobs through a jarvice-dssr connector."
+    )
     parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
-    parser.add_argument("--executor", help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR, "
-                                           "else shell with the local connector and singularity with others)")
+    parser.add_argument(
+        "--executor",
+        help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR, "
+        "else shell with the local connector and singularity with others)",
+    )
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
     sub.add_parser("plugins", help="list the installed connectors and executors")
     doctor = sub.add_parser("doctor", help="check the site's set-up, one OK/FAIL line per check (exit 0: all OK)")
-    doctor.add_argument("--submit", metavar="EMAIL",
-                        help="also run a tiny job end to end as this mapped user, timing each stage")
+    doctor.add_argument(
+        "--submit", metavar="EMAIL", help="also run a tiny job end to end as this mapped user, timing each stage"
+    )
     doctor.add_argument("--token", help="run the trial job with this bearer token (slurmrestd needs one)")
     doctor.add_argument("--timeout", type=_positive, default=300, help="seconds the trial job may take (default 300)")
     sub.add_parser("running", help="list running jobs (name, job id)")
@@ -88,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--hold", action="store_true", help="submit held (start it with dssr release)")
     submit.add_argument("--env", type=_env, action="append", default=[], metavar="NAME=VALUE")
     submit.add_argument("--token", help="the user's bearer token, for connectors that run jobs as cluster users")
-    submit.add_argument("command", nargs=argparse.REMAINDER,
-                        help="after --: one shell command line, or a program and its arguments")
+    submit.add_argument(
+        "command", nargs=argparse.REMAINDER, help="after --: one shell command line, or a program and its arguments"
+    )
 
     for action, text in (
         ("status", "show a job's state, nodes and elapsed time"),
@@ -194,13 +201,21 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
     if args.action == "doctor":
         from . import doctor  # only this command needs it
 
-        return doctor.run(settings if settings is not None else Settings(), out, connector=args.connector,
-                          executor=args.executor, submit_as=args.submit, token=args.token, timeout=args.timeout)
+        return doctor.run(
+            settings if settings is not None else Settings(),
+            out,
+            connector=args.connector,
+            executor=args.executor,
+            submit_as=args.submit,
+            token=args.token,
+            timeout=args.timeout,
+        )
     try:
         downstream = Downstream.from_settings(settings, connector=args.connector, executor=args.executor)
     except DssrError as exc:
         print(f"dssr: {exc}", file=sys.stderr)
         return 2
+
     def handler() -> int:
         if args.action == "submit":
             return _submit(downstream, args, out)

@@ -77,7 +77,14 @@ class Settings:
         assert value is not None
         return value
 
-    def int(self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None, maximum: builtins.int | None = None) -> builtins.int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        *,
+        minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int:
         value = self.raw(name)
         if value is None:
             return default
@@ -89,7 +96,9 @@ class Settings:
             raise ConfigError(f"{name}={value!r} is out of range: use an integer{_range(minimum, maximum)}.")
         return number
 
-    def float(self, name: builtins.str, default: builtins.float, *, minimum: builtins.float | None = None) -> builtins.float:
+    def float(
+        self, name: builtins.str, default: builtins.float, *, minimum: builtins.float | None = None
+    ) -> builtins.float:
         value = self.raw(name)
         if value is None:
             return default

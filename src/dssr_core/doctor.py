@@ -31,21 +31,23 @@ TRIAL_MARKER = "JARVICE_CMD_SUCCESS"
 
 def trial_template() -> str:
     """A minimal upstream template: the same shape a JARVICE upstream sends, running no container."""
-    return "\n".join([
-        "#!/bin/bash",
-        "{DOWNSTREAM_PARAMETERS}",
-        ": <<'JOBOBJ_KEYS'",
-        "JOBOBJ_APPDEFVERSION=2",
-        "JOBOBJ_INTERACTIVE=False",
-        "JOBOBJ_ARCH=amd64",
-        "JOBOBJ_NAE=dssr-doctor",
-        "JARVICE_CPU_CORES=1",
-        "JOBOBJ_WALLTIME=00:05:00",
-        "JARVICE_CMD=echo dssr doctor",
-        "JOBOBJ_KEYS",
-        'echo "dssr doctor: $(id -un) on $(hostname)" && echo ' + TRIAL_MARKER,
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "{DOWNSTREAM_PARAMETERS}",
+            ": <<'JOBOBJ_KEYS'",
+            "JOBOBJ_APPDEFVERSION=2",
+            "JOBOBJ_INTERACTIVE=False",
+            "JOBOBJ_ARCH=amd64",
+            "JOBOBJ_NAE=dssr-doctor",
+            "JARVICE_CPU_CORES=1",
+            "JOBOBJ_WALLTIME=00:05:00",
+            "JARVICE_CMD=echo dssr doctor",
+            "JOBOBJ_KEYS",
+            'echo "dssr doctor: $(id -un) on $(hostname)" && echo ' + TRIAL_MARKER,
+            "",
+        ]
+    )
 
 
 def run(
@@ -85,8 +87,9 @@ def run(
     return 0 if ok else 1
 
 
-def _build(settings: Settings, connector: str | None, executor: str | None,
-           show: Callable[[Check], None]) -> Downstream | None:
+def _build(
+    settings: Settings, connector: str | None, executor: str | None, show: Callable[[Check], None]
+) -> Downstream | None:
     what = "settings parse"
     try:
         server = ServerSettings.from_settings(settings)
@@ -110,8 +113,9 @@ def _build(settings: Settings, connector: str | None, executor: str | None,
     return Downstream(conn, execu, verifier=verifier, script_key=server.script_key or execu.name)
 
 
-def _identity(downstream: Downstream, email: str | None, token: str | None,
-              show: Callable[[Check], None]) -> Identity | None:
+def _identity(
+    downstream: Downstream, email: str | None, token: str | None, show: Callable[[Check], None]
+) -> Identity | None:
     if token is not None:
         if downstream.verifier is None:
             return Identity(email=email)
@@ -123,8 +127,9 @@ def _identity(downstream: Downstream, email: str | None, token: str | None,
     return Identity(email=email, claims={"email": email} if email else {})
 
 
-def _wait(downstream: Downstream, ref: JobRef, done: Callable[[JobStatus | None], bool], deadline: float,
-          poll: float) -> JobStatus | None:
+def _wait(
+    downstream: Downstream, ref: JobRef, done: Callable[[JobStatus | None], bool], deadline: float, poll: float
+) -> JobStatus | None:
     """Poll the job's status until ``done`` says so; TimeoutError (saying its state) past ``deadline``."""
     while True:
         status = downstream.runstatus(ref)
@@ -135,13 +140,16 @@ def _wait(downstream: Downstream, ref: JobRef, done: Callable[[JobStatus | None]
         time.sleep(poll)
 
 
-def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
-          poll: float = 0.5) -> Iterator[Check]:
+def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0, poll: float = 0.5) -> Iterator[Check]:
     """Submit the trial job as ``identity`` and follow it to its end, one check per stage (with its time)."""
     who = identity.email or identity.username or "the token's user"
     name = f"dssr-doctor-{int(time.time() * 1000)}"
-    args = {"name": name, "number": 0, "nodes": 1,
-            "hpc_script": {downstream.script_key: base64.b64encode(trial_template().encode()).decode()}}
+    args = {
+        "name": name,
+        "number": 0,
+        "nodes": 1,
+        "hpc_script": {downstream.script_key: base64.b64encode(trial_template().encode()).decode()},
+    }
     start = time.monotonic()
     try:
         spec = parse_submission(args, downstream.script_key).replace(identity=identity)
@@ -153,8 +161,10 @@ def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
     yield passed(f"a trial job is submitted as {who}", f"job {ref.jobid} ({name})", time.monotonic() - start)
 
     deadline = time.monotonic() + timeout
-    for what, done in (("the trial job starts", lambda s: s is None or s.state is not JobState.QUEUED),
-                       ("the trial job runs to its end", lambda s: s is None)):
+    for what, done in (
+        ("the trial job starts", lambda s: s is None or s.state is not JobState.QUEUED),
+        ("the trial job runs to its end", lambda s: s is None),
+    ):
         stage = time.monotonic()
         try:
             status = _wait(downstream, ref, done, deadline, poll)
@@ -163,8 +173,11 @@ def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
             return
         except TimeoutError as exc:
             downstream.terminate(ref, force=True)
-            yield failed(what, f"{exc} after {timeout:g} s; it was cancelled. Are the nodes busy or down (sinfo)?",
-                         time.monotonic() - stage)
+            yield failed(
+                what,
+                f"{exc} after {timeout:g} s; it was cancelled. Are the nodes busy or down (sinfo)?",
+                time.monotonic() - stage,
+            )
             return
         where = f"on {', '.join(status.nodes)}" if status is not None and status.nodes else ""
         yield passed(what, where, time.monotonic() - stage)
@@ -185,13 +198,16 @@ def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
     took = time.monotonic() - stage
     if result.rc != 0 or TRIAL_MARKER not in result.output:
         tail = result.output.strip().splitlines()[-3:]
-        yield failed("the trial job's exit status is read",
-                     f"rc {result.rc} ({result.detail or result.state.value}); output: {' | '.join(tail) or 'none'}",
-                     took)
+        yield failed(
+            "the trial job's exit status is read",
+            f"rc {result.rc} ({result.detail or result.state.value}); output: {' | '.join(tail) or 'none'}",
+            took,
+        )
         return
     line = next((x for x in result.output.splitlines() if x.startswith("dssr doctor:")), "")
-    yield passed("the trial job's exit status is read", f"rc 0, output came back ({line[len('dssr doctor: '):]})",
-                 took)
+    yield passed(
+        "the trial job's exit status is read", f"rc 0, output came back ({line[len('dssr doctor: ') :]})", took
+    )
 
     stage = time.monotonic()
     try:
@@ -202,6 +218,9 @@ def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
     except DssrError as exc:
         yield failed("the trial job's files are removed", str(exc), time.monotonic() - stage)
     else:
-        yield failed("the trial job's files are removed", "its output is still there after garbage collection",
-                     time.monotonic() - stage)
+        yield failed(
+            "the trial job's files are removed",
+            "its output is still there after garbage collection",
+            time.monotonic() - stage,
+        )
     yield passed("the trial job, end to end", seconds=time.monotonic() - start)

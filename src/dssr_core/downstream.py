@@ -50,8 +50,11 @@ class Downstream:
         #: interactive jobs' settings (always set: the proxy's address is read from them)
         self.interactive = interactive or InteractiveSettings(domain=None)
         #: the running interactive jobs (None when JARVICE_JOBS_DOMAIN is unset)
-        self.services = (JobServices(connector, self.interactive)
-                         if self.interactive.enabled and connector.supports_interactive else None)
+        self.services = (
+            JobServices(connector, self.interactive)
+            if self.interactive.enabled and connector.supports_interactive
+            else None
+        )
 
     @classmethod
     def from_settings(
@@ -79,8 +82,9 @@ class Downstream:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, execu, verifier=verifier, script_key=server.script_key or server.executor,
-                   interactive=interactive)
+        return cls(
+            conn, execu, verifier=verifier, script_key=server.script_key or server.executor, interactive=interactive
+        )
 
     # -- submission ---------------------------------------------------------
     def submit(self, spec: JobSpec) -> Submission:
@@ -92,8 +96,9 @@ class Downstream:
         log.info("submitting job %s (%s node(s))", spec.name, spec.nodes)
         submission = self.connector.submit(spec, self.executor)
         metrics.recorder().submission(existed=submission.existed)
-        log.info("job %s %s %s", spec.name, "already exists as" if submission.existed else "submitted as",
-                 submission.jobid)
+        log.info(
+            "job %s %s %s", spec.name, "already exists as" if submission.existed else "submitted as", submission.jobid
+        )
         return submission
 
     def _service_access(self, spec: JobSpec) -> ServiceAccess:
@@ -192,8 +197,11 @@ class Downstream:
         if not contact.ok:
             return False, {"status": "BAD", "reason": contact.error, "age": age}
         if age > max_age:
-            return False, {"status": "BAD", "reason": f"no contact with the cluster for {age:g} s (more than {max_age:g} s)",
-                           "age": age}
+            return False, {
+                "status": "BAD",
+                "reason": f"no contact with the cluster for {age:g} s (more than {max_age:g} s)",
+                "age": age,
+            }
         return True, {"status": "OK", "age": age}
 
     def start_heartbeat(self, interval: float) -> None:

@@ -74,7 +74,7 @@ def _expand_one(item: str) -> list[str]:
     match = re.search(r"\[([^\]]*)\]", item)
     if not match:
         return [item]
-    prefix, suffix = item[: match.start()], item[match.end():]
+    prefix, suffix = item[: match.start()], item[match.end() :]
     names = []
     for part in match[1].split(","):
         bounds = part.split("-")

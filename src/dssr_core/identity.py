@@ -63,7 +63,9 @@ class TokenVerifier:
                 "set JARVICE_JWT_PUBLIC_KEY or JARVICE_JWT_JWKS_URL, or JARVICE_JWT_VERIFY=false."
             )
         if not verify:
-            log.warning("JARVICE_JWT_VERIFY=false: bearer tokens are NOT verified; any caller can act as any mapped user.")
+            log.warning(
+                "JARVICE_JWT_VERIFY=false: bearer tokens are NOT verified; any caller can act as any mapped user."
+            )
         return cls(
             verify=verify,
             public_key=key,
@@ -77,14 +79,19 @@ class TokenVerifier:
         if not self.verify:
             return {"token verification": "OFF"}
         source = "JWKS " + str(self.jwks_url) if self.jwks_url and self.public_key is None else "public key"
-        return {"token verification": f"on ({source}, issuer={self.issuer or 'any'}, audience={self.audience or 'any'})"}
+        return {
+            "token verification": f"on ({source}, issuer={self.issuer or 'any'}, audience={self.audience or 'any'})"
+        }
 
     def check(self) -> Check:
         """Whether the keys that verify tokens load (``dssr doctor``): the public key, or the JWKS fetched now."""
         what = "bearer-token keys load"
         if not self.verify:
-            return failed(what, "JARVICE_JWT_VERIFY=false: tokens are not verified, any caller can act as any "
-                                "mapped user; set JARVICE_JWT_PUBLIC_KEY or JARVICE_JWT_JWKS_URL and remove it")
+            return failed(
+                what,
+                "JARVICE_JWT_VERIFY=false: tokens are not verified, any caller can act as any "
+                "mapped user; set JARVICE_JWT_PUBLIC_KEY or JARVICE_JWT_JWKS_URL and remove it",
+            )
         if self.public_key is not None:
             size = getattr(self.public_key, "key_size", None)
             kind = self.public_key.__class__.__name__.lstrip("_").replace("PublicKey", "")
@@ -92,8 +99,11 @@ class TokenVerifier:
         try:
             keys = _jwks_client(self.jwks_url or "").get_jwk_set(refresh=True).keys
         except jwt.PyJWKClientError as exc:
-            return failed(what, f"JARVICE_JWT_JWKS_URL={self.jwks_url!r} cannot be read ({exc}): check the address "
-                                "and that this host reaches the identity provider")
+            return failed(
+                what,
+                f"JARVICE_JWT_JWKS_URL={self.jwks_url!r} cannot be read ({exc}): check the address "
+                "and that this host reaches the identity provider",
+            )
         if not keys:
             return failed(what, f"JARVICE_JWT_JWKS_URL={self.jwks_url!r} holds no usable signing key")
         kids = ", ".join(str(k.key_id) for k in keys)

@@ -66,7 +66,9 @@ VNC_PASSWORD_VARIABLE = "DSSR_VNCPASSWD"
 #: VNC's fixed DES key for stored passwords (the same in every VNC server and client)
 _VNC_KEY = bytes([23, 82, 107, 6, 35, 78, 88, 7])
 
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _DOMAIN = re.compile(r"^(?:(?P<scheme>https?)://)?(?P<host>[^/:]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)?$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*\$$")
 _PLACEHOLDER = re.compile(r"%([A-Z][A-Z0-9_]*)%")
@@ -187,8 +189,10 @@ class ServiceAccess:
 
     def secrets(self) -> dict[str, str]:
         """The secret values, by the variable an executor passes them in (never in a script)."""
-        values = {PASSWORD_VARIABLE: self.password,
-                  VNC_PASSWORD_VARIABLE: base64.b64encode(vnc_password_file(self.password)).decode()}
+        values = {
+            PASSWORD_VARIABLE: self.password,
+            VNC_PASSWORD_VARIABLE: base64.b64encode(vnc_password_file(self.password)).decode(),
+        }
         values.update({random_variable(n): self.randoms[n] for n in RANDOM_LENGTHS})
         return values
 
@@ -336,7 +340,9 @@ class InteractiveSettings:
 def parse_listen(text: str, variable: str = PROXY_LISTEN_VARIABLE) -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` too) -> (host, port)."""
     value = text.strip()
-    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p1>[0-9]{1,5})|(?P<host>[A-Za-z0-9.-]+):(?P<p2>[0-9]{1,5})", value)
+    match = re.fullmatch(
+        r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p1>[0-9]{1,5})|(?P<host>[A-Za-z0-9.-]+):(?P<p2>[0-9]{1,5})", value
+    )
     if not match:
         raise ConfigError(f"{variable}={text!r} is not host:port (e.g. {DEFAULT_PROXY_LISTEN}).")
     host = match["v6"] or match["host"]

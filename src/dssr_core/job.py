@@ -146,8 +146,12 @@ class JobSpec:
     def __post_init__(self) -> None:
         validate_name(self.name)
         validate_number(self.number)
-        for attr, low, high in (("nodes", 1, MAX_NODES), ("cores", 1, MAX_INT64), ("gpus", 0, MAX_INT64),
-                                ("memory_gb", 0, MAX_INT64)):
+        for attr, low, high in (
+            ("nodes", 1, MAX_NODES),
+            ("cores", 1, MAX_INT64),
+            ("gpus", 0, MAX_INT64),
+            ("memory_gb", 0, MAX_INT64),
+        ):
             value = getattr(self, attr)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise BadRequest(f"{attr} must be an integer from {low} to {high}, not {shown(value)}.")

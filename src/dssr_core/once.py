@@ -116,8 +116,7 @@ def submit_once(
     winner = min(jobs, key=lambda j: order(j.jobid))
     _settle(attempt, jobs, winner, keep_held)
     if winner.jobid != mine:
-        log.info("job %s lost to job %s of the same name (submitted by another server): cancelled", mine,
-                 winner.jobid)
+        log.info("job %s lost to job %s of the same name (submitted by another server): cancelled", mine, winner.jobid)
     return winner.jobid, winner.jobid != mine
 
 

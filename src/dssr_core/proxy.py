@@ -102,14 +102,16 @@ def route(domain: JobsDomain, request: Request) -> str | None:
     path = request.target.split("?", 1)[0]
     if not path.startswith(prefix):
         return None
-    label, _, _ = path[len(prefix):].partition("/")
+    label, _, _ = path[len(prefix) :].partition("/")
     return label if LABEL_PATTERN.match(label) else None
 
 
 def forwarded_head(request: Request, client: str) -> bytes:
     """The head sent to the app: hop-by-hop headers replaced, ``Connection: close`` unless an upgrade."""
     lines = [f"{request.method} {request.target} {request.version}"]
-    lines += [f"{k}: {v}" for k, v in request.headers if k.lower() not in _HOP_BY_HOP and k.lower() != "x-forwarded-for"]
+    lines += [
+        f"{k}: {v}" for k, v in request.headers if k.lower() not in _HOP_BY_HOP and k.lower() != "x-forwarded-for"
+    ]
     earlier = request.header("X-Forwarded-For")
     lines.append(f"X-Forwarded-For: {earlier + ', ' if earlier else ''}{client}")
     upgrade = request.upgrade
@@ -122,8 +124,10 @@ def forwarded_head(request: Request, client: str) -> bytes:
 
 def answer(status: int, reason: str, text: str) -> bytes:
     body = (text + "\n").encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -246,8 +250,14 @@ class JobProxy:
             _close(upstream)
 
         tunnel = self.services.track(target.ref, close)
-        log.info("proxy: job %s: %s -> %s:%s%s", target.ref.jobid, request.method, target.node, target.port,
-                 f" (upgrade to {request.upgrade})" if request.upgrade else "")
+        log.info(
+            "proxy: job %s: %s -> %s:%s%s",
+            target.ref.jobid,
+            request.method,
+            target.node,
+            target.port,
+            f" (upgrade to {request.upgrade})" if request.upgrade else "",
+        )
         try:
             upstream.sendall(first)
             client.settimeout(None)

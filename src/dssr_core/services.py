@@ -113,8 +113,9 @@ class JobServices:
             with self._lock:
                 self._not_interactive[key] = time.monotonic()
             return None
-        files = ServiceFiles(url=self.connector.job_file(status, URL_FILE),
-                             help=self.connector.job_file(status, HELP_FILE))
+        files = ServiceFiles(
+            url=self.connector.job_file(status, URL_FILE), help=self.connector.job_file(status, HELP_FILE)
+        )
         with self._lock:
             self._files[key] = files
             self._not_interactive.pop(key, None)

@@ -250,7 +250,9 @@ class SSHPool:
             raise _Lost("no exit status (the connection closed)")
         return Result(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
-    def open_tunnel(self, login: Login, dest_host: str, dest_port: int, *, timeout: float | None = None) -> paramiko.Channel:
+    def open_tunnel(
+        self, login: Login, dest_host: str, dest_port: int, *, timeout: float | None = None
+    ) -> paramiko.Channel:
         """A ``direct-tcpip`` channel to ``dest_host:dest_port`` as seen from the SSH host.
 
         The channel behaves like a connected socket (``send``/``recv``/``close``,
@@ -300,7 +302,9 @@ class SSHPool:
                 sock.settimeout(timeout)
                 data = sock.recv(256)
         except OSError as exc:
-            raise ClusterError(f"The cluster's SSH server at {self.host}:{self.port} does not answer ({exc.strerror or exc}).") from None
+            raise ClusterError(
+                f"The cluster's SSH server at {self.host}:{self.port} does not answer ({exc.strerror or exc})."
+            ) from None
         if not data.startswith(b"SSH-"):
             raise ClusterError(f"{self.host}:{self.port} does not speak SSH.")
         return data.split(b"\r\n", 1)[0].decode("ascii", "replace")

@@ -124,8 +124,11 @@ class HostKeyPolicy:
             if first == seen and self.record_file and name not in self._written:
                 self._record(name, seen)
         if first != seen:
-            hint = (f" If the host's key really changed, remove its line from {self.record_file} and restart."
-                    if self.record_file else "")
+            hint = (
+                f" If the host's key really changed, remove its line from {self.record_file} and restart."
+                if self.record_file
+                else ""
+            )
             raise ClusterError(
                 f"The SSH host key of {host}:{port} changed (was {first}, now {seen}): refusing to connect.{hint}",
                 transient=False,
@@ -153,7 +156,9 @@ class HostKeyPolicy:
             if not parts or parts[0].startswith("#"):
                 continue
             if len(parts) != 2 or not parts[1].startswith("SHA256:"):
-                raise ConfigError(f"{self._record_setting}={self.record_file!r}, line {number}: "
-                                  "expected '[host]:port SHA256:<base64>'.")
+                raise ConfigError(
+                    f"{self._record_setting}={self.record_file!r}, line {number}: "
+                    "expected '[host]:port SHA256:<base64>'."
+                )
             self._seen.setdefault(parts[0], parts[1])
             self._written.add(parts[0])

@@ -118,7 +118,7 @@ def parse_devices(raw: str | None) -> tuple[Devices, tuple[str, ...]]:
                 raise BadRequest(f"Invalid hold setting {shown(value)}: use True or False.")
             devices.held = value.lower() == "true"
         elif key.startswith("sbatch_"):
-            flag = key[len("sbatch_"):]
+            flag = key[len("sbatch_") :]
             if not _FLAG.match(flag):
                 raise BadRequest(f"Invalid scheduler flag {shown(flag)} in a pseudo-device.")
             if not _SAFE_VALUE.match(value):
@@ -172,7 +172,9 @@ def _docker_secret(raw: str | None) -> dict[str, str]:
         secret = json.loads(raw)
     except (ValueError, RecursionError):
         raise BadRequest("JOBOBJ_DOCKER_SECRET is not a JSON object.") from None
-    if not isinstance(secret, dict) or not all(isinstance(secret.get(k), str) for k in ("server", "username", "password")):
+    if not isinstance(secret, dict) or not all(
+        isinstance(secret.get(k), str) for k in ("server", "username", "password")
+    ):
         raise BadRequest("JOBOBJ_DOCKER_SECRET must hold 'server', 'username' and 'password' strings.")
     return {k: secret[k] for k in ("server", "username", "password")}
 
@@ -190,7 +192,7 @@ def split_template(text: str) -> tuple[str, str]:
     current: list[str] = []
     start = 0
     for token in _TEMPLATE_TOKEN.finditer(text):
-        current.append(text[start:token.start()])
+        current.append(text[start : token.start()])
         start = token.end()
         if token[0] == "{{":
             current.append("{")
@@ -235,7 +237,9 @@ def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
     keys = template_keys(fill_template(text, ""))
     appdef = _int_key(keys, "JOBOBJ_APPDEFVERSION", None)
     if appdef < 2:
-        raise BadRequest(f"Application definition version {appdef} is too old: this downstream needs appdef version 2 or newer.")
+        raise BadRequest(
+            f"Application definition version {appdef} is too old: this downstream needs appdef version 2 or newer."
+        )
     devices, device_items = parse_devices(keys.get("JOBOBJ_DEVICES"))
     arch = keys.get("JOBOBJ_ARCH") or "amd64"
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)

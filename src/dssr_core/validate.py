@@ -83,7 +83,11 @@ def validate_jobid(jobid: object) -> str:
     """
     if isinstance(jobid, int) and not isinstance(jobid, bool) and 0 <= jobid <= MAX_INT64:
         jobid = str(jobid)
-    if not isinstance(jobid, str) or not JOBID_PATTERN.match(jobid) or (jobid.isascii() and jobid.isdigit() and int(jobid) > MAX_INT64):
+    if (
+        not isinstance(jobid, str)
+        or not JOBID_PATTERN.match(jobid)
+        or (jobid.isascii() and jobid.isdigit() and int(jobid) > MAX_INT64)
+    ):
         raise BadRequest(f"Job id {shown(jobid)} is not a valid job id.")
     return jobid
 

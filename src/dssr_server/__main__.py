@@ -16,7 +16,16 @@ import threading
 from types import FrameType
 from typing import Sequence
 
-from dssr_core import PROXY_LISTEN_VARIABLE, ConfigError, Downstream, DssrError, JobProxy, ServerSettings, Settings, runs_host_commands
+from dssr_core import (
+    PROXY_LISTEN_VARIABLE,
+    ConfigError,
+    Downstream,
+    DssrError,
+    JobProxy,
+    ServerSettings,
+    Settings,
+    runs_host_commands,
+)
 
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
@@ -31,10 +40,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Serve the JARVICE legacy downstream API on a connector and an executor.",
     )
     parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
-    parser.add_argument("--executor", help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR, "
-                                           "else shell with the local connector and singularity with others)")
-    parser.add_argument("--host", help="bind address (default: $WAITRESS_BIND_ADDRESS, else 127.0.0.1 with the "
-                                       "local connector and the shell executor and 0.0.0.0 with others)")
+    parser.add_argument(
+        "--executor",
+        help="executor plugin (default: $JARVICE_BAREMETAL_EXECUTOR, "
+        "else shell with the local connector and singularity with others)",
+    )
+    parser.add_argument(
+        "--host",
+        help="bind address (default: $WAITRESS_BIND_ADDRESS, else 127.0.0.1 with the "
+        "local connector and the shell executor and 0.0.0.0 with others)",
+    )
     parser.add_argument("--port", help="port (default: $WAITRESS_PORT or 5000)")
     parser.add_argument("--threads", help="worker threads (default: $WAITRESS_THREADS or 8)")
     return parser.parse_args(argv)
@@ -70,12 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         server = create_server(
-            app, host=server_settings.host, port=server_settings.port, threads=server_settings.threads,
+            app,
+            host=server_settings.host,
+            port=server_settings.port,
+            threads=server_settings.threads,
             max_body=MAX_BODY,
         )
     except OSError as exc:
         downstream.close()
-        print(f"dssr-server: cannot listen on {server_settings.host}:{server_settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"dssr-server: cannot listen on {server_settings.host}:{server_settings.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     proxy = None
     if downstream.services is not None:
@@ -85,8 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             server.close()
             downstream.close()
-            print(f"dssr-server: {PROXY_LISTEN_VARIABLE}: cannot listen on {cfg.proxy_host}:{cfg.proxy_port}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"dssr-server: {PROXY_LISTEN_VARIABLE}: cannot listen on {cfg.proxy_host}:{cfg.proxy_port}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 2
     _report(downstream, server_settings, settings)
     # /ready reads the last contact with the cluster: keep it fresh while the upstream is quiet
@@ -126,8 +150,14 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
     reach = "network" if reachable_from_network(server.host) else "loopback only"
     log.info(
         "dssr-server listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s)",
-        server.host, server.port, reach, downstream.connector.name, downstream.executor.name,
-        server.threads, auth, details,
+        server.host,
+        server.port,
+        reach,
+        downstream.connector.name,
+        downstream.executor.name,
+        server.threads,
+        auth,
+        details,
     )
     if reach == "network" and not token:
         danger = ""
@@ -136,7 +166,11 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
         log.warning(
             "dssr-server is reachable from the network on %s without %s: anyone who can reach port %s can "
             "submit, read and stop jobs%s. Set %s, or listen on 127.0.0.1.",
-            server.host, AUTH_TOKEN_VARIABLE, server.port, danger, AUTH_TOKEN_VARIABLE,
+            server.host,
+            AUTH_TOKEN_VARIABLE,
+            server.port,
+            danger,
+            AUTH_TOKEN_VARIABLE,
         )
     for problem in downstream.check():
         log.warning("start-up check: %s", problem)

@@ -80,10 +80,19 @@ def _install_request_tracking(app: Flask, recorder: PrometheusRecorder, *, acces
         response.headers["X-Request-Id"] = g.get("request_id", "-")
         if access_lines:
             method, path = bounded(request.method, 16), bounded(request.path)
-            access_log.info("%s %s %s", method, path, response.status_code, extra={
-                "method": method, "path": path, "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 1), "remote": request.remote_addr,
-            })
+            access_log.info(
+                "%s %s %s",
+                method,
+                path,
+                response.status_code,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "remote": request.remote_addr,
+                },
+            )
         return response
 
     @app.teardown_request

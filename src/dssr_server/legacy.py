@@ -159,9 +159,7 @@ def register(downstream: Downstream) -> Blueprint:
         if parts == ["pvcls"]:
             return _pvcls(downstream, qs)
         if len(parts) != 4:
-            raise BadRequest(
-                f"Unknown request path {shown(path)}: use pvcls or <name>/<number>/<jobid>/<method>."
-            )
+            raise BadRequest(f"Unknown request path {shown(path)}: use pvcls or <name>/<number>/<jobid>/<method>.")
         name, number, jobid, method = parts
         ref = JobRef.from_args({"name": name, "number": number, "jobid": jobid})
         return _job_method(downstream, ref, method, qs)

@@ -21,29 +21,57 @@ class PrometheusRecorder(metrics.Recorder):
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
-        self.requests = Counter("dssr_http_requests", "HTTP requests answered, by route and status",
-                                ["endpoint", "status"], registry=registry)
-        self.request_seconds = Histogram("dssr_http_request_duration_seconds", "Time to answer an HTTP request",
-                                         ["endpoint"], buckets=BUCKETS, registry=registry)
-        self.cluster_calls = Counter("dssr_cluster_calls", "Commands on the cluster (or slurmrestd calls), by kind "
-                                     "and outcome (ok, error, unreachable)", ["kind", "outcome"], registry=registry)
-        self.cluster_seconds = Histogram("dssr_cluster_call_duration_seconds", "Time a cluster command or "
-                                         "slurmrestd call took", ["kind"], buckets=BUCKETS, registry=registry)
-        self.refreshes = Counter("dssr_snapshot_refreshes", "Job snapshots fetched from the cluster, by outcome",
-                                 ["outcome"], registry=registry)
-        self.snapshot_age = Gauge("dssr_snapshot_age_seconds", "Seconds since the latest contact with the cluster "
-                                  "(-1: the connector does not track it)", registry=registry)
-        self.contact_ok = Gauge("dssr_cluster_contact_ok", "1 when the latest contact with the cluster went well",
-                                registry=registry)
+        self.requests = Counter(
+            "dssr_http_requests",
+            "HTTP requests answered, by route and status",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "dssr_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["endpoint"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.cluster_calls = Counter(
+            "dssr_cluster_calls",
+            "Commands on the cluster (or slurmrestd calls), by kind and outcome (ok, error, unreachable)",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.cluster_seconds = Histogram(
+            "dssr_cluster_call_duration_seconds",
+            "Time a cluster command or slurmrestd call took",
+            ["kind"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.refreshes = Counter(
+            "dssr_snapshot_refreshes",
+            "Job snapshots fetched from the cluster, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.snapshot_age = Gauge(
+            "dssr_snapshot_age_seconds",
+            "Seconds since the latest contact with the cluster (-1: the connector does not track it)",
+            registry=registry,
+        )
+        self.contact_ok = Gauge(
+            "dssr_cluster_contact_ok", "1 when the latest contact with the cluster went well", registry=registry
+        )
         self.ssh_opened = Counter("dssr_ssh_connections_opened", "SSH connections opened", registry=registry)
-        self.ssh_reconnects = Counter("dssr_ssh_reconnects", "SSH connections opened to replace one that died",
-                                      registry=registry)
-        self.tokens_refused = Counter("dssr_tokens_refused", "Tokens refused, by reason", ["reason"],
-                                      registry=registry)
-        self.submissions = Counter("dssr_submissions", "Submissions answered: new job or already existing",
-                                   ["result"], registry=registry)
-        self.jobs = Gauge("dssr_jobs", "This downstream's jobs by state in the latest snapshot", ["state"],
-                          registry=registry)
+        self.ssh_reconnects = Counter(
+            "dssr_ssh_reconnects", "SSH connections opened to replace one that died", registry=registry
+        )
+        self.tokens_refused = Counter("dssr_tokens_refused", "Tokens refused, by reason", ["reason"], registry=registry)
+        self.submissions = Counter(
+            "dssr_submissions", "Submissions answered: new job or already existing", ["result"], registry=registry
+        )
+        self.jobs = Gauge(
+            "dssr_jobs", "This downstream's jobs by state in the latest snapshot", ["state"], registry=registry
+        )
         self._states: set[str] = {state.value for state in (JobState.QUEUED, JobState.RUNNING)}
         self._lock = threading.Lock()
         for state in self._states:

@@ -41,7 +41,12 @@ def create_server(app: Any, *, host: str, port: int, threads: int, max_body: int
     """A waitress server for ``app`` whose own error answers are JSON; bodies above ``max_body`` are refused."""
     sockets: dict[int, Any] = {}
     server = waitress.create_server(
-        app, map=sockets, host=host, port=port, threads=threads, max_request_body_size=max_body,
+        app,
+        map=sockets,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=max_body,
     )
     for listener in sockets.values():
         if isinstance(listener, BaseWSGIServer):

@@ -1,4 +1,4 @@
-"""Tooling that keeps the code base as it is: ruff lint clean, every ``# noqa`` with its reason, small modules."""
+"""Tooling that keeps the code base as it is: ruff lint and format clean, every ``# noqa`` with its reason, small modules."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def test_ruff_lint_is_clean_on_the_library_and_plugins() -> None:
     """The rules are in pyproject.toml ([tool.ruff.lint])."""
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "plugins"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_leaves_the_library_and_plugins_as_they_are() -> None:
+    """One style for every module: ``ruff format src plugins`` would change nothing."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "src", "plugins"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

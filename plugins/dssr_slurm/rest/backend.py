@@ -11,7 +11,15 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import quote, urlencode
 
 from dssr_core import (
-    BadRequest, Check, ClusterError, DssrError, Identity, NamedJob, OnceAttempt, Settings, submit_once,
+    BadRequest,
+    Check,
+    ClusterError,
+    DssrError,
+    Identity,
+    NamedJob,
+    OnceAttempt,
+    Settings,
+    submit_once,
 )
 from dssr_core import failed, passed
 
@@ -167,8 +175,9 @@ class RestBackend(SlurmBackend):
         if identity is None or not identity.token:
             raise BadRequest("Submitting through slurmrestd needs the user's bearer token, and there is none.")
         launch, files = plan.launch, plan.files
-        script = batch_script(files, plan.spec.gpus, launch.success_marker,
-                              embed=(launch.node_script, sorted(launch.secrets)))
+        script = batch_script(
+            files, plan.spec.gpus, launch.success_marker, embed=(launch.node_script, sorted(launch.secrets))
+        )
         request = plan.request(script, workdir=files.user_scratch, environment=dict(launch.secrets))
         attempt = _RestAttempt(self, replace(request, hold=True), identity)
         jobid, existed = submit_once(attempt, keep_held=plan.spec.held)
@@ -183,8 +192,14 @@ class RestBackend(SlurmBackend):
         jobid = response.body.get("job_id")
         if not isinstance(jobid, int):
             raise ClusterError(f"slurmrestd accepted the job but gave no job id: {scrub(response.text[:200])}")
-        log.info("slurmrestd %s: submitted job %s (%s)%s as %s", adapter.version, jobid, request.name,
-                 " held" if request.hold else "", self.user_for(identity))
+        log.info(
+            "slurmrestd %s: submitted job %s (%s)%s as %s",
+            adapter.version,
+            jobid,
+            request.name,
+            " held" if request.hold else "",
+            self.user_for(identity),
+        )
         return str(jobid)
 
     def _as_user(self, method: str, path: str, identity: Identity, body: dict[str, Any] | None = None) -> Response:
@@ -207,8 +222,9 @@ class RestBackend(SlurmBackend):
 
     def release(self, jobid: str) -> None:
         adapter = self.adapter
-        self._service("POST", f"{adapter.slurm}/job/{self._jobid(jobid)}", f"releasing job {jobid}",
-                      adapter.release_body())
+        self._service(
+            "POST", f"{adapter.slurm}/job/{self._jobid(jobid)}", f"releasing job {jobid}", adapter.release_body()
+        )
 
     def show(self, jobid: str) -> str:
         adapter = self.adapter
@@ -232,8 +248,10 @@ class RestBackend(SlurmBackend):
             if errors.is_auth_failure(response):  # some versions want a token even for their API description
                 response = self._client.request("GET", "/openapi/v3", headers=self._service_headers())
         except DssrError as exc:
-            yield failed(f"slurmrestd answers at {url}", f"{exc} Check JARVICE_SLURMRESTD_ADDR/_PORT/_VIA_SSH "
-                                                         "and that slurmrestd runs.")
+            yield failed(
+                f"slurmrestd answers at {url}",
+                f"{exc} Check JARVICE_SLURMRESTD_ADDR/_PORT/_VIA_SSH and that slurmrestd runs.",
+            )
             return
         yield passed(f"slurmrestd answers at {url}")
         versions = offered(response.body)
@@ -241,12 +259,18 @@ class RestBackend(SlurmBackend):
         what = f"slurmrestd offers REST API {wanted}"
         usable = [v for v in versions if v in SUPPORTED_VERSIONS]
         if wanted == "auto" and not usable:
-            yield failed(what, f"it offers {', '.join(versions) or 'none'}; this server speaks "
-                               f"{', '.join(SUPPORTED_VERSIONS)}: upgrade Slurm or this server")
+            yield failed(
+                what,
+                f"it offers {', '.join(versions) or 'none'}; this server speaks "
+                f"{', '.join(SUPPORTED_VERSIONS)}: upgrade Slurm or this server",
+            )
             return
         if wanted != "auto" and wanted not in versions:
-            yield failed(what, f"it offers {', '.join(versions) or 'none'}: set JARVICE_SLURMRESTD_API_VERSION "
-                               "to one of them (or auto)")
+            yield failed(
+                what,
+                f"it offers {', '.join(versions) or 'none'}: set JARVICE_SLURMRESTD_API_VERSION "
+                "to one of them (or auto)",
+            )
             return
         yield passed(what, (f"uses {usable[-1]}; " if wanted == "auto" else "") + f"offered: {', '.join(versions)}")
         what = "slurmrestd accepts the service token and reaches slurmctld"
@@ -254,9 +278,12 @@ class RestBackend(SlurmBackend):
             user = self._service_headers().get("X-SLURM-USER-NAME", "the token's user")
             self.ping()
         except DssrError as exc:
-            yield failed(what, f"{exc} Fix: give a token signed with this cluster's jwt_key "
-                               "(JARVICE_SLURMRESTD_TOKEN, _TOKEN_COMMAND, or scontrol token over SSH) for a user "
-                               "Slurm knows (JARVICE_SLURMRESTD_USER); and check that slurmctld runs")
+            yield failed(
+                what,
+                f"{exc} Fix: give a token signed with this cluster's jwt_key "
+                "(JARVICE_SLURMRESTD_TOKEN, _TOKEN_COMMAND, or scontrol token over SSH) for a user "
+                "Slurm knows (JARVICE_SLURMRESTD_USER); and check that slurmctld runs",
+            )
             return
         yield passed(what, f"as {user}")
 
@@ -284,15 +311,20 @@ class _RestAttempt(OnceAttempt):
     def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> Response:
         response = self.backend._as_user(method, path, self.identity, body)
         if errors.failed(response) and not (method == "DELETE" and errors.is_gone(response)):
-            raise ClusterError(f"slurmrestd failed while {what} as {self.user}: {self.backend._user_error(response, self.identity)}")
+            raise ClusterError(
+                f"slurmrestd failed while {what} as {self.user}: {self.backend._user_error(response, self.identity)}"
+            )
         return response
 
     def find(self) -> list[NamedJob]:
         adapter = self.backend.adapter
         body = self._call("GET", f"{adapter.slurm}/jobs", "listing jobs").body
         now = time.time()
-        jobs = (adapter.job(item, now) for item in body.get("jobs") or []
-                if isinstance(item, dict) and item.get("name") == self.request.name)
+        jobs = (
+            adapter.job(item, now)
+            for item in body.get("jobs") or []
+            if isinstance(item, dict) and item.get("name") == self.request.name
+        )
         return [named_job(job) for job in jobs if job.user == self.user]
 
     def submit_held(self) -> str:

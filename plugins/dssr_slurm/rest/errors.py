@@ -14,7 +14,9 @@ from .transport import Response
 _AUTH_ERRNOS = {1007}  # SLURM_PROTOCOL_AUTHENTICATION_ERROR
 _AUTH_WORDS = re.compile(r"auth|token|expired|credential|jwt|unauthori[sz]ed", re.IGNORECASE)
 #: words meaning slurmrestd could not reach slurmctld/slurmdbd (try again later)
-_DOWN_WORDS = re.compile(r"unable to contact|connection refused|communication|timed? ?out|not responding", re.IGNORECASE)
+_DOWN_WORDS = re.compile(
+    r"unable to contact|connection refused|communication|timed? ?out|not responding", re.IGNORECASE
+)
 #: slurmctld closed the connection without answering (it does so to a token it rejects)
 _HUNG_UP_ERRNOS = {5005}  # SLURM_COMMUNICATIONS_... "Zero Bytes were transmitted or received"
 _HUNG_UP_WORDS = re.compile(r"zero bytes were transmitted", re.IGNORECASE)
@@ -38,7 +40,11 @@ def messages(response: Response) -> list[str]:
 
 
 def errnos(response: Response) -> set[int]:
-    return {n for n in (item.get("error_number", item.get("error_code")) for item in _errors(response.body)) if isinstance(n, int)}
+    return {
+        n
+        for n in (item.get("error_number", item.get("error_code")) for item in _errors(response.body))
+        if isinstance(n, int)
+    }
 
 
 def failed(response: Response) -> bool:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from dssr_core import ConfigError, Settings
 
 from .versions import SUPPORTED_VERSIONS
+
 DEFAULT_PORT = 6820
 DEFAULT_TOKEN_LIFESPAN = 1800
 
@@ -39,9 +40,7 @@ class RestSettings:
             )
         parts = urlsplit(addr if "://" in addr else "")
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(
-                f"JARVICE_SLURMRESTD_ADDR={addr!r} is not an address with a scheme: use e.g. http://mg1."
-            )
+            raise ConfigError(f"JARVICE_SLURMRESTD_ADDR={addr!r} is not an address with a scheme: use e.g. http://mg1.")
         try:
             url_port = parts.port
         except ValueError:

@@ -45,7 +45,7 @@ def parse_token_output(text: str) -> str | None:
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("SLURM_JWT="):
-            return line[len("SLURM_JWT="):].strip() or None
+            return line[len("SLURM_JWT=") :].strip() or None
     for line in text.splitlines():
         if _JWT.fullmatch(line.strip()):
             return line.strip()

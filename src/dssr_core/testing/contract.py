@@ -64,7 +64,9 @@ class ConnectorContract:
     # -- what a subclass provides --------------------------------------------
     @pytest.fixture
     def downstream(self) -> Iterator[Downstream]:
-        raise NotImplementedError("Provide a `downstream` fixture: a Downstream on your connector with a shell-capable executor.")
+        raise NotImplementedError(
+            "Provide a `downstream` fixture: a Downstream on your connector with a shell-capable executor."
+        )
         yield  # pragma: no cover
 
     def make_spec(self, name: str, command: str, **kw: Any) -> JobSpec:
@@ -227,8 +229,12 @@ class ConnectorContract:
     def test_another_jobs_id_neither_reads_stops_nor_releases_it(self, downstream: Downstream) -> None:
         ref = self.submit(downstream, "echo contract-private", held=True)
         other = JobRef(unique_name(), 0, ref.jobid)
-        for call in (downstream.terminate, downstream.release, downstream.events,
-                     lambda r: downstream.exitstatus(r, collect=True)):
+        for call in (
+            downstream.terminate,
+            downstream.release,
+            downstream.events,
+            lambda r: downstream.exitstatus(r, collect=True),
+        ):
             with pytest.raises(BadRequest):
                 call(other)
         assert downstream.runstatus(other) is None
