@@ -140,14 +140,18 @@ def _own_cluster(guard: _Guard, label: str, load: Callable[[], Cluster | None], 
     why = harness.preflight()
     if why:
         _unavailable(why)
-    if _reuse() and alive():
-        cluster = load()
-        assert cluster is not None
-        guard.hold_session_lock(shared=True)  # no other session may take it down meanwhile
-        guard.arm(lambda: None)
-        yield cluster
-        guard.run()
-        return
+    if _reuse():
+        # The shared lock first: it waits out another session's bring-up or teardown, so the state
+        # read next is the cluster's final one, and no other session may take it down meanwhile.
+        guard.hold_session_lock(shared=True)
+        if alive():
+            cluster = load()
+            assert cluster is not None
+            guard.arm(lambda: None)
+            yield cluster
+            guard.run()
+            return
+        guard.run()  # not up: let go of the shared lock and bring one up under the exclusive one
     try:
         guard.hold_session_lock()
         guard.arm(down)
