@@ -22,7 +22,7 @@ import pytest
 from dssr_core import Identity, JobRef, Settings
 from tests.server.live import free_port
 from tests.slurm_rest.test_backend_cluster import rest_env
-from tests.singularity.cluster_support import connector_settings, job_dir, of, standin_calls, wait_end
+from tests.singularity.cluster_support import job_dir, of, slurm_fixtures, standin_calls, wait_end
 
 from .clients import WebSocket, get
 from .support import (Site, app_command, browse, end, interactive_spec, screenshot_path, submit, wait_running,
@@ -30,22 +30,10 @@ from .support import (Site, app_command, browse, end, interactive_spec, screensh
 
 pytestmark = pytest.mark.cluster
 
-try:
-    from dssr_slurm.connector import SlurmConnector
-except ImportError as exc:  # pragma: no cover - only while the Slurm connector is missing
-    pytest.skip(f"the Slurm connector cannot be imported ({exc})", allow_module_level=True)
+SlurmConnector = pytest.importorskip("dssr_slurm.connector", reason="the Slurm connector cannot be imported").SlurmConnector
 
 
-@pytest.fixture(scope="module")
-def cluster(request):
-    return request.getfixturevalue("slurm_cluster")
-
-
-@pytest.fixture(scope="module")
-def connector(cluster, tmp_path_factory):
-    conn = SlurmConnector(Settings(connector_settings(cluster, tmp_path_factory.mktemp("slurm"))))
-    yield conn
-    conn.close()
+cluster, connector = slurm_fixtures("slurm_cluster")
 
 
 @pytest.fixture(scope="module")

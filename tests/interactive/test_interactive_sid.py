@@ -22,34 +22,21 @@ from typing import Any, Iterator
 
 import pytest
 
-from dssr_core import Settings
 from dssr_singularity.images import sif_name
 from tests.server.live import free_port
-from tests.singularity.cluster_support import connector_settings, job_dir
+from tests.singularity.cluster_support import job_dir, slurm_fixtures
 
 from .clients import WebSocket, get
 from .support import Site, browse, end, interactive_spec, screenshot_path, submit, wait_running, wait_url
 
 pytestmark = pytest.mark.cluster
 
-try:
-    from dssr_slurm.connector import SlurmConnector
-except ImportError as exc:  # pragma: no cover - only while the Slurm connector is missing
-    pytest.skip(f"the Slurm connector cannot be imported ({exc})", allow_module_level=True)
+pytest.importorskip("dssr_slurm.connector", reason="the Slurm connector cannot be imported")
 
 APP = (Path(__file__).parent / "webapp.sh").read_text()
 
 
-@pytest.fixture(scope="module")
-def cluster(request):
-    return request.getfixturevalue("slurm2605_cluster")
-
-
-@pytest.fixture(scope="module")
-def connector(cluster, tmp_path_factory):
-    conn = SlurmConnector(Settings(connector_settings(cluster, tmp_path_factory.mktemp("slurm"))))
-    yield conn
-    conn.close()
+cluster, connector = slurm_fixtures("slurm2605_cluster")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
+import pytest
 import yaml
 
 from dssr_core import ClusterError, Downstream, ExitStatus, Identity, JobRef, JobSpec, Settings
@@ -36,6 +37,29 @@ def connector_settings(cluster: Any, workdir: Path) -> dict[str, str]:
         "JARVICE_USERS_ID_MAPPING_FILE": str(mapping),
         "JARVICE_SLURM_STATUS_TTL": "0.5",
     }
+
+
+def slurm_fixtures(cluster_fixture: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The module fixtures ``cluster`` and ``connector`` of a cluster test module:
+    ``cluster, connector = slurm_fixtures("slurm2605_cluster")``.
+
+    ``cluster`` is the session fixture ``cluster_fixture`` (``slurm_cluster``: 22.05,
+    ``slurm2605_cluster``: 26.05 with the real Apptainer), ``connector`` a Slurm connector (SSH)
+    on it that maps the cluster's users, closed at the end of the module."""
+
+    @pytest.fixture(scope="module")
+    def cluster(request: pytest.FixtureRequest) -> Any:
+        return request.getfixturevalue(cluster_fixture)
+
+    @pytest.fixture(scope="module")
+    def connector(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+        from dssr_slurm.connector import SlurmConnector
+
+        conn = SlurmConnector(Settings(connector_settings(cluster, tmp_path_factory.mktemp("slurm"))))
+        yield conn
+        conn.close()
+
+    return cluster, connector
 
 
 def downstream(connector: Any, **executor_env: str) -> Downstream:

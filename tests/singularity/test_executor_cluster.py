@@ -11,43 +11,21 @@ an upstream template's quoting and credentials, which involve no runtime call.
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
 
-from dssr_core import BadRequest, JobSpec, JobState, Settings
+from dssr_core import BadRequest, JobSpec, JobState
 
-from .cluster_support import (connector_settings, downstream, identity, of, sha, standin_calls, submit,
-                              unique, wait_end)
+from .cluster_support import (downstream, identity, of, sha, slurm_fixtures, standin_calls, submit, unique,
+                              wait_end)
 from .helpers import b64, template_text
 
 pytestmark = pytest.mark.cluster
 
-try:
-    from dssr_slurm.connector import SlurmConnector
-except ImportError as exc:  # pragma: no cover - only while the Slurm connector is missing
-    pytest.skip(f"the Slurm connector cannot be imported ({exc})", allow_module_level=True)
+pytest.importorskip("dssr_slurm.connector", reason="the Slurm connector cannot be imported")
 
 
-@pytest.fixture(scope="module")
-def cluster(request):
-    try:
-        return request.getfixturevalue("slurm_cluster")
-    except pytest.FixtureLookupError:
-        # development runs without the cluster tier's fixtures: reuse a cluster brought up by hand
-        from tests.cluster import harness
-
-        found = harness.load() if os.environ.get("DSSR_CLUSTER_REUSE") and harness.alive() else None
-        if found is None:
-            pytest.skip("no slurm_cluster fixture and no running test cluster (python tests/cluster/harness.py up)")
-        return found
-
-
-@pytest.fixture(scope="module")
-def connector(cluster, tmp_path_factory):
-    conn = SlurmConnector(Settings(connector_settings(cluster, tmp_path_factory.mktemp("slurm"))))
-    yield conn
-    conn.close()
+cluster, connector = slurm_fixtures("slurm_cluster")
 
 
 def native(cluster, user="kirby", **kwargs) -> JobSpec:
