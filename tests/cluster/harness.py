@@ -182,7 +182,7 @@ class Cluster:
     registry: str = ""             # host:port of the plain-HTTP OCI registry on the test network (public images)
     private_registry: str = ""     # host:port of the one that wants a login (htpasswd)
     registry_credentials: tuple = ()  # (user, password) for private_registry
-    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private" -> registry/repository (public: tags 1-4, private: 1)
+    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private"/"nae" -> registry/repository (public: tags 1-4, private: 1, nae: 1-2)
 
     def token(self, user: str, lifespan: int = 600) -> str:
         """HS256 Slurm token for ``user``, the same as ``scontrol token`` makes."""

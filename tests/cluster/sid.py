@@ -80,7 +80,7 @@ PORTS = {
 UID_BASE = 26000
 REGISTRY = f"{BRIDGE_IP}:{PORTS['registry']}"
 PRIVATE_REGISTRY = f"{BRIDGE_IP}:{PORTS['private_registry']}"
-PUBLIC_REPO, PRIVATE_REPO = "dssr/busybox", "dssr/private"
+PUBLIC_REPO, PRIVATE_REPO, NAE_REPO = "dssr/busybox", "dssr/private", "dssr/nae"
 REGISTRY_USER = "dssr-puller"
 
 #: what each step needs from sid; a failure of that step names the package
@@ -285,6 +285,22 @@ def _need(package: str, what: str) -> str:
 
 
 # --------------------------------------------------------------------------- images
+#: files of the ``dssr/nae`` images besides busybox: a JARVICE app's ``/etc/NAE`` (its connect URL
+#: template and help page). Tag 1: a web app on JARVICE_SERVICE_PORT; tag 2: a notebook on a fixed port.
+NAE_FILES = {
+    "1": {
+        "etc/NAE/url.txt": "https://%PUBLICADDR%/?token=%RANDOM64%&password=%NIMBIXPASSWD%&job=%JOBNAME%\n",
+        "etc/NAE/help.html": (
+            "<h1>Test app of job %JOBNAME%</h1>\n<p>Started for %NIMBIXUSER%: open <a href=\"%CONNECTURL%\">the app</a>"
+            " (password %NIMBIXPASSWD%).</p>\n"
+        ),
+    },
+    "2": {"etc/NAE/url.txt": "https://%PUBLICADDR%:8888/?token=%RANDOM64%\n"},
+}
+#: what the images of a running cluster were built with: a cluster whose state says otherwise is not reused
+IMAGES_VERSION = json.dumps(sorted(NAE_FILES.items()))
+IMAGE_FILES = "image-files"
+
 IMAGE_SCRIPT = r"""
 set -eu
 b=/var/lib/dssr/images
@@ -297,6 +313,8 @@ mk() {  # image $1 (marker /etc/dssr-image), tag $2 (/etc/dssr-tag: every tag ha
     echo "$1" > "$t/etc/dssr-image"
     echo "$2" > "$t/etc/dssr-tag"
     echo "root:x:0:0:root:/root:/bin/sh" > "$t/etc/passwd"
+    x="/var/lib/dssr/image-files/$1-$2"  # files of this image besides busybox (NAE_FILES)
+    if [ -d "$x" ]; then cp -a "$x/." "$t/"; fi
     umoci init --layout "$o"
     umoci new --image "$o:base"
     umoci unpack --image "$o:base" "$u"
@@ -310,6 +328,10 @@ for tag in 1 2 3 4; do
 done
 mk private 1
 skopeo copy -q --dest-tls-verify=false --dest-creds "$CREDS" "oci:$b/oci-private-1:1" "docker://$PREG/$PRIV:1"
+for tag in $NAE_TAGS; do
+    mk nae $tag
+    skopeo copy -q --dest-tls-verify=false "oci:$b/oci-nae-$tag:$tag" "docker://$REG/$NAE:$tag"
+done
 rm -rf "$b"
 """
 
@@ -626,6 +648,9 @@ def up() -> Cluster:
             / f"{'registry' if p is registries[0] else 'private-registry'}.out",
             [p],
         )
+    for tag, files in NAE_FILES.items():
+        for rel, text in files.items():
+            write(STATE / IMAGE_FILES / f"nae-{tag}" / rel, text, 0o644)
     cp = subprocess.run(
         enter(["/bin/sh", "-c", IMAGE_SCRIPT]),
         capture_output=True,
@@ -638,6 +663,8 @@ def up() -> Cluster:
             "PREG": PRIVATE_REGISTRY,
             "PUB": PUBLIC_REPO,
             "PRIV": PRIVATE_REPO,
+            "NAE": NAE_REPO,
+            "NAE_TAGS": " ".join(NAE_FILES),
             "CREDS": f"{REGISTRY_USER}:{reg_pass}",
         },
     )
@@ -731,6 +758,7 @@ def up() -> Cluster:
         images={
             "public": f"{REGISTRY}/{PUBLIC_REPO}",
             "private": f"{PRIVATE_REGISTRY}/{PRIVATE_REPO}",
+            "nae": f"{REGISTRY}/{NAE_REPO}",
         },
     )
     cluster = _with_rest_versions(cluster)
@@ -739,7 +767,7 @@ def up() -> Cluster:
         raise HarnessError(
             f"26.05 daemons exited during start-up: {', '.join(dead)}; see {STATE / 'log'}"
         )
-    write(STATE_FILE, json.dumps({KEY: cluster.to_json()}, indent=1), 0o600)
+    write(STATE_FILE, json.dumps({KEY: cluster.to_json(), "images_version": IMAGES_VERSION}, indent=1), 0o600)
     log(
         f"Slurm {version} + Apptainer {apptainer} cluster up in {time.monotonic() - t0:.1f}s "
         f"(sid root build {built:.1f}s)"
@@ -806,7 +834,12 @@ def load() -> Cluster | None:
 
 
 def alive() -> bool:
-    return bool(status()["alive_2605"]) and load() is not None
+    """Up, and its images are the ones this harness builds (else a reusing session brings it up anew)."""
+    try:
+        same_images = json.loads(STATE_FILE.read_text()).get("images_version") == IMAGES_VERSION
+    except (OSError, ValueError):
+        return False
+    return bool(status()["alive_2605"]) and same_images and load() is not None
 
 
 def down() -> float:

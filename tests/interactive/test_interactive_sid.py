@@ -22,12 +22,16 @@ from typing import Any, Iterator
 
 import pytest
 
+from dssr_core.proxy import JobProxy
 from dssr_singularity.images import sif_name
+from tests.cluster import sid
 from tests.server.live import free_port
+from tests.slurm.cluster_support import Server, serve, slurm_env
+from tests.slurm.test_http_cluster import Client
 from tests.singularity.cluster_support import job_dir, slurm_fixtures
 
 from .clients import WebSocket, get
-from .support import Site, browse, end, interactive_spec, screenshot_path, submit, wait_running, wait_url
+from .support import KEY, Site, browse, end, interactive_spec, screenshot_path, submit, wait_running, wait_url
 
 pytestmark = pytest.mark.cluster
 
@@ -53,11 +57,11 @@ def image(cluster) -> str:
     return reference
 
 
-def busybox_app(delay: float = 0) -> str:
+def busybox_app(delay: float = 0, port: str = "$JARVICE_SERVICE_PORT") -> str:
     source = base64.b64encode(APP.encode()).decode()
     wait = f"sleep {delay}; " if delay else ""
     return (f'{wait}printf %s {source} | base64 -d > webapp.sh && '
-            'exec nc -ll -p "$JARVICE_SERVICE_PORT" -e sh webapp.sh %RANDOM64%')
+            f'exec nc -ll -p "{port}" -e sh webapp.sh %RANDOM64%')
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +135,67 @@ def test_termination_closes_the_tunnel_and_the_ended_job_is_refused(cluster, sit
     assert get(url, connect=site.address).status == 404
     end(site.ds, ref)
     assert not job_dir(cluster, "kirby", ref.name).exists()
+
+
+# --------------------------------------------------------------------------- through the legacy HTTP API
+@pytest.fixture(scope="module")
+def legacy(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int]]:
+    """A dssr-server (waitress) on the 26.05 cluster with interactive jobs on, and its proxy, as a site runs
+    them; images are pulled by the jobs themselves (the test registry is listed as plain HTTP)."""
+    port = free_port()
+    env = slurm_env(cluster, tmp_path_factory.mktemp("interactive-http"), JARVICE_BAREMETAL_EXECUTOR="singularity",
+                    JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry, JARVICE_SINGULARITY_OVERLAY_SIZE="0",
+                    JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
+                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}")
+    servers = serve(env)
+    server = next(servers)
+    services = server.downstream.services
+    assert services is not None
+    proxy = JobProxy(services, "127.0.0.1", port, idle_timeout=60).start()
+    yield server, Client(server.url), port
+    proxy.close()
+    next(servers, None)
+
+
+def nae_image(cluster) -> str:
+    if "nae" not in cluster.images:
+        pytest.fail("the running 26.05 cluster has no dssr/nae image: python tests/cluster/harness.py down-2605, "
+                    "then up-2605 (its images changed)")
+    return str(cluster.images["nae"])
+
+
+def http_info(client: Client, ref: Any, timeout: float = 120) -> dict[str, Any]:
+    """The legacy ``info`` answer over HTTP, once its ``url`` is set."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, answer = client.post(f"/request/{ref.name}/{ref.number}/{ref.jobid}/info", {"qs": {}})
+        assert status == 200, answer
+        if answer["url"] or time.monotonic() > deadline:
+            return dict(answer)
+        time.sleep(0.5)
+
+
+def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_opens_the_app(cluster, legacy):
+    server, client, port = legacy
+    files = sid.NAE_FILES["1"]
+    spec = interactive_spec(cluster, nodes=1, image=f"{nae_image(cluster)}:1", command=busybox_app(delay=3), url=None)
+    ref, fscript = submit(server.downstream, spec)
+    try:
+        answer = http_info(client, ref)
+        access = server.downstream.interactive.access(ref.name, ref.number)
+        # the image's template, every placeholder filled with the job's own values
+        url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+               f"&password={access.password}&job={ref.name}")
+        assert answer["url"] == url
+        help_page = files["etc/NAE/help.html"]
+        for placeholder, value in (("%JOBNAME%", ref.name), ("%NIMBIXUSER%", "kirby"), ("%CONNECTURL%", url),
+                                   ("%NIMBIXPASSWD%", access.password)):
+            help_page = help_page.replace(placeholder, value)
+        assert answer["help"] == help_page and "%" not in answer["help"]
+        page = get(url, connect=("127.0.0.1", port))
+        assert page.status == 200 and "dssr interactive test app" in page.text, page.text
+        whoami = json.loads(get(url.split("?")[0] + "whoami", connect=("127.0.0.1", port)).body)
+        assert whoami["image"] == "nae" and whoami["node"] == cluster.nodes[0]
+        assert access.password not in fscript and access.randoms[64] not in fscript
+    finally:
+        end(server.downstream, ref)

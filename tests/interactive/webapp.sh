@@ -1,7 +1,7 @@
 # The interactive test app for busybox images (tests/interactive/webapp.py's twin, for the real
 # Apptainer on the Slurm 26.05 cluster whose test images hold busybox only).  One connection:
 # `busybox nc -ll -p "$JARVICE_SERVICE_PORT" -e sh webapp.sh TOKEN` runs it with the socket on
-# stdin/stdout.  It answers GET /?token=TOKEN (the WebSocket echo page), GET /whoami and a
+# stdin/stdout.  It answers GET /?token=TOKEN[&...] (the WebSocket echo page), GET /whoami and a
 # WebSocket echo on /ws (RFC 6455, text frames shorter than 126 bytes).
 token=$1
 cr=$(printf '\r')
@@ -54,7 +54,10 @@ case "$path" in
         reply "200 OK" application/json "{\"node\": \"$node\", \"port\": \"$JARVICE_SERVICE_PORT\", \"etc_jarvice\": {\"128\": \"$digest\"}, \"image\": \"$(cat /etc/dssr-image 2>/dev/null)\"}"
         ;;
     /)
-        if [ "$query" != "?token=$token" ]; then reply "403 Forbidden" text/plain "wrong token"; exit 0; fi
+        case "$query" in
+            "?token=$token" | "?token=$token&"*) ;;
+            *) reply "403 Forbidden" text/plain "wrong token"; exit 0 ;;
+        esac
         reply "200 OK" "text/html; charset=utf-8" "<!doctype html>
 <html><head><meta charset=\"utf-8\"><title>dssr interactive test</title></head>
 <body style=\"font: 28px sans-serif; margin: 40px\">
