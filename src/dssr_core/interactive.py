@@ -38,11 +38,14 @@ KEY_VARIABLE = "JARVICE_DSSR_INTERACTIVE_KEY"
 SERVICE_PORT_VARIABLE = "JARVICE_SERVICE_PORT"
 PROXY_LISTEN_VARIABLE = "JARVICE_DSSR_PROXY_LISTEN"
 IDLE_TIMEOUT_VARIABLE = "JARVICE_DSSR_PROXY_IDLE_TIMEOUT"
+APP_PORTS_VARIABLE = "JARVICE_DSSR_APP_PORTS"
 
 #: the port jarvice-desktop's noVNC listens on when nothing else is said (tools/bin/vncstart.sh)
 DEFAULT_SERVICE_PORT = 5902
 DEFAULT_PROXY_LISTEN = "127.0.0.1:8081"
 DEFAULT_IDLE_TIMEOUT = 3600.0
+#: ports a URL template may name (an unprivileged app can listen on none below 1024)
+DEFAULT_APP_PORTS = "1024-65535"
 #: the shortest key accepted (characters)
 MIN_KEY_LENGTH = 32
 #: lengths of the ``%RANDOMn%`` tokens (appdef-template README)
@@ -72,6 +75,9 @@ _HOST = re.compile(
 _DOMAIN = re.compile(r"^(?:(?P<scheme>https?)://)?(?P<host>[^/:]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)?$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*\$$")
 _PLACEHOLDER = re.compile(r"%([A-Z][A-Z0-9_]*)%")
+#: ``scheme://%PUBLICADDR%[:port]`` at the start of a URL template
+_TEMPLATE_ORIGIN = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://%PUBLICADDR%(?::(?P<port>[0-9]{1,5}))?")
+_SCHEME_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
@@ -120,10 +126,6 @@ class JobsDomain:
         return cls(host=host.lower(), scheme=match["scheme"] or "https", port=port, path=path)
 
     @property
-    def path_based(self) -> bool:
-        return self.path is not None
-
-    @property
     def authority(self) -> str:
         """``host`` or ``host:port`` as it appears in URLs."""
         return self.host if self.port is None else f"{self.host}:{self.port}"
@@ -147,7 +149,7 @@ class JobsDomain:
         return f"{self.scheme}://{self.public_addr(label)}"
 
     def describe(self) -> str:
-        kind = "path-based" if self.path_based else "host-based"
+        kind = "path-based" if self.path is not None else "host-based"
         return f"{self.scheme}://{self.public_addr('<label>')} ({kind})"
 
 
@@ -212,12 +214,12 @@ class ServiceAccess:
         """The URL the user's browser opens, from the command's or the image's template.
 
         ``scheme://%PUBLICADDR%[:port]`` becomes this job's origin (the port in
-        a template, such as the desktop's 5902, is the app's inside port: the
-        proxy translates it).  A template that does not lead to the job's own
-        address gives the job's root instead: the portal only links to the job.
+        a template, such as the desktop's 5902 or a notebook's 8888, is where the
+        app listens on the first node: the proxy goes there, see :func:`template_port`).
+        A template that does not lead to the job's own address gives the job's
+        root instead: the portal only links to the job.
         """
-        text = (template or "").strip().splitlines()[0].strip() if (template or "").strip() else DEFAULT_URL
-        text = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://%PUBLICADDR%(?::[0-9]{1,5})?", lambda _m: self.origin, text)
+        text = _TEMPLATE_ORIGIN.sub(lambda _m: self.origin, _first_line(template) or DEFAULT_URL)
         url = substitute(text, self.values(user))
         root = self.origin
         if url != root and not url.startswith((root + "/", root + "?", root + "#")):
@@ -227,6 +229,36 @@ class ServiceAccess:
     def help_page(self, template: str, url: str, user: str = "") -> str:
         """The image's ``/etc/NAE/help.html`` with the job's values (``%CONNECTURL%`` too)."""
         return substitute(template, {**self.values(user), "CONNECTURL": url})
+
+
+def _first_line(template: str | None) -> str:
+    text = (template or "").strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def template_port(template: str | None) -> int | None:
+    """The port a URL template names after ``%PUBLICADDR%`` (``https://%PUBLICADDR%:8888/`` -> 8888), the port
+    the app listens on; None when it names none or its scheme's own (``:443`` of ``https``)."""
+    match = _TEMPLATE_ORIGIN.match(_first_line(template))
+    if match is None or match["port"] is None:
+        return None
+    port = int(match["port"])
+    return None if _SCHEME_PORTS.get(match["scheme"].lower()) == port or not 1 <= port <= 65535 else port
+
+
+def parse_ports(text: str, variable: str = APP_PORTS_VARIABLE) -> tuple[tuple[int, int], ...]:
+    """``5902,8888,10000-10100`` -> ((5902, 5902), (8888, 8888), (10000, 10100)); a bad value names ``variable``."""
+    ranges = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*([0-9]{1,5})\s*(?:-\s*([0-9]{1,5})\s*)?", part)
+        low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, 0)
+        if not 1 <= low <= high <= 65535:
+            raise ConfigError(
+                f"{variable}={text!r}: {part.strip()!r} is not a port or a range of ports (1-65535), "
+                f"e.g. 5902,8888 or {DEFAULT_APP_PORTS}."
+            )
+        ranges.append((low, high))
+    return tuple(ranges)
 
 
 def vnc_password_file(password: str) -> bytes:
@@ -275,6 +307,8 @@ class InteractiveSettings:
     proxy_host: str = "127.0.0.1"
     proxy_port: int = 8081
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    #: ports (inclusive ranges) the proxy may reach when a URL template names one; the service port always
+    app_ports: tuple[tuple[int, int], ...] = ((1024, 65535),)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "InteractiveSettings":
@@ -295,11 +329,20 @@ class InteractiveSettings:
             proxy_host=host,
             proxy_port=port,
             idle_timeout=settings.float(IDLE_TIMEOUT_VARIABLE, DEFAULT_IDLE_TIMEOUT, minimum=1.0),
+            app_ports=parse_ports(settings.str(APP_PORTS_VARIABLE) or DEFAULT_APP_PORTS),
         )
 
     @property
     def enabled(self) -> bool:
         return self.domain is not None
+
+    def ports_for(self, template: str | None) -> tuple[int, ...]:
+        """Where a job's app may listen on its first node, in the order tried: the port its URL template
+        names (when the site allows it), then the service port (apps that follow ``JARVICE_SERVICE_PORT``)."""
+        named = template_port(template)
+        if named is None or named == self.service_port or not any(a <= named <= b for a, b in self.app_ports):
+            return (self.service_port,)
+        return (named, self.service_port)
 
     def access(self, name: str, number: int) -> ServiceAccess:
         """The label, port and secrets of job ``name``/``number`` (the same on every call)."""
@@ -334,6 +377,7 @@ class InteractiveSettings:
             "service port": str(self.service_port),
             "proxy": f"{self.proxy_host}:{self.proxy_port}",
             "proxy idle timeout": f"{self.idle_timeout:g} s",
+            "ports a URL template may name": ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.app_ports),
         }
 
 

@@ -5,7 +5,8 @@ from its folder on the cluster (the marker its first node writes when the app
 starts), its label and secrets are derived again from the key
 (:class:`~dssr_core.interactive.InteractiveSettings`), and its state comes from
 the connector's shared snapshot.  Only a RUNNING job that wrote the marker,
-reached at the first of its own nodes on the site's service port, is ever a target.
+reached at the first of its own nodes, is ever a target, on the port its URL
+template names (when the site allows that port) or else on the site's service port.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class JobServices:
         self._lock = threading.Lock()
         self._files: dict[tuple[str, str], ServiceFiles] = {}
         self._not_interactive: dict[tuple[str, str], float] = {}
-        self._ready: set[tuple[str, str]] = set()
+        #: the port each job's app was found listening on (chosen once per job)
+        self._ready: dict[tuple[str, str], int] = {}
         self._labels: dict[str, tuple[str, str]] = {}
         self._tunnels: dict[tuple[str, str], dict[int, Callable[[], None]]] = {}
         self._next_id = 0
@@ -81,23 +83,30 @@ class JobServices:
         url = access.connect_url(files.url, user=status.owner or "")
         if files.help:
             answer["help"] = access.help_page(files.help, url, user=status.owner or "")
-        if self._is_ready(status):
+        if self.app_port(status, files) is not None:
             answer["url"] = url
         return answer
 
-    def _is_ready(self, status: JobStatus) -> bool:
+    def app_port(self, status: JobStatus, files: ServiceFiles) -> int | None:
+        """The port the app listens on, on the job's first node: the first of
+        :meth:`InteractiveSettings.ports_for` that accepts a connection, remembered
+        for the job; None while none does."""
         key = _key(status.ref)
-        if key in self._ready:
-            return True
-        try:
-            stream = self.connector.open_service(status.nodes[0], self.settings.service_port, READY_TIMEOUT)
-        except ClusterError as exc:
-            log.debug("job %s: service port %s not ready: %s", status.ref.jobid, self.settings.service_port, exc)
-            return False
-        _close(stream)
         with self._lock:
-            self._ready.add(key)
-        return True
+            known = self._ready.get(key)
+        if known is not None:
+            return known
+        for port in self.settings.ports_for(files.url):
+            try:
+                stream = self.connector.open_service(status.nodes[0], port, READY_TIMEOUT)
+            except ClusterError as exc:
+                log.debug("job %s: port %s not ready: %s", status.ref.jobid, port, exc)
+                continue
+            _close(stream)
+            with self._lock:
+                self._ready[key] = port
+            return port
+        return None
 
     def service_files(self, status: JobStatus) -> ServiceFiles | None:
         """The job's URL template and help page; None while the job has not marked itself interactive."""
@@ -137,10 +146,12 @@ class JobServices:
                 return None
             with self._lock:
                 self._labels[label] = _key(status.ref)
-        if self.service_files(status) is None:
+        files = self.service_files(status)
+        if files is None:
             return None
         ref = JobRef(status.ref.name, number, status.ref.jobid)
-        return Target(ref, status.nodes[0], self.settings.service_port, self.settings.access(ref.name, number))
+        port = self.app_port(status, files) or self.settings.service_port
+        return Target(ref, status.nodes[0], port, self.settings.access(ref.name, number))
 
     def connect(self, target: Target, timeout: float = 10.0) -> Stream:
         """A stream to the target's node and port (``ClusterError`` when the app does not accept it)."""
@@ -195,7 +206,7 @@ class JobServices:
     def _forget(self, key: tuple[str, str]) -> None:
         """Drop the caches of one job (the lock is held)."""
         self._files.pop(key, None)
-        self._ready.discard(key)
+        self._ready.pop(key, None)
         self._not_interactive.pop(key, None)
         for label in [label for label, k in self._labels.items() if k == key]:
             del self._labels[label]

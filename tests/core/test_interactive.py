@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dssr_core import BadRequest, ConfigError, Downstream, JobSpec, Settings
-from dssr_core.interactive import LABEL_PATTERN, InteractiveSettings, JobsDomain
+from dssr_core.interactive import LABEL_PATTERN, InteractiveSettings, JobsDomain, template_port
 from dssr_local.shell import ShellExecutor
 
 KEY = "0123456789abcdef0123456789abcdef-key"
@@ -159,3 +159,42 @@ def test_the_vnc_password_file_is_what_vncpasswd_writes():
     import base64
 
     assert base64.b64decode(access.secrets()["DSSR_VNCPASSWD"]) == vnc_password_file(access.password)
+
+
+@pytest.mark.parametrize("template, port", [
+    ("https://%PUBLICADDR%:8888/?token=%RANDOM64%", 8888),
+    ("http://%PUBLICADDR%:8080", 8080),
+    ("https://%PUBLICADDR%:5902/vnc.html?password=%NIMBIXPASSWD%\nsecond line", 5902),
+    ("https://%PUBLICADDR%/", None),
+    ("https://%PUBLICADDR%:443/", None),  # the scheme's own port names no app port
+    ("http://%PUBLICADDR%:80/", None),
+    ("https://example.org:8888/", None),  # not the job's address
+    ("", None),
+    (None, None),
+])
+def test_the_port_a_url_template_names(template, port):
+    assert template_port(template) == port
+
+
+def test_the_app_is_tried_on_its_urls_port_when_allowed_then_on_the_service_port():
+    settings = InteractiveSettings.from_settings(Settings({
+        "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": "k" * 32,
+        "JARVICE_SERVICE_PORT": "7000", "JARVICE_DSSR_APP_PORTS": "5902, 8000-8999"}))
+    assert settings.ports_for("https://%PUBLICADDR%:8888/") == (8888, 7000)
+    assert settings.ports_for("https://%PUBLICADDR%:5902/vnc.html") == (5902, 7000)
+    assert settings.ports_for("https://%PUBLICADDR%:9000/") == (7000,)  # not allowed by the site
+    assert settings.ports_for("https://%PUBLICADDR%:7000/") == (7000,)
+    assert settings.ports_for(None) == (7000,)
+    assert settings.describe()["ports a URL template may name"] == "5902,8000-8999"
+    default = InteractiveSettings.from_settings(Settings({
+        "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": "k" * 32}))
+    assert default.ports_for("https://%PUBLICADDR%:8888/") == (8888, 5902)
+    assert default.ports_for("https://%PUBLICADDR%:22/") == (5902,)  # privileged ports: never an app's
+
+
+@pytest.mark.parametrize("value", ["0", "70000", "8888-80", "a", "5902,", "1-2-3"])
+def test_a_bad_app_ports_value_stops_start_up_naming_the_variable(value):
+    with pytest.raises(ConfigError, match="JARVICE_DSSR_APP_PORTS"):
+        InteractiveSettings.from_settings(Settings({
+            "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": "k" * 32,
+            "JARVICE_DSSR_APP_PORTS": value}))

@@ -29,7 +29,8 @@ class Double(Connector):
         super().__init__(Settings({}))
         self.jobs: list[JobStatus] = []
         self.files: dict[tuple[str, str], str] = {}
-        self.listening = False
+        #: the ports the app listens on, on every node
+        self.listening: set[int] = set()
         self.connects: list[tuple[str, int]] = []
 
     def snapshot(self) -> Sequence[JobStatus]:
@@ -40,7 +41,7 @@ class Double(Connector):
 
     def open_service(self, node: str, port: int, timeout: float) -> Any:
         self.connects.append((node, port))
-        if not self.listening:
+        if port not in self.listening:
             raise ClusterError("Connect failed")
         return socket.socket()
 
@@ -74,14 +75,15 @@ def test_info_is_empty_until_the_app_listens_then_the_url_and_the_help_page(worl
     access = settings.access("desk", 42)
     url = f"https://{access.label}.jobs.example.org/vnc.html?password={access.password}"
     assert services.info(ref) == {"about": "", "help": f"<a href='{url}'>desk</a> kirby", "url": "", "actions": {}}
-    connector.listening = True
+    connector.listening = {7000}
     assert services.info(ref)["url"] == url
-    assert connector.connects[-1] == ("n3", 7000)  # the first node, the site's port
+    # the template's 5902 first, then the site's service port, where this desktop listens (vncstart.sh)
+    assert connector.connects[-2:] == [("n3", 5902), ("n3", 7000)]
 
 
 def test_a_job_without_marker_or_not_running_answers_the_empty_info(world):
     connector, _, services = world
-    connector.listening = True
+    connector.listening = {7000}
     assert services.info(JobRef("batch", 7, "12"))["url"] == ""
     assert services.info(JobRef("gone", 7, "99"))["url"] == ""
     assert connector.connects == []
@@ -110,3 +112,34 @@ def test_closing_a_job_closes_its_tunnels_and_reap_closes_those_of_ended_jobs(wo
     connector.jobs = []
     services.reap()
     assert sorted(closed) == ["a", "b", "c"] and services.open_tunnels() == 0
+
+
+def test_an_app_on_the_port_its_url_names_is_linked_and_proxied_there(world):
+    connector, settings, services = world
+    ref = JobRef("desk", 42, "11")
+    connector.files[("11", "interactive")] = "n3\n"
+    connector.files[("11", "url.txt")] = "https://%PUBLICADDR%:8888/lab?token=%RANDOM64%\n"
+    connector.listening = {8888}
+    access = settings.access("desk", 42)
+    assert services.info(ref)["url"] == f"https://{access.label}.jobs.example.org/lab?token={access.randoms[64]}"
+    target = services.resolve(access.label)
+    assert target is not None and (target.node, target.port) == ("n3", 8888)
+    # chosen once: the app's port is not asked again, even when the service port opens later
+    connector.listening = {7000, 8888}
+    connector.connects.clear()
+    assert services.resolve(access.label).port == 8888 and connector.connects == []
+
+
+def test_a_port_the_site_does_not_allow_is_never_tried(world):
+    connector, _, _ = world
+    settings = InteractiveSettings.from_settings(Settings({
+        "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": KEY, "JARVICE_SERVICE_PORT": "7000",
+        "JARVICE_DSSR_APP_PORTS": "5900-5999"}))
+    services = JobServices(connector, settings)
+    connector.files[("11", "interactive")] = "n3\n"
+    connector.files[("11", "url.txt")] = "https://%PUBLICADDR%:22/\n"  # the node's sshd
+    connector.listening = {22}
+    assert services.info(JobRef("desk", 42, "11"))["url"] == ""
+    target = services.resolve(settings.label("desk", 42))
+    assert target is not None and target.port == 7000  # the service port, where nothing listens: a 502
+    assert {port for _, port in connector.connects} == {7000}

@@ -32,10 +32,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 class Site:
     """A downstream with interactive jobs on, and its proxy on a free loopback port."""
 
-    def __init__(self, connector: Any, domain: str, port: int, idle: float = 60.0) -> None:
+    def __init__(self, connector: Any, domain: str, port: int, idle: float = 60.0, **extra: str) -> None:
         self.port = port
         env = {"JARVICE_JOBS_DOMAIN": domain, "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
-               "JARVICE_DSSR_PROXY_LISTEN": f"127.0.0.1:{port}", "JARVICE_DSSR_PROXY_IDLE_TIMEOUT": str(idle)}
+               "JARVICE_DSSR_PROXY_LISTEN": f"127.0.0.1:{port}", "JARVICE_DSSR_PROXY_IDLE_TIMEOUT": str(idle), **extra}
         self.settings = InteractiveSettings.from_settings(Settings(env))
         executor = SingularityExecutor(Settings({**SYSTEM, "JARVICE_SINGULARITY_OVERLAY_SIZE": "0"}))
         self.ds = Downstream(connector, executor, interactive=self.settings)

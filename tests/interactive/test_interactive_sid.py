@@ -199,3 +199,34 @@ def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_open
         assert access.password not in fscript and access.randoms[64] not in fscript
     finally:
         end(server.downstream, ref)
+
+
+def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_forbid_that_port(cluster, legacy,
+                                                                                               connector):
+    """A notebook-like app: the image's url.txt says :8888 and the app listens there, whatever
+    JARVICE_SERVICE_PORT (5902 here) says; the public URL has no port, the proxy goes to 8888."""
+    server, client, port = legacy
+    spec = interactive_spec(cluster, nodes=1, image=f"{nae_image(cluster)}:2", command=busybox_app(port="8888"),
+                            url=None)
+    ref, _ = submit(server.downstream, spec)
+    strict_port = free_port()
+    strict = Site(connector, f"http://jobs.localhost:{strict_port}", strict_port, JARVICE_DSSR_APP_PORTS="5900-5999")
+    try:
+        answer = http_info(client, ref)
+        access = server.downstream.interactive.access(ref.name, ref.number)
+        url = f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+        assert answer["url"] == url and answer["help"] == ""  # this image has no help.html
+        whoami = json.loads(get(url.split("?")[0] + "whoami", connect=("127.0.0.1", port)).body)
+        assert whoami["image"] == "nae" and whoami["port"] == "5902"  # its JARVICE_SERVICE_PORT, unused
+        ws = WebSocket(url.split("?")[0] + "ws", connect=("127.0.0.1", port))
+        try:
+            ws.send("notebook")
+            assert ws.receive() == "echo:notebook"
+        finally:
+            ws.close()
+        # a site that allows only 5900-5999 never reaches 8888: no link, and its proxy finds nothing listening
+        assert dict(strict.ds.info(ref))["url"] == ""
+        assert get(url.replace(f":{port}/", f":{strict_port}/"), connect=strict.address).status == 502
+    finally:
+        strict.close()
+        end(server.downstream, ref)
