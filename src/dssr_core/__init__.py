@@ -1,4 +1,4 @@
-"""dssr_core: the jarvice-dssr library (job model, plugin contracts, legacy API logic).
+"""dssr_core: the jarvice-dssr library (job model, plugin contracts, the façade :class:`Downstream`).
 
 Imports neither Flask nor any plugin; plugins are found through entry points.
 ``import dssr_core`` loads neither PyJWT nor paramiko either: the names that
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics
 from .checks import Check, Contact, NodeProbe, failed, passed
-from .config import ServerSettings, Settings, runs_host_commands
+from .config import DownstreamSettings, Settings, runs_host_commands
 from .connector import Connector, Stream, split_by_state
 from .downstream import Downstream
 from .errors import BadRequest, ClusterError, ConfigError, DssrError, NotFound, PluginError
@@ -29,6 +29,7 @@ from .job import (
     ExitStatus,
     FileEntry,
     Identity,
+    JobInfo,
     JobRef,
     JobSpec,
     JobState,
@@ -40,10 +41,11 @@ from .once import NamedJob, OnceAttempt, submit_once
 from .plugins import available_connectors, available_executors, load_connector, load_executor
 from .sharing import Batcher, SharedSnapshot
 from .shell import command, exports
-from .upstream import fill_template, parse_submission, parse_template, redact_template
+from .upstream import fill_template, parse_template, redact_template
 from .validate import (
     NAME_PATTERN,
     bounded,
+    decode_base64_text,
     is_name,
     numeric_id,
     parse_int,
@@ -94,7 +96,9 @@ __all__ = [
     "ConfigError",
     "Connector",
     "Contact",
+    "decode_base64_text",
     "Downstream",
+    "DownstreamSettings",
     "DssrError",
     "elapsed_seconds",
     "Executor",
@@ -109,6 +113,7 @@ __all__ = [
     "Identity",
     "InteractiveSettings",
     "is_name",
+    "JobInfo",
     "JobProxy",
     "JobRef",
     "JobsDomain",
@@ -132,7 +137,6 @@ __all__ = [
     "numeric_id",
     "OnceAttempt",
     "parse_int",
-    "parse_submission",
     "parse_template",
     "passed",
     "PluginError",
@@ -140,7 +144,6 @@ __all__ = [
     "redact_template",
     "Result",
     "runs_host_commands",
-    "ServerSettings",
     "SERVICE_DIR",
     "ServiceAccess",
     "Settings",

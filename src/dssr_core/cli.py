@@ -166,7 +166,8 @@ def _job_action(downstream: Downstream, args: argparse.Namespace, out: TextIO) -
         out.write(result.output)
         if result.output and not result.output.endswith("\n"):
             out.write("\n")
-        print(f"rc={result.rc} elapsed={result.elapsed} {result.termination_line}", file=out)
+        end = f"<< termination state: {result.end_state} -- see STDOUT for job errors >>"
+        print(f"rc={result.rc} elapsed={result.elapsed} {end}", file=out)
     elif args.action == "terminate":
         downstream.terminate(ref, force=args.force)
     elif args.action == "release":
@@ -188,8 +189,8 @@ def _plugins(out: TextIO) -> int:
 
 def _lists(downstream: Downstream, action: str, out: TextIO) -> int:
     jobs = downstream.running() if action == "running" else downstream.queued()
-    for name, jobid in jobs:
-        print(f"{name}\t{jobid}", file=out)
+    for job in jobs:
+        print(f"{job.ref.name}\t{job.ref.jobid}", file=out)
     return 0
 
 

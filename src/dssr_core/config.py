@@ -1,4 +1,4 @@
-"""Settings read from ``JARVICE_*`` (and ``WAITRESS_*``) environment variables.
+"""Settings read from ``JARVICE_*`` environment variables.
 
 :class:`Settings` wraps a mapping (``os.environ`` by default) with typed
 getters.  Each getter raises :class:`~dssr_core.errors.ConfigError` with one
@@ -157,8 +157,6 @@ def _range(minimum: int | None, maximum: int | None) -> str:
 
 #: the embedded default: jobs as processes on this machine, their command run by bash
 DEFAULT_CONNECTOR = "local"
-LOOPBACK = "127.0.0.1"
-ALL_ADDRESSES = "0.0.0.0"
 
 
 def default_executor(connector: str) -> str:
@@ -172,43 +170,15 @@ def runs_host_commands(connector: str, executor: str) -> bool:
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """The server's own settings (plugins read theirs from the same :class:`Settings`)."""
+class DownstreamSettings:
+    """Which plugins a :class:`~dssr_core.Downstream` loads (each plugin reads its own settings)."""
 
     connector: str = DEFAULT_CONNECTOR
     executor: str = "shell"
-    log_level: int = 20
-    port: int = 5000
-    host: str = LOOPBACK
-    threads: int = 8
-    #: which entry of ``hpc_script`` to use (default: the executor's name)
-    script_key: str | None = None
-    #: ``text`` (one line per event, as ever) or ``json`` (one object per line, with the request id)
-    log_format: str = "text"
-    #: ``/ready`` says 503 when the last good contact with the cluster is older than this (seconds)
-    ready_max_age: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ServerSettings":
-        """Read ``JARVICE_BAREMETAL_*`` and ``WAITRESS_*``.
-
-        Without an address, the server listens on every address, but on
-        loopback only when jobs would run on this host (local connector,
-        ``shell`` executor): a network must be asked for there.
-        """
+    def from_settings(cls, settings: Settings) -> "DownstreamSettings":
+        """Read ``JARVICE_BAREMETAL_CONNECTOR`` (default ``local``) and ``JARVICE_BAREMETAL_EXECUTOR``
+        (default :func:`default_executor` of the connector)."""
         connector = settings.str("JARVICE_BAREMETAL_CONNECTOR") or DEFAULT_CONNECTOR
-        executor = settings.str("JARVICE_BAREMETAL_EXECUTOR") or default_executor(connector)
-        host = settings.str("WAITRESS_BIND_ADDRESS") or (
-            LOOPBACK if runs_host_commands(connector, executor) else ALL_ADDRESSES
-        )
-        return cls(
-            connector=connector,
-            executor=executor,
-            log_level=settings.int("JARVICE_SCHED_LOGLEVEL", 20, minimum=0, maximum=50),
-            port=settings.int("WAITRESS_PORT", 5000, minimum=1, maximum=65535),
-            host=host,
-            threads=settings.int("WAITRESS_THREADS", 8, minimum=1, maximum=256),
-            script_key=settings.str("JARVICE_UPSTREAM_SCRIPT_KEY"),
-            log_format=settings.choice("JARVICE_DSSR_LOG_FORMAT", "text", ("text", "json")),
-            ready_max_age=settings.float("JARVICE_DSSR_READY_MAX_AGE", 60.0, minimum=1.0),
-        )
+        return cls(connector, settings.str("JARVICE_BAREMETAL_EXECUTOR") or default_executor(connector))

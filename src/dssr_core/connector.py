@@ -21,7 +21,7 @@ from .checks import Check, Contact, failed, passed
 from .config import Settings
 from .errors import PluginError
 from .executor import Executor
-from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobState, JobStatus, Submission
+from .job import ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobState, JobStatus, Submission
 from .validate import parse_int
 
 
@@ -172,9 +172,10 @@ class Connector(ABC):
             return
         yield passed(f"the {self.name} cluster answers")
 
-    def info(self, ref: JobRef) -> Mapping[str, Any]:
-        """The legacy ``info`` answer for a job (``url`` set for interactive jobs)."""
-        return {"about": "", "help": "", "url": "", "actions": {}}
+    def info(self, ref: JobRef) -> JobInfo:
+        """What to show about a job beside its state.  The default: nothing (batch jobs);
+        interactive jobs' links come from :class:`~dssr_core.Downstream`'s job services."""
+        return JobInfo()
 
     # -- interactive jobs (when supports_interactive) -------------------------
     def job_file(self, status: JobStatus, name: str, limit: int = 65536) -> str | None:

@@ -10,12 +10,11 @@ token check -- and times each stage.
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Callable, Iterator, TextIO
 
 from .checks import Check, failed, passed
-from .config import ServerSettings, Settings
+from .config import DownstreamSettings, Settings
 from .connector import Connector
 from .downstream import Downstream
 from .errors import ClusterError, DssrError, NotFound
@@ -23,7 +22,7 @@ from .executor import Executor
 from .identity import TokenVerifier
 from .job import Identity, JobRef, JobState, JobStatus
 from .plugins import load_connector, load_executor
-from .upstream import parse_submission
+from .upstream import parse_template
 
 #: the line the trial job prints when it ran to its end
 TRIAL_MARKER = "JARVICE_CMD_SUCCESS"
@@ -92,13 +91,13 @@ def _build(
 ) -> Downstream | None:
     what = "settings parse"
     try:
-        server = ServerSettings.from_settings(settings)
-        conn: Connector = load_connector(connector or server.connector, settings)
+        chosen = DownstreamSettings.from_settings(settings)
+        conn: Connector = load_connector(connector or chosen.connector, settings)
     except DssrError as exc:
         show(failed(what, str(exc)))
         return None
     try:
-        execu: Executor = load_executor(executor or server.executor, settings)
+        execu: Executor = load_executor(executor or chosen.executor, settings)
     except DssrError as exc:
         conn.close()
         show(failed(what, str(exc)))
@@ -110,7 +109,7 @@ def _build(
             verifier = TokenVerifier.from_settings(settings)
         except DssrError as exc:
             show(failed("bearer-token keys load", str(exc)))
-    return Downstream(conn, execu, verifier=verifier, script_key=server.script_key or execu.name)
+    return Downstream(conn, execu, verifier=verifier)
 
 
 def _identity(
@@ -144,15 +143,9 @@ def trial(downstream: Downstream, identity: Identity, *, timeout: float = 300.0,
     """Submit the trial job as ``identity`` and follow it to its end, one check per stage (with its time)."""
     who = identity.email or identity.username or "the token's user"
     name = f"dssr-doctor-{int(time.time() * 1000)}"
-    args = {
-        "name": name,
-        "number": 0,
-        "nodes": 1,
-        "hpc_script": {downstream.script_key: base64.b64encode(trial_template().encode()).decode()},
-    }
     start = time.monotonic()
     try:
-        spec = parse_submission(args, downstream.script_key).replace(identity=identity)
+        spec = parse_template(trial_template(), 1, name, 0).replace(identity=identity)
         submission = downstream.submit(spec)
     except DssrError as exc:
         yield failed(f"a trial job is submitted as {who}", str(exc), time.monotonic() - start)

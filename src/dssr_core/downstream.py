@@ -1,8 +1,9 @@
 """Downstream: the façade the HTTP server and library users call.
 
-It holds one connector and one executor, turns legacy requests into model
-objects, and gives every answer in the model's terms.  It does no I/O of its
-own: all of it goes through the connector.
+It holds one connector and one executor and speaks the job model only
+(:class:`JobSpec` in; :class:`Submission`, :class:`JobStatus`,
+:class:`ExitStatus`, :class:`JobInfo` out): the legacy wire format is
+``dssr_server``'s.  It does no I/O of its own: all of it goes through the connector.
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import metrics
-from .config import ServerSettings, Settings
+from .config import DownstreamSettings, Settings
 from .connector import Connector, split_by_state
 from .errors import BadRequest, DssrError
 from .executor import Executor
 from .interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
-from .job import ExitStatus, FileEntry, JobRef, JobSpec, JobStatus, Submission
+from .job import ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, Submission
 from .plugins import load_connector, load_executor
 from .services import JobServices
-from .upstream import parse_submission
 
 if TYPE_CHECKING:  # PyJWT is imported only when a verifier is made
     from .identity import TokenVerifier
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class Downstream:
-    """One connector + one executor, with the legacy API's operations."""
+    """One connector + one executor: submit, follow and control jobs."""
 
     def __init__(
         self,
@@ -38,13 +38,11 @@ class Downstream:
         executor: Executor,
         *,
         verifier: TokenVerifier | None = None,
-        script_key: str | None = None,
         interactive: InteractiveSettings | None = None,
     ) -> None:
         self.connector = connector
         self.executor = executor
         self.verifier = verifier
-        self.script_key = script_key or executor.name
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
         #: interactive jobs' settings (always set: the proxy's address is read from them)
@@ -69,10 +67,10 @@ class Downstream:
         chosen = {"JARVICE_BAREMETAL_CONNECTOR": connector, "JARVICE_BAREMETAL_EXECUTOR": executor}
         if connector or executor:
             settings = Settings(settings.as_dict(), **{key: value for key, value in chosen.items() if value})
-        server = ServerSettings.from_settings(settings)
-        conn = load_connector(server.connector, settings)
+        plugins = DownstreamSettings.from_settings(settings)
+        conn = load_connector(plugins.connector, settings)
         try:
-            execu = load_executor(server.executor, settings)
+            execu = load_executor(plugins.executor, settings)
             verifier = None
             if conn.requires_identity:
                 from .identity import TokenVerifier
@@ -82,9 +80,7 @@ class Downstream:
         except BaseException:
             conn.close()
             raise
-        return cls(
-            conn, execu, verifier=verifier, script_key=server.script_key or server.executor, interactive=interactive
-        )
+        return cls(conn, execu, verifier=verifier, interactive=interactive)
 
     # -- submission ---------------------------------------------------------
     def submit(self, spec: JobSpec) -> Submission:
@@ -112,13 +108,6 @@ class Downstream:
             raise BadRequest(f"The {self.connector.name} connector cannot reach interactive jobs.")
         return self.interactive.access(spec.name, spec.number)
 
-    def submit_legacy(self, args: Mapping[str, Any]) -> Submission:
-        """The legacy ``/submit`` request: parse, verify the bearer token, submit."""
-        spec = parse_submission(args, self.script_key)
-        if self.verifier is not None:
-            spec = spec.replace(identity=self.verifier.verify_token(args.get("bearer")))
-        return self.submit(spec)
-
     # -- state --------------------------------------------------------------
     def jobs(self) -> Sequence[JobStatus]:
         """Every queued or running job (the connector's snapshot); their counts by state go to metrics."""
@@ -126,15 +115,18 @@ class Downstream:
         metrics.recorder().jobs_seen(Counter(job.state.value for job in jobs))
         return jobs
 
-    def running(self) -> list[list[str]]:
+    def running(self) -> list[JobStatus]:
+        """The running jobs (from one snapshot)."""
         running, _ = split_by_state(self.jobs())
-        return [[job.ref.name, job.ref.jobid] for job in running]
+        return running
 
-    def queued(self) -> list[list[str]]:
+    def queued(self) -> list[JobStatus]:
+        """The queued jobs, held ones included (from one snapshot)."""
         _, queued = split_by_state(self.jobs())
-        return [[job.ref.name, job.ref.jobid] for job in queued]
+        return queued
 
     def runstatus(self, ref: JobRef) -> JobStatus | None:
+        """The job's state, nodes and elapsed time; None when it is neither queued nor running."""
         return self.connector.status(ref)
 
     def exitstatus(self, ref: JobRef, *, collect: bool = True) -> ExitStatus:
@@ -166,8 +158,8 @@ class Downstream:
     def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
         return self.connector.list_files(path, details)
 
-    def info(self, ref: JobRef) -> Mapping[str, Any]:
-        """The legacy ``info`` answer; for an interactive job ``url`` is set once its app accepts connections."""
+    def info(self, ref: JobRef) -> JobInfo:
+        """What to show about the job; for an interactive job ``url`` is set once its app accepts connections."""
         if self.services is not None:
             return self.services.info(ref)
         return self.connector.info(ref)

@@ -14,7 +14,6 @@ from .validate import (  # noqa: F401 - NAME_PATTERN and JOBID_PATTERN: kept imp
     MAX_NODES,
     NAME_PATTERN,
     shown,
-    validate_jobid,
     validate_name,
     validate_number,
 )
@@ -61,19 +60,6 @@ class JobRef:
     number: int
     jobid: str
 
-    @classmethod
-    def from_args(cls, args: Mapping[str, Any]) -> "JobRef":
-        """Build from a legacy ``args`` object; missing or malformed keys raise :class:`BadRequest`."""
-        for key in ("name", "number", "jobid"):
-            if key not in args:
-                raise BadRequest(f"The request has no {key!r}: 'name', 'number' and 'jobid' are required.")
-        return cls(validate_name(args["name"]), validate_number(args["number"]), validate_jobid(args["jobid"]))
-
-    @property
-    def path(self) -> str:
-        """The prefix the upstream uses later in ``/request/<name>/<number>/<jobid>/<method>``."""
-        return f"{self.name}/{self.number}/{self.jobid}"
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -107,7 +93,7 @@ class UpstreamTemplate:
 class JobSpec:
     """What to run, and with which resources.
 
-    Built by the legacy parser (:func:`dssr_core.upstream.parse_submission`) or
+    Built from an upstream template (:func:`dssr_core.parse_template`) or
     directly by library users for a *native* submission (``image`` + ``command``).
     """
 
@@ -204,8 +190,9 @@ class ExitStatus:
         return self.state.rc
 
     @property
-    def termination_line(self) -> str:
-        return f"<< termination state: {self.detail or self.state.name} -- see STDOUT for job errors >>"
+    def end_state(self) -> str:
+        """How the job ended in the scheduler's words (:attr:`detail`), else the state's name (``COMPLETED``)."""
+        return self.detail or self.state.name
 
 
 @dataclass(frozen=True)
@@ -216,6 +203,16 @@ class Submission:
     script: str = ""
     #: True when a job of that name already existed and nothing was submitted
     existed: bool = False
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the upstream may show about a job beside its state (the legacy ``info``)."""
+
+    #: the link to an interactive job's application, once it accepts connections
+    url: str | None = None
+    #: an interactive job's help page (HTML), once the job has written it
+    help: str | None = None
 
 
 @dataclass(frozen=True)

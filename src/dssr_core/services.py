@@ -15,12 +15,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 from .connector import Connector, Stream
 from .errors import ClusterError, DssrError
 from .interactive import HELP_FILE, LABEL_PATTERN, MARKER_FILE, URL_FILE, InteractiveSettings, ServiceAccess
-from .job import JobRef, JobState, JobStatus
+from .job import JobInfo, JobRef, JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ class Target:
     access: ServiceAccess
 
 
-def empty_info() -> dict[str, Any]:
-    return {"about": "", "help": "", "url": "", "actions": {}}
-
-
 class JobServices:
     """Interactive jobs of ``connector``: ``info``, label resolution, and the tunnels opened to them."""
 
@@ -70,22 +66,18 @@ class JobServices:
         self._next_id = 0
 
     # -- what the upstream asks ------------------------------------------------
-    def info(self, ref: JobRef) -> Mapping[str, Any]:
-        """The legacy ``info`` answer: ``url`` once the app's port accepts connections, else ``""``."""
-        answer = empty_info()
+    def info(self, ref: JobRef) -> JobInfo:
+        """The job's help page once written, and its ``url`` once the app's port accepts connections."""
         status = self.connector.status(ref)
         if status is None or status.state is not JobState.RUNNING or not status.nodes:
-            return answer
+            return JobInfo()
         files = self.service_files(status)
         if files is None:
-            return answer
+            return JobInfo()
         access = self.settings.access(ref.name, ref.number)
         url = access.connect_url(files.url, user=status.owner or "")
-        if files.help:
-            answer["help"] = access.help_page(files.help, url, user=status.owner or "")
-        if self.app_port(status, files) is not None:
-            answer["url"] = url
-        return answer
+        help_page = access.help_page(files.help, url, user=status.owner or "") if files.help else None
+        return JobInfo(url=url if self.app_port(status, files) is not None else None, help=help_page)
 
     def app_port(self, status: JobStatus, files: ServiceFiles) -> int | None:
         """The port the app listens on, on the job's first node: the first of

@@ -1,5 +1,7 @@
-"""The legacy ``/submit`` request: ``hpc_script`` decoding and ``JOBOBJ_*`` keys -> :class:`JobSpec`.
+"""JARVICE's job template: its ``JOBOBJ_*``/``JARVICE_*`` keys -> :class:`JobSpec`, its parameter field, its secrets.
 
+The template is the upstream's job model (the text of one ``hpc_script``
+entry, already decoded: reading the ``/submit`` form is :mod:`dssr_server.wire`'s).
 Every refusal is a :class:`~dssr_core.errors.BadRequest` with one sentence a
 portal administrator understands; nothing here touches the cluster.
 """
@@ -13,7 +15,7 @@ from typing import Any, Mapping
 
 from .errors import BadRequest
 from .job import JobSpec, UpstreamTemplate
-from .validate import bounded, decode_base64_text, script_lines, shown, validate_name, validate_nodes, validate_number
+from .validate import decode_base64_text, script_lines, shown
 
 PARAMETERS_FIELD = "DOWNSTREAM_PARAMETERS"
 #: the template's keys that carry credentials: their values never leave the parser
@@ -33,22 +35,6 @@ _WALLTIME = re.compile(
 _KEY_LINE = re.compile(r"\A([ \t\r]*(?:export[ \t]+)?(JOBOBJ_[A-Z0-9_]+|JARVICE_[A-Z0-9_]+))=(.*)\Z", re.S)
 #: what the template's text may hold between literal text: a doubled brace, the one field, or a stray brace
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{" + PARAMETERS_FIELD + r"\}|[{}]")
-
-
-def decode_template(hpc_script: object, key: str) -> str:
-    """Decode ``hpc_script[key]`` (base64 UTF-8 text)."""
-    if not isinstance(hpc_script, Mapping):
-        raise BadRequest("hpc_script must be an object mapping an executor name to a base64 script.")
-    if key not in hpc_script:
-        sent = bounded(", ".join(sorted(str(k) for k in hpc_script))) or "none"
-        raise BadRequest(f"hpc_script has no entry {key!r} for this downstream's executor (the upstream sent: {sent}).")
-    value = hpc_script[key]
-    if not isinstance(value, str):
-        raise BadRequest(f"hpc_script[{key!r}] must be a base64 string.")
-    try:
-        return decode_base64_text(value)
-    except ValueError:
-        raise BadRequest(f"hpc_script[{key!r}] is not valid base64-encoded UTF-8 text.") from None
 
 
 def template_keys(text: str) -> dict[str, str]:
@@ -231,7 +217,12 @@ def fill_template(text: str, parameters: str) -> str:
 
 
 def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
-    """Read the ``JOBOBJ_*``/``JARVICE_*`` keys of a decoded template into a :class:`JobSpec`."""
+    """The job a decoded template describes, as ``name`` (``number``) on ``nodes`` nodes.
+
+    Reads its ``JOBOBJ_*``/``JARVICE_*`` keys; the template is kept in
+    :attr:`JobSpec.template` for the executor.  Raises :class:`BadRequest`
+    saying what is wrong (nothing is submitted).
+    """
     check_template_format(text)
     # the upstream doubles every brace of the template, JSON values included: read them undoubled
     keys = template_keys(fill_template(text, ""))
@@ -284,15 +275,3 @@ def parse_template(text: str, nodes: int, name: str, number: int) -> JobSpec:
         arch=arch,
         template=template,
     )
-
-
-def parse_submission(args: Mapping[str, Any], script_key: str) -> JobSpec:
-    """A legacy ``/submit`` ``args`` object -> :class:`JobSpec` (identity not yet attached)."""
-    for key in ("name", "number", "nodes", "hpc_script"):
-        if key not in args:
-            raise BadRequest(f"The submission has no {key!r}.")
-    name = validate_name(args["name"])
-    number = validate_number(args["number"])
-    nodes = validate_nodes(args["nodes"])
-    text = decode_template(args["hpc_script"], script_key)
-    return parse_template(text, nodes, name, number)

@@ -22,7 +22,6 @@ from dssr_core import (
     Downstream,
     DssrError,
     JobProxy,
-    ServerSettings,
     Settings,
     runs_host_commands,
 )
@@ -30,6 +29,7 @@ from dssr_core import (
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
 from .serve import create_server
+from .settings import ServerSettings
 
 log = logging.getLogger("dssr_server")
 

@@ -10,11 +10,12 @@ from importlib import resources
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dssr_core import ClusterError, Downstream, DssrError, ServerSettings, Settings, bounded, metrics
+from dssr_core import ClusterError, Downstream, DssrError, Settings, bounded, metrics
 
 from .legacy import register
 from .logs import REQUEST_ID, request_id
 from .metrics import PrometheusRecorder
+from .settings import ServerSettings
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("dssr_server.access")
@@ -46,7 +47,7 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     recorder = PrometheusRecorder()
     metrics.install(recorder)
     _install_request_tracking(app, recorder, access_lines=server.log_format == "json")
-    app.register_blueprint(register(downstream))
+    app.register_blueprint(register(downstream, server.script_key or downstream.executor.name))
     _install_operations(app, downstream, recorder, server.ready_max_age)
     _install_openapi(app)
     _install_auth(app, settings.str(AUTH_TOKEN_VARIABLE))

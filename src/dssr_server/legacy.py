@@ -1,4 +1,4 @@
-"""The legacy endpoints (LEGACY_API.md), wire-exact: one Downstream call each."""
+"""The legacy endpoints (LEGACY_API.md), wire-exact: one Downstream call each, the wire format in :mod:`.wire`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any, Mapping
 
 from flask import Blueprint, Response, jsonify, request
 
-from dssr_core import BadRequest, Downstream, FileEntry, JobRef, NotFound, parse_int, shown
+from dssr_core import BadRequest, Downstream, JobRef, NotFound, parse_int, shown
+
+from . import wire
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +78,8 @@ def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
-def pvcls_line(entry: FileEntry, details: bool) -> str:
-    """One ``pvcls`` line: ``/data/PATH`` (folders end with ``/``), with details ``MTIME SIZE /data/PATH``."""
-    path = entry.path if entry.path.startswith("/") else "/" + entry.path
-    if entry.is_dir and not path.endswith("/"):
-        path += "/"
-    shown = "/data" + path
-    return f"{entry.mtime} {entry.size} {shown}" if details else shown
-
-
-def register(downstream: Downstream) -> Blueprint:
-    """The blueprint of every legacy endpoint, bound to ``downstream``."""
+def register(downstream: Downstream, script_key: str) -> Blueprint:
+    """The blueprint of every legacy endpoint, bound to ``downstream``; ``/submit`` reads ``hpc_script[script_key]``."""
     bp = Blueprint("legacy", __name__)
 
     @bp.get("/live")
@@ -104,7 +97,11 @@ def register(downstream: Downstream) -> Blueprint:
 
     @bp.post("/submit")
     def submit() -> Response:
-        submission = downstream.submit_legacy(form_args())
+        args = form_args()
+        spec = wire.parse_submission(args, script_key)
+        if downstream.verifier is not None:
+            spec = spec.replace(identity=downstream.verifier.verify_token(args.get("bearer")))
+        submission = downstream.submit(spec)
         return jsonify([submission.jobid, submission.script])
 
     @bp.get("/nodes")
@@ -113,30 +110,25 @@ def register(downstream: Downstream) -> Blueprint:
 
     @bp.get("/running")
     def running() -> Response:
-        return jsonify(downstream.running())
+        return jsonify(wire.job_list(downstream.running()))
 
     @bp.get("/queued")
     def queued() -> Response:
-        return jsonify(downstream.queued())
+        return jsonify(wire.job_list(downstream.queued()))
 
     @bp.post("/runstatus")
     def runstatus() -> Response:
-        ref = JobRef.from_args(form_args())
-        status = downstream.runstatus(ref)
-        if status is None:
-            return jsonify([None, None, None, None])
-        return jsonify([list(status.nodes), status.elapsed, ref.path, None])
+        ref = wire.job_ref(form_args())
+        return jsonify(wire.runstatus_answer(ref, downstream.runstatus(ref)))
 
     @bp.post("/exitstatus")
     def exitstatus() -> Response:
-        ref = JobRef.from_args(form_args())
-        status = downstream.exitstatus(ref)
-        return jsonify([status.rc, status.elapsed, [status.output, status.termination_line]])
+        return jsonify(wire.exitstatus_answer(downstream.exitstatus(wire.job_ref(form_args()))))
 
     @bp.post("/terminate")
     def terminate() -> Response:
         args = form_args()
-        downstream.terminate(JobRef.from_args(args), force=_truthy(args.get("force")))
+        downstream.terminate(wire.job_ref(args), force=_truthy(args.get("force")))
         return jsonify(True)
 
     @bp.post("/online")
@@ -145,12 +137,12 @@ def register(downstream: Downstream) -> Blueprint:
 
     @bp.post("/release")
     def release() -> Response:
-        downstream.release(JobRef.from_args(form_args()))
+        downstream.release(wire.job_ref(form_args()))
         return jsonify(True)
 
     @bp.post("/events")
     def events() -> Response:
-        return jsonify(downstream.events(JobRef.from_args(form_args())))
+        return jsonify(downstream.events(wire.job_ref(form_args())))
 
     @bp.post("/request/<path:path>")
     def job_request(path: str) -> Response | tuple[Response, int]:
@@ -161,7 +153,7 @@ def register(downstream: Downstream) -> Blueprint:
         if len(parts) != 4:
             raise BadRequest(f"Unknown request path {shown(path)}: use pvcls or <name>/<number>/<jobid>/<method>.")
         name, number, jobid, method = parts
-        ref = JobRef.from_args({"name": name, "number": number, "jobid": jobid})
+        ref = wire.job_ref({"name": name, "number": number, "jobid": jobid})
         return _job_method(downstream, ref, method, qs)
 
     return bp
@@ -171,7 +163,7 @@ def _pvcls(downstream: Downstream, qs: Mapping[str, Any]) -> Response:
     folder = _qs_first(qs, "path") or "/"
     details = (_qs_first(qs, "details") or "").lower() == "true"
     entries = downstream.list_files(folder, details)
-    lines = [pvcls_line(entry, details) for entry in entries]
+    lines = [wire.pvcls_line(entry, details) for entry in entries]
     return _text("".join(line + "\n" for line in lines))
 
 
@@ -182,7 +174,7 @@ def _job_method(downstream: Downstream, ref: JobRef, method: str, qs: Mapping[st
         downstream.terminate(ref, force=method == "abort")
         return _text("")
     if method == "info":
-        return jsonify(dict(downstream.info(ref)))
+        return jsonify(wire.info_answer(downstream.info(ref)))
     if method == "tail":
         return _text(downstream.tail(ref, _tail_lines(qs)))
     if method == "screenshot":

@@ -131,3 +131,14 @@ def test_integer_options_take_ascii_digits_only(digits: str) -> None:
     result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "submit", "--name", "ok", "--nodes", digits,
                              "--", "true"], capture_output=True, text=True)
     assert result.returncode == 2 and "is not an integer >= 1" in result.stderr
+
+
+def test_dssr_runs_where_the_servers_own_settings_are_bad(tmp_path: Path) -> None:
+    """WAITRESS_* and the server's JARVICE_DSSR_* variables are dssr-server's: the command line ignores them."""
+    env = {**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state"), "WAITRESS_PORT": "http",
+           "JARVICE_SCHED_LOGLEVEL": "verbose", "JARVICE_DSSR_LOG_FORMAT": "xml"}
+    for argv in (["running"], ["doctor"]):
+        result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "--connector", "local", "--executor", "shell",
+                                 *argv], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "WAITRESS_PORT" not in result.stdout + result.stderr

@@ -6,69 +6,34 @@ import base64
 
 import pytest
 
-from dssr_core import ConfigError, ServerSettings, Settings
+from dssr_core import ConfigError, Downstream, DownstreamSettings, Settings
 
 
-def test_without_settings_the_server_is_the_local_connector_and_shell_on_loopback() -> None:
-    server = ServerSettings.from_settings(Settings({}))
-    assert (server.connector, server.executor, server.log_level, server.port, server.host) == (
-        "local", "shell", 20, 5000, "127.0.0.1",
-    )
+def test_without_settings_a_downstream_is_the_local_connector_and_the_shell_executor() -> None:
+    assert DownstreamSettings.from_settings(Settings({})) == DownstreamSettings("local", "shell")
 
 
-def test_a_site_naming_slurm_gets_singularity_on_every_address_as_the_first_implementation() -> None:
-    server = ServerSettings.from_settings(Settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}))
-    assert (server.connector, server.executor, server.host) == ("slurm", "singularity", "0.0.0.0")
+def test_a_site_naming_slurm_gets_singularity_as_the_first_implementation() -> None:
+    chosen = DownstreamSettings.from_settings(Settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}))
+    assert (chosen.connector, chosen.executor) == ("slurm", "singularity")
+    chosen = DownstreamSettings.from_settings(Settings({"JARVICE_BAREMETAL_EXECUTOR": "apptainer"}))
+    assert (chosen.connector, chosen.executor) == ("local", "apptainer")
 
 
-@pytest.mark.parametrize(
-    "env, host",
-    [
-        ({"JARVICE_BAREMETAL_EXECUTOR": "singularity"}, "0.0.0.0"),
-        ({"JARVICE_BAREMETAL_CONNECTOR": "local", "JARVICE_BAREMETAL_EXECUTOR": "shell"}, "127.0.0.1"),
-        ({"WAITRESS_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0"),
-        ({"WAITRESS_BIND_ADDRESS": "192.0.2.7"}, "192.0.2.7"),
-    ],
-)
-def test_the_shell_executor_on_the_local_connector_listens_on_loopback_unless_an_address_is_given(
-    env: dict[str, str], host: str
-) -> None:
-    assert ServerSettings.from_settings(Settings(env)).host == host
-
-
-def test_server_settings_read_the_legacy_variable_names() -> None:
-    server = ServerSettings.from_settings(Settings({
-        "JARVICE_BAREMETAL_CONNECTOR": "local",
-        "JARVICE_BAREMETAL_EXECUTOR": "shell",
-        "JARVICE_SCHED_LOGLEVEL": "10",
-        "WAITRESS_PORT": "8080",
-        "WAITRESS_BIND_ADDRESS": "127.0.0.1",
-        "WAITRESS_THREADS": "4",
-    }))
-    assert (server.connector, server.executor, server.log_level, server.port, server.host, server.threads) == (
-        "local", "shell", 10, 8080, "127.0.0.1", 4,
-    )
-
-
-@pytest.mark.parametrize(
-    "variable, value, allowed",
-    [
-        ("WAITRESS_PORT", "http", "not an integer from 1 to 65535"),
-        ("WAITRESS_PORT", "70000", "out of range: use an integer from 1 to 65535"),
-        ("JARVICE_SCHED_LOGLEVEL", "DEBUG", "not an integer from 0 to 50"),
-        ("JARVICE_SCHED_LOGLEVEL", "99", "out of range"),
-        ("WAITRESS_THREADS", "0", "out of range"),
-    ],
-)
-def test_a_bad_server_setting_names_the_variable_and_what_is_allowed(variable: str, value: str, allowed: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        ServerSettings.from_settings(Settings({variable: value}))
-    message = str(info.value)
-    assert message.startswith(f"{variable}={value!r}") and allowed in message and "\n" not in message
+def test_the_library_does_not_read_the_servers_variables(tmp_path) -> None:
+    """A tool importing dssr_core runs where dssr-server's settings are wrong or meant for another server."""
+    env = {"WAITRESS_PORT": "http", "WAITRESS_THREADS": "0", "JARVICE_SCHED_LOGLEVEL": "verbose",
+           "JARVICE_DSSR_LOG_FORMAT": "xml", "JARVICE_DSSR_READY_MAX_AGE": "soon",
+           "JARVICE_LOCAL_STATE_DIR": str(tmp_path)}
+    downstream = Downstream.from_settings(Settings(env), connector="local", executor="shell")
+    try:
+        assert downstream.running() == [] and downstream.queued() == []
+    finally:
+        downstream.close()
 
 
 def test_empty_values_count_as_unset() -> None:
-    assert Settings({"WAITRESS_PORT": ""}).int("WAITRESS_PORT", 5000) == 5000
+    assert Settings({"PORT": ""}).int("PORT", 5000) == 5000
 
 
 def test_overrides_win_over_the_environment() -> None:

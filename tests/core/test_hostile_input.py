@@ -15,7 +15,6 @@ from dssr_core import (
     LaunchContext,
     Settings,
     fill_template,
-    parse_submission,
     parse_template,
     redact_template,
     validate_jobid,
@@ -25,6 +24,7 @@ from dssr_core import (
 from dssr_core.errors import MAX_MESSAGE, DssrError
 from dssr_core.upstream import template_keys
 from dssr_local.shell import ShellExecutor
+from dssr_server.wire import parse_submission
 from tests.helpers import encode, legacy_template, submit_args
 
 HUGE = 10**30

@@ -1,4 +1,4 @@
-"""The job model: validation, rc mapping, exit answers."""
+"""The job model: validation, rc mapping, end states."""
 
 from __future__ import annotations
 
@@ -21,32 +21,14 @@ def test_queued_and_running_are_not_finished_and_map_to_rc_minus_9() -> None:
     assert all(s.finished for s in JobState if s not in (JobState.QUEUED, JobState.RUNNING))
 
 
-def test_termination_line_names_the_schedulers_state() -> None:
+def test_the_end_state_is_the_schedulers_word_else_the_states_name() -> None:
     ref = JobRef("job-1", 1, "7")
-    assert ExitStatus(ref, JobState.FAILED, detail="TIMEOUT").termination_line == (
-        "<< termination state: TIMEOUT -- see STDOUT for job errors >>"
-    )
-    assert ExitStatus(ref, JobState.COMPLETED).termination_line == (
-        "<< termination state: COMPLETED -- see STDOUT for job errors >>"
-    )
+    assert ExitStatus(ref, JobState.FAILED, detail="TIMEOUT").end_state == "TIMEOUT"
+    assert ExitStatus(ref, JobState.COMPLETED).end_state == "COMPLETED"
 
 
 def test_exit_status_rc_follows_its_state() -> None:
     assert ExitStatus(JobRef("job-1", 1, "7"), JobState.CANCELLED).rc == -15
-
-
-def test_jobref_from_args_ignores_extra_keys_and_accepts_string_numbers() -> None:
-    ref = JobRef.from_args({"name": "jarvice-kirby-42", "number": "42", "jobid": 1234, "force": True, "nodes": 2})
-    assert ref == JobRef("jarvice-kirby-42", 42, "1234")
-    assert ref.path == "jarvice-kirby-42/42/1234"
-
-
-@pytest.mark.parametrize("missing", ["name", "number", "jobid"])
-def test_jobref_from_args_without_a_key_is_refused(missing: str) -> None:
-    args = {"name": "job-1", "number": 1, "jobid": "2"}
-    del args[missing]
-    with pytest.raises(BadRequest, match=repr(missing)):
-        JobRef.from_args(args)
 
 
 @pytest.mark.parametrize("jobid", ["", "1;reboot", "$(id)", "a b", None, 1.5, True, "../x", "x" * 65])

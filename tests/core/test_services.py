@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from dssr_core import ClusterError, Connector, JobRef, JobState, JobStatus, Settings
+from dssr_core import ClusterError, Connector, JobInfo, JobRef, JobState, JobStatus, Settings
 from dssr_core.interactive import InteractiveSettings
 from dssr_core.services import JobServices
 
@@ -74,9 +74,9 @@ def test_info_is_empty_until_the_app_listens_then_the_url_and_the_help_page(worl
     connector.files[("11", "help.html")] = "<a href='%CONNECTURL%'>%JOBNAME%</a> %NIMBIXUSER%"
     access = settings.access("desk", 42)
     url = f"https://{access.label}.jobs.example.org/vnc.html?password={access.password}"
-    assert services.info(ref) == {"about": "", "help": f"<a href='{url}'>desk</a> kirby", "url": "", "actions": {}}
+    assert services.info(ref) == JobInfo(url=None, help=f"<a href='{url}'>desk</a> kirby")
     connector.listening = {7000}
-    assert services.info(ref)["url"] == url
+    assert services.info(ref).url == url
     # the template's 5902 first, then the site's service port, where this desktop listens (vncstart.sh)
     assert connector.connects[-2:] == [("n3", 5902), ("n3", 7000)]
 
@@ -84,8 +84,8 @@ def test_info_is_empty_until_the_app_listens_then_the_url_and_the_help_page(worl
 def test_a_job_without_marker_or_not_running_answers_the_empty_info(world):
     connector, _, services = world
     connector.listening = {7000}
-    assert services.info(JobRef("batch", 7, "12"))["url"] == ""
-    assert services.info(JobRef("gone", 7, "99"))["url"] == ""
+    assert services.info(JobRef("batch", 7, "12")) == JobInfo()
+    assert services.info(JobRef("gone", 7, "99")) == JobInfo()
     assert connector.connects == []
 
 
@@ -121,7 +121,7 @@ def test_an_app_on_the_port_its_url_names_is_linked_and_proxied_there(world):
     connector.files[("11", "url.txt")] = "https://%PUBLICADDR%:8888/lab?token=%RANDOM64%\n"
     connector.listening = {8888}
     access = settings.access("desk", 42)
-    assert services.info(ref)["url"] == f"https://{access.label}.jobs.example.org/lab?token={access.randoms[64]}"
+    assert services.info(ref).url == f"https://{access.label}.jobs.example.org/lab?token={access.randoms[64]}"
     target = services.resolve(access.label)
     assert target is not None and (target.node, target.port) == ("n3", 8888)
     # chosen once: the app's port is not asked again, even when the service port opens later
@@ -139,7 +139,7 @@ def test_a_port_the_site_does_not_allow_is_never_tried(world):
     connector.files[("11", "interactive")] = "n3\n"
     connector.files[("11", "url.txt")] = "https://%PUBLICADDR%:22/\n"  # the node's sshd
     connector.listening = {22}
-    assert services.info(JobRef("desk", 42, "11"))["url"] == ""
+    assert services.info(JobRef("desk", 42, "11")).url is None
     target = services.resolve(settings.label("desk", 42))
     assert target is not None and target.port == 7000  # the service port, where nothing listens: a 502
     assert {port for _, port in connector.connects} == {7000}

@@ -1,4 +1,4 @@
-"""The legacy /submit parser: every JOBOBJ_* key, every pseudo-device, every refusal."""
+"""The upstream template (dssr_core.parse_template) and the /submit form (dssr_server.wire): every key, every refusal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from dssr_core import BadRequest, fill_template, parse_submission, parse_template
+from dssr_core import BadRequest, fill_template, parse_template
+from dssr_server.wire import parse_submission
 from tests.helpers import encode, legacy_template, submit_args
 
 

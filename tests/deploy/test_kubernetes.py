@@ -11,7 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from dssr_core import ServerSettings, Settings
+from dssr_core import Settings
+from dssr_server import ServerSettings
 from dssr_slurm.mapping import MappingFile
 from dssr_slurm.settings import SlurmSettings
 from tests.slurm.test_mapping import openssh_key

@@ -15,6 +15,7 @@ from typing import Any
 from dssr_core import Downstream, JobRef, JobSpec, JobState, Settings
 from dssr_core.interactive import InteractiveSettings
 from dssr_core.proxy import JobProxy
+from dssr_server.wire import info_answer
 from dssr_singularity import SingularityExecutor
 from tests.singularity.cluster_support import identity, unique, wait_end
 from tests.singularity.helpers import SYSTEM
@@ -73,7 +74,7 @@ def submit(ds: Downstream, spec: JobSpec) -> tuple[JobRef, str]:
 def wait_url(ds: Downstream, ref: JobRef, timeout: float = 90) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = dict(ds.info(ref))
+        info = info_answer(ds.info(ref))
         if info["url"]:
             return info
         time.sleep(0.5)

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from dssr_core import Identity, JobRef, Settings
+from dssr_server.wire import info_answer
 from tests.server.live import free_port
 from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.singularity.cluster_support import job_dir, of, slurm_fixtures, standin_calls, wait_end
@@ -85,7 +86,7 @@ class TestAnAppOnTwoNodes:
         while site.ds.services.service_files(status) is None:  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the job never wrote its service folder"
             time.sleep(0.3)
-        early = dict(site.ds.info(ref))
+        early = info_answer(site.ds.info(ref))
         assert early["url"] == "" and set(early) == {"about", "help", "url", "actions"}
         info = wait_url(site.ds, ref)
         assert info["url"] == f"http://{access.label}.jobs.localhost:{site.port}/?token={access.randoms[64]}"
@@ -168,7 +169,7 @@ def test_another_jobs_label_a_batch_job_and_an_ended_job_are_refused_and_termina
     for label in (site.settings.label(batch.name, batch.number),  # a running job that is not interactive
                   f"{batch.number}-{access.label.split('-', 1)[1]}"):  # this job's token with the other's number
         assert get(f"http://{label}.jobs.localhost:{site.port}/whoami", connect=site.address).status == 404
-    assert dict(site.ds.info(batch_ref))["url"] == ""
+    assert info_answer(site.ds.info(batch_ref))["url"] == ""
     end(site.ds, batch_ref)
     ws = WebSocket(url.split("?")[0] + "ws", connect=site.address)
     try:
@@ -181,7 +182,7 @@ def test_another_jobs_label_a_batch_job_and_an_ended_job_are_refused_and_termina
         ws.close()
     status = wait_end(site.ds, ref)
     assert get(url, connect=site.address).status == 404
-    assert dict(site.ds.info(ref))["url"] == ""
+    assert info_answer(site.ds.info(ref))["url"] == ""
     batch_text = cluster.run(["scontrol", "write", "batch_script", ref.jobid, "-"], user="kirby", check=False).stdout
     secrets = [access.password, *access.randoms.values()]
     for text in (fscript, batch_text, status.output, "\n".join(caplog_module)):

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from dssr_core.proxy import JobProxy
+from dssr_server.wire import info_answer
 from dssr_singularity.images import sif_name
 from tests.cluster import sid
 from tests.server.live import free_port
@@ -84,7 +85,7 @@ def app_job(cluster, site, image) -> Iterator[tuple[Any, Any]]:
 
 def test_the_url_in_info_opens_the_app_in_the_real_container_on_the_first_node(cluster, site, app_job):
     ref, status = app_job
-    assert dict(site.ds.info(ref))["url"] == ""  # the app sleeps before it listens
+    assert info_answer(site.ds.info(ref))["url"] == ""  # the app sleeps before it listens
     access = site.settings.access(ref.name, ref.number)
     url = wait_url(site.ds, ref)["url"]
     assert url == f"http://{access.label}.jobs.localhost:{site.port}/?token={access.randoms[64]}"
@@ -225,7 +226,7 @@ def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_fo
         finally:
             ws.close()
         # a site that allows only 5900-5999 never reaches 8888: no link, and its proxy finds nothing listening
-        assert dict(strict.ds.info(ref))["url"] == ""
+        assert info_answer(strict.ds.info(ref))["url"] == ""
         assert get(url.replace(f":{port}/", f":{strict_port}/"), connect=strict.address).status == 502
     finally:
         strict.close()

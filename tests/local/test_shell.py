@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core import BadRequest, JobRef, JobSpec, JobState, LaunchContext, parse_submission
+from dssr_core import BadRequest, JobRef, JobSpec, JobState, LaunchContext, parse_template
 from dssr_local.connector import LocalConnector
 from dssr_local.shell import ShellExecutor
 
-from ..helpers import legacy_template, submit_args
+from ..helpers import legacy_template
 from .jobs import wait_end
 
 CTX = LaunchContext(
@@ -35,7 +35,7 @@ def check_bash(script: str, tmp_path: Path) -> None:
 
 
 def template_spec(command: str, **extra: str) -> JobSpec:
-    return parse_submission(submit_args("tmpl", 3, legacy_template(command, extra=extra), key="shell"), "shell")
+    return parse_template(legacy_template(command, extra=extra), 1, "tmpl", 3)
 
 
 def test_native_script_is_valid_bash(shell: ShellExecutor, tmp_path: Path) -> None:

@@ -115,11 +115,10 @@ class ConnectorContract:
 
     @staticmethod
     def listed(ds: Downstream, ref: JobRef) -> str | None:
-        """'running', 'queued' or None, from the legacy lists."""
-        if [ref.name, ref.jobid] in ds.running():
-            return "running"
-        if [ref.name, ref.jobid] in ds.queued():
-            return "queued"
+        """'running', 'queued' or None, from the lists of running and queued jobs."""
+        for state, jobs in (("running", ds.running()), ("queued", ds.queued())):
+            if (ref.name, ref.jobid) in [(job.ref.name, job.ref.jobid) for job in jobs]:
+                return state
         return None
 
     # -- the contract ----------------------------------------------------------
@@ -180,7 +179,7 @@ class ConnectorContract:
         self._submitted.append(JobRef(spec.name, 0, first.jobid))
         second = downstream.submit(spec)
         assert second.jobid == first.jobid
-        assert [name for name, _ in downstream.queued()].count(spec.name) == 1
+        assert [job.ref.name for job in downstream.queued()].count(spec.name) == 1
 
     def test_a_second_submission_says_the_job_already_existed(self, downstream: Downstream) -> None:
         spec = self.make_spec(unique_name(), "echo once", held=True)

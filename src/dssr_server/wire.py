@@ -1,0 +1,106 @@
+"""The legacy wire format (LEGACY_API.md): request ``args`` -> the job model, the model -> answers.
+
+Plain functions, no Flask: :mod:`dssr_server.legacy` calls them between the
+HTTP request and one :class:`~dssr_core.Downstream` call.  Every malformed
+value is a :class:`~dssr_core.BadRequest` naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from dssr_core import (
+    BadRequest,
+    ExitStatus,
+    FileEntry,
+    JobInfo,
+    JobRef,
+    JobSpec,
+    JobStatus,
+    bounded,
+    decode_base64_text,
+    parse_template,
+    validate_jobid,
+    validate_name,
+    validate_nodes,
+    validate_number,
+)
+
+#: ``/runstatus`` of a job that is neither queued nor running
+NO_STATUS: list[None] = [None, None, None, None]
+
+
+def job_ref(args: Mapping[str, Any]) -> JobRef:
+    """The job named by ``args`` (``name``, ``number``, ``jobid``; other keys ignored)."""
+    for key in ("name", "number", "jobid"):
+        if key not in args:
+            raise BadRequest(f"The request has no {key!r}: 'name', 'number' and 'jobid' are required.")
+    return JobRef(validate_name(args["name"]), validate_number(args["number"]), validate_jobid(args["jobid"]))
+
+
+def decode_template(hpc_script: object, key: str) -> str:
+    """The template text of ``hpc_script[key]`` (base64 of UTF-8 text)."""
+    if not isinstance(hpc_script, Mapping):
+        raise BadRequest("hpc_script must be an object mapping an executor name to a base64 script.")
+    if key not in hpc_script:
+        sent = bounded(", ".join(sorted(str(k) for k in hpc_script))) or "none"
+        raise BadRequest(f"hpc_script has no entry {key!r} for this downstream's executor (the upstream sent: {sent}).")
+    value = hpc_script[key]
+    if not isinstance(value, str):
+        raise BadRequest(f"hpc_script[{key!r}] must be a base64 string.")
+    try:
+        return decode_base64_text(value)
+    except ValueError:
+        raise BadRequest(f"hpc_script[{key!r}] is not valid base64-encoded UTF-8 text.") from None
+
+
+def parse_submission(args: Mapping[str, Any], script_key: str) -> JobSpec:
+    """A ``/submit`` ``args`` object -> :class:`~dssr_core.JobSpec` (the bearer token is not read here)."""
+    for key in ("name", "number", "nodes", "hpc_script"):
+        if key not in args:
+            raise BadRequest(f"The submission has no {key!r}.")
+    name = validate_name(args["name"])
+    number = validate_number(args["number"])
+    nodes = validate_nodes(args["nodes"])
+    text = decode_template(args["hpc_script"], script_key)
+    return parse_template(text, nodes, name, number)
+
+
+def job_list(jobs: Sequence[JobStatus]) -> list[list[str]]:
+    """``/running``, ``/queued``: ``[[name, jobid], ...]``."""
+    return [[job.ref.name, job.ref.jobid] for job in jobs]
+
+
+def request_prefix(ref: JobRef) -> str:
+    """``name/number/jobid``: the prefix the upstream uses later in ``/request/<prefix>/<method>``."""
+    return f"{ref.name}/{ref.number}/{ref.jobid}"
+
+
+def runstatus_answer(ref: JobRef, status: JobStatus | None) -> list[Any]:
+    """``[nodes, elapsed, "name/number/jobid", null]``, or four nulls for a job neither queued nor running."""
+    if status is None:
+        return list(NO_STATUS)
+    return [list(status.nodes), status.elapsed, request_prefix(ref), None]
+
+
+def termination_line(status: ExitStatus) -> str:
+    return f"<< termination state: {status.end_state} -- see STDOUT for job errors >>"
+
+
+def exitstatus_answer(status: ExitStatus) -> list[Any]:
+    """``[rc, elapsed, [stdout, termination_line]]``."""
+    return [status.rc, status.elapsed, [status.output, termination_line(status)]]
+
+
+def info_answer(info: JobInfo) -> dict[str, Any]:
+    """``{"about": "", "help": "", "url": "", "actions": {}}``, ``url``/``help`` set once known."""
+    return {"about": "", "help": info.help or "", "url": info.url or "", "actions": {}}
+
+
+def pvcls_line(entry: FileEntry, details: bool) -> str:
+    """One ``pvcls`` line: ``/data/PATH`` (folders end with ``/``), with details ``MTIME SIZE /data/PATH``."""
+    path = entry.path if entry.path.startswith("/") else "/" + entry.path
+    if entry.is_dir and not path.endswith("/"):
+        path += "/"
+    shown = "/data" + path
+    return f"{entry.mtime} {entry.size} {shown}" if details else shown
