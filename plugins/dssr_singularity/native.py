@@ -18,8 +18,9 @@ MIN_OVERLAY_MB = 64
 _BIND_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*\Z")
 
 
-def _body() -> str:
-    return resources.files("dssr_singularity").joinpath("native_node.sh").read_text(encoding="utf-8")
+def shell_file(name: str) -> str:
+    """A shell file of this package (``native_node.sh``, ``etc_jarvice.sh``)."""
+    return resources.files("dssr_singularity").joinpath(name).read_text(encoding="utf-8")
 
 
 def native_credentials(settings: SingularitySettings, reference: str) -> Credentials:
@@ -37,7 +38,8 @@ def _user(name: str) -> str:
     return name
 
 
-def _bind_path(name: str, path: str) -> str:
+def bind_path(name: str, path: str) -> str:
+    """``path`` as Apptainer's ``-B`` takes it (no ``:`` or ``,``), else a :class:`ConfigError`."""
     if not _BIND_PATH.match(path):
         raise ConfigError(f"The job's {name} {path!r} cannot be bound into a container (use letters, digits, ./_+@-).")
     return path.rstrip("/") or "/"
@@ -50,8 +52,8 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
     for key in spec.environment:
         if not key.isidentifier() or not key.isascii():
             raise BadRequest(f"Environment variable name {key!r} is not a valid name.")
-    job_dir = _bind_path("folder", ctx.job_dir)
-    user_scratch = _bind_path("user scratch", ctx.user_scratch)
+    job_dir = bind_path("folder", ctx.job_dir)
+    user_scratch = bind_path("user scratch", ctx.user_scratch)
     scratch = ctx.scratch_root.rstrip("/")
     creds = native_credentials(settings, reference)
     image_dir = f"{user_scratch}/images" if creds else f"{scratch}/images"
@@ -65,7 +67,7 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
     job_command = spec.command
     if service is not None:
         environment.update(service.environment())
-        job_command = _known_values(service, job_command, ctx.cluster_user)
+        job_command = known_values(service, job_command, ctx.cluster_user)
     header = {
         "DSSR_BINARY": settings.binary,
         "DSSR_VERBOSITY": "-v" if settings.verbose else "-s",
@@ -98,7 +100,8 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
         *(f"{key}={command(value)}" for key, value in header.items()),
         "DSSR_ENVIRONMENT=(" + command([f"{k}={v}" for k, v in environment.items()]) + ")",
         "",
-        _body(),
+        *([shell_file("etc_jarvice.sh")] if service is not None else []),
+        shell_file("native_node.sh"),
     ]
     secrets = {"DSSR_PULL_USERNAME": creds.username, "DSSR_PULL_PASSWORD": creds.password} if creds else {}
     if service is not None:
@@ -106,7 +109,7 @@ def native_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchConte
     return Launch(node_script="\n".join(lines), secrets=secrets, success_marker=None)
 
 
-def _known_values(service: ServiceAccess, text: str, user: str) -> str:
+def known_values(service: ServiceAccess, text: str, user: str) -> str:
     """``text`` with the job's placeholders that are not secret filled in (the secret ones are
     filled on the node, from the secrets file, so that no script holds them)."""
     values = service.values(user)

@@ -92,28 +92,12 @@ if [ "$DSSR_SERVICE" = 1 ]; then
     fi
     dssr_etc="$DSSR_JOB_DIR/.dssr-etc-jarvice-${PROCESS_PROCID:-0}"
     dssr_cleanup+=("$dssr_etc")
-    rm -rf -- "$dssr_etc"
-    if ! (
-        # 0770: the service user (the job folder's group) can remove it at garbage collection even
-        # after a KILL skipped the cleanup; the files in it are the user's alone (0600)
-        umask 077 && mkdir -m 0770 "$dssr_etc" &&
-            for dssr_n in 16 32 64 128; do
-                dssr_var="DSSR_RANDOM$dssr_n"
-                printf '%s' "${!dssr_var:-}" >"$dssr_etc/random$dssr_n.txt" || exit 1
-            done &&
-            printf '%s' "${DSSR_VNCPASSWD:-}" | base64 -d >"$dssr_etc/vncpasswd" &&
-            tr -s ' ' '\n' <<<"${JOB_JOB_FORMATED_NODELIST:-}" | sed '/^$/d' >"$dssr_etc/nodes"
-    ); then
+    if ! dssr_etc_jarvice "$dssr_etc"; then
         dssr_log "the job's /etc/JARVICE folder $dssr_etc could not be written"
         exit 125
     fi
-    for dssr_name in NIMBIXPASSWD RANDOM16 RANDOM32 RANDOM64 RANDOM128; do
-        dssr_var="DSSR_$dssr_name"
-        dssr_pattern="%$dssr_name%"
-        DSSR_COMMAND=${DSSR_COMMAND//"$dssr_pattern"/"${!dssr_var:-}"}
-        unset "$dssr_var"  # the app gets its secrets as files and in its command, never in its environment
-    done
-    unset DSSR_PULL_USERNAME DSSR_PULL_PASSWORD DSSR_VNCPASSWD
+    dssr_fill_secrets DSSR_COMMAND
+    unset DSSR_PULL_USERNAME DSSR_PULL_PASSWORD
     dssr_args+=(-B "$dssr_etc:/etc/JARVICE:ro")
     if [ "${PROCESS_PROCID:-0}" = 0 ]; then
         # readable by the service user (the group of the user's scratch folder), by no one else

@@ -19,6 +19,7 @@ from dssr_core import (
 )
 
 from .images import app_credentials, registry_of, swap_arch, validate_image
+from .native import bind_path, known_values, shell_file
 from .settings import SingularitySettings
 
 #: the template's rank 0 prints this line when the app's command succeeded
@@ -89,8 +90,11 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
         "SCHTTPS_PROXY": settings.https_proxy,
         "SCNO_PROXY": settings.no_proxy,
     }
-    if spec.service is not None and spec.service.ingress_path is not None:
-        before["SINGULARITYENV_JARVICE_INGRESSPATH"] = spec.service.ingress_path
+    if spec.service is not None:
+        if spec.service.ingress_path is not None:
+            before["SINGULARITYENV_JARVICE_INGRESSPATH"] = spec.service.ingress_path
+        secrets.update(spec.service.secrets())
+        after["JARVICE_CMD"] = known_values(spec.service, spec.command, ctx.cluster_user)
     secrets_file = command(ctx.secrets_file)
     block = "\n".join(
         [
@@ -102,7 +106,7 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
             exports({name: "" for name in SECRET_VARIABLES}),
             f"if [ -r {secrets_file} ]; then . {secrets_file}; fi",
             exports(after),
-            *(_service_marker(ctx) if spec.service is not None else []),
+            *(_service_lines(ctx) if spec.service is not None else []),
             "}",
             "# --- end of downstream parameters ---",
         ]
@@ -112,11 +116,26 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
     )
 
 
-def _service_marker(ctx: LaunchContext) -> list[str]:
-    """Lines by which rank 0 marks the job interactive (the template runs the app itself: its
-    URL template stays inside the image, so the downstream links to the job's root)."""
-    folder = command(f"{ctx.job_dir.rstrip('/')}/{SERVICE_DIR}")
+def _service_lines(ctx: LaunchContext) -> list[str]:
+    """An interactive job's lines: this node's ``/etc/JARVICE`` folder, bound read-only into every
+    container the template starts (``APPTAINER_BIND``/``SINGULARITY_BIND``: Apptainer adds them to the
+    template's own ``-B``), the job's secrets in ``JARVICE_CMD``, and rank 0's marker.  The template
+    pulls and runs the image itself: its ``/etc/NAE/url.txt`` stays inside, the link is the job's root."""
+    job_dir = bind_path("folder", ctx.job_dir)
+    folder = command(f"{job_dir}/{SERVICE_DIR}")
+    etc = command(f"{job_dir}/.dssr-etc-jarvice-") + '"${PROCESS_PROCID:-0}"'
     return [
+        "# interactive job: the job's /etc/JARVICE (removed with the job folder at garbage collection)",
+        shell_file("etc_jarvice.sh"),
+        f"dssr_etc={etc}",
+        'if ! dssr_etc_jarvice "$dssr_etc"; then',
+        '    echo "[dssr] the job\'s /etc/JARVICE folder $dssr_etc could not be written" >&2',
+        "    exit 125",
+        "fi",
+        'dssr_binds="${APPTAINER_BIND:-${SINGULARITY_BIND:-}}"',
+        'export APPTAINER_BIND="${dssr_binds:+$dssr_binds,}$dssr_etc:/etc/JARVICE:ro"',
+        'export SINGULARITY_BIND="$APPTAINER_BIND"',
+        "dssr_fill_secrets JARVICE_CMD",
         'if [ "${PROCESS_PROCID:-0}" = 0 ]; then',
         f'    (umask 027 && {{ [ -d {folder} ] || mkdir -m 0770 {folder}; }} && printf "%s\\n" "${{PROCESS_NODENAME:-}}" >{folder}/{MARKER_FILE})',
         "fi",

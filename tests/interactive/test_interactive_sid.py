@@ -25,7 +25,10 @@ import pytest
 from dssr_core.proxy import JobProxy
 from dssr_server.wire import info_answer
 from dssr_singularity.images import sif_name
+from dssr_core import JobRef
+from dssr_core.testing.contract import unique_name
 from tests.cluster import sid
+from tests.helpers import legacy_template, submit_args
 from tests.server.live import free_port
 from tests.slurm.cluster_support import Server, serve, slurm_env
 from tests.slurm.test_http_cluster import Client
@@ -147,7 +150,8 @@ def legacy(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int]]:
     env = slurm_env(cluster, tmp_path_factory.mktemp("interactive-http"), JARVICE_BAREMETAL_EXECUTOR="singularity",
                     JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry, JARVICE_SINGULARITY_OVERLAY_SIZE="0",
                     JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
-                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}")
+                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}", JARVICE_SYSTEM_REGISTRY=cluster.registry,
+                    JARVICE_SYSTEM_REPO_BASE="dssr", JARVICE_IMAGES_TAG="1")
     servers = serve(env)
     server = next(servers)
     services = server.downstream.services
@@ -230,4 +234,37 @@ def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_fo
         assert get(url.replace(f":{port}/", f":{strict_port}/"), connect=strict.address).status == 502
     finally:
         strict.close()
+        end(server.downstream, ref)
+
+
+def test_an_interactive_upstream_template_gets_etc_jarvice_and_its_port_in_the_container_it_starts(cluster, legacy):
+    """What a JARVICE upstream sends: a template that pulls and runs the app itself.  Its container gets
+    /etc/JARVICE (APPTAINER_BIND) and JARVICE_SERVICE_PORT; its command has its secrets; its link is
+    the job's root (the image's url.txt stays in the template's own image)."""
+    server, client, port = legacy
+    body = "\n".join([
+        'sif="$(mktemp -d)/app.sif"',
+        'singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
+        'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
+    ])
+    template = legacy_template(busybox_app(), body=body, extra={
+        "JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": f"{cluster.images['public']}:3"})
+    name = unique_name("itmpl")
+    bearer = cluster.idp.mint(email=cluster.users["kirby"].email, audience="jarvice")
+    status, answer = client.post("/submit", submit_args(name, 7, template, nodes=1, bearer=bearer))
+    assert status == 200, answer
+    ref = JobRef(name, 7, answer[0])
+    try:
+        info = http_info(client, ref)
+        access = server.downstream.interactive.access(name, 7)
+        assert info["url"] == f"http://{access.label}.jobs.localhost:{port}/"
+        for secret in (access.password, *access.randoms.values()):
+            assert secret not in answer[1]  # fscript
+        page = get(info["url"], connect=("127.0.0.1", port))
+        assert page.status == 403 and "wrong token" in page.text  # the app itself answers, its token unknown
+        assert get(f"{info['url']}?token={access.randoms[64]}", connect=("127.0.0.1", port)).status == 200
+        whoami = json.loads(get(info["url"] + "whoami", connect=("127.0.0.1", port)).body)
+        assert whoami["image"] == "public" and whoami["port"] == "5902"
+        assert whoami["etc_jarvice"]["128"] == hashlib.sha256(access.randoms[128].encode()).hexdigest()
+    finally:
         end(server.downstream, ref)

@@ -215,7 +215,8 @@ def test_two_jobs_of_one_image_pull_it_once_into_the_shared_cache(
             "-N1",
             "bash",
             "-c",
-            f"cd $(mktemp -d) && APPTAINER_NOHTTPS=1 apptainer -s pull i.sif "
+            # a cache of its own: kirby's default cache may hold tag 3's digest (every fresh tag's) already
+            f"cd $(mktemp -d) && APPTAINER_CACHEDIR=$PWD/cache APPTAINER_NOHTTPS=1 apptainer -s pull i.sif "
             f"docker://{cluster.images['public']}:{control_tag}",
         ],
         user="kirby",

@@ -77,3 +77,34 @@ def test_an_interactive_upstream_template_gets_the_service_port_its_path_and_the
     assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").read_text() == "node1\n"
     batch = executor().launch(template_spec(body="true"), ctx).node_script
     assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=2228" in batch and ".dssr-service" not in batch
+
+
+def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_containers_and_its_command_filled(tmp_path):
+    import subprocess
+
+    from .helpers import template_spec
+
+    ctx = context(tmp_path)
+    service = access(name="tjob", number=1)
+    body = ('printf "cmd=%s\\n" "$JARVICE_CMD"; printf "bind=%s\\n" "$APPTAINER_BIND"; '
+            'printf "sbind=%s\\n" "$SINGULARITY_BIND"; env | grep "^DSSR_" || echo "no secret in the environment"')
+    spec = template_spec(body=body, cmd="jupyter --token=%RANDOM64% --base=%BASEURL% # %NIMBIXPASSWD%")
+    launch = executor().launch(spec.replace(interactive=True, service=service), ctx)
+    for secret in (service.password, *service.randoms.values()):
+        assert secret not in launch.node_script
+    write_secrets(launch, ctx)
+    env = {"PATH": "/usr/bin:/bin", "PROCESS_PROCID": "0", "PROCESS_NODENAME": "node1",
+           "JOB_JOB_FORMATED_NODELIST": "node1 node2", "SINGULARITY_BIND": "/site/data"}
+    run = subprocess.run(["bash", "-c", launch.node_script], env=env, cwd=ctx.job_dir, capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    etc = Path(ctx.job_dir) / ".dssr-etc-jarvice-0"
+    assert f"cmd=jupyter --token={service.randoms[64]} --base=/ # {service.password}\n" in run.stdout
+    # the site's own binds are kept, in both spellings (Apptainer prefers APPTAINER_BIND when they differ)
+    assert f"bind=/site/data,{etc}:/etc/JARVICE:ro\n" in run.stdout and f"sbind=/site/data,{etc}:/etc/JARVICE:ro\n" in run.stdout
+    assert "no secret in the environment" in run.stdout
+    assert (etc / "random128.txt").read_text() == service.randoms[128]
+    assert (etc / "vncpasswd").read_bytes() == vnc_password_file(service.password)
+    assert (etc / "nodes").read_text() == "node1\nnode2\n"
+    assert (etc / "random16.txt").stat().st_mode & 0o077 == 0
+    assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").read_text() == "node1\n"
