@@ -243,12 +243,13 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_and_its_port_in_the_c
     the job's root (the image's url.txt stays in the template's own image)."""
     server, client, port = legacy
     body = "\n".join([
-        'sif="$(mktemp -d)/app.sif"',
-        'singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
+        'own="$(mktemp -d)" && sif="$own/app.sif"',
+        # a cache of its own: the user's default cache would serve later pulls of the same image from it
+        'APPTAINER_CACHEDIR="$own/cache" singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
         'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
     ])
     template = legacy_template(busybox_app(), body=body, extra={
-        "JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": f"{cluster.images['public']}:3"})
+        "JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": f"{nae_image(cluster)}:1"})
     name = unique_name("itmpl")
     bearer = cluster.idp.mint(email=cluster.users["kirby"].email, audience="jarvice")
     status, answer = client.post("/submit", submit_args(name, 7, template, nodes=1, bearer=bearer))
@@ -257,14 +258,15 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_and_its_port_in_the_c
     try:
         info = http_info(client, ref)
         access = server.downstream.interactive.access(name, 7)
-        assert info["url"] == f"http://{access.label}.jobs.localhost:{port}/"
+        # the image has a url.txt and a help.html, which the template's own pull keeps from the downstream
+        assert info["url"] == f"http://{access.label}.jobs.localhost:{port}/" and info["help"] == ""
         for secret in (access.password, *access.randoms.values()):
             assert secret not in answer[1]  # fscript
         page = get(info["url"], connect=("127.0.0.1", port))
         assert page.status == 403 and "wrong token" in page.text  # the app itself answers, its token unknown
         assert get(f"{info['url']}?token={access.randoms[64]}", connect=("127.0.0.1", port)).status == 200
         whoami = json.loads(get(info["url"] + "whoami", connect=("127.0.0.1", port)).body)
-        assert whoami["image"] == "public" and whoami["port"] == "5902"
+        assert whoami["image"] == "nae" and whoami["port"] == "5902"
         assert whoami["etc_jarvice"]["128"] == hashlib.sha256(access.randoms[128].encode()).hexdigest()
     finally:
         end(server.downstream, ref)
