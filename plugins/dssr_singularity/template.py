@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 from dssr_core import (
-    MARKER_FILE,
     SERVICE_DIR,
     ConfigError,
     JobSpec,
@@ -119,8 +118,8 @@ def template_launch(settings: SingularitySettings, spec: JobSpec, ctx: LaunchCon
 def _service_lines(ctx: LaunchContext) -> list[str]:
     """An interactive job's lines: this node's ``/etc/JARVICE`` folder, bound read-only into every
     container the template starts (``APPTAINER_BIND``/``SINGULARITY_BIND``: Apptainer adds them to the
-    template's own ``-B``), the job's secrets in ``JARVICE_CMD``, and rank 0's marker.  The template
-    pulls and runs the image itself: its ``/etc/NAE/url.txt`` stays inside, the link is the job's root."""
+    template's own ``-B``), the job's secrets in ``JARVICE_CMD``, and on rank 0 the watcher that copies
+    the image's ``/etc/NAE`` files out of the container the template starts, then writes the marker."""
     job_dir = bind_path("folder", ctx.job_dir)
     folder = command(f"{job_dir}/{SERVICE_DIR}")
     etc = command(f"{job_dir}/.dssr-etc-jarvice-") + '"${PROCESS_PROCID:-0}"'
@@ -137,6 +136,8 @@ def _service_lines(ctx: LaunchContext) -> list[str]:
         'export SINGULARITY_BIND="$APPTAINER_BIND"',
         "dssr_fill_secrets JARVICE_CMD",
         'if [ "${PROCESS_PROCID:-0}" = 0 ]; then',
-        f'    (umask 027 && {{ [ -d {folder} ] || mkdir -m 0770 {folder}; }} && printf "%s\\n" "${{PROCESS_NODENAME:-}}" >{folder}/{MARKER_FILE})',
+        shell_file("nae_watch.sh"),
+        f"    (umask 027 && {{ [ -d {folder} ] || mkdir -m 0770 {folder}; }} &&",
+        f'        dssr_nae_watch "$$" {folder} "${{PROCESS_NODENAME:-}}") </dev/null >/dev/null 2>&1 &',
         "fi",
     ]

@@ -237,10 +237,10 @@ def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_fo
         end(server.downstream, ref)
 
 
-def test_an_interactive_upstream_template_gets_etc_jarvice_and_its_port_in_the_container_it_starts(cluster, legacy):
+def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_images_nae_files(cluster, legacy):
     """What a JARVICE upstream sends: a template that pulls and runs the app itself.  Its container gets
-    /etc/JARVICE (APPTAINER_BIND) and JARVICE_SERVICE_PORT; its command has its secrets; its link is
-    the job's root (the image's url.txt stays in the template's own image)."""
+    /etc/JARVICE (APPTAINER_BIND) and JARVICE_SERVICE_PORT; its command has its secrets; rank 0 reads
+    the image's url.txt and help.html through the running container, so ``info`` links as the image says."""
     server, client, port = legacy
     body = "\n".join([
         'own="$(mktemp -d)" && sif="$own/app.sif"',
@@ -258,14 +258,15 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_and_its_port_in_the_c
     try:
         info = http_info(client, ref)
         access = server.downstream.interactive.access(name, 7)
-        # the image has a url.txt and a help.html, which the template's own pull keeps from the downstream
-        assert info["url"] == f"http://{access.label}.jobs.localhost:{port}/" and info["help"] == ""
+        url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+               f"&password={access.password}&job={name}")
+        assert info["url"] == url
+        assert f'<a href="{url}">' in info["help"] and f"Test app of job {name}" in info["help"]
         for secret in (access.password, *access.randoms.values()):
             assert secret not in answer[1]  # fscript
-        page = get(info["url"], connect=("127.0.0.1", port))
-        assert page.status == 403 and "wrong token" in page.text  # the app itself answers, its token unknown
-        assert get(f"{info['url']}?token={access.randoms[64]}", connect=("127.0.0.1", port)).status == 200
-        whoami = json.loads(get(info["url"] + "whoami", connect=("127.0.0.1", port)).body)
+        page = get(url, connect=("127.0.0.1", port))
+        assert page.status == 200 and "dssr interactive test app" in page.text  # its command got %RANDOM64%
+        whoami = json.loads(get(url.split("?")[0] + "whoami", connect=("127.0.0.1", port)).body)
         assert whoami["image"] == "nae" and whoami["port"] == "5902"
         assert whoami["etc_jarvice"]["128"] == hashlib.sha256(access.randoms[128].encode()).hexdigest()
     finally:

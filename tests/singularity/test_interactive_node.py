@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from dssr_core import Settings
 from dssr_core.interactive import InteractiveSettings, vnc_password_file
 
-from .helpers import calls, context, executor, native_spec, run_nodes, standin_path, subcommand, write_secrets
+from .helpers import (calls, context, executor, native_spec, run_nodes, standin_path, subcommand, template_spec,
+                      write_secrets)
 
 KEY = "a key of at least thirty-two characters!"
 
@@ -58,32 +63,57 @@ def test_a_batch_job_writes_no_service_folder_and_gets_no_etc_jarvice(tmp_path):
     assert "JARVICE_SERVICE_PORT" not in launch.node_script
 
 
-def test_an_interactive_upstream_template_gets_the_service_port_its_path_and_the_marker_on_rank_0(tmp_path):
-    import subprocess
+#: what the template's container looks like from the node: a descendant of the node script in a mount
+#: namespace of its own, whose root has the image's /etc/NAE (a tmpfs over /etc, seen by that process only);
+#: its help.html is a symbolic link to a file of the image that the node has too (its own /etc/hostname)
+FAKE_CONTAINER = ("unshare --mount sh -c 'mount -t tmpfs image /etc && mkdir /etc/NAE && "
+                  "printf \"%s\\n\" \"https://%PUBLICADDR%:8888/?token=%RANDOM64%\" >/etc/NAE/url.txt && "
+                  "ln -s /etc/hostname /etc/NAE/help.html && sleep 4'")
 
-    from .helpers import template_spec
 
+def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": rank, "PROCESS_NODENAME": f"node{int(rank) + 1}"}
+    return subprocess.run(["bash", "-c", script], env={**base, **env}, cwd=job_dir, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) needs root")
+def test_an_interactive_upstream_template_copies_the_images_nae_files_out_of_its_container_then_marks(tmp_path):
     ctx = context(tmp_path)
     service = access(domain="portal.example.org/job$")
-    spec = template_spec(body="true").replace(interactive=True, service=service)
+    spec = template_spec(body=FAKE_CONTAINER).replace(interactive=True, service=service)
     script = executor().launch(spec, ctx).node_script
     assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=5902" in script
     assert f"export SINGULARITYENV_JARVICE_INGRESSPATH=job{service.label}" in script
-    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
-    for rank, marked in (("1", False), ("0", True)):
-        env = {"PATH": "/usr/bin:/bin", "PROCESS_PROCID": rank, "PROCESS_NODENAME": f"node{int(rank) + 1}"}
-        subprocess.run(["bash", "-c", script], env=env, cwd=ctx.job_dir, capture_output=True, timeout=30)
-        assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").exists() is marked
-    assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").read_text() == "node1\n"
+    service_dir = Path(ctx.job_dir) / ".dssr-service"
+    assert run_template(script, ctx.job_dir, "1").returncode == 0
+    assert not service_dir.exists()  # rank 1 watches nothing
+    assert run_template(script, ctx.job_dir, "0").returncode == 0
+    assert (service_dir / "url.txt").read_text() == "https://%PUBLICADDR%:8888/?token=%RANDOM64%\n"
+    assert not (service_dir / "help.html").exists()  # a link would be followed on the node's root: not copied
+    assert (service_dir / "interactive").read_text() == "node1\n"
+    assert (service_dir / "url.txt").stat().st_mode & 0o007 == 0
     batch = executor().launch(template_spec(body="true"), ctx).node_script
     assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=2228" in batch and ".dssr-service" not in batch
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) needs root")
+def test_an_upstream_templates_container_without_nae_files_is_marked_after_the_wait_and_no_container_never(tmp_path):
+    ctx = context(tmp_path)
+    spec = template_spec(body="unshare --mount sleep 6").replace(interactive=True, service=access())
+    script = executor().launch(spec, ctx).node_script
+    service_dir = Path(ctx.job_dir) / ".dssr-service"
+    assert run_template(script, ctx.job_dir, "0", DSSR_NAE_WAIT="2").returncode == 0
+    assert (service_dir / "interactive").read_text() == "node1\n"
+    assert not (service_dir / "url.txt").exists() and not (service_dir / "help.html").exists()
+    (service_dir / "interactive").unlink()
+    # no container at all (the template ran nothing): nothing to link to
+    spec = template_spec(body="sleep 3").replace(interactive=True, service=access())
+    assert run_template(executor().launch(spec, ctx).node_script, ctx.job_dir, "0", DSSR_NAE_WAIT="1").returncode == 0
+    assert not (service_dir / "interactive").exists()
+
+
 def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_containers_and_its_command_filled(tmp_path):
-    import subprocess
-
-    from .helpers import template_spec
-
     ctx = context(tmp_path)
     service = access(name="tjob", number=1)
     body = ('printf "cmd=%s\\n" "$JARVICE_CMD"; printf "bind=%s\\n" "$APPTAINER_BIND"; '
@@ -101,10 +131,10 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_contai
     etc = Path(ctx.job_dir) / ".dssr-etc-jarvice-0"
     assert f"cmd=jupyter --token={service.randoms[64]} --base=/ # {service.password}\n" in run.stdout
     # the site's own binds are kept, in both spellings (Apptainer prefers APPTAINER_BIND when they differ)
-    assert f"bind=/site/data,{etc}:/etc/JARVICE:ro\n" in run.stdout and f"sbind=/site/data,{etc}:/etc/JARVICE:ro\n" in run.stdout
+    assert f"bind=/site/data,{etc}:/etc/JARVICE:ro\n" in run.stdout
+    assert f"sbind=/site/data,{etc}:/etc/JARVICE:ro\n" in run.stdout
     assert "no secret in the environment" in run.stdout
     assert (etc / "random128.txt").read_text() == service.randoms[128]
     assert (etc / "vncpasswd").read_bytes() == vnc_password_file(service.password)
     assert (etc / "nodes").read_text() == "node1\nnode2\n"
     assert (etc / "random16.txt").stat().st_mode & 0o077 == 0
-    assert (Path(ctx.job_dir) / ".dssr-service" / "interactive").read_text() == "node1\n"
