@@ -34,7 +34,7 @@ class JobState(enum.Enum):
 
     @property
     def rc(self) -> int:
-        """The legacy exit code the upstream expects (LEGACY_API.md, /exitstatus)."""
+        """The job's result as JARVICE counts it: 0 completed, 1 failed, -15 cancelled, -9 anything else."""
         return _RC[self]
 
     @property

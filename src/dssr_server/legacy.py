@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping
 
 from flask import Blueprint, Response, jsonify, request
 
-from dssr_core import BadRequest, Downstream, JobRef, NotFound, parse_int, shown
+from dssr_core import BadRequest, Downstream, JobRef, NotFound, shown
 
 from . import wire
 
@@ -20,58 +19,8 @@ _EMPTY_METHODS = frozenset({"ping", "connect"})
 
 
 def form_args() -> dict[str, Any]:
-    """The form field ``args`` as a JSON object; anything else is a :class:`BadRequest`."""
-    raw = request.form.get("args")
-    if raw is None:
-        raise BadRequest("The request has no form field 'args': send args=<JSON object>, form-encoded.")
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadRequest("The form field 'args' is not valid JSON.") from None
-    if not isinstance(value, dict):
-        raise BadRequest(f"The form field 'args' must be a JSON object, not {_json_kind(value)}.")
-    return value
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "null"
-
-
-def _truthy(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return value is True or (isinstance(value, int) and value == 1)
-
-
-def _qs_first(qs: Mapping[str, Any], key: str) -> str | None:
-    """The first value of ``qs[key]`` (a parsed query string: lists of strings)."""
-    value = qs.get(key)
-    if value is None:
-        return None
-    if isinstance(value, list):
-        if not value:
-            return None
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadRequest(f"qs.{key} must be a list of strings, not {shown(value)}.")
-    return str(value)
-
-
-def _query(args: Mapping[str, Any]) -> Mapping[str, Any]:
-    qs = args.get("qs", {})
-    if qs is None:
-        return {}
-    if not isinstance(qs, dict):
-        raise BadRequest("args.qs must be an object of lists, like a parsed query string.")
-    return qs
+    """The request's form field ``args`` (:func:`.wire.args_object`)."""
+    return wire.args_object(request.form.get("args"))
 
 
 def _text(body: str, status: int = 200) -> Response:
@@ -128,7 +77,7 @@ def register(downstream: Downstream, script_key: str) -> Blueprint:
     @bp.post("/terminate")
     def terminate() -> Response:
         args = form_args()
-        downstream.terminate(wire.job_ref(args), force=_truthy(args.get("force")))
+        downstream.terminate(wire.job_ref(args), force=wire.truthy(args.get("force")))
         return jsonify(True)
 
     @bp.post("/online")
@@ -146,7 +95,7 @@ def register(downstream: Downstream, script_key: str) -> Blueprint:
 
     @bp.post("/request/<path:path>")
     def job_request(path: str) -> Response | tuple[Response, int]:
-        qs = _query(form_args())
+        qs = wire.query(form_args())
         parts = path.strip("/").split("/")
         if parts == ["pvcls"]:
             return _pvcls(downstream, qs)
@@ -160,8 +109,7 @@ def register(downstream: Downstream, script_key: str) -> Blueprint:
 
 
 def _pvcls(downstream: Downstream, qs: Mapping[str, Any]) -> Response:
-    folder = _qs_first(qs, "path") or "/"
-    details = (_qs_first(qs, "details") or "").lower() == "true"
+    folder, details = wire.pvcls_request(qs)
     entries = downstream.list_files(folder, details)
     lines = [wire.pvcls_line(entry, details) for entry in entries]
     return _text("".join(line + "\n" for line in lines))
@@ -176,12 +124,7 @@ def _job_method(downstream: Downstream, ref: JobRef, method: str, qs: Mapping[st
     if method == "info":
         return jsonify(wire.info_answer(downstream.info(ref)))
     if method == "tail":
-        return _text(downstream.tail(ref, _tail_lines(qs)))
+        return _text(downstream.tail(ref, wire.tail_lines(qs)))
     if method == "screenshot":
         raise NotFound("No screenshots from batch jobs.")
     return _text("")
-
-
-def _tail_lines(qs: Mapping[str, Any]) -> int:
-    raw = _qs_first(qs, "lines")
-    return 100 if raw is None else parse_int(raw, "qs.lines", 1)

@@ -7,6 +7,7 @@ value is a :class:`~dssr_core.BadRequest` naming it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
 from dssr_core import (
@@ -19,7 +20,9 @@ from dssr_core import (
     JobStatus,
     bounded,
     decode_base64_text,
+    parse_int,
     parse_template,
+    shown,
     validate_jobid,
     validate_name,
     validate_nodes,
@@ -28,6 +31,73 @@ from dssr_core import (
 
 #: ``/runstatus`` of a job that is neither queued nor running
 NO_STATUS: list[None] = [None, None, None, None]
+
+
+def args_object(raw: str | None) -> dict[str, Any]:
+    """The form field ``args`` (its text; None when absent) as a JSON object."""
+    if raw is None:
+        raise BadRequest("The request has no form field 'args': send args=<JSON object>, form-encoded.")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("The form field 'args' is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"The form field 'args' must be a JSON object, not {_json_kind(value)}.")
+    return value
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
+
+
+def truthy(value: object) -> bool:
+    """A flag such as ``force``: true, 1, ``"true"``, ``"1"``, ``"yes"``; anything else is false."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return value is True or (isinstance(value, int) and value == 1)
+
+
+def query(args: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``args.qs`` of ``/request/<path>``: an object of lists, like a parsed query string (absent: empty)."""
+    qs = args.get("qs", {})
+    if qs is None:
+        return {}
+    if not isinstance(qs, dict):
+        raise BadRequest("args.qs must be an object of lists, like a parsed query string.")
+    return qs
+
+
+def qs_first(qs: Mapping[str, Any], key: str) -> str | None:
+    """The first value of ``qs[key]`` (a parsed query string: lists of strings)."""
+    value = qs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if not value:
+            return None
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadRequest(f"qs.{key} must be a list of strings, not {shown(value)}.")
+    return str(value)
+
+
+def tail_lines(qs: Mapping[str, Any]) -> int:
+    """``qs.lines[0]`` of ``tail`` (default 100)."""
+    raw = qs_first(qs, "lines")
+    return 100 if raw is None else parse_int(raw, "qs.lines", 1)
+
+
+def pvcls_request(qs: Mapping[str, Any]) -> tuple[str, bool]:
+    """(folder, details) of ``pvcls``: ``qs.path[0]`` (default ``/``), ``qs.details[0] == "true"``."""
+    return qs_first(qs, "path") or "/", (qs_first(qs, "details") or "").lower() == "true"
 
 
 def job_ref(args: Mapping[str, Any]) -> JobRef:

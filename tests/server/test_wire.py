@@ -60,3 +60,32 @@ def test_info_has_the_four_keys_with_empty_strings_until_known() -> None:
 ])
 def test_pvcls_lines_are_under_data_with_folders_ending_in_a_slash(entry: FileEntry, details: bool, line: str) -> None:
     assert wire.pvcls_line(entry, details) == line
+
+
+@pytest.mark.parametrize("raw, message", [
+    (None, "The request has no form field 'args': send args=<JSON object>, form-encoded."),
+    ("{", "The form field 'args' is not valid JSON."),
+    ("[1]", "The form field 'args' must be a JSON object, not a list."),
+    ("null", "The form field 'args' must be a JSON object, not null."),
+])
+def test_args_that_are_not_a_json_object_are_refused_as_docs_api_says(raw: str | None, message: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        wire.args_object(raw)
+    assert info.value.message == message
+
+
+@pytest.mark.parametrize("value, force", [
+    (True, True), (1, True), ("true", True), (" Yes ", True), ("1", True),
+    (False, False), (0, False), (None, False), ("no", False), (2, False), ([], False),
+])
+def test_force_is_true_only_for_the_usual_true_words(value: object, force: bool) -> None:
+    assert wire.truthy(value) is force
+
+
+def test_request_query_defaults() -> None:
+    assert wire.tail_lines(wire.query({})) == 100
+    assert wire.tail_lines(wire.query({"qs": {"lines": ["50"]}})) == 50
+    assert wire.pvcls_request(wire.query({"qs": None})) == ("/", False)
+    assert wire.pvcls_request({"path": ["/project"], "details": ["true"]}) == ("/project", True)
+    with pytest.raises(BadRequest, match="qs.lines must be a list of strings"):
+        wire.tail_lines({"lines": [{"x": 1}]})
