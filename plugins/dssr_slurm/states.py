@@ -60,3 +60,19 @@ def job_state(raw: str) -> JobState:
     if state in CANCELLED:
         return JobState.CANCELLED
     return JobState.UNKNOWN
+
+
+#: Reasons slurmctld gives a pending job that cannot start while the cluster's configuration stays as
+#: it is (slurmctld's node_scheduler.c: "can never be satisfied", "can not be initiated until the
+#: partition's configuration changes"), -> Slurm's own words for the refusal.  ``sbatch`` refuses such
+#: a job at submission (``--test-only`` all of them), but a *held* job is not checked until released.
+NEVER_RUNS = {
+    "BadConstraints": "Requested node configuration is not available",
+    "PartitionNodeLimit": "Requested partition configuration not available now (node count outside the partition's limits)",
+    "PartitionConfig": "Requested partition configuration not available now",
+}
+
+
+def never_runs(reason: str) -> str | None:
+    """Slurm's words refusing a job pending for ``reason``, or None when the job may still start."""
+    return NEVER_RUNS.get(reason.strip())

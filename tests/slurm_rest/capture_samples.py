@@ -4,7 +4,10 @@
 Run against the test clusters (``python tests/cluster/harness.py up`` and, for v0.0.43-45,
 ``python tests/cluster/sid.py up`` first):
 
-    python tests/slurm_rest/capture_samples.py [VERSION...]
+    python tests/slurm_rest/capture_samples.py [--refusals] [VERSION...]
+
+``--refusals`` records only the answers about jobs no node can run (``*_never_runs.json``,
+``*_part_config.json``), leaving the other samples as they are.
 
 Each file holds ``{"status": <HTTP status>, "body": <JSON answer>}`` exactly as
 slurmrestd sent it, except ``openapi.json`` which keeps only the path names.
@@ -106,6 +109,28 @@ def capture(cluster: Cluster, version: str) -> None:
     (OUT / version / "ids.json").write_text(json.dumps(ids, indent=1) + "\n")
 
 
+def capture_refusals(cluster: Cluster, version: str) -> None:
+    """A held job no node can run (more memory than a node has; more tasks than the partition has CPUs),
+    released, then read back once slurmctld has looked at it."""
+    adapter = adapter_for(version)
+    service = cluster.token("jarvice")
+    user_token = cluster.idp.mint(email="kirby@example.com", user="kirby")
+    slurm, tag = adapter.slurm, f"s{version[-2:]}"
+    refused = {}
+    for key, extra in (("never_runs", {"memory_gb": 99999}), ("part_config", {"ntasks": 9999})):
+        held = request(cluster, f"{tag}{key}", "#!/bin/bash\ntrue\n", hold=True, time_limit="00:05:00")
+        held = BatchRequest(**{**held.__dict__, **extra})
+        status, body = call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token, adapter.submit_body(held))
+        jobid = str(body["job_id"])
+        save(version, f"release_{key}", *call(cluster, "POST", f"{slurm}/job/{jobid}", "jarvice", service,
+                                             adapter.release_body()))
+        time.sleep(4)
+        save(version, f"job_{key}", *call(cluster, "GET", f"{slurm}/job/{jobid}", "jarvice", service))
+        call(cluster, "DELETE", f"{slurm}/job/{jobid}", "jarvice", service)
+        refused[key] = jobid
+    (OUT / version / "refused_ids.json").write_text(json.dumps(refused, indent=1) + "\n")
+
+
 #: the test cluster each version is recorded from (v0.0.39 is offered by none of them)
 SOURCES = {
     "v0.0.38": "slurm-22.05",
@@ -129,7 +154,9 @@ def clusters() -> dict[str, Cluster]:
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or list(SOURCES)
+    args = sys.argv[1:]
+    refusals_only = "--refusals" in args
+    wanted = [a for a in args if a != "--refusals"] or list(SOURCES)
     unknown = [v for v in wanted if v not in SOURCES]
     if unknown:
         sys.exit(f"no test cluster offers {', '.join(unknown)}; recordable: {', '.join(SOURCES)}")
@@ -141,7 +168,9 @@ def main() -> None:
                 sys.exit(f"{version} is recorded from the {SOURCES[version]} cluster, which is not up")
             cluster = up[SOURCES[version]]
             print("capturing", version, "from", cluster.restd_url)
-            capture(cluster, version)
+            if not refusals_only:
+                capture(cluster, version)
+            capture_refusals(cluster, version)
 
 
 if __name__ == "__main__":
