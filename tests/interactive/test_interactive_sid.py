@@ -271,3 +271,4 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
         assert whoami["etc_jarvice"]["128"] == hashlib.sha256(access.randoms[128].encode()).hexdigest()
     finally:
         end(server.downstream, ref)
+    assert not job_dir(cluster, "kirby", name).exists()  # its /etc/JARVICE folders went with it
