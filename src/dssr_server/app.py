@@ -35,7 +35,9 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     by default), every endpoint but ``/live`` and ``/ready`` requires
     ``Authorization: Bearer <token>``.  ``/ready`` and ``/metrics`` are served
     beside the legacy endpoints; the app's Prometheus recorder becomes the
-    process's :func:`dssr_core.metrics.recorder`.
+    process's :func:`dssr_core.metrics.recorder`.  ``/submit`` reads the
+    template from ``hpc_script[JARVICE_UPSTREAM_SCRIPT_KEY]``, by default the
+    executor's name as ``settings`` give it (``apptainer`` for ``apptainer``).
     """
     settings = settings if settings is not None else Settings()
     server = ServerSettings.from_settings(settings)
@@ -47,7 +49,7 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     recorder = PrometheusRecorder()
     metrics.install(recorder)
     _install_request_tracking(app, recorder, access_lines=server.log_format == "json")
-    app.register_blueprint(register(downstream, server.script_key or downstream.executor.name))
+    app.register_blueprint(register(downstream, server.script_key or server.executor))
     _install_operations(app, downstream, recorder, server.ready_max_age)
     _install_openapi(app)
     _install_auth(app, settings.str(AUTH_TOKEN_VARIABLE))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
-from dssr_core import ConfigError, Settings
-from dssr_server import ServerSettings
+from dssr_core import ConfigError, Downstream, Settings
+from dssr_server import ServerSettings, create_app
+from tests.helpers import legacy_template, submit_args
 
 
 def test_without_settings_the_server_is_the_local_connector_and_shell_on_loopback() -> None:
@@ -79,3 +82,26 @@ def test_a_bad_server_setting_names_the_variable_and_what_is_allowed(variable: s
         ServerSettings.from_settings(Settings({variable: value}))
     message = str(info.value)
     assert message.startswith(f"{variable}={value!r}") and allowed in message and "\n" not in message
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"JARVICE_BAREMETAL_EXECUTOR": "apptainer"}, "apptainer"),  # an alias of the singularity executor
+    ({"JARVICE_BAREMETAL_EXECUTOR": "shell"}, "shell"),
+    ({"JARVICE_BAREMETAL_EXECUTOR": "shell", "JARVICE_UPSTREAM_SCRIPT_KEY": "singularity"}, "singularity"),
+])
+def test_submit_reads_the_hpc_script_entry_named_like_the_configured_executor_or_the_script_key(
+    tmp_path: Path, env: dict[str, str], key: str
+) -> None:
+    settings = Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path), "JARVICE_BAREMETAL_CONNECTOR": "local", **env})
+    downstream = Downstream.from_settings(settings)
+    try:
+        client = create_app(downstream, settings).test_client()
+        # appdef 1 is refused once the template is found: nothing is submitted either way
+        args = submit_args("jarvice-kirby-1", 1, legacy_template(appdef=1), key=key)
+        answer = client.post("/submit", data={"args": json.dumps(args)})
+        assert answer.status_code == 400 and "version 1 is too old" in answer.get_json()["error"]
+        args = submit_args("jarvice-kirby-1", 1, legacy_template(appdef=1), key="other")
+        answer = client.post("/submit", data={"args": json.dumps(args)})
+        assert answer.get_json()["error"].startswith(f"hpc_script has no entry {key!r}")
+    finally:
+        downstream.close()
