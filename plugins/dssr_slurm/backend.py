@@ -45,6 +45,14 @@ class SlurmJob:
     reason: str = ""
 
 
+#: The name of a record slurmdbd made from a job's end alone.  slurmctld sends a job's start record
+#: (with its name) and its end record separately; a job that ends before its start record was sent
+#: (within seconds of starting) has its end stored first, under this name, until the start record
+#: that slurmctld then sends fills the name in (slurmdbd: as_mysql_job_complete creates the record,
+#: as_mysql_job_start's ``on duplicate key update`` names it; seen on 22.05 through slurmrestd).
+PLACEHOLDER_NAME = "allocation"
+
+
 @dataclass(frozen=True)
 class AcctRecord:
     """A job as accounting (slurmdbd) sees it."""
@@ -58,6 +66,12 @@ class AcctRecord:
     elapsed: str = "00:00:00"
     #: ``rc:signal`` as sacct prints it
     exit_code: str = "0:0"
+
+    @property
+    def complete(self) -> bool:
+        """False while slurmdbd has the job's end but not yet its start (:data:`PLACEHOLDER_NAME`): the
+        state and exit code are the job's, but nothing says which job it is until its name arrives."""
+        return self.name != PLACEHOLDER_NAME
 
 
 def named_job(job: SlurmJob) -> NamedJob:

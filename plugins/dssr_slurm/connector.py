@@ -74,8 +74,6 @@ RESERVED_FLAGS = frozenset(
         "open-mode",
     }
 )
-#: the job name slurmdbd records before it knows the real one
-PLACEHOLDER_NAME = "allocation"
 
 
 class SlurmConnector(Connector):
@@ -154,8 +152,8 @@ class SlurmConnector(Connector):
         if job is not None:
             state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
         else:
-            record = self._acct.get([ref.jobid]).get(ref.jobid)
-            if record is None or not _same_job(record, ref):
+            record = self._accounted(ref)
+            if record is None:
                 return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
             state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
         if not state.finished:
@@ -181,10 +179,24 @@ class SlurmConnector(Connector):
         job = self._find(ref)
         if job is not None:
             return job.user
+        record = self._accounted(ref)
+        return record.user if record is not None else None
+
+    def _accounted(self, ref: JobRef) -> AcctRecord | None:
+        """``ref``'s job as accounting has it; None when accounting has no job of that id and name.
+
+        An incomplete record (:attr:`AcctRecord.complete`) cannot say whether it is ``ref``'s job: the
+        answer is to ask again shortly, when its name has arrived (a transient ClusterError), never
+        another job's end, nor a job taken for unknown."""
         record = self._acct.get([ref.jobid]).get(ref.jobid)
-        if record is not None and _same_job(record, ref):
-            return record.user
-        return None
+        if record is None:
+            return None
+        if not record.complete:
+            raise ClusterError(
+                f"The accounting record of job {ref.jobid} is not complete yet (slurmdbd has its end "
+                "but not yet its name); ask again shortly."
+            )
+        return record if record.name == PREFIX + ref.name else None
 
     def cleanup(self, ref: JobRef) -> None:
         owner = self._owner(ref)
@@ -356,15 +368,6 @@ def _rest(conn: SlurmConnector, settings: Settings) -> SlurmBackend:
 
 #: ``JARVICE_SLURM_INTERFACE`` -> the backend that owns that way of talking to Slurm
 BACKENDS: Mapping[str, Callable[[SlurmConnector, Settings], SlurmBackend]] = {"cli": _cli, "http": _rest}
-
-
-def _same_job(record: AcctRecord, ref: JobRef) -> bool:
-    """The accounting record is the upstream's job: same name, or slurmdbd's placeholder name.
-
-    Slurm 22.05's slurmdbd may keep ``allocation`` as the name of a job that
-    ended at once (its start record lost the race); the id is then all there is.
-    """
-    return record.name in (PREFIX + ref.name, PLACEHOLDER_NAME)
 
 
 #: Slurm job ids are unsigned 32-bit integers

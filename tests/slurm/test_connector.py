@@ -292,9 +292,19 @@ def test_an_unmapped_user_submits_nothing(
         submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="luigi@example.com")), monkeypatch)
 
 
-def test_accounting_placeholder_name_still_gives_the_jobs_end(parts: tuple[SlurmConnector, StandInBackend, StandInShell]) -> None:
-    conn, backend, _ = parts
+def test_an_incomplete_accounting_record_asks_again_and_reads_nothing(
+    parts: tuple[SlurmConnector, StandInBackend, StandInShell],
+) -> None:
+    """slurmdbd has the job's end under its placeholder name: not this job's end, nor another's, yet."""
+    conn, backend, shell = parts
     backend.records["6"] = AcctRecord("6", "allocation", "kirby", "FAILED", "00:00:01", "3:0")
+    for read in (lambda: conn.exit_status(JobRef("a", 1, "6")), lambda: conn.tail(JobRef("a", 1, "6"), 10),
+                 lambda: conn.cleanup(JobRef("a", 1, "6"))):
+        with pytest.raises(ClusterError, match="not complete yet") as caught:
+            read()
+        assert caught.value.transient
+    assert shell.commands == []
+    backend.records["6"] = AcctRecord("6", "jarvice_a", "kirby", "FAILED", "00:00:01", "3:0")  # its name arrived
     assert conn.exit_status(JobRef("a", 1, "6")).rc == 1
 
 
