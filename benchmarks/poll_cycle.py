@@ -9,10 +9,28 @@ Prints: one poll cycle (``/running`` + ``/queued`` + ``/runstatus`` of every
 running job) with 32 running and 8 queued jobs, ``/runstatus`` median and p99,
 sequential ``/submit`` median, jobs/s with 8 concurrent submitters, server RSS.
 Every loop is bounded in count and in time.
+
+Scale mode, a real site's size: ``python benchmarks/poll_cycle.py --scale 400,1000``.
+For each size N, under the exclusive session lock: the 22.05 cluster goes into
+its scale configuration (``harness.set_scale_2205``: 512 CPUs per node,
+``jobacct_gather/none``), N jobs named as the upstream names its jobs
+(``jarvice_<name>``, owner kirby, payload ``sleep``) are submitted with plain
+``sbatch`` as kirby (the load; what is measured is the polling), and once all
+N run, poll cycles go through the real ``dssr-server`` process.  Prints ms per
+running job per cycle, ``/runstatus`` median and p99, the server's RSS (now and
+peak), the machine's memory in use, and PASS/FAIL against the targets; then
+cancels the jobs and restores the normal configuration.  ``--interface http``
+polls over slurmrestd instead of SSH; ``--keep-alive`` polls over one
+persistent connection instead of a new one per request; ``--server-python``
+runs the server with another checkout's interpreter (its venv), e.g. the code
+before a change.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import http.client
 import json
 import os
 import socket
@@ -51,6 +69,24 @@ def call(url: str, path: str, args: Any = None, timeout: float = 30) -> tuple[in
         return err.code, err.read().decode()
 
 
+class KeepAlive:
+    """``call`` over one persistent HTTP/1.1 connection, as a client that keeps a session open polls."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+
+    def __call__(self, url: str, path: str, args: Any = None) -> tuple[int, Any]:
+        if args is None:
+            self.conn.request("GET", path)
+        else:
+            self.conn.request("POST", path, body=urllib.parse.urlencode({"args": json.dumps(args)}),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        resp = self.conn.getresponse()
+        body = resp.read()
+        return resp.status, json.loads(body or b"null") if resp.status == 200 else body.decode()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,15 +105,31 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_in_use_gib() -> tuple[float, float]:
+    """(MemTotal - MemAvailable, MemTotal) of this machine, GiB."""
+    info = {ln.split(":")[0]: int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()}
+    return (info["MemTotal"] - info["MemAvailable"]) / 2**20, info["MemTotal"] / 2**20
+
+
 class Bench:
-    def __init__(self, cluster: harness.Cluster, workdir: Path) -> None:
+    def __init__(self, cluster: harness.Cluster, workdir: Path, python: str = sys.executable,
+                 **extra_env: str) -> None:
         self.cluster = cluster
         port = free_port()
-        env = {**os.environ, **slurm_env(cluster, workdir), "JARVICE_SLURM_STATUS_TTL": "2",
+        self.ttl = 2.0
+        env = {**os.environ, **slurm_env(cluster, workdir), "JARVICE_SLURM_STATUS_TTL": f"{self.ttl:g}",
                "WAITRESS_PORT": str(port), "WAITRESS_BIND_ADDRESS": "127.0.0.1", "WAITRESS_THREADS": "16",
-               "JARVICE_SCHED_LOGLEVEL": "30"}
-        self.server = subprocess.Popen([sys.executable, "-m", "dssr_server"], env=env, cwd=workdir)
+               "JARVICE_SCHED_LOGLEVEL": "30", **extra_env}
+        self.server = subprocess.Popen([python, "-m", "dssr_server"], env=env, cwd=workdir)
         self.url = f"http://127.0.0.1:{port}"
+        self.poll = call  # how cycle() calls the server
         self.jobs: list[dict[str, Any]] = []
         deadline = time.monotonic() + 30
         while True:
@@ -106,13 +158,15 @@ class Bench:
         self.jobs.append({"name": args["name"], "number": args["number"], "jobid": body[0]})
         return took
 
-    def cycle(self, runstatus_times: list[float]) -> float:
+    def cycle(self, runstatus_times: list[float], listing_times: list[float] | None = None) -> float:
         start = time.perf_counter()
-        _, running = call(self.url, "/running")
-        call(self.url, "/queued")
+        _, running = self.poll(self.url, "/running")
+        self.poll(self.url, "/queued")
+        if listing_times is not None:
+            listing_times.append(time.perf_counter() - start)
         for name, jobid in running:
             t = time.perf_counter()
-            call(self.url, "/runstatus", {"name": name, "number": 0, "jobid": jobid})
+            self.poll(self.url, "/runstatus", {"name": name, "number": 0, "jobid": jobid})
             runstatus_times.append(time.perf_counter() - t)
         return time.perf_counter() - start
 
@@ -135,8 +189,31 @@ class Bench:
             self.server.wait(10)
 
 
-def main() -> int:
-    return on_cluster(measure)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", metavar="N[,N...]", help="scale mode: these numbers of running jobs, e.g. 400,1000")
+    ap.add_argument("--interface", choices=["cli", "http"], default="cli",
+                    help="scale mode: the connector's interface (cli: SSH, http: slurmrestd)")
+    ap.add_argument("--server-python", default=sys.executable,
+                    help="scale mode: the interpreter running dssr-server (another checkout's venv)")
+    ap.add_argument("--cycles", type=int, help="scale mode: poll cycles per size (default: 4,000 /runstatus calls "
+                                               "in all, at least 10 cycles)")
+    ap.add_argument("--keep-alive", action="store_true",
+                    help="scale mode: poll over one persistent connection (default: a new one per request)")
+    a = ap.parse_args(argv)
+    if not a.scale:
+        return on_cluster(measure)
+    try:
+        sizes = [int(n) for n in a.scale.split(",")]
+    except ValueError:
+        ap.error(f"--scale wants numbers separated by commas, not {a.scale!r}")
+    if any(not 1 <= n <= MAX_SCALE for n in sizes):
+        ap.error(f"--scale: each size between 1 and {MAX_SCALE}, not {a.scale!r}")
+    failed = 0
+    for n in sizes:  # one hold of the session lock per size
+        failed |= on_cluster(functools.partial(scale, n=n, interface=a.interface, python=a.server_python,
+                                               cycles=a.cycles or max(10, 4000 // n), keep_alive=a.keep_alive))
+    return failed
 
 
 def measure(cluster: harness.Cluster, workdir: Path) -> int:
@@ -177,6 +254,90 @@ def measure(cluster: harness.Cluster, workdir: Path) -> int:
           f" over {RUNNING + QUEUED - SEQUENTIAL_SUBMITS - 1} jobs  (target >= 30)")
     print(f"server RSS: {rss:.1f} MB  (target <= 80 MB)")
     return 0
+
+
+# ------------------------------------------------------------------ scale mode
+MAX_SCALE = 2 * harness.SCALE_CPUS - 24  # a few CPUs of the scale nodes stay free
+TARGET_MS_PER_JOB, TARGET_P99_MS, TARGET_RSS_MB = 1.0, 5.0, 80.0
+SCALE_DEADLINE = 420.0  # seconds for one size, from the scale configuration to the last cycle
+
+
+def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, python: str, cycles: int,
+          keep_alive: bool = False) -> int:
+    """One size of the scale mode (see the module docstring); 0 when every target is met."""
+    t_end = time.monotonic() + SCALE_DEADLINE
+    cluster.wait_idle(120)
+    harness.set_scale_2205(True)
+    bench = None
+    jobids: list[str] = []
+    try:
+        extra = {} if interface == "cli" else {
+            "JARVICE_SLURM_INTERFACE": "http", "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
+            "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1]}
+        bench = Bench(cluster, workdir, python, **extra)
+        memory_before, memory_total = memory_in_use_gib()
+        started = time.perf_counter()
+        jobids = load(cluster, n)
+        submitted = time.perf_counter() - started
+        mine = set(jobids)
+        while len({j for _, j in call(bench.url, "/running")[1]} & mine) < n:
+            if time.monotonic() > t_end:
+                print(f"{n} jobs did not all run in time")
+                return 1
+            time.sleep(1)
+        memory_loaded, _ = memory_in_use_gib()
+        runstatus: list[float] = []
+        listings: list[float] = []
+        times: list[float] = []
+        load_average = os.getloadavg()[0]
+        if keep_alive:
+            bench.poll = KeepAlive(bench.url)
+        for _ in range(cycles):
+            if time.monotonic() > t_end:
+                break
+            times.append(bench.cycle(runstatus, listings))
+            time.sleep(0.05)
+        rss, peak = rss_mb(bench.server.pid), peak_rss_mb(bench.server.pid)
+    finally:
+        cancel(cluster, jobids)
+        if bench is not None:
+            bench.server.terminate()
+            bench.server.wait(10)
+        try:
+            cluster.wait_idle(300)
+        finally:
+            harness.set_scale_2205(False)
+    per_job = statistics.median(times) * 1000 / n
+    p99 = pct(runstatus, 99) * 1000
+    checks = [per_job <= TARGET_MS_PER_JOB, p99 <= TARGET_P99_MS, peak <= TARGET_RSS_MB]
+    print(f"scale {n} running ({'SSH' if interface == 'cli' else 'slurmrestd'}; {python}"
+          f"{'; one persistent connection' if keep_alive else ''}): "
+          f"{len(jobids)} jobs submitted in {submitted:.1f} s")
+    print(f"  poll cycle, {len(times)} cycles: median {statistics.median(times) * 1000:.0f} ms, "
+          f"max {max(times) * 1000:.0f} ms = {per_job:.2f} ms per running job  "
+          f"(target <= {TARGET_MS_PER_JOB:g}) {'PASS' if checks[0] else 'FAIL'}")
+    print(f"  /running + /queued: median {statistics.median(listings) * 1000:.0f} ms (a new squeue every "
+          f"{bench.ttl:g} s); machine load average {load_average:.1f} on {os.cpu_count()} cores")
+    print(f"  /runstatus: median {statistics.median(runstatus) * 1000:.2f} ms, p99 {p99:.2f} ms, "
+          f"max {max(runstatus) * 1000:.0f} ms ({len(runstatus)} calls; target p99 <= {TARGET_P99_MS:g}) {'PASS' if checks[1] else 'FAIL'}")
+    print(f"  server RSS: {rss:.1f} MB, peak {peak:.1f} MB  (target <= {TARGET_RSS_MB:g}) "
+          f"{'PASS' if checks[2] else 'FAIL'}")
+    print(f"  machine memory in use: {memory_before:.1f} GiB before the jobs, {memory_loaded:.1f} GiB with them "
+          f"(of {memory_total:.1f} GiB)")
+    return 0 if all(checks) else 1
+
+
+def load(cluster: harness.Cluster, n: int) -> list[str]:
+    """``n`` sleeping jobs named as the upstream's (``jarvice_<name>``), submitted by kirby with plain sbatch."""
+    script = (f"seq 1 {n} | xargs -P 4 -I@ sbatch --parsable --job-name=jarvice_scale-{os.getpid()}-@ "
+              "--mem=64 --output=/dev/null --wrap='exec sleep 1800'")
+    out = cluster.run(script, user="kirby", timeout=SCALE_DEADLINE).stdout.split()
+    return [line.split(";")[0] for line in out]
+
+
+def cancel(cluster: harness.Cluster, jobids: list[str]) -> None:
+    for start in range(0, len(jobids), 200):
+        cluster.run(["scancel", *jobids[start:start + 200]], user="root", check=False, timeout=120)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python tests/cluster/harness.py status                # what is running
     python tests/cluster/harness.py down                  # stop and clean, also after a crash
     python tests/cluster/harness.py up-2605|status-2605|down-2605   # the third cluster, on its own
+    python tests/cluster/harness.py scale-on|scale-off    # 22.05 nodes with 512 CPUs each, and back
 
 Three clusters (see docs/test-cluster.md):
 
@@ -68,6 +69,12 @@ MYSQL_PORT = 7306
 PORTS_2205 = {"ctld": 6817, "slurmd": 6818, "dbd": 6819, "restd": 6820}
 PORTS_2411 = {"ctld": 7817, "slurmd": 7818, "dbd": 7819, "restd": 7820}
 NODE_CPUS, NODE_MEM_MB = 16, 16000
+# The scale configuration of the 22.05 cluster (`harness.py scale-on`, used by benchmarks/poll_cycle.py --scale):
+# each node declared with 512 CPUs and 512 x DefMemPerCPU of memory (slurmd takes the declared values as they are:
+# SlurmdParameters=config_overrides) and no per-job accounting poller (jobacct_gather/none), so this machine carries
+# 1,000 sleeping jobs.  The test suite runs on the normal configuration; `scale-off` restores it.
+SCALE_CPUS, SCALE_MEM_MB = 512, 512 * 256
+SCALE_ACCT_GATHER = "jobacct_gather/none"
 # GPUs per node of both clusters: Slurm's gres/gpu plugin insists on device files (a count-only gres.conf
 # line is discarded), so the harness makes character devices with NVIDIA's major number 195 under STATE/dev (STATE/c2411/dev).
 # slurmd only stat()s them (TaskPlugin=task/none: no device cgroup); no driver answers them and nothing opens them.
@@ -561,10 +568,13 @@ def mysql(sql: str, state: Path = STATE) -> None:
 
 # --------------------------------------------------------------------------- Slurm configs
 def slurm_conf(*, cluster: str, ports: dict, paths: dict, nodes: dict, munge_socket: str | None,
-               jwt_key: str, jwks: str, gpus: int = 0, extra: str = "", ctld_ip: str = BRIDGE_IP) -> str:
+               jwt_key: str, jwks: str, gpus: int = 0, extra: str = "", ctld_ip: str = BRIDGE_IP,
+               scale: bool = False) -> str:
     gres = f" Gres=gpu:{gpus}" if gpus else ""
+    cpus, mem = (SCALE_CPUS, SCALE_MEM_MB) if scale else (NODE_CPUS, NODE_MEM_MB)
+    acct_gather = SCALE_ACCT_GATHER if scale else "jobacct_gather/linux"
     node_lines = "\n".join(
-        f"NodeName={n} NodeAddr={a} NodeHostname={n} CPUs={NODE_CPUS} RealMemory={NODE_MEM_MB}{gres} State=UNKNOWN"
+        f"NodeName={n} NodeAddr={a} NodeHostname={n} CPUs={cpus} RealMemory={mem}{gres} State=UNKNOWN"
         for n, a in nodes.items())
     if gpus:
         extra = f"GresTypes=gpu\n{extra}"
@@ -611,7 +621,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost={ctld_ip}
 AccountingStoragePort={ports['dbd']}
 AccountingStorageEnforce=associations
-JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherType={acct_gather}
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
 {extra}
@@ -850,10 +860,8 @@ def up_2205() -> Cluster:
     scratch, scratch_acl, acl_note = make_scratch()
     link_standin()
 
-    paths = {"ctld_state": STATE / "slurmctld", "spool": STATE / "spool", "run": STATE / "run", "log": STATE / "log"}
-    write(slurm_conf_path, slurm_conf(cluster="dssr", ports=PORTS_2205, paths=paths, nodes=NODES,
-                                      munge_socket=munge_socket, jwt_key=str(jwt_key), jwks=str(jwks),
-                                      gpus=NODE_GPUS), 0o644)
+    paths = _paths_2205()
+    write(slurm_conf_path, _slurm_conf_2205(scale=False), 0o644)
     write(STATE / "etc" / "gres.conf", fake_gpus(STATE / "dev", NODE_GPUS), 0o644)  # found beside slurm.conf
     conf_link = Path("/etc/slurm/slurm.conf")
     if not conf_link.exists() and not conf_link.is_symlink():
@@ -915,6 +923,72 @@ def up_2205() -> Cluster:
     _save_state("slurm-22.05", cluster)
     log(f"Slurm {version} cluster up in {time.monotonic() - t0:.1f}s")
     return cluster
+
+
+def _paths_2205() -> dict:
+    return {"ctld_state": STATE / "slurmctld", "spool": STATE / "spool", "run": STATE / "run", "log": STATE / "log"}
+
+
+def _slurm_conf_2205(scale: bool) -> str:
+    return slurm_conf(cluster="dssr", ports=PORTS_2205, paths=_paths_2205(), nodes=NODES,
+                      munge_socket=str(STATE / "munge" / "munge.socket.2"), jwt_key=str(STATE / "etc" / "jwt_hs256.key"),
+                      jwks=str(STATE / "etc" / "jwks.json"), gpus=NODE_GPUS, scale=scale)
+
+
+def scaled_2205() -> bool:
+    """Whether the 22.05 cluster runs in the scale configuration (see SCALE_CPUS)."""
+    try:
+        return f"CPUs={SCALE_CPUS} " in (STATE / "etc" / "slurm.conf").read_text()
+    except OSError:
+        return False
+
+
+def set_scale_2205(scale: bool, timeout: float = 60) -> bool:
+    """Put the live 22.05 cluster in the scale configuration (or back in the normal one): rewrite slurm.conf,
+    restart slurmctld and both slurmd (jobs in the queue would be lost: the caller holds the exclusive session
+    lock on an idle cluster).  Returns whether anything changed; raises HarnessError if the daemons do not
+    come back with the nodes idle and the CPUs of the configuration."""
+    if scaled_2205() == scale:
+        return False
+    env = {"PATH": SYS_PATH, "LANG": "C.UTF-8", "SLURM_CONF": str(STATE / "etc" / "slurm.conf")}
+    queue = sh(["squeue", "-h", "-o", "%i"], env=env).stdout.split()
+    if queue:
+        raise HarnessError(f"cannot change the 22.05 configuration with jobs in the queue: {' '.join(queue[:10])}")
+    daemons = [*(f"slurmd-{n}" for n in NODES), "slurmctld"]
+    argvs = {}
+    for name in daemons:
+        argvs[name] = json.loads((STATE / "pids" / f"{name}.pid").read_text())["argv"]
+    _stop([json.loads((STATE / "pids" / f"{name}.pid").read_text())["pid"] for name in daemons], timeout)
+    write(STATE / "etc" / "slurm.conf", _slurm_conf_2205(scale=scale), 0o644)
+    ctld = spawn("slurmctld", argvs["slurmctld"], env=env)
+    wait_for("slurmctld", lambda: "UP" in sh(["scontrol", "ping"], env=env, check=False, quiet_fail=True).stdout,
+             timeout, STATE / "log" / "slurmctld.log", [ctld])
+    slurmds = [spawn(f"slurmd-{n}", argvs[f"slurmd-{n}"], env=env) for n in NODES]
+    cpus = str(SCALE_CPUS if scale else NODE_CPUS)
+
+    def nodes_ready() -> bool:
+        cp = sh(["sinfo", "-h", "-N", "-o", "%N %T %c"], env=env, check=False, quiet_fail=True)
+        st = {ln.split()[0]: ln.split()[1:] for ln in cp.stdout.splitlines() if ln.strip()}
+        return all(st.get(n) == ["idle", cpus] for n in NODES)
+
+    wait_for(f"nodes idle with {cpus} CPUs", nodes_ready, timeout, STATE / "log" / "slurmctld.log", [ctld, *slurmds])
+    log(f"22.05 cluster in the {'scale' if scale else 'normal'} configuration ({cpus} CPUs per node)")
+    return True
+
+
+def _stop(pids: list[int], timeout: float) -> None:
+    """SIGTERM ``pids`` and wait until they are gone (reaped when they are our children)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{p}").exists() and "zombie" not in _proc_state(p) for p in pids):
+        if time.monotonic() > deadline:
+            raise HarnessError(f"daemons {pids} still running {timeout:.0f}s after SIGTERM")
+        time.sleep(0.1)
+    _reap(pids)
 
 
 def _save_state(key: str, cluster: Cluster) -> None:
@@ -1171,6 +1245,7 @@ def status() -> dict:
     d["daemons"] = {n: _pidfile_alive(n) for n in CORE_2205 + CORE_2411}
     d["alive_2205"] = STATE_FILE.exists() and all(d["daemons"][n] for n in CORE_2205)
     d["alive_2411"] = d["alive_2205"] and all(d["daemons"][n] for n in CORE_2411)
+    d["scale_2205"] = scaled_2205()
     return d
 
 
@@ -1505,7 +1580,7 @@ class _NoLock:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["up", "down", "status", "up-2411", "down-2411", "up-2605", "down-2605",
-                                       "status-2605"])
+                                       "status-2605", "scale-on", "scale-off"])
     ap.add_argument("--without-2411", action="store_true", help="up: only the Slurm 22.05 cluster")
     a = ap.parse_args(argv)
     if a.action.endswith("-2605"):
@@ -1532,6 +1607,11 @@ def main(argv: list[str] | None = None) -> int:
             up_2411(host)
         elif a.action == "down-2411":
             down_2411()
+        elif a.action in ("scale-on", "scale-off"):
+            if not alive("slurm-22.05"):
+                log("no 22.05 cluster: run `up` first")
+                return 1
+            set_scale_2205(a.action == "scale-on")
         elif a.action == "down":
             down()
         else:
