@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
-from dssr_core import Identity, JobSpec, Launch, NamedJob
+from dssr_core import Check, Identity, JobSpec, Launch, Login, NamedJob
 
 from .states import job_state
 
@@ -244,6 +244,16 @@ class SlurmBackend(ABC):
     def describe(self) -> dict[str, str]:
         """Lines for the start-up report (never a secret)."""
         return {}
+
+    def diagnose(self) -> Iterator[Check]:
+        """``dssr doctor``'s checks of this way of talking to Slurm, run once SSH and Slurm's own
+        commands answered: each a verdict with its fix (never raises)."""
+        return iter(())
+
+    def probe_login(self) -> Login | None:
+        """The login ``dssr doctor`` runs the executor's node probes as (a user allowed to run jobs);
+        None: the service user."""
+        return None
 
     def close(self) -> None:
         """Release connections."""

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from dssr_core import BadRequest, ClusterError, ConfigError, Identity, NamedJob, OnceAttempt, command, submit_once
-from dssr_core import Login, Result, SSHPool
+from dssr_core import Check, Login, Result, SSHPool
+
+from . import cli_checks
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob, named_job
 from .mapping import MappingFile
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
 from .remote import ServiceShell
 from .script import batch_script, parse_submission_output, submission_script
+from .settings import SlurmSettings
 
 #: at most this many job ids per sacct call
 ACCT_BATCH = 50
@@ -22,10 +25,11 @@ ACCT_BATCH = 50
 class CliBackend(SlurmBackend):
     """``squeue``/``sacct``/``scancel``/``scontrol`` as the service user; ``sbatch`` as the job's user."""
 
-    def __init__(self, shell: ServiceShell, pool: SSHPool, mapping: MappingFile) -> None:
+    def __init__(self, shell: ServiceShell, pool: SSHPool, mapping: MappingFile, cfg: SlurmSettings) -> None:
         self.shell = shell
         self.pool = pool
         self.mapping = mapping
+        self.cfg = cfg
 
     def login_for(self, identity: Identity | None) -> Login:
         """The job's cluster login from the user-id mapping file (BadRequest for an unmapped user)."""
@@ -42,6 +46,14 @@ class CliBackend(SlurmBackend):
 
     def describe(self) -> dict[str, str]:
         return {"user-id mapping": self.mapping.path}
+
+    def diagnose(self) -> Iterator[Check]:
+        """The mapping file, coordinators of the mapped users' accounts, each mapped user's key and scratch."""
+        return cli_checks.diagnose(self.shell, self.pool, self.cfg, self.mapping)
+
+    def probe_login(self) -> Login | None:
+        """The first mapped user: node probes run as a user who may run jobs."""
+        return next((login for _, login in cli_checks.logins(self.mapping)), None)
 
     def _run(self, cmd: str, what: str, *, idempotent: bool = True) -> Result:
         result = self.shell.run(cmd, idempotent=idempotent)

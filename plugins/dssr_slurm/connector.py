@@ -357,7 +357,7 @@ class SlurmConnector(Connector):
 
 
 def _cli(conn: SlurmConnector, settings: Settings) -> SlurmBackend:
-    return CliBackend(conn.shell, conn.pool, conn.mapping)
+    return CliBackend(conn.shell, conn.pool, conn.mapping, conn.cfg)
 
 
 def _rest(conn: SlurmConnector, settings: Settings) -> SlurmBackend:

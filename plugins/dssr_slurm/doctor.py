@@ -1,19 +1,18 @@
 """``dssr doctor`` for the Slurm connector: every check of a site's set-up, each a verdict with a fix.
 
 In order: the SSH host key, the service user's key, ``squeue``/``sacct``/
-``scontrol``, coordinators of the mapped users' accounts, each mapped user's
-key and scratch folder, slurmrestd (``http`` interface), and the executor's
-probes on the compute nodes.  A failure that makes the next checks
+``scontrol``, the backend's own checks (:meth:`SlurmBackend.diagnose`: over
+SSH the mapping file, coordinators and each mapped user's key and scratch
+folder; over slurmrestd the daemon, its API version and the service token),
+and the executor's probes on the compute nodes.  A failure that makes the next checks
 meaningless (no SSH) ends the list there.
 """
 
 from __future__ import annotations
 
-import posixpath
-import secrets
 from typing import TYPE_CHECKING, Iterator
 
-from dssr_core import Check, ClusterError, ConfigError, DssrError, Executor, NodeProbe, command
+from dssr_core import Check, ClusterError, Executor, NodeProbe, command
 from dssr_core import failed, passed
 from dssr_core import Login
 
@@ -56,19 +55,10 @@ def diagnose(conn: "SlurmConnector", executor: Executor) -> Iterator[Check]:
     yield passed(what, f"logged in as {whoami}")
 
     yield from _slurm_commands(conn)
-    logins = list(_logins(conn)) if cfg.interface == "cli" else []
-    if cfg.interface == "cli":
-        yield from _mapping(conn)
-        yield from _coordinators(conn, sorted({login.user for _, login in logins}))
-        for email, login in logins:
-            yield from _user_checks(conn, email, login)
-    else:
-        from .rest import RestBackend
-
-        assert isinstance(conn.backend, RestBackend)
-        yield from conn.backend.diagnose()
+    yield from conn.backend.diagnose()
+    login = conn.backend.probe_login()
     for probe in executor.node_probes():
-        yield from _on_nodes(conn, probe, logins[0][1] if logins else None)
+        yield from _on_nodes(conn, probe, login)
 
 
 def _slurm_commands(conn: "SlurmConnector") -> Iterator[Check]:
@@ -98,163 +88,6 @@ def _slurm_commands(conn: "SlurmConnector") -> Iterator[Check]:
             yield failed(what, f"{first[:300]} Fix: {fix}.")
         else:
             yield passed(what)
-
-
-def _logins(conn: "SlurmConnector") -> Iterator[tuple[str, Login]]:
-    try:
-        mapping = conn.mapping.load()
-    except ConfigError:
-        return
-    seen: set[str] = set()
-    for email, login in sorted(mapping.logins.items()):
-        if login.user not in seen:
-            seen.add(login.user)
-            yield email, login
-
-
-def _mapping(conn: "SlurmConnector") -> Iterator[Check]:
-    what = f"the user-id mapping file {conn.cfg.mapping_file} loads"
-    try:
-        mapping = conn.mapping.load()
-    except ConfigError as exc:
-        yield failed(what, str(exc))
-        return
-    if not mapping.logins:
-        yield failed(what, "it maps nobody: add users_id_mapping entries (mail, mapped_user, ssh_private_key_b64)")
-        return
-    yield passed(what, f"{len(mapping.logins)} user(s)")
-    for problem in mapping.problems:
-        yield failed("an entry of the user-id mapping file", problem)
-
-
-def _coordinators(conn: "SlurmConnector", users: list[str]) -> Iterator[Check]:
-    if not users:
-        return
-    service = conn.cfg.service_user
-    try:
-        me = conn.shell.run(
-            command(
-                "sacctmgr", "-n", "-P", "show", "user", service, "withcoord", "format=User,AdminLevel,Coordinators"
-            ),
-            kind="doctor",
-            timeout=60,
-        )
-        assoc = conn.shell.run(
-            command(
-                "sacctmgr", "-n", "-P", "show", "assoc", "where", "users=" + ",".join(users), "format=User,Account"
-            ),
-            kind="doctor",
-            timeout=60,
-        )
-    except ClusterError as exc:
-        yield failed(f"{service!r} coordinates the mapped users' accounts", str(exc))
-        return
-    if me.rc != 0 or assoc.rc != 0:
-        why = (me.stderr or assoc.stderr).strip().splitlines()
-        yield failed(
-            f"{service!r} coordinates the mapped users' accounts", f"sacctmgr failed: {why[0] if why else 'no message'}"
-        )
-        return
-    fields = (me.stdout.strip().splitlines() or [""])[0].split("|")
-    if not fields[0]:
-        yield failed(
-            f"{service!r} is a Slurm user",
-            f"run: sacctmgr add user {service} account=<an account>, then "
-            f"sacctmgr add coordinator account=<each account> names={service}",
-        )
-        return
-    admin = fields[1] if len(fields) > 1 else ""
-    coordinated = {a for a in (fields[2] if len(fields) > 2 else "").split(",") if a}
-    accounts: dict[str, list[str]] = {}
-    for line in assoc.stdout.splitlines():
-        user, _, account = line.partition("|")
-        if user and account:
-            accounts.setdefault(account, []).append(user)
-    for user in users:
-        if not any(user in members for members in accounts.values()):
-            yield failed(
-                f"the mapped user {user!r} has a Slurm account",
-                f"it has no association, so it cannot submit: sacctmgr add user {user} account=<account>",
-            )
-    if admin in ("Operator", "Administrator"):
-        yield passed(f"{service!r} sees and controls every account", f"Slurm AdminLevel {admin}")
-        return
-    for account, members in sorted(accounts.items()):
-        what = f"{service!r} coordinates account {account!r}"
-        if account in coordinated:
-            yield passed(what, f"used by {', '.join(sorted(members))}")
-        else:
-            yield failed(
-                what,
-                f"{', '.join(sorted(members))} submit(s) under it, and with PrivateData=jobs "
-                f"{service} cannot see, cancel or release those jobs. Fix: sacctmgr add coordinator "
-                f"account={account} names={service}",
-            )
-
-
-def _user_checks(conn: "SlurmConnector", email: str, login: Login) -> Iterator[Check]:
-    folder = conn.cfg.user_scratch(login.user)
-    marker = f".dssr-doctor-{secrets.token_hex(6)}"
-    probe = posixpath.join(folder, marker)
-    script = (
-        f"[ -d {command(folder)} ] || exit 3\n"
-        f"( umask 022; printf 'dssr doctor\\n' > {command(probe)} ) 2>/dev/null || exit 4\n"
-    )
-    what = f"{email}'s key logs in as {login.user!r}"
-    try:
-        result = conn.pool.run(login, "bash -s", stdin=script.encode(), kind="doctor", timeout=60)
-    except ClusterError as exc:
-        yield failed(
-            what,
-            f"{exc} Fix: the ssh_private_key_b64 of {email} in {conn.cfg.mapping_file} must be a key "
-            f"in ~{login.user}/.ssh/authorized_keys on the login node.",
-        )
-        return
-    yield passed(what)
-    what = f"{login.user!r} can write its scratch folder {folder}"
-    if result.rc == 3:
-        yield failed(
-            what,
-            f"the folder does not exist. Fix: mkdir -p {folder} && chown {login.user} {folder} "
-            "(mode 2770 with the service user in the user's group, or an ACL: docs/slurm.md)",
-        )
-        return
-    if result.rc != 0:
-        yield failed(
-            what,
-            f"writing a file there failed. Fix: chown {login.user} {folder} and chmod u+rwx "
-            f"(JARVICE_BAREMETAL_SCRATCH_DIR={conn.cfg.scratch})",
-        )
-        return
-    yield passed(what)
-    service = conn.cfg.service_user
-    what = f"the service user {service!r} can read and remove files in {folder}"
-    try:
-        read = conn.shell.run(command("cat", "--", probe), kind="doctor")
-        removed = conn.shell.run(command("rm", "-f", "--", probe), kind="doctor")
-    except ClusterError as exc:
-        yield failed(what, str(exc))
-        return
-    finally:
-        try:
-            conn.pool.run(login, command("rm", "-f", "--", probe), kind="doctor")
-        except DssrError:
-            pass
-    if read.rc != 0 or "dssr doctor" not in read.stdout:
-        yield failed(
-            what,
-            f"{service} cannot read what {login.user} writes there, so job output cannot be "
-            f"returned. Fix: add {service} to {login.user}'s group and chmod 2770 {folder}, or "
-            f"setfacl -m u:{service}:rwx -d -m u:{service}:rwx {folder} (docs/slurm.md)",
-        )
-    elif removed.rc != 0:
-        yield failed(
-            what,
-            f"{service} can read but not remove files there, so finished jobs are never cleaned "
-            f"up. Fix: give {service} write access to {folder} (group 2770 or an ACL)",
-        )
-    else:
-        yield passed(what)
 
 
 def _on_nodes(conn: "SlurmConnector", probe: NodeProbe, login: Login | None) -> Iterator[Check]:

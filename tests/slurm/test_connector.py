@@ -237,7 +237,7 @@ def submitted_options(conn: SlurmConnector, spec: JobSpec, monkeypatch: pytest.M
         return "101", False
 
     monkeypatch.setattr(dssr_slurm.cli, "submit_once", stand_in_submit_once)
-    conn.backend = CliBackend(conn.shell, conn.pool, conn.mapping)
+    conn.backend = CliBackend(conn.shell, conn.pool, conn.mapping, conn.cfg)
     submission = conn.submit(spec, StandInExecutor())  # type: ignore[arg-type]
     assert submission.jobid == "101"
     return seen[0], submission.script
