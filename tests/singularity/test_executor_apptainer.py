@@ -200,6 +200,11 @@ def test_two_jobs_of_one_image_pull_it_once_into_the_shared_cache(
 ) -> None:
     repo = cluster.images["public"].split("/", 1)[1]
     shared_tag, control_tag = _fresh_tag(cluster, repo), _fresh_tag(cluster, repo)
+    # every fresh tag is tag 3's image: a node's runtime cache left by an earlier run would serve the
+    # pull from the cache by digest, without the manifest GET counted here; start from empty caches
+    for user in ("kirby", "mario"):
+        cluster.run(["srun", "-N2", "--ntasks-per-node=1", "rm", "-rf", f"/tmp/dssr-apptainer-cache-{user}"],
+                    user=user, timeout=120)
     image = f"{cluster.images['public']}:{shared_tag}"
     jobs = [
         native(server, cluster, image, "cat /etc/dssr-tag", user=u)
