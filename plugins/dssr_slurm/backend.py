@@ -17,16 +17,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from dssr_core import Check, Identity, JobSpec, Launch, Login, NamedJob
+from dssr_core import Check, Identity, JobFiles, JobSpec, Launch, Login, NamedJob
 
 from .states import job_state
 
 #: Slurm job names of this downstream start with this prefix.
 PREFIX = "jarvice_"
-#: a job's files, in its folder
-NODE_SCRIPT = "node.sh"
-LAUNCH_SCRIPT = "launch.sh"
-SECRETS_FILE = ".secrets.env"
 
 
 @dataclass(frozen=True)
@@ -81,27 +77,6 @@ def named_job(job: SlurmJob) -> NamedJob:
         held=job.state == "PENDING" and job.reason == "JobHeldUser",
         finished=job_state(job.state).finished,
     )
-
-
-@dataclass(frozen=True)
-class JobFiles:
-    """Where a job's files are on the cluster."""
-
-    job_dir: str
-    output: str
-    user_scratch: str
-
-    @property
-    def node_script(self) -> str:
-        return f"{self.job_dir}/{NODE_SCRIPT}"
-
-    @property
-    def launch_script(self) -> str:
-        return f"{self.job_dir}/{LAUNCH_SCRIPT}"
-
-    @property
-    def secrets_file(self) -> str:
-        return f"{self.job_dir}/{SECRETS_FILE}"
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,11 @@ from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
 
 from dssr_core import BadRequest, ClusterError, ConfigError, Identity, NamedJob, OnceAttempt, command, submit_once
-from dssr_core import Check, Login, Result, SSHPool
+from dssr_core import Check, Login, Result, SSHPool, UserMappingFile
 
 from . import cli_checks
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob, named_job
-from .mapping import MappingFile
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
 from .remote import ServiceShell
 from .script import batch_script, parse_submission_output, submission_script
@@ -25,7 +24,7 @@ ACCT_BATCH = 50
 class CliBackend(SlurmBackend):
     """``squeue``/``sacct``/``scancel``/``scontrol`` as the service user; ``sbatch`` as the job's user."""
 
-    def __init__(self, shell: ServiceShell, pool: SSHPool, mapping: MappingFile, cfg: SlurmSettings) -> None:
+    def __init__(self, shell: ServiceShell, pool: SSHPool, mapping: UserMappingFile, cfg: SlurmSettings) -> None:
         self.shell = shell
         self.pool = pool
         self.mapping = mapping

@@ -12,14 +12,13 @@ from typing import Iterator
 
 from dssr_core import Check, ClusterError, ConfigError, DssrError, command
 from dssr_core import failed, passed
-from dssr_core import Login, SSHPool
+from dssr_core import Login, SSHPool, UserMappingFile
 
-from .mapping import MappingFile
 from .remote import ServiceShell
 from .settings import SlurmSettings
 
 
-def diagnose(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, mapping: MappingFile) -> Iterator[Check]:
+def diagnose(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, mapping: UserMappingFile) -> Iterator[Check]:
     """The checks, in order (never raises)."""
     users = list(logins(mapping))
     yield from _mapping(cfg, mapping)
@@ -28,7 +27,7 @@ def diagnose(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, mapping: Ma
         yield from _user_checks(shell, pool, cfg, email, login)
 
 
-def logins(mapping: MappingFile) -> Iterator[tuple[str, Login]]:
+def logins(mapping: UserMappingFile) -> Iterator[tuple[str, Login]]:
     """Each mapped cluster user once, with the first e-mail (in order) mapped to it."""
     try:
         loaded = mapping.load()
@@ -41,7 +40,7 @@ def logins(mapping: MappingFile) -> Iterator[tuple[str, Login]]:
             yield email, login
 
 
-def _mapping(cfg: SlurmSettings, mapping_file: MappingFile) -> Iterator[Check]:
+def _mapping(cfg: SlurmSettings, mapping_file: UserMappingFile) -> Iterator[Check]:
     what = f"the user-id mapping file {cfg.mapping_file} loads"
     try:
         mapping = mapping_file.load()

@@ -35,13 +35,12 @@ from dssr_core import (
     numeric_id,
     shown,
 )
-from dssr_core import Batcher, Check, Contact, SharedSnapshot, Stream
+from dssr_core import CLUSTER_USER_PATTERN, Batcher, Check, Contact, SharedSnapshot, Stream, UserMappingFile
 
-from .backend import PREFIX, AcctRecord, JobFiles, JobPlan, SlurmBackend, SlurmJob
+from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
 from .index import QueueIndex
 from .listing import FolderListing
-from .mapping import USER_PATTERN, MappingFile
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
 from .settings import SlurmSettings
@@ -86,7 +85,7 @@ class SlurmConnector(Connector):
         self.cfg = SlurmSettings.from_settings(settings)
         self.pool = build_pool(self.cfg)
         self.shell = ServiceShell(self.pool, self.cfg)
-        self.mapping = MappingFile(self.cfg.mapping_file)
+        self.mapping = UserMappingFile(self.cfg.mapping_file)
         self.backend: SlurmBackend = BACKENDS[self.cfg.interface](self, settings)
         self._snapshot: SharedSnapshot[QueueIndex] = SharedSnapshot(
             lambda: QueueIndex.of(self.backend.queue()), self.cfg.status_ttl
@@ -108,11 +107,7 @@ class SlurmConnector(Connector):
             if flag in RESERVED_FLAGS:
                 raise BadRequest(f"The scheduler flag --{flag} is set by this downstream and cannot be given.")
         user = self.backend.user_for(spec.identity)
-        files = JobFiles(
-            job_dir=self.cfg.job_dir(user, slurm_name),
-            output=self.cfg.output_file(user, slurm_name),
-            user_scratch=self.cfg.user_scratch(user),
-        )
+        files = self.cfg.layout.files(user, slurm_name)
         ctx = LaunchContext(
             scratch_root=self.cfg.scratch,
             cluster_user=user,
@@ -158,7 +153,7 @@ class SlurmConnector(Connector):
             state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
         if not state.finished:
             raise ClusterError(f"Job {ref.jobid} has not finished yet (Slurm says {detail}); ask again later.")
-        if not USER_PATTERN.match(owner):
+        if not CLUSTER_USER_PATTERN.match(owner):
             return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail)
         self._remember_owner(ref.jobid, owner)
         output = self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
@@ -200,12 +195,10 @@ class SlurmConnector(Connector):
 
     def cleanup(self, ref: JobRef) -> None:
         owner = self._owner(ref)
-        if owner is None or not USER_PATTERN.match(owner):
+        if owner is None or not CLUSTER_USER_PATTERN.match(owner):
             return
         slurm_name = PREFIX + ref.name
-        result = self.shell.run(
-            command("rm", "-rf", "--", self.cfg.job_dir(owner, slurm_name), self.cfg.output_file(owner, slurm_name))
-        )
+        result = self.shell.run(self.cfg.layout.removal(owner, slurm_name))
         if result.rc != 0:
             raise ClusterError(f"Removing the files of job {ref.jobid} failed: {result.stderr.strip()[:300]}")
 
@@ -252,7 +245,7 @@ class SlurmConnector(Connector):
     # -- files ------------------------------------------------------------------------
     def tail(self, ref: JobRef, lines: int) -> str:
         owner = self._owner(ref)
-        if owner is None or not USER_PATTERN.match(owner):
+        if owner is None or not CLUSTER_USER_PATTERN.match(owner):
             raise NotFound(f"Job {ref.jobid} has no output.")
         return self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), lines, missing_ok=False)
 
@@ -272,7 +265,7 @@ class SlurmConnector(Connector):
     # -- interactive jobs -----------------------------------------------------------------
     def job_file(self, status: JobStatus, name: str, limit: int = 65536) -> str | None:
         owner = status.owner or ""
-        if not USER_PATTERN.match(owner):
+        if not CLUSTER_USER_PATTERN.match(owner):
             return None
         return read_job_file(self.shell, self.cfg.job_dir(owner, PREFIX + status.ref.name), name, limit)
 

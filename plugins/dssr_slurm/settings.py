@@ -6,7 +6,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 
-from dssr_core import ConfigError, Settings
+from dssr_core import ConfigError, ScratchLayout, Settings
 
 DEFAULT_SCRATCH = "/jxe_scratch"
 DEFAULT_MAPPING_FILE = "users_id_mapping_configuration.yaml"
@@ -77,14 +77,19 @@ class SlurmSettings:
             keepalive=settings.int("JARVICE_SLURM_SSH_KEEPALIVE", 15, minimum=1, maximum=3600),
         )
 
+    @property
+    def layout(self) -> ScratchLayout:
+        """Where each user's jobs are under :attr:`scratch` (``<scratch>/users/<user>/jarvice_<name>``)."""
+        return ScratchLayout(self.scratch)
+
     def user_scratch(self, user: str) -> str:
-        return posixpath.join(self.scratch, "users", user)
+        return self.layout.user_scratch(user)
 
     def job_dir(self, user: str, slurm_name: str) -> str:
-        return posixpath.join(self.user_scratch(user), slurm_name)
+        return self.layout.job_dir(user, slurm_name)
 
     def output_file(self, user: str, slurm_name: str) -> str:
-        return posixpath.join(self.user_scratch(user), slurm_name + ".out")
+        return self.layout.output_file(user, slurm_name)
 
 
 def _record_path(settings: Settings) -> str | None:

@@ -37,12 +37,15 @@ from .job import (
     Submission,
     UpstreamTemplate,
 )
+from .nodelaunch import NodeLaunch, batch_script, launch_wrapper
 from .once import NamedJob, OnceAttempt, submit_once
 from .plugins import available_connectors, available_executors, load_connector, load_executor
+from .scratch import JobFiles, ScratchLayout, write_at_start, write_job_files
 from .sharing import Batcher, SharedSnapshot
 from .shell import command, exports
 from .upstream import fill_template, parse_template, redact_template
 from .validate import (
+    CLUSTER_USER_PATTERN,
     NAME_PATTERN,
     bounded,
     decode_base64_text,
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
     from .identity import TokenVerifier
     from .proxy import JobProxy
     from .ssh import HostKeyPolicy, Login, Result, SSHPool, load_private_key
+    from .usermap import UserMapping, UserMappingFile, parse_user_mapping
 
 #: public names whose module needs an optional dependency (PyJWT, paramiko): imported on first use
 LAZY = {
@@ -70,6 +74,9 @@ LAZY = {
     "Result": ".ssh",
     "SSHPool": ".ssh",
     "load_private_key": ".sshkeys",
+    "UserMapping": ".usermap",
+    "UserMappingFile": ".usermap",
+    "parse_user_mapping": ".usermap",
 }
 
 
@@ -88,9 +95,11 @@ __all__ = [
     "available_connectors",
     "available_executors",
     "BadRequest",
+    "batch_script",
     "Batcher",
     "bounded",
     "Check",
+    "CLUSTER_USER_PATTERN",
     "ClusterError",
     "command",
     "ConfigError",
@@ -113,6 +122,7 @@ __all__ = [
     "Identity",
     "InteractiveSettings",
     "is_name",
+    "JobFiles",
     "JobInfo",
     "JobProxy",
     "JobRef",
@@ -121,6 +131,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "Launch",
+    "launch_wrapper",
     "LaunchContext",
     "load_connector",
     "load_executor",
@@ -131,6 +142,7 @@ __all__ = [
     "NAME_PATTERN",
     "NamedJob",
     "NODE_VARIABLES",
+    "NodeLaunch",
     "NodeProbe",
     "normalize_elapsed",
     "NotFound",
@@ -138,12 +150,14 @@ __all__ = [
     "OnceAttempt",
     "parse_int",
     "parse_template",
+    "parse_user_mapping",
     "passed",
     "PluginError",
     "PROXY_LISTEN_VARIABLE",
     "redact_template",
     "Result",
     "runs_host_commands",
+    "ScratchLayout",
     "SERVICE_DIR",
     "ServiceAccess",
     "Settings",
@@ -157,8 +171,12 @@ __all__ = [
     "substitute",
     "TokenVerifier",
     "UpstreamTemplate",
+    "UserMapping",
+    "UserMappingFile",
     "validate_jobid",
     "validate_name",
     "validate_nodes",
     "validate_number",
+    "write_at_start",
+    "write_job_files",
 ]

@@ -34,6 +34,8 @@ ECHO_LIMIT = 80
 #: Job names the upstream may use.  They reach scheduler commands and file
 #: names, so the pattern leaves no room for shell syntax or path separators.
 NAME_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}\Z")
+#: cluster (POSIX) user names that may become a path component and a shell word (what ``useradd`` takes)
+CLUSTER_USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\Z")
 #: Downstream job ids: scheduler-neutral (Slurm's are digits; others may differ).
 JOBID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 #: an integer written with ASCII digits (and at most 19 of them: anything longer is out of range anyway)

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from dssr_core import Settings
+from dssr_core import UserMappingFile as MappingFile
 from dssr_server import ServerSettings
-from dssr_slurm.mapping import MappingFile
 from dssr_slurm.settings import SlurmSettings
-from tests.slurm.test_mapping import openssh_key
+from tests.core.test_usermap import openssh_key
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((REPO / "examples" / "kubernetes").glob("*.yaml"))

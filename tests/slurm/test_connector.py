@@ -16,7 +16,7 @@ from dssr_slurm.backend import AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from dssr_slurm.connector import SlurmConnector
 from dssr_slurm.index import QueueIndex
 from dssr_core.sharing import Batcher, SharedSnapshot
-from tests.slurm.test_mapping import entry, openssh_key, write
+from tests.core.test_usermap import entry, openssh_key, write
 
 
 class StandInBackend(SlurmBackend):

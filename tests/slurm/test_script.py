@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dssr_slurm.backend import BatchRequest, JobFiles
+from dssr_core import JobFiles
+from dssr_slurm.backend import BatchRequest
 from dssr_slurm.script import LAUNCH, batch_script, parse_submission_output, submission_script
 
 SECRET = "hunter2-registry-password"

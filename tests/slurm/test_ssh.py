@@ -10,7 +10,7 @@ import pytest
 
 from dssr_core import ClusterError, ConfigError
 from dssr_core.ssh import HostKeyPolicy, fingerprint, load_private_key
-from tests.slurm.test_mapping import openssh_key
+from tests.core.test_usermap import openssh_key
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "rsa", "ecdsa"])

@@ -21,10 +21,9 @@ from dssr_core import (
     Settings,
     submit_once,
 )
-from dssr_core import failed, passed
+from dssr_core import CLUSTER_USER_PATTERN, failed, passed
 
 from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
-from ..mapping import USER_PATTERN
 from ..script import batch_script
 from ..states import never_runs
 from . import errors
@@ -161,7 +160,7 @@ class RestBackend(SlurmBackend):
         claims: Mapping[str, Any] = identity.claims if identity else {}
         for claim in USER_CLAIMS:
             value = claims.get(claim)
-            if isinstance(value, str) and USER_PATTERN.match(value):
+            if isinstance(value, str) and CLUSTER_USER_PATTERN.match(value):
                 return value
         raise BadRequest("The bearer token names no cluster user (claim sun, username or preferred_username).")
 

@@ -1,4 +1,5 @@
-"""The user-id mapping file: which cluster user (and key) an upstream e-mail runs as.
+"""The user-id mapping file: which cluster user (and SSH key) an upstream e-mail runs as, for any
+connector that logs in to a cluster as its users.
 
 Format (the first implementation's)::
 
@@ -17,21 +18,19 @@ time changes.  Keys are never shown in messages.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 
 import yaml
 
-from dssr_core import BadRequest, ConfigError
-from dssr_core import Login, load_private_key
-
-#: cluster user names that may reach a shell command and a path
-USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\Z")
+from .errors import BadRequest, ConfigError
+from .ssh import Login
+from .sshkeys import load_private_key
+from .validate import CLUSTER_USER_PATTERN
 
 
 @dataclass(frozen=True)
-class Mapping:
+class UserMapping:
     """The parsed file: e-mail (lower-case) -> login, and the problems found."""
 
     logins: dict[str, Login] = field(default_factory=dict, repr=False)
@@ -42,7 +41,7 @@ class Mapping:
         return sorted({login.user for login in self.logins.values()})
 
 
-def parse_mapping(text: str, source: str) -> Mapping:
+def parse_user_mapping(text: str, source: str) -> UserMapping:
     """Parse the YAML text; every bad entry becomes one problem line (the entry is skipped)."""
     try:
         data = yaml.safe_load(text)
@@ -65,7 +64,7 @@ def parse_mapping(text: str, source: str) -> Mapping:
             continue
         label = f"{source}: {mail}"
         user = entry.get("mapped_user")
-        if not isinstance(user, str) or not USER_PATTERN.match(user):
+        if not isinstance(user, str) or not CLUSTER_USER_PATTERN.match(user):
             problems.append(f"{label}: 'mapped_user' {user!r} is not a valid cluster user name.")
             continue
         try:
@@ -83,7 +82,7 @@ def parse_mapping(text: str, source: str) -> Mapping:
             problems.append(f"{label} appears twice; the first entry is used.")
             continue
         logins[email] = Login(user, key)
-    return Mapping(logins, tuple(problems))
+    return UserMapping(logins, tuple(problems))
 
 
 def _key_text(entry: dict[str, object], label: str, source: str) -> tuple[str, str]:
@@ -107,17 +106,17 @@ def _key_text(entry: dict[str, object], label: str, source: str) -> tuple[str, s
         raise ConfigError(f"{label}: 'ssh_private_key_file' {full} cannot be read ({why}).") from None
 
 
-class MappingFile:
+class UserMappingFile:
     """The mapping file on disk, re-read when it changes (one ``stat`` per lookup)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
-        self._mapping = Mapping()
+        self._mapping = UserMapping()
         self._error: str | None = None
 
-    def load(self) -> Mapping:
+    def load(self) -> UserMapping:
         """The current mapping (re-read when the file changed); raises :class:`ConfigError` when unusable."""
         try:
             info = os.stat(self.path)
@@ -131,7 +130,7 @@ class MappingFile:
             if stamp != self._stamp:
                 try:
                     with open(self.path, encoding="utf-8") as handle:
-                        self._mapping = parse_mapping(handle.read(), self.path)
+                        self._mapping = parse_user_mapping(handle.read(), self.path)
                     self._error = None
                 except ConfigError as exc:
                     self._error = str(exc)

@@ -1,0 +1,123 @@
+"""The scheduler-neutral parts of a batch connector (dssr_core.scratch, dssr_core.nodelaunch), run here
+with bash and without any scheduler: what a PBS or LSF connector reuses as it is.
+
+The "scheduler" below is a stand-in: a bash function that runs its arguments once per node with a
+rank and a node name in variables of its own, as a scheduler's per-node launcher would."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dssr_core import NodeLaunch, ScratchLayout, batch_script, launch_wrapper, write_at_start
+from dssr_core import write_job_files
+
+SECRET = "hunter2-registry-password"
+#: hooks of an imaginary scheduler "toy": TOY_* variables, a per-node loop standing in for its launcher
+TOY = NodeLaunch(
+    rank="${TOY_RANK:-0}",
+    node_name="${TOY_NODE:-$(hostname -s)}",
+    job_id="$TOY_JOBID",
+    node_list="$TOY_NODES",
+    node_count="$TOY_NNODES",
+    task_count="$TOY_NNODES",
+    host_names='printf "%s\\n" $TOY_NODES',
+    per_node='for r in $(seq 0 $((TOY_NNODES - 1))); do TOY_RANK=$r TOY_NODE=n$r bash {launch} || rc=$?; done; (exit "${rc:-0}")',
+)
+
+
+def layout(tmp_path: Path) -> ScratchLayout:
+    return ScratchLayout(str(tmp_path / "scratch"))
+
+
+def test_the_layout_puts_each_users_jobs_under_users_and_their_files_in_the_job_folder(tmp_path: Path) -> None:
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    root = str(tmp_path / "scratch")
+    assert files.user_scratch == f"{root}/users/kirby"
+    assert files.job_dir == f"{root}/users/kirby/toy_job-1"
+    assert files.output == f"{root}/users/kirby/toy_job-1.out"
+    assert (files.node_script, files.launch_script, files.batch_script, files.secrets_file) == tuple(
+        f"{root}/users/kirby/toy_job-1/{name}" for name in ("node.sh", "launch.sh", "batch.sh", ".secrets.env")
+    )
+
+
+def test_a_relative_scratch_root_is_refused() -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        ScratchLayout("scratch")
+
+
+def test_removal_removes_the_folder_and_output_and_nothing_else(tmp_path: Path) -> None:
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    Path(files.job_dir).mkdir(parents=True)
+    Path(files.node_script).write_text("x")
+    Path(files.output).write_text("out")
+    other = Path(files.user_scratch) / "toy_job-2.out"
+    other.write_text("keep")
+    for _ in range(2):  # a second run (already gone) succeeds too
+        subprocess.run(["bash", "-c", layout(tmp_path).removal("kirby", "toy_job-1")], check=True)
+    assert sorted(os.listdir(files.user_scratch)) == ["toy_job-2.out"]
+
+
+def test_job_files_are_written_whole_with_the_secrets_only_in_a_private_file(tmp_path: Path) -> None:
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    Path(files.user_scratch).mkdir(parents=True)
+    text = write_job_files(files, {"TOKEN": SECRET}, {files.node_script: "echo 'it''s' $HOME\n", files.batch_script: "#!/bin/bash\n"})
+    subprocess.run(["bash", "-s"], input=text, text=True, check=True)
+    assert Path(files.node_script).read_text() == "echo 'it''s' $HOME\n"  # written as given, nothing expanded
+    assert Path(files.batch_script).read_text() == "#!/bin/bash\n"
+    assert stat.S_IMODE(os.stat(files.secrets_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(files.job_dir).st_mode) & 0o070 == 0o070  # the service user's group reads it
+    out = subprocess.run(["bash", "-c", f". {files.secrets_file}; printf %s \"$TOKEN\""], capture_output=True, text=True)
+    assert out.stdout == SECRET
+    assert sorted(os.listdir(files.job_dir)) == [".secrets.env", "batch.sh", "node.sh"]  # no temporary left
+
+
+def run_job(tmp_path: Path, node_script: str, *, marker: str | None = None, at_start: bool = False) -> tuple[int, str]:
+    """The batch script with TOY's hooks, as a "toy" scheduler would run it on a 2-node job."""
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    setup = ""
+    env = {**os.environ, "TOY_JOBID": "77", "TOY_NODES": "n0 n1", "TOY_NNODES": "2"}
+    scripts = {files.node_script: node_script, files.launch_script: launch_wrapper(TOY)}
+    if at_start:  # the job writes its own folder; the secret comes in its environment
+        setup = write_at_start(files, ["TOKEN"], scripts)
+        env["TOKEN"] = SECRET
+        Path(files.user_scratch).mkdir(parents=True, exist_ok=True)
+    else:
+        subprocess.run(["bash", "-s"], input=write_job_files(files, {"TOKEN": SECRET}, scripts), text=True, check=True)
+    text = batch_script(files, TOY, 1, marker, directives="#TOY -l nodes=2", setup=setup)
+    assert SECRET not in text and text.startswith("#!/bin/bash\n#TOY -l nodes=2\n")
+    result = subprocess.run(["bash", "-c", text], env=env, capture_output=True, text=True, timeout=30)
+    return result.returncode, result.stdout
+
+
+def test_every_node_gets_the_node_variables_from_the_schedulers_own(tmp_path: Path) -> None:
+    rc, out = run_job(tmp_path, 'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/'
+                                '$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE/$JOB_SUBMIT_DIR"\n')
+    job_dir = layout(tmp_path).job_dir("kirby", "toy_job-1")
+    assert rc == 0
+    assert f"0/n0/77/2/2/n0 n1 /1/{job_dir}" in out and f"1/n1/77/2/2/n0 n1 /1/{job_dir}" in out
+
+
+def test_the_job_ends_with_rank_0s_exit_code_and_rank_0_output_is_kept(tmp_path: Path) -> None:
+    rc, _ = run_job(tmp_path, 'echo "rank $PROCESS_PROCID"; [ "$PROCESS_PROCID" = 0 ] && exit 7; exit 0\n')
+    job_dir = Path(layout(tmp_path).job_dir("kirby", "toy_job-1"))
+    assert rc == 7
+    assert (job_dir / "rank0.rc").read_text().strip() == "7" and (job_dir / "rank0.log").read_text() == "rank 0\n"
+
+
+def test_with_a_success_marker_rank_0_succeeds_only_when_it_printed_it(tmp_path: Path) -> None:
+    assert run_job(tmp_path / "a", "echo working\n", marker="JOB DONE")[0] == 1
+    assert run_job(tmp_path / "b", "echo JOB DONE; exit 3\n", marker="JOB DONE")[0] == 0
+
+
+def test_a_job_that_writes_its_own_folder_gets_its_secret_in_the_private_file_only(tmp_path: Path) -> None:
+    rc, out = run_job(tmp_path, '. ./.secrets.env; [ -n "$TOKEN" ] && echo "rank $PROCESS_PROCID has it"\n', at_start=True)
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    assert rc == 0 and "rank 0 has it" in Path(files.job_dir, "rank0.log").read_text()
+    assert stat.S_IMODE(os.stat(files.secrets_file).st_mode) == 0o600
+    assert SECRET not in Path(files.node_script).read_text() + Path(files.launch_script).read_text()
+
