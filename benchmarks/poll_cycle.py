@@ -259,6 +259,7 @@ def measure(cluster: harness.Cluster, workdir: Path) -> int:
 # ------------------------------------------------------------------ scale mode
 MAX_SCALE = 2 * harness.SCALE_CPUS - 24  # a few CPUs of the scale nodes stay free
 TARGET_MS_PER_JOB, TARGET_P99_MS, TARGET_RSS_MB = 1.0, 5.0, 80.0
+FLOOR_CALLS = 500
 SCALE_DEADLINE = 420.0  # seconds for one size, from the scale configuration to the last cycle
 
 
@@ -292,6 +293,11 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
         load_average = os.getloadavg()[0]
         if keep_alive:
             bench.poll = KeepAlive(bench.url)
+        floor = []  # what any request costs here: /live reads no job and asks the cluster nothing
+        for _ in range(FLOOR_CALLS):
+            t = time.perf_counter()
+            bench.poll(bench.url, "/live")
+            floor.append(time.perf_counter() - t)
         for _ in range(cycles):
             if time.monotonic() > t_end:
                 break
@@ -318,6 +324,7 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
           f"(target <= {TARGET_MS_PER_JOB:g}) {'PASS' if checks[0] else 'FAIL'}")
     print(f"  /running + /queued: median {statistics.median(listings) * 1000:.0f} ms (a new squeue every "
           f"{bench.ttl:g} s); machine load average {load_average:.1f} on {os.cpu_count()} cores")
+    print(f"  HTTP floor: /live median {statistics.median(floor) * 1000:.2f} ms ({FLOOR_CALLS} calls)")
     print(f"  /runstatus: median {statistics.median(runstatus) * 1000:.2f} ms, p99 {p99:.2f} ms, "
           f"max {max(runstatus) * 1000:.0f} ms ({len(runstatus)} calls; target p99 <= {TARGET_P99_MS:g}) {'PASS' if checks[1] else 'FAIL'}")
     print(f"  server RSS: {rss:.1f} MB, peak {peak:.1f} MB  (target <= {TARGET_RSS_MB:g}) "
