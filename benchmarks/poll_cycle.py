@@ -105,6 +105,12 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (its own threads, from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -298,11 +304,13 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
             t = time.perf_counter()
             bench.poll(bench.url, "/live")
             floor.append(time.perf_counter() - t)
+        cpu_before = cpu_seconds(bench.server.pid)
         for _ in range(cycles):
             if time.monotonic() > t_end:
                 break
             times.append(bench.cycle(runstatus, listings))
             time.sleep(0.05)
+        server_cpu = cpu_seconds(bench.server.pid) - cpu_before
         rss, peak = rss_mb(bench.server.pid), peak_rss_mb(bench.server.pid)
     finally:
         cancel(cluster, jobids)
@@ -322,6 +330,8 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
     print(f"  poll cycle, {len(times)} cycles: median {statistics.median(times) * 1000:.0f} ms, "
           f"max {max(times) * 1000:.0f} ms = {per_job:.2f} ms per running job  "
           f"(target <= {TARGET_MS_PER_JOB:g}) {'PASS' if checks[0] else 'FAIL'}")
+    print(f"  server CPU: {server_cpu * 1000 / len(times) / n:.2f} ms per running job per cycle "
+          f"(the server process alone; the client shares these cores)")
     print(f"  /running + /queued: median {statistics.median(listings) * 1000:.0f} ms (a new squeue every "
           f"{bench.ttl:g} s); machine load average {load_average:.1f} on {os.cpu_count()} cores")
     print(f"  HTTP floor: /live median {statistics.median(floor) * 1000:.2f} ms ({FLOOR_CALLS} calls)")

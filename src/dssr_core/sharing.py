@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
 from . import metrics
@@ -21,7 +23,14 @@ V = TypeVar("V")
 
 
 class SharedSnapshot(Generic[T]):
-    """A value fetched at most once per ``ttl`` seconds, refreshed by one caller at a time."""
+    """A value fetched at most once per ``ttl`` seconds, refreshed by one caller at a time.
+
+    The fetch itself always runs in one thread of the snapshot's own, whichever
+    request thread asked for it: a big queue's answer (slurmrestd sends about
+    3 kB per job) is then parsed in one thread, so glibc does not grow one
+    memory pool per request thread to the size of an answer and keep them all
+    (measured over slurmrestd at 1,000 running jobs: benchmarks/poll_cycle.py).
+    """
 
     def __init__(self, fetch: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
@@ -34,6 +43,7 @@ class SharedSnapshot(Generic[T]):
         self._refreshing = False
         self._generation = 0
         self._error: BaseException | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dssr-snapshot")
         #: the outcome of the latest fetch (None before the first one ends)
         self.last_contact: Contact | None = None
 
@@ -60,7 +70,8 @@ class SharedSnapshot(Generic[T]):
             self._refreshing = True
             started = self._clock()
         try:
-            value = self._fetch()
+            # the caller's context goes along (its request id names the log lines of the fetch)
+            value = self._worker.submit(contextvars.copy_context().run, self._fetch).result()
         except BaseException as exc:
             with self._cond:
                 self._refreshing = False

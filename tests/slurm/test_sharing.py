@@ -85,3 +85,26 @@ def test_a_failed_lookup_is_an_error_for_every_caller_of_that_batch() -> None:
     batcher: Batcher[str] = Batcher(lambda keys: (_ for _ in ()).throw(ClusterError("sacct down")))
     with pytest.raises(ClusterError):
         batcher.get(["1"])
+
+
+def test_every_refresh_runs_in_the_snapshots_own_thread_with_the_callers_context() -> None:
+    # One thread parses every queue answer, so a big answer does not grow a memory pool in
+    # each request thread; the asking request's context (its request id) goes along.
+    import contextvars
+
+    request = contextvars.ContextVar("request", default="-")
+    seen: list[tuple[int, str]] = []
+    snap = SharedSnapshot(lambda: seen.append((threading.get_ident(), request.get())) or len(seen), ttl=0.0)
+    callers: list[int] = []
+
+    def ask(name: str) -> None:
+        request.set(name)
+        callers.append(threading.get_ident())
+        snap.get()
+
+    for i in range(4):
+        t = threading.Thread(target=ask, args=(f"r{i}",))
+        t.start()
+        t.join()
+    assert len(seen) == 4 and len({ident for ident, _ in seen}) == 1
+    assert seen[0][0] not in callers and [name for _, name in seen] == ["r0", "r1", "r2", "r3"]
