@@ -18,20 +18,14 @@ from dssr_local.shell import ShellExecutor
 from dssr_slurm.connector import SlurmConnector
 from tests.cluster.harness import Cluster
 from tests.slurm.cluster_support import slurm_env
-from tests.slurm_rest.test_backend_cluster import rest_env
+from tests.slurm_rest.test_backend_cluster import CASES, rest_env
 
 pytestmark = pytest.mark.cluster
 
 INTERFACES = [
     pytest.param(("slurm_cluster", "cli", ""), id="22.05-ssh"),
     pytest.param(("slurm2605_cluster", "cli", ""), id="26.05-ssh"),
-    pytest.param(("slurm_cluster", "v0.0.38", "true"), id="22.05-v0.0.38"),
-    pytest.param(("slurm2411_cluster", "v0.0.40", "false"), id="24.11-v0.0.40"),
-    pytest.param(("slurm2411_cluster", "v0.0.41", "true"), id="24.11-v0.0.41"),
-    pytest.param(("slurm2411_cluster", "v0.0.42", "false"), id="24.11-v0.0.42"),
-    pytest.param(("slurm2605_cluster", "v0.0.43", "false"), id="26.05-v0.0.43"),
-    pytest.param(("slurm2605_cluster", "v0.0.44", "true"), id="26.05-v0.0.44"),
-    pytest.param(("slurm2605_cluster", "v0.0.45", "false"), id="26.05-v0.0.45"),
+    *CASES,  # every slurmrestd version, as the REST backend's own cluster tests run them
 ]
 #: Slurm's words for a job no node can run (sbatch's, or slurmctld's reason over slurmrestd); a cluster
 #: without GPUs refuses a GPU request at once as an invalid generic resource
