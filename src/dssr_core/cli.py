@@ -166,8 +166,7 @@ def _job_action(downstream: Downstream, args: argparse.Namespace, out: TextIO) -
         out.write(result.output)
         if result.output and not result.output.endswith("\n"):
             out.write("\n")
-        end = f"<< termination state: {result.end_state} -- see STDOUT for job errors >>"
-        print(f"rc={result.rc} elapsed={result.elapsed} {end}", file=out)
+        print(f"rc={result.rc} elapsed={result.elapsed} {result.termination_line}", file=out)
     elif args.action == "terminate":
         downstream.terminate(ref, force=args.force)
     elif args.action == "release":

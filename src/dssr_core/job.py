@@ -194,6 +194,11 @@ class ExitStatus:
         """How the job ended in the scheduler's words (:attr:`detail`), else the state's name (``COMPLETED``)."""
         return self.detail or self.state.name
 
+    @property
+    def termination_line(self) -> str:
+        """The line that closes a finished job's output, for the upstream (``exitstatus``) and ``dssr exitstatus``."""
+        return f"<< termination state: {self.end_state} -- see STDOUT for job errors >>"
+
 
 @dataclass(frozen=True)
 class Submission:

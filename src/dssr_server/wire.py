@@ -153,13 +153,9 @@ def runstatus_answer(ref: JobRef, status: JobStatus | None) -> list[Any]:
     return [list(status.nodes), status.elapsed, request_prefix(ref), None]
 
 
-def termination_line(status: ExitStatus) -> str:
-    return f"<< termination state: {status.end_state} -- see STDOUT for job errors >>"
-
-
 def exitstatus_answer(status: ExitStatus) -> list[Any]:
     """``[rc, elapsed, [stdout, termination_line]]``."""
-    return [status.rc, status.elapsed, [status.output, termination_line(status)]]
+    return [status.rc, status.elapsed, [status.output, status.termination_line]]
 
 
 def info_answer(info: JobInfo) -> dict[str, Any]:

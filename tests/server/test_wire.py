@@ -43,7 +43,7 @@ def test_exitstatus_gives_rc_elapsed_output_and_the_termination_line_naming_the_
     assert wire.exitstatus_answer(end) == [
         1, "00:01:00", ["oops\n", "<< termination state: TIMEOUT -- see STDOUT for job errors >>"],
     ]
-    assert wire.termination_line(ExitStatus(ref, JobState.COMPLETED)) == (
+    assert ExitStatus(ref, JobState.COMPLETED).termination_line == (
         "<< termination state: COMPLETED -- see STDOUT for job errors >>"
     )
 
