@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .scratch import RANK0_LOG, RANK0_RC, JobFiles
+from .scratch import LAUNCH_SCRIPT, NODE_SCRIPT, RANK0_LOG, RANK0_RC, JobFiles
 from .shell import command, exports
 
 
@@ -51,10 +51,10 @@ export PROCESS_NODENAME="{hooks.node_name}"
 job_dir="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 cd "$job_dir" || exit 1
 if [ "$PROCESS_PROCID" != 0 ]; then
-    exec bash ./node.sh
+    exec bash ./{NODE_SCRIPT}
 fi
 # tee ignores TERM so that the application's last words on a cancel still reach the output
-bash ./node.sh 2>&1 | (trap '' TERM; exec tee ./{RANK0_LOG})
+bash ./{NODE_SCRIPT} 2>&1 | (trap '' TERM; exec tee ./{RANK0_LOG})
 rc=${{PIPESTATUS[0]}}
 marker="${{DSSR_SUCCESS_MARKER:-}}"
 if [ -n "$marker" ]; then
@@ -88,7 +88,7 @@ def batch_script(
     if success_marker:
         settings["DSSR_SUCCESS_MARKER"] = success_marker
     head = directives if not directives or directives.endswith("\n") else directives + "\n"
-    start = hooks.per_node.replace("{launch}", '"$JOB_DIR"/' + command(files.launch_script.rsplit("/", 1)[1]))
+    start = hooks.per_node.replace("{launch}", '"$JOB_DIR"/' + command(LAUNCH_SCRIPT))
     return f"""#!/bin/bash
 {head}# jarvice-dssr batch script: starts the job's node script once per node.
 {exports(settings)}

@@ -99,7 +99,8 @@ def write_job_files(files: JobFiles, secrets: Mapping[str, str], scripts: Mappin
     files are group-readable (umask 007: the service user, in the user's group, reads output and cleans
     up).  Safe when several servers write the same job at the same moment: ``mkdir -p``, and each file
     is written to a name private to the writing shell, then renamed into place, so a reader (or the job)
-    never sees a half-written file.  Uses bash builtins only (no process per file).
+    never sees a half-written file.  The text is written by bash builtins; only the rename (``mv``) is a
+    process.
     """
     parts = [
         "umask 007\n",
