@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.poll_cycle import cpu_seconds, free_port
 
 REQUESTS = 3000
 WARMUP = 200
@@ -38,17 +42,6 @@ else:
     app = bare
 serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=8, _quiet=True)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(kind: str, root: str) -> tuple[float, float]:
