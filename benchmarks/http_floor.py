@@ -1,23 +1,27 @@
-"""What any request costs the server, whatever it asks: waitress alone, then dssr-server's app.
+"""What a request costs the server: waitress alone, then dssr-server's app through Flask and its fast path.
 
-Run: ``python benchmarks/http_floor.py`` (no cluster needed).  Two servers in
+Run: ``python benchmarks/http_floor.py`` (no cluster needed).  Servers in
 processes of their own under the same waitress settings as ``dssr-server``
-(8 threads): a bare WSGI app answering ``{}``, then dssr-server's Flask app on
-the local connector.  A client in this process sends ``GET /live`` over one
-persistent connection.  Prints, for each, the wall time per request and the
-server process's own CPU time per request (from /proc, so the client's work,
-which shares the machine's cores, is not counted).  This is the floor under
-every ``/runstatus`` of ``benchmarks/poll_cycle.py``.
+(8 threads): a bare WSGI app answering ``{}`` to ``GET /live``, then
+dssr-server's app on the local connector answering ``GET /live`` (through
+Flask) and ``POST /runstatus`` (its fast path, ``dssr_server.fastpath``; the job
+is unknown, so the answer is four nulls).  A client in this process sends
+the requests over one persistent connection.  Prints, for each, the wall time
+per request and the server process's own CPU time per request (from /proc, so
+the client's work, which shares the machine's cores, is not counted).  This is
+the floor under every request of ``benchmarks/poll_cycle.py``.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,7 +48,22 @@ serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=8, _quiet=True)
 """
 
 
-def measure(kind: str, root: str) -> tuple[float, float]:
+RUNSTATUS = urllib.parse.urlencode({"args": json.dumps({"name": "jarvice-floor", "number": 1, "jobid": "1"})})
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def ask(conn: http.client.HTTPConnection, path: str) -> None:
+    if path == "/runstatus":
+        conn.request("POST", path, body=RUNSTATUS, headers=FORM)
+    else:
+        conn.request("GET", path)
+    answer = conn.getresponse()
+    answer.read()
+    if answer.status != 200:
+        raise SystemExit(f"{path} answered {answer.status}")
+
+
+def measure(kind: str, path: str, root: str) -> tuple[float, float]:
     port = free_port()
     env = dict(os.environ, JARVICE_BAREMETAL_CONNECTOR="local", JARVICE_LOCAL_ROOT=root)
     server = subprocess.Popen([sys.executable, "-c", SERVER, kind, str(port)], env=env)
@@ -61,12 +80,10 @@ def measure(kind: str, root: str) -> tuple[float, float]:
                     raise
                 time.sleep(0.1)
         for _ in range(WARMUP):
-            conn.request("GET", "/live")
-            conn.getresponse().read()
+            ask(conn, path)
         cpu, started = cpu_seconds(server.pid), time.perf_counter()
         for _ in range(REQUESTS):
-            conn.request("GET", "/live")
-            conn.getresponse().read()
+            ask(conn, path)
         wall = (time.perf_counter() - started) * 1000 / REQUESTS
         return wall, (cpu_seconds(server.pid) - cpu) * 1000 / REQUESTS
     finally:
@@ -76,10 +93,14 @@ def measure(kind: str, root: str) -> tuple[float, float]:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as root:
-        for kind, label in (("bare", "waitress, bare WSGI app"), ("dssr", "waitress, dssr-server's app")):
-            wall, cpu = measure(kind, root)
+        for kind, path, label in (
+            ("bare", "/live", "waitress, bare WSGI app, GET /live"),
+            ("dssr", "/live", "waitress, dssr-server's app, GET /live (Flask)"),
+            ("dssr", "/runstatus", "waitress, dssr-server's app, POST /runstatus (fast path)"),
+        ):
+            wall, cpu = measure(kind, path, root)
             print(f"{label}: {wall:.3f} ms per request, server CPU {cpu:.3f} ms per request "
-                  f"({REQUESTS} GET /live, one persistent connection)")
+                  f"({REQUESTS} requests, one persistent connection)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from importlib import resources
+from typing import Callable
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dssr_core import ClusterError, Downstream, DssrError, Settings, bounded, metrics
+from dssr_core import Downstream, Settings, bounded, metrics
 
+from .errors import error_answer
+from .fastpath import RunstatusFastPath
 from .legacy import register
-from .logs import REQUEST_ID, request_id
 from .metrics import PrometheusRecorder
 from .settings import ServerSettings
+from .tracking import RequestTracking, RouteLabels
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("dssr_server.access")
 
 #: the variable holding the optional shared secret the upstream must present
 AUTH_TOKEN_VARIABLE = "JARVICE_DSSR_AUTH_TOKEN"
@@ -48,12 +49,17 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     recorder = PrometheusRecorder()
     metrics.install(recorder)
-    _install_request_tracking(app, recorder, access_lines=server.log_format == "json")
     app.register_blueprint(register(downstream, server.script_key or server.executor))
     _install_operations(app, downstream, recorder, server.ready_max_age)
     _install_openapi(app)
-    _install_auth(app, settings.str(AUTH_TOKEN_VARIABLE))
+    accepted = bearer_check(settings.str(AUTH_TOKEN_VARIABLE))
+    _install_auth(app, accepted)
     _install_error_handlers(app)
+    # a plain /runstatus is answered before Flask sees it; every request, either way, is tracked
+    app.wsgi_app = RunstatusFastPath(app.wsgi_app, downstream, accepted)  # type: ignore[method-assign]
+    app.wsgi_app = RequestTracking(  # type: ignore[method-assign]
+        app.wsgi_app, recorder, RouteLabels(app.url_map), access_lines=server.log_format == "json"
+    )
     return app
 
 
@@ -64,45 +70,6 @@ def _install_openapi(app: Flask) -> None:
     @app.get("/openapi.json", endpoint="openapi")
     def openapi() -> Response:
         return Response(document, mimetype="application/json")
-
-
-def _install_request_tracking(app: Flask, recorder: PrometheusRecorder, *, access_lines: bool) -> None:
-    """Each request: an id (logs and the X-Request-Id header), its latency and status in metrics."""
-
-    @app.before_request
-    def start() -> None:
-        g.started = time.perf_counter()
-        g.request_id = request_id(request.headers.get("X-Request-Id"))
-        g.id_token = REQUEST_ID.set(g.request_id)
-
-    @app.after_request
-    def finish(response: Response) -> Response:
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        recorder.request(endpoint, response.status_code, seconds)
-        response.headers["X-Request-Id"] = g.get("request_id", "-")
-        if access_lines:
-            method, path = bounded(request.method, 16), bounded(request.path)
-            access_log.info(
-                "%s %s %s",
-                method,
-                path,
-                response.status_code,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": response.status_code,
-                    "duration_ms": round(seconds * 1000, 1),
-                    "remote": request.remote_addr,
-                },
-            )
-        return response
-
-    @app.teardown_request
-    def forget(exc: BaseException | None) -> None:
-        token = g.pop("id_token", None)
-        if token is not None:
-            REQUEST_ID.reset(token)
 
 
 def _install_operations(app: Flask, downstream: Downstream, recorder: PrometheusRecorder, max_age: float) -> None:
@@ -128,18 +95,28 @@ def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": message}), status
 
 
-def _install_auth(app: Flask, token: str | None) -> None:
+def bearer_check(token: str | None) -> Callable[[str], bool] | None:
+    """Whether an ``Authorization`` header value carries ``Bearer <token>`` (None: no token is required)."""
     if not token:
-        return
+        return None
     expected = token.encode("utf-8")
+
+    def accepted(header: str) -> bool:
+        scheme, _, presented = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode("utf-8"), expected)
+
+    return accepted
+
+
+def _install_auth(app: Flask, accepted: Callable[[str], bool] | None) -> None:
+    if accepted is None:
+        return
 
     @app.before_request
     def require_token() -> tuple[Response, int] | None:
         if request.endpoint in OPEN_ENDPOINTS:
             return None
-        header = request.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode("utf-8"), expected):
+        if not accepted(request.headers.get("Authorization", "")):
             metrics.recorder().token_refused("upstream")
             log.warning("refused %s from %s: missing or wrong upstream token", _where(), request.remote_addr)
             return _error("This downstream requires the upstream's bearer token (Authorization: Bearer ...).", 401)
@@ -147,22 +124,11 @@ def _install_auth(app: Flask, token: str | None) -> None:
 
 
 def _install_error_handlers(app: Flask) -> None:
-    @app.errorhandler(DssrError)
-    def dssr_error(exc: DssrError) -> tuple[Response, int]:
-        if isinstance(exc, ClusterError) and exc.transient:
-            log.info("%s: %s (the upstream will ask again)", _where(), exc)
-        elif exc.http_status >= 500:
-            log.error("%s failed: %s", _where(), exc)
-        else:
-            log.info("%s refused: %s", _where(), exc)
-        return _error(exc.message, exc.http_status)
-
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
         return _error(f"{exc.name}: {_where()}", status)
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("%s: unexpected error", _where())
-        return _error("internal error", 500)
+    def raised(exc: Exception) -> tuple[Response, int]:
+        return _error(*error_answer(exc, _where()))

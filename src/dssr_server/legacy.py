@@ -23,6 +23,12 @@ def form_args() -> dict[str, Any]:
     return wire.args_object(request.form.get("args"))
 
 
+def runstatus(downstream: Downstream, args: Mapping[str, Any]) -> list[Any]:
+    """The answer of ``/runstatus`` to ``args`` (served by Flask's route and by :mod:`.fastpath`)."""
+    ref = wire.job_ref(args)
+    return wire.runstatus_answer(ref, downstream.runstatus(ref))
+
+
 def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
@@ -65,10 +71,9 @@ def register(downstream: Downstream, script_key: str) -> Blueprint:
     def queued() -> Response:
         return jsonify(wire.job_list(downstream.queued()))
 
-    @bp.post("/runstatus")
-    def runstatus() -> Response:
-        ref = wire.job_ref(form_args())
-        return jsonify(wire.runstatus_answer(ref, downstream.runstatus(ref)))
+    @bp.post("/runstatus", endpoint="runstatus")
+    def runstatus_route() -> Response:
+        return jsonify(runstatus(downstream, form_args()))
 
     @bp.post("/exitstatus")
     def exitstatus() -> Response:

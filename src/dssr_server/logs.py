@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -28,7 +28,7 @@ def request_id(given: str | None) -> str:
     """The id of a new request: the caller's, when it is a plain token, else a fresh one."""
     if given and _GIVEN_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class RequestIdFilter(logging.Filter):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Mapping
+from typing import Any, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -74,12 +74,18 @@ class PrometheusRecorder(metrics.Recorder):
         )
         self._states: set[str] = {state.value for state in (JobState.QUEUED, JobState.RUNNING)}
         self._lock = threading.Lock()
+        #: each (endpoint, status)'s counter and histogram, so that counting a request looks up no labels
+        self._per_request: dict[tuple[str, int], tuple[Any, Any]] = {}
         for state in self._states:
             self.jobs.labels(state).set(0)
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, str(status)).inc()
-        self.request_seconds.labels(endpoint).observe(seconds)
+        children = self._per_request.get((endpoint, status))
+        if children is None:
+            children = (self.requests.labels(endpoint, str(status)), self.request_seconds.labels(endpoint))
+            self._per_request[(endpoint, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def cluster_call(self, kind: str, seconds: float, outcome: str) -> None:
         self.cluster_calls.labels(kind, outcome).inc()
