@@ -1,8 +1,8 @@
 """Sharing calls to a scheduler between request threads (part of the batch-connector layer).
 
 * :class:`SharedSnapshot`: one value (the ``squeue`` snapshot) reused for a
-  short time; when it is stale, one caller refreshes it while the others wait
-  for that refresh (and share its error, if it fails).
+  short time and refreshed by one fetch at a time, started shortly before it
+  expires so that steady polling never waits for the scheduler.
 * :class:`Batcher`: look-ups by key (``sacct`` by job id) gathered from
   concurrent callers into one call.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
 from . import metrics
@@ -22,8 +22,21 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 
+#: a refresh starts ahead of expiry by this many times the latest fetch's duration (at most half the ttl)
+AHEAD = 1.5
+
+
 class SharedSnapshot(Generic[T]):
     """A value fetched at most once per ``ttl`` seconds, refreshed by one caller at a time.
+
+    A value is served for ``ttl`` seconds after its fetch started.  When a
+    caller finds it that old but for :data:`AHEAD` times the latest fetch's
+    duration, the next fetch starts in the background and the caller is
+    answered from the current value: under steady polling no caller waits for
+    the scheduler, which is still asked about once per ``ttl``.  A caller
+    finding the value expired waits for the refresh (and shares its error, if
+    it fails); after a failed refresh the next starts only once the value has
+    expired, so a failing scheduler is not asked again and again.
 
     The fetch itself always runs in one thread of the snapshot's own, whichever
     request thread asked for it: a big queue's answer (slurmrestd sends about
@@ -40,6 +53,8 @@ class SharedSnapshot(Generic[T]):
         self._value: T | None = None
         self._started_at = float("-inf")
         self._invalid_after = float("-inf")
+        #: how long before expiry the next fetch starts (from the latest fetch's duration)
+        self._lead = 0.0
         self._refreshing = False
         self._generation = 0
         self._error: BaseException | None = None
@@ -55,42 +70,45 @@ class SharedSnapshot(Generic[T]):
     def get(self) -> T:
         with self._cond:
             while True:
-                if self._fresh(self._clock()):
+                now = self._clock()
+                if self._fresh(now):
+                    if not self._refreshing and now - self._started_at >= self.ttl - self._lead:
+                        self._refresh(now)  # ahead of expiry: this caller is answered now
                     assert self._value is not None
                     return self._value
-                if not self._refreshing:
-                    break
                 generation = self._generation
+                if not self._refreshing:
+                    self._refresh(now)
                 while self._refreshing and self._generation == generation:
                     self._cond.wait()
                 if self._error is not None and self._generation == generation + 1:
                     raise self._error
                 if self._value is not None and self._generation == generation + 1:
                     return self._value
-            self._refreshing = True
-            started = self._clock()
-        try:
-            # the caller's context goes along (its request id names the log lines of the fetch)
-            value = self._worker.submit(contextvars.copy_context().run, self._fetch).result()
-        except BaseException as exc:
-            with self._cond:
-                self._refreshing = False
-                self._error = exc
-                self._generation += 1
-                self.last_contact = Contact(time.time(), False, str(exc) or exc.__class__.__name__)
-                self._cond.notify_all()
-            metrics.recorder().snapshot_refreshed(ok=False)
-            raise
-        metrics.recorder().snapshot_refreshed(ok=True)
+
+    def _refresh(self, started: float) -> None:
+        """Start a fetch in the snapshot's thread (called with the lock held); :meth:`_done` keeps its outcome."""
+        self._refreshing = True
+        # the caller's context goes along (its request id names the log lines of the fetch)
+        future = self._worker.submit(contextvars.copy_context().run, self._fetch)
+        future.add_done_callback(lambda done: self._done(done, started))
+
+    def _done(self, future: Future[T], started: float) -> None:
+        error = future.exception()
+        metrics.recorder().snapshot_refreshed(ok=error is None)
         with self._cond:
             self._refreshing = False
-            self._error = None
-            self.last_contact = Contact(time.time(), True)
-            self._value = value
-            self._started_at = started
+            self._error = error
             self._generation += 1
+            if error is None:
+                self._value = future.result()
+                self._started_at = started
+                self._lead = min(self.ttl / 2, AHEAD * (self._clock() - started))
+                self.last_contact = Contact(time.time(), True)
+            else:
+                self._lead = 0.0
+                self.last_contact = Contact(time.time(), False, str(error) or error.__class__.__name__)
             self._cond.notify_all()
-        return value
 
     def invalidate(self) -> None:
         """The next :meth:`get` fetches anew (a refresh already running does not count)."""

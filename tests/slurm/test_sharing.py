@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -18,6 +19,63 @@ def test_snapshot_is_reused_within_its_ttl_and_refreshed_after() -> None:
     assert snap.get() == 1 and snap.get() == 1
     now[0] = 2.5
     assert snap.get() == 2
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_next_refresh_starts_shortly_before_expiry_and_no_caller_waits_for_it() -> None:
+    now = [0.0]
+    gate = threading.Event()
+    gate.set()
+    calls: list[float] = []
+
+    def fetch() -> int:
+        calls.append(now[0])
+        now[0] += 0.1  # each fetch takes 0.1 s: the next one starts 0.15 s before expiry
+        assert gate.wait(5)
+        return len(calls)
+
+    snap = SharedSnapshot(fetch, ttl=2.0, clock=lambda: now[0])
+    assert snap.get() == 1
+    now[0] = 1.8
+    assert snap.get() == 1 and calls == [0.0]
+    gate.clear()  # the next fetch hangs until told
+    now[0] = 1.9
+    assert snap.get() == 1  # answered from the current value while the next fetch runs
+    wait_until(lambda: len(calls) == 2)
+    assert snap.get() == 1  # still within the ttl (the clock is at 2.0): nobody waits
+    gate.set()
+    wait_until(lambda: snap.get() == 2)
+    assert calls == [0.0, 1.9]
+
+
+def test_after_a_failed_early_refresh_the_next_one_waits_for_expiry() -> None:
+    now = [0.0]
+    outcomes: list[int | Exception] = [1, ClusterError("down"), 3]
+
+    def fetch() -> int:
+        now[0] += 0.1
+        value = outcomes.pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    snap = SharedSnapshot(fetch, ttl=2.0, clock=lambda: now[0])
+    assert snap.get() == 1
+    now[0] = 1.9
+    assert snap.get() == 1  # starts the early refresh, which fails
+    wait_until(lambda: snap.last_contact is not None and not snap.last_contact.ok)
+    now[0] = 1.95
+    assert snap.get() == 1
+    time.sleep(0.3)  # time for a fetch that should not start
+    assert outcomes == [3]  # a failing scheduler is not asked again before expiry
+    now[0] = 2.5
+    assert snap.get() == 3
 
 
 def test_concurrent_callers_share_one_refresh() -> None:
