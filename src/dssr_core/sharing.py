@@ -29,14 +29,15 @@ AHEAD = 1.5
 class SharedSnapshot(Generic[T]):
     """A value fetched at most once per ``ttl`` seconds, refreshed by one caller at a time.
 
-    A value is served for ``ttl`` seconds after its fetch started.  When a
+    A value is served for ``ttl`` seconds after its fetch ended.  When a
     caller finds it that old but for :data:`AHEAD` times the latest fetch's
     duration, the next fetch starts in the background and the caller is
     answered from the current value: under steady polling no caller waits for
-    the scheduler, which is still asked about once per ``ttl``.  A caller
-    finding the value expired waits for the refresh (and shares its error, if
-    it fails); after a failed refresh the next starts only once the value has
-    expired, so a failing scheduler is not asked again and again.
+    the scheduler, which is asked once per ``ttl`` less half a fetch's
+    duration (before, once per ``ttl``, while callers waited for each fetch).
+    A caller finding the value expired waits for the refresh (and shares its
+    error, if it fails); after a failed refresh the next starts only once the
+    value has expired, so a failing scheduler is not asked again and again.
 
     The fetch itself always runs in one thread of the snapshot's own, whichever
     request thread asked for it: a big queue's answer (slurmrestd sends about
@@ -52,6 +53,7 @@ class SharedSnapshot(Generic[T]):
         self._cond = threading.Condition()
         self._value: T | None = None
         self._started_at = float("-inf")
+        self._ended_at = float("-inf")
         self._invalid_after = float("-inf")
         #: how long before expiry the next fetch starts (from the latest fetch's duration)
         self._lead = 0.0
@@ -64,7 +66,7 @@ class SharedSnapshot(Generic[T]):
 
     def _fresh(self, now: float) -> bool:
         return (
-            self._value is not None and self._started_at >= self._invalid_after and now - self._started_at <= self.ttl
+            self._value is not None and self._started_at >= self._invalid_after and now - self._ended_at <= self.ttl
         )
 
     def get(self) -> T:
@@ -72,7 +74,7 @@ class SharedSnapshot(Generic[T]):
             while True:
                 now = self._clock()
                 if self._fresh(now):
-                    if not self._refreshing and now - self._started_at >= self.ttl - self._lead:
+                    if not self._refreshing and now - self._ended_at >= self.ttl - self._lead:
                         self._refresh(now)  # ahead of expiry: this caller is answered now
                     assert self._value is not None
                     return self._value
@@ -102,8 +104,8 @@ class SharedSnapshot(Generic[T]):
             self._generation += 1
             if error is None:
                 self._value = future.result()
-                self._started_at = started
-                self._lead = min(self.ttl / 2, AHEAD * (self._clock() - started))
+                self._started_at, self._ended_at = started, self._clock()
+                self._lead = min(self.ttl / 2, AHEAD * (self._ended_at - started))
                 self.last_contact = Contact(time.time(), True)
             else:
                 self._lead = 0.0

@@ -39,6 +39,9 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     process's :func:`dssr_core.metrics.recorder`.  ``/submit`` reads the
     template from ``hpc_script[JARVICE_UPSTREAM_SCRIPT_KEY]``, by default the
     executor's name as ``settings`` give it (``apptainer`` for ``apptainer``).
+    A plain ``POST /runstatus`` is answered by :mod:`.fastpath` before Flask
+    sees it, as Flask's route would; every request is tracked by
+    :mod:`.tracking` (request id, metrics, access line).
     """
     settings = settings if settings is not None else Settings()
     server = ServerSettings.from_settings(settings)

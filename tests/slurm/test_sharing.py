@@ -42,16 +42,16 @@ def test_the_next_refresh_starts_shortly_before_expiry_and_no_caller_waits_for_i
 
     snap = SharedSnapshot(fetch, ttl=2.0, clock=lambda: now[0])
     assert snap.get() == 1
-    now[0] = 1.8
+    now[0] = 1.9  # 1.8 s after the fetch ended
     assert snap.get() == 1 and calls == [0.0]
     gate.clear()  # the next fetch hangs until told
-    now[0] = 1.9
+    now[0] = 2.0
     assert snap.get() == 1  # answered from the current value while the next fetch runs
     wait_until(lambda: len(calls) == 2)
-    assert snap.get() == 1  # still within the ttl (the clock is at 2.0): nobody waits
+    assert snap.get() == 1  # still within the ttl (the clock is at 2.1): nobody waits
     gate.set()
     wait_until(lambda: snap.get() == 2)
-    assert calls == [0.0, 1.9]
+    assert calls == [0.0, 2.0]
 
 
 def test_after_a_failed_early_refresh_the_next_one_waits_for_expiry() -> None:
@@ -67,10 +67,10 @@ def test_after_a_failed_early_refresh_the_next_one_waits_for_expiry() -> None:
 
     snap = SharedSnapshot(fetch, ttl=2.0, clock=lambda: now[0])
     assert snap.get() == 1
-    now[0] = 1.9
+    now[0] = 2.0
     assert snap.get() == 1  # starts the early refresh, which fails
     wait_until(lambda: snap.last_contact is not None and not snap.last_contact.ok)
-    now[0] = 1.95
+    now[0] = 2.05
     assert snap.get() == 1
     time.sleep(0.3)  # time for a fetch that should not start
     assert outcomes == [3]  # a failing scheduler is not asked again before expiry
