@@ -65,9 +65,7 @@ class SharedSnapshot(Generic[T]):
         self.last_contact: Contact | None = None
 
     def _fresh(self, now: float) -> bool:
-        return (
-            self._value is not None and self._started_at >= self._invalid_after and now - self._ended_at <= self.ttl
-        )
+        return self._value is not None and self._started_at >= self._invalid_after and now - self._ended_at <= self.ttl
 
     def get(self) -> T:
         with self._cond:
