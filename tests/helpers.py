@@ -1,10 +1,12 @@
-"""Test helpers: legacy upstream templates built the way a JARVICE upstream builds them."""
+"""Test helpers: legacy upstream templates built the way a JARVICE upstream builds them; a connector double's base."""
 
 from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+from dssr_core import Connector, JobStatus, Settings
 
 
 #: the line an upstream template prints when the app's command succeeded
@@ -77,3 +79,30 @@ def submit_args(
 def form(args: Any) -> dict[str, str]:
     """The form body the upstream posts: one field ``args`` holding JSON."""
     return {"args": json.dumps(args)}
+
+
+class ConnectorDouble(Connector):
+    """The base of a test's connector double: no jobs, a cluster that answers, and every other method unused.
+
+    A test overrides what it exercises; the rest raises ``NotImplementedError``.
+    """
+
+    name = "double"
+
+    def __init__(self) -> None:
+        super().__init__(Settings({}))
+
+    def snapshot(self) -> Sequence[JobStatus]:
+        return []
+
+    def ping(self) -> None:
+        return None
+
+    def submit(self, spec, executor): raise NotImplementedError  # noqa: E704
+    def exit_status(self, ref): raise NotImplementedError  # noqa: E704
+    def cleanup(self, ref): raise NotImplementedError  # noqa: E704
+    def terminate(self, ref, force=False): raise NotImplementedError  # noqa: E704
+    def release(self, ref): raise NotImplementedError  # noqa: E704
+    def events(self, ref): raise NotImplementedError  # noqa: E704
+    def tail(self, ref, lines): raise NotImplementedError  # noqa: E704
+    def list_files(self, path, details=False): raise NotImplementedError  # noqa: E704

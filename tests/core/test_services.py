@@ -12,21 +12,21 @@ from typing import Any, Sequence
 
 import pytest
 
-from dssr_core import ClusterError, Connector, JobInfo, JobRef, JobState, JobStatus, Settings
+from dssr_core import ClusterError, JobInfo, JobRef, JobState, JobStatus, Settings
 from dssr_core.interactive import InteractiveSettings
 from dssr_core.services import JobServices
+from tests.helpers import ConnectorDouble
 
 KEY = "x" * 40
 
 
-class Double(Connector):
+class Double(ConnectorDouble):
     """Running jobs, their service files, and whether their app listens: set by the test."""
 
-    name = "double"
     supports_interactive = True
 
     def __init__(self) -> None:
-        super().__init__(Settings({}))
+        super().__init__()
         self.jobs: list[JobStatus] = []
         self.files: dict[tuple[str, str], str] = {}
         #: the ports the app listens on, on every node
@@ -45,15 +45,6 @@ class Double(Connector):
             raise ClusterError("Connect failed")
         return socket.socket()
 
-    def submit(self, spec, executor): raise NotImplementedError  # noqa: E704
-    def exit_status(self, ref): raise NotImplementedError  # noqa: E704
-    def cleanup(self, ref): raise NotImplementedError  # noqa: E704
-    def terminate(self, ref, force=False): raise NotImplementedError  # noqa: E704
-    def release(self, ref): raise NotImplementedError  # noqa: E704
-    def events(self, ref): raise NotImplementedError  # noqa: E704
-    def tail(self, ref, lines): raise NotImplementedError  # noqa: E704
-    def list_files(self, path, details=False): raise NotImplementedError  # noqa: E704
-    def ping(self): return None  # noqa: E704
 
 
 @pytest.fixture

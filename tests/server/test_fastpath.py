@@ -20,10 +20,11 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dssr_core import ClusterError, Connector, Downstream, JobRef, JobState, JobStatus, Settings
+from dssr_core import ClusterError, Downstream, JobRef, JobState, JobStatus, Settings
 from dssr_server.app import create_app
 from dssr_server.fastpath import MAX_PLAIN_BODY, RunstatusFastPath
 from dssr_server.tracking import RequestTracking
+from tests.helpers import ConnectorDouble
 from dssr_local.shell import ShellExecutor
 
 TOKEN = "fast-path-token"
@@ -34,13 +35,8 @@ QUEUED = JobStatus(JobRef("jarvice-kirby-8", 8, "108"), JobState.QUEUED)
 UNREACHABLE, BROKEN = "201", "202"
 
 
-class Double(Connector):
+class Double(ConnectorDouble):
     """Two jobs; looking up job UNREACHABLE fails as a lost cluster does, BROKEN as a bug does."""
-
-    name = "double"
-
-    def __init__(self) -> None:
-        super().__init__(Settings({}))
 
     def snapshot(self) -> Sequence[JobStatus]:
         return [RUNNING, QUEUED]
@@ -51,16 +47,6 @@ class Double(Connector):
         if ref.jobid == BROKEN:
             raise RuntimeError("a bug's own words, never shown")
         return super().status(ref)
-
-    def submit(self, spec, executor): raise NotImplementedError  # noqa: E704
-    def exit_status(self, ref): raise NotImplementedError  # noqa: E704
-    def cleanup(self, ref): raise NotImplementedError  # noqa: E704
-    def terminate(self, ref, force=False): raise NotImplementedError  # noqa: E704
-    def release(self, ref): raise NotImplementedError  # noqa: E704
-    def events(self, ref): raise NotImplementedError  # noqa: E704
-    def tail(self, ref, lines): raise NotImplementedError  # noqa: E704
-    def list_files(self, path, details=False): raise NotImplementedError  # noqa: E704
-    def ping(self): return None  # noqa: E704
 
 
 def without_fast_path(app: Flask) -> Flask:
