@@ -6,10 +6,11 @@ processes of their own under the same waitress settings as ``dssr-server``
 dssr-server's app on the local connector answering ``GET /live`` (through
 Flask) and ``POST /runstatus`` (its fast path, ``dssr_server.fastpath``; the job
 is unknown, so the answer is four nulls).  A client in this process sends
-the requests over one persistent connection.  Prints, for each, the wall time
-per request and the server process's own CPU time per request (from /proc, so
-the client's work, which shares the machine's cores, is not counted).  This is
-the floor under every request of ``benchmarks/poll_cycle.py``.
+the requests over one persistent connection, then each over a new connection
+(closed after its answer, as urllib's clients do).  Prints, for each, the wall
+time per request and the server process's own CPU time per request (from
+/proc, so the client's work, which shares the machine's cores, is not
+counted).  This is the floor under every request of ``benchmarks/poll_cycle.py``.
 """
 
 from __future__ import annotations
@@ -52,18 +53,24 @@ RUNSTATUS = urllib.parse.urlencode({"args": json.dumps({"name": "jarvice-floor",
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def ask(conn: http.client.HTTPConnection, path: str) -> None:
+def ask(conn: http.client.HTTPConnection, path: str, new: bool = False) -> None:
+    """One request on ``conn``; with ``new``, on a connection of its own, closed after the answer."""
+    if new:
+        conn = http.client.HTTPConnection(conn.host, conn.port, timeout=10)
+    headers = {"Connection": "close"} if new else {}
     if path == "/runstatus":
-        conn.request("POST", path, body=RUNSTATUS, headers=FORM)
+        conn.request("POST", path, body=RUNSTATUS, headers=FORM | headers)
     else:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers)
     answer = conn.getresponse()
     answer.read()
+    if new:
+        conn.close()
     if answer.status != 200:
         raise SystemExit(f"{path} answered {answer.status}")
 
 
-def measure(kind: str, path: str, root: str) -> tuple[float, float]:
+def measure(kind: str, path: str, root: str, new: bool) -> tuple[float, float]:
     port = free_port()
     env = dict(os.environ, JARVICE_BAREMETAL_CONNECTOR="local", JARVICE_LOCAL_ROOT=root)
     server = subprocess.Popen([sys.executable, "-c", SERVER, kind, str(port)], env=env)
@@ -80,10 +87,10 @@ def measure(kind: str, path: str, root: str) -> tuple[float, float]:
                     raise
                 time.sleep(0.1)
         for _ in range(WARMUP):
-            ask(conn, path)
+            ask(conn, path, new)
         cpu, started = cpu_seconds(server.pid), time.perf_counter()
         for _ in range(REQUESTS):
-            ask(conn, path)
+            ask(conn, path, new)
         wall = (time.perf_counter() - started) * 1000 / REQUESTS
         return wall, (cpu_seconds(server.pid) - cpu) * 1000 / REQUESTS
     finally:
@@ -93,14 +100,16 @@ def measure(kind: str, path: str, root: str) -> tuple[float, float]:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as root:
-        for kind, path, label in (
-            ("bare", "/live", "waitress, bare WSGI app, GET /live"),
-            ("dssr", "/live", "waitress, dssr-server's app, GET /live (Flask)"),
-            ("dssr", "/runstatus", "waitress, dssr-server's app, POST /runstatus (fast path)"),
-        ):
-            wall, cpu = measure(kind, path, root)
-            print(f"{label}: {wall:.3f} ms per request, server CPU {cpu:.3f} ms per request "
-                  f"({REQUESTS} requests, one persistent connection)")
+        for new in (False, True):
+            print("one persistent connection" if new is False else "a new connection per request")
+            for kind, path, label in (
+                ("bare", "/live", "waitress, bare WSGI app, GET /live"),
+                ("dssr", "/live", "waitress, dssr-server's app, GET /live (Flask)"),
+                ("dssr", "/runstatus", "waitress, dssr-server's app, POST /runstatus (fast path)"),
+            ):
+                wall, cpu = measure(kind, path, root, new)
+                print(f"  {label}: {wall:.3f} ms per request, server CPU {cpu:.3f} ms per request "
+                      f"({REQUESTS} requests)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -18,7 +18,8 @@ its scale configuration (``harness.set_scale_2205``: 512 CPUs per node,
 ``sbatch`` as kirby (the load; what is measured is the polling), and once all
 N run, poll cycles go through the real ``dssr-server`` process.  Prints ms per
 running job per cycle, ``/runstatus`` median and p99, the server's RSS (now and
-peak), the machine's memory in use, and PASS/FAIL against the targets; then
+peak), the machine's memory in use, the job records slurmctld holds (ended jobs
+stay listed by slurmrestd until purged), and PASS/FAIL against the targets; then
 cancels the jobs and restores the normal configuration.  ``--interface http``
 polls over slurmrestd instead of SSH; ``--keep-alive`` polls over one
 persistent connection instead of a new one per request; ``--server-python``
@@ -293,6 +294,7 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
                 return 1
             time.sleep(1)
         memory_loaded, _ = memory_in_use_gib()
+        records = records_held(cluster)
         runstatus: list[float] = []
         listings: list[float] = []
         times: list[float] = []
@@ -341,7 +343,14 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
           f"{'PASS' if checks[2] else 'FAIL'}")
     print(f"  machine memory in use: {memory_before:.1f} GiB before the jobs, {memory_loaded:.1f} GiB with them "
           f"(of {memory_total:.1f} GiB)")
+    print(f"  slurmctld held {records} job records, {records - n} of them ended jobs not yet purged (slurmrestd's "
+          f"GET /jobs lists them all; squeue only the live ones)")
     return 0 if all(checks) else 1
+
+
+def records_held(cluster: harness.Cluster) -> int:
+    """How many job records slurmctld holds, ended ones included (they stay for MinJobAge and until purged)."""
+    return len(cluster.run(["squeue", "-h", "-t", "all", "-o", "%i"], user="root", timeout=60).stdout.split())
 
 
 def load(cluster: harness.Cluster, n: int) -> list[str]:
