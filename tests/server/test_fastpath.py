@@ -25,6 +25,7 @@ from dssr_server.app import create_app
 from dssr_server.fastpath import MAX_PLAIN_BODY, RunstatusFastPath
 from dssr_server.tracking import RequestTracking
 from tests.helpers import ConnectorDouble
+from tests.server.test_operations import sample
 from dssr_local.shell import ShellExecutor
 
 TOKEN = "fast-path-token"
@@ -178,3 +179,15 @@ def test_a_runstatus_without_the_token_is_refused_when_one_is_required(headers: 
     refused = app.test_client().post("/runstatus", data=form(JOB), headers=headers | {"Content-Type": FORM})
     assert refused.status_code == 401 and "bearer token" in refused.get_json()["error"]
     downstream.close()
+
+
+def test_fast_path_answers_carry_their_request_id_and_are_counted_by_route(apps: Apps) -> None:
+    client = apps.served.test_client()
+    before = sample(client.get("/metrics", headers=auth(apps.token)).get_data(as_text=True),
+                    "dssr_http_requests_total", endpoint="/runstatus", status="200") or 0
+    answer = client.post("/runstatus", data=form(JOB), headers=apps.headers() | {"X-Request-Id": "poll-1"})
+    assert answer.status_code == 200 and answer.headers["X-Request-Id"] == "poll-1"
+    assert not started_in_flask(apps.served, form(JOB), apps.headers())
+    text = client.get("/metrics", headers=auth(apps.token)).get_data(as_text=True)
+    assert sample(text, "dssr_http_requests_total", endpoint="/runstatus", status="200") == before + 2
+    assert (sample(text, "dssr_http_request_duration_seconds_count", endpoint="/runstatus") or 0) >= before + 2
