@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextvars
+import ctypes
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -109,11 +110,34 @@ class SharedSnapshot(Generic[T]):
                 self._lead = 0.0
                 self.last_contact = Contact(time.time(), False, str(error) or error.__class__.__name__)
             self._cond.notify_all()
+        _return_freed_memory()
 
     def invalidate(self) -> None:
         """The next :meth:`get` fetches anew (a refresh already running does not count)."""
         with self._cond:
             self._invalid_after = self._clock() + 1e-9
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def _return_freed_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    A queue answer parsed and then dropped leaves its memory free in the C
+    heap, where glibc keeps it: over slurmrestd at 1,000 running jobs the
+    server stayed at 86-88 MB without this, 68-69 MB with it
+    (``benchmarks/poll_cycle.py --scale 1000 --interface http``).
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 class _Round(Generic[V]):

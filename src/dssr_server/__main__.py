@@ -32,6 +32,9 @@ from .serve import create_server
 from .settings import ServerSettings
 
 log = logging.getLogger("dssr_server")
+#: the interpreter's thread switch interval in the server, seconds (Python's default: 5 ms).  A request
+#: waits this long at most, each time it needs the GIL, behind the thread parsing a big queue answer.
+SWITCH_INTERVAL = 0.001
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -77,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dssr-server: {exc}", file=sys.stderr)
         return 2
     configure_logging(server_settings.log_level, server_settings.log_format)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         downstream = Downstream.from_settings(settings)
         app = create_app(downstream, settings)
