@@ -166,3 +166,22 @@ def test_every_refresh_runs_in_the_snapshots_own_thread_with_the_callers_context
         t.join()
     assert len(seen) == 4 and len({ident for ident, _ in seen}) == 1
     assert seen[0][0] not in callers and [name for _, name in seen] == ["r0", "r1", "r2", "r3"]
+
+
+def test_after_each_fetch_the_freed_memory_is_handed_back_to_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    # glibc keeps the memory of a parsed and dropped queue answer; the snapshot trims the heap after
+    # each fetch (over slurmrestd at 1,000 jobs: 86-88 MB without, 68-69 MB with; poll_cycle.py --scale)
+    import platform
+
+    from dssr_core import sharing
+
+    if platform.libc_ver()[0] == "glibc":
+        assert sharing._malloc_trim is not None
+    trims: list[int] = []
+    monkeypatch.setattr(sharing, "_malloc_trim", lambda pad: trims.append(pad) or 1)
+    now = [0.0]
+    snap = SharedSnapshot(lambda: len(trims), ttl=2.0, clock=lambda: now[0])
+    snap.get()
+    now[0] = 5.0
+    snap.get()
+    assert trims == [0, 0]
