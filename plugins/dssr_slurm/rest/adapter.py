@@ -134,14 +134,14 @@ class Adapter(ABC):
     def queue(self, body: Mapping[str, Any], now: float | None = None) -> list[SlurmJob]:
         """The jobs of this downstream still in the queue (squeue's default view)."""
         now = time.time() if now is None else now
-        jobs = []
-        for item in body.get("jobs") or []:
-            if not isinstance(item, Mapping) or not str(item.get("name", "")).startswith(PREFIX):
-                continue
-            job = self.job(item, now)
-            if job.state not in FINAL_STATES:
-                jobs.append(job)
-        return jobs
+        return [job for item in body.get("jobs") or [] if (job := self.queued(item, now)) is not None]
+
+    def queued(self, item: Any, now: float) -> SlurmJob | None:
+        """One entry of ``GET jobs`` as a job of :meth:`queue` (None: not this downstream's, or ended)."""
+        if not isinstance(item, Mapping) or not str(item.get("name", "")).startswith(PREFIX):
+            return None
+        job = self.job(item, now)
+        return job if job.state not in FINAL_STATES else None
 
 
 # --- field shapes ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from . import errors
 from .adapter import Adapter, scontrol_text
 from .settings import RestSettings
 from .tokens import ServiceToken, claims_of, scrub, slurm_user_of
-from .transport import Channel, HttpClient, Response
+from .transport import Channel, HttpClient, Items, Response
 from .versions import SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,18 @@ class RestBackend(SlurmBackend):
         return headers
 
     def _service(
-        self, method: str, path: str, what: str, body: dict[str, Any] | None = None, *, allow_gone: bool = False
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: dict[str, Any] | None = None,
+        *,
+        allow_gone: bool = False,
+        items: Items | None = None,
     ) -> Response:
         """A call as the service account; a refused token is renewed once; failures are ClusterErrors."""
         for attempt in (1, 2):
-            response = self._client.request(method, path, headers=self._service_headers(), body=body)
+            response = self._client.request(method, path, headers=self._service_headers(), body=body, items=items)
             if not errors.failed(response):
                 return response
             if allow_gone and errors.is_gone(response):
@@ -138,9 +145,13 @@ class RestBackend(SlurmBackend):
     # --- SlurmBackend ---------------------------------------------------------------------
 
     def queue(self) -> list[SlurmJob]:
-        adapter = self.adapter
-        response = self._service("GET", f"{adapter.slurm}/jobs", "listing jobs")
-        return adapter.queue(response.body, time.time())
+        adapter, now = self.adapter, time.time()
+        # converted as decoded: a 1,000-job answer never has all its jobs' objects in memory at once
+        response = self._service(
+            "GET", f"{adapter.slurm}/jobs", "listing jobs", items=("jobs", lambda item: adapter.queued(item, now))
+        )
+        jobs = response.body.get("jobs")
+        return jobs if isinstance(jobs, list) else []
 
     def accounting(self, jobids: Iterable[str]) -> dict[str, AcctRecord]:
         wanted = [self._jobid(j) for j in dict.fromkeys(str(j) for j in jobids)]

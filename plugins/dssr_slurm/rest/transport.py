@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from dssr_core import ClusterError, metrics
 
+from .itemwise import decode_itemwise
 from .tokens import scrub
 
 #: idle connections kept per client
@@ -88,6 +89,10 @@ class TunnelConnection(http.client.HTTPConnection):
         self.sock = ChannelSocket(channel)
 
 
+#: an answer's array to decode item by item: its key, and the conversion of each item (None: left out)
+Items = tuple[str, Callable[[Any], Any]]
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -146,15 +151,22 @@ class HttpClient:
         *,
         headers: Mapping[str, str],
         body: Mapping[str, Any] | None = None,
+        items: Items | None = None,
     ) -> Response:
-        """One request; a kept-alive connection the server had closed is replaced once."""
+        """One request; a kept-alive connection the server had closed is replaced once.
+
+        With ``items`` (key, conversion), the answer's array ``key`` holds its
+        items converted one by one as they are decoded (:mod:`.itemwise`).
+        """
         with metrics.cluster_call(call_kind(method, path)) as call:
-            response = self._request(method, path, headers, body)
+            response = self._request(method, path, headers, body, items)
             if response.status >= 400:
                 call.outcome = metrics.ERROR
             return response
 
-    def _request(self, method: str, path: str, headers: Mapping[str, str], body: Mapping[str, Any] | None) -> Response:
+    def _request(
+        self, method: str, path: str, headers: Mapping[str, str], body: Mapping[str, Any] | None, items: Items | None
+    ) -> Response:
         payload = None if body is None else json.dumps(body).encode()
         all_headers = {"Accept": "application/json", **headers}
         if payload is not None:
@@ -182,7 +194,7 @@ class HttpClient:
                 conn.close()
             else:
                 self._give_back(conn)
-            return _response(raw.status, data)
+            return _response(raw.status, data, items)
         raise AssertionError("unreachable")
 
     def _unreachable(self, exc: BaseException) -> ClusterError:
@@ -205,11 +217,17 @@ def call_kind(method: str, path: str) -> str:
     return f"slurmrestd {method} " + re.sub(r"/[0-9]+(?=/|$)", "/{id}", path.split("?", 1)[0])
 
 
-def _response(status: int, data: bytes) -> Response:
+def _response(status: int, data: bytes, items: Items | None = None) -> Response:
+    """The answer; with ``items`` (key, conversion), a successful one's array ``key`` decoded item by item."""
     text = data.decode("utf-8", "replace")
     try:
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:
+        if not text.strip():
+            body = {}
+        elif items is not None and status < 400:
+            body = decode_itemwise(text, *items)
+        else:
+            body = json.loads(text)
+    except json.JSONDecodeError:
         body = {}
     if not isinstance(body, dict):
         body = {}
