@@ -24,7 +24,8 @@ cancels the jobs and restores the normal configuration.  ``--interface http``
 polls over slurmrestd instead of SSH; ``--keep-alive`` polls over one
 persistent connection instead of a new one per request; ``--server-python``
 runs the server with another checkout's interpreter (its venv), e.g. the code
-before a change.
+before a change; ``--server-python benchmarks/runstatus_floor.sh`` runs a
+stand-in whose ``/runstatus`` does no work (the floor under the real figure).
 """
 
 from __future__ import annotations
