@@ -24,6 +24,7 @@ from dssr_core import ClusterError, Downstream, JobRef, JobState, JobStatus, Set
 from dssr_server.app import create_app
 from dssr_server.fastpath import MAX_PLAIN_BODY, RunstatusFastPath
 from dssr_server.tracking import RequestTracking
+from tests import helpers
 from tests.helpers import ConnectorDouble
 from tests.server.test_operations import sample
 from dssr_local.shell import ShellExecutor
@@ -102,7 +103,8 @@ def started_in_flask(app: Flask, body: bytes, headers: dict[str, str]) -> bool:
 
 
 def form(args: Any) -> bytes:
-    return urlencode({"args": args if isinstance(args, str) else json.dumps(args)}).encode()
+    """The upstream's form body (``tests.helpers.form``) encoded; a string is sent as it is, not as JSON."""
+    return urlencode({"args": args} if isinstance(args, str) else helpers.form(args)).encode()
 
 
 def auth(token: str | None) -> dict[str, str]:
