@@ -12,10 +12,11 @@ from dssr_core import Check, Login, Result, SSHPool, UserMappingFile
 from . import cli_checks
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
-from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
+from .parsing import SACCT_FIELDS, SEP, SINFO_FORMAT, parse_sacct, parse_sinfo, parse_squeue, squeue_format
 from .remote import ServiceShell
 from .script import batch_script, submission_script
 from .settings import SlurmSettings
+from .shape import Shape, ShapeCheck
 from .states import gone
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class CliBackend(SlurmBackend):
         self.pool = pool
         self.mapping = mapping
         self.cfg = cfg
+        #: the cluster's nodes and partitions (one sinfo per status ttl), which submissions are judged by
+        self.shape = ShapeCheck(self._read_shape, cfg.status_ttl)
 
     def login_for(self, identity: Identity | None) -> Login:
         """The job's cluster login from the user-id mapping file (BadRequest for an unmapped user)."""
@@ -68,6 +71,9 @@ class CliBackend(SlurmBackend):
         result = self._run(command("squeue", "-h", "-a", "-t", "all", "-o", squeue_format(marker)), "squeue")
         return parse_squeue(result.stdout, marker, PREFIX)
 
+    def _read_shape(self) -> Shape:
+        return parse_sinfo(self._run(command("sinfo", "-h", "-N", "-o", SINFO_FORMAT), "sinfo").stdout)
+
     def accounting(self, jobids: Iterable[str]) -> dict[str, AcctRecord]:
         ids = sorted(set(jobids), key=int)
         records: dict[str, AcctRecord] = {}
@@ -95,8 +101,16 @@ class CliBackend(SlurmBackend):
         login = self.login_for(plan.spec.identity)
         script = batch_script(plan.files, plan.spec.gpus, plan.launch.success_marker)
         request = plan.request(script, workdir=plan.files.job_dir)
+        # judged against the cluster's shape here (a job that can never run is refused, nothing sent);
+        # sbatch --test-only in the script only for what that cannot judge
+        verdict = self.shape.refuse(request)
         text = submission_script(
-            request, plan.files, plan.launch.node_script, dict(plan.launch.secrets), keep_held=plan.spec.held
+            request,
+            plan.files,
+            plan.launch.node_script,
+            dict(plan.launch.secrets),
+            keep_held=plan.spec.held,
+            test_first=not verdict.decided,
         )
         # Never retried once sent: a lost connection mid-submission is reported, and the
         # upstream's retry finds (and settles) whatever this one left behind.

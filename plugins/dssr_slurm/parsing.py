@@ -15,6 +15,7 @@ from typing import Iterable
 from dssr_core import ClusterError, expand_nodelist, normalize_elapsed
 
 from .backend import AcctRecord, SlurmJob
+from .shape import Node, Partition, Shape, gpu_count
 from .states import clean_state
 
 SEP = "\x1f"
@@ -87,3 +88,38 @@ def parse_sacct(text: str, jobids: Iterable[str]) -> dict[str, AcctRecord]:
         )
         for jobid, (_, user, state, exit_code, elapsed, name) in records.items()
     }
+
+
+#: ``sinfo -h -N -o`` format read by :func:`parse_sinfo`: node, CPUs, memory (MB), GRES, partition, job size
+SINFO_FORMAT = "%N|%c|%m|%G|%P|%s"
+
+
+def parse_sinfo(text: str) -> Shape:
+    """The cluster's shape from ``sinfo -h -N -o`` :data:`SINFO_FORMAT` (a line per node and partition;
+    ``*`` marks the default partition; job size ``1-infinite``)."""
+    nodes: dict[str, Node] = {}
+    partitions: dict[str, Partition] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 6:
+            continue
+        name, cpus, memory, gres, partition, size = fields
+        default = partition.endswith("*")
+        partition = partition.rstrip("*")
+        low, _, high = size.partition("-")
+        partitions[partition] = Partition(partition, default, min_nodes=_count(low) or 0, max_nodes=_count(high or low))
+        known = nodes.get(name)
+        nodes[name] = Node(
+            name=name,
+            cpus=_count(cpus) or 0,
+            memory_mb=_count(memory) or 0,
+            gpus=gpu_count(gres),
+            partitions=(*known.partitions, partition) if known else (partition,),
+        )
+    return Shape(tuple(nodes.values()), partitions)
+
+
+def _count(text: str) -> int | None:
+    """``16`` -> 16; ``infinite``, ``UNLIMITED`` or anything else -> None."""
+    text = text.strip()
+    return int(text) if text.isdigit() else None

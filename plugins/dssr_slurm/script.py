@@ -59,21 +59,33 @@ def batch_script(
 
 
 def submission_script(
-    request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str], *, keep_held: bool = False
+    request: BatchRequest,
+    files: JobFiles,
+    node_script: str,
+    secrets: dict[str, str],
+    *,
+    keep_held: bool = False,
+    test_first: bool = True,
 ) -> str:
     """The one script, run as the job's user (fed on stdin to ``bash -s``), that submits the job exactly
     once: :func:`dssr_core.once_script` with Slurm's commands (:func:`once_commands`).  It prints
     :data:`dssr_core.ONCE_TAG` with the job's id (read it with :func:`dssr_core.parse_once_output`)."""
-    return once_script(once_commands(request, files, node_script, secrets), keep_held=keep_held)
+    commands = once_commands(request, files, node_script, secrets, test_first=test_first)
+    return once_script(commands, keep_held=keep_held)
 
 
-def once_commands(request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str]) -> OnceCommands:
+def once_commands(
+    request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str], *, test_first: bool = True
+) -> OnceCommands:
     """Slurm's steps of the submit-once script, as ``request.user`` (who always sees their own jobs).
 
+    * maybe exists: the job's folder exists (it is written before any submission of the name and
+      removed only once the job has ended), else the first ``squeue`` is skipped;
     * find: ``squeue`` of the name and user, every state (a held job is PENDING for ``JobHeldUser``;
       a job is unfinished in the states :mod:`dssr_slurm.states` lists as running or queued);
-    * submit held: write the job's folder (:func:`dssr_core.write_job_files`), ask
-      ``sbatch --test-only`` whether any node can ever run the job, then ``sbatch --hold``;
+    * submit held: write the job's folder (:func:`dssr_core.write_job_files`); with ``test_first``
+      (a request the cluster's shape could not judge, :mod:`dssr_slurm.shape`) ask
+      ``sbatch --test-only`` whether any node can ever run the job; then ``sbatch --hold``;
     * cancel: ``scancel`` (a job already gone is not an error); release: ``scontrol release``.
     """
     held = replace(request, hold=True)
@@ -102,10 +114,14 @@ def once_commands(request: BatchRequest, files: JobFiles, node_script: str, secr
                 secrets,
                 {files.node_script: node_script, files.launch_script: LAUNCH, files.batch_script: request.script},
             ),
-            f"if ! trial=$({trial} 2>&1); then\n"
-            "    printf 'sbatch: error: %s\\n' \"${trial##*$'\\n'}\" >&2\n"
-            "    exit 1\n"
-            "fi\n",
+            (
+                f"if ! trial=$({trial} 2>&1); then\n"
+                "    printf 'sbatch: error: %s\\n' \"${trial##*$'\\n'}\" >&2\n"
+                "    exit 1\n"
+                "fi\n"
+            )
+            if test_first
+            else "",
             f"jobid=$({sbatch})\n",
             'echo "${jobid%%;*}"\n',
         ]
@@ -118,4 +134,10 @@ def once_commands(request: BatchRequest, files: JobFiles, node_script: str, secr
         "printf '%s\\n' \"$out\" >&2\n"
         "return 1\n"
     )
-    return OnceCommands(find=find, submit_held=submit, cancel=cancel, release='scontrol release "$1"\n')
+    return OnceCommands(
+        find=find,
+        submit_held=submit,
+        cancel=cancel,
+        release='scontrol release "$1"\n',
+        maybe_exists=f"[ -e {command(files.job_dir)} ]\n",
+    )

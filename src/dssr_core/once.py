@@ -170,12 +170,19 @@ class OnceCommands:
 
     ``cancel`` cancels the ids given as arguments (``"$@"``); a job already gone is not an error.
     ``release`` lifts the user hold of the id given as ``"$1"``.
+
+    ``maybe_exists`` (optional) returns non-zero only when no job of the name can exist (e.g. the
+    job's folder, written before any submission of the name, is absent): the first listing is then
+    skipped, one scheduler call less for a new job.  Skipping it changes nothing in the argument:
+    the listing after the submission still holds every job of the name (a job that did exist
+    becomes *the* job, and the new one is cancelled).
     """
 
     find: str
     submit_held: str
     cancel: str
     release: str
+    maybe_exists: str = "return 0"
 
 
 def once_script(commands: OnceCommands, *, keep_held: bool = False) -> str:
@@ -202,6 +209,7 @@ def once_script(commands: OnceCommands, *, keep_held: bool = False) -> str:
         f"dssr_submit_held() (\nset -e\n{_body(commands.submit_held)})\n"
         f"dssr_cancel() {{\n{_body(commands.cancel)}}}\n"
         f"dssr_release() {{\n{_body(commands.release)}}}\n"
+        f"dssr_maybe_exists() {{\n{_body(commands.maybe_exists)}}}\n"
         + _PROTOCOL.replace("@KEEP_HELD@", held_wanted).replace("@TAG@", ONCE_TAG)
     )
 
@@ -237,7 +245,10 @@ dssr_listed() {
     done <<<"$2"
     return 1
 }
-listing=$(dssr_find) || dssr_fail "listing the jobs of this name failed"
+listing=''
+if dssr_maybe_exists; then
+    listing=$(dssr_find) || dssr_fail "listing the jobs of this name failed"
+fi
 existed=1 mine='' keep_held=@KEEP_HELD@
 if [ -z "$listing" ]; then
     existed=0

@@ -64,3 +64,16 @@ def test_sacct_multiline_name_does_not_break_the_next_record() -> None:
     records = parse_sacct(text, ["5", "6"])
     assert records["6"].state == "COMPLETED"
     assert records["5"].state == "FAILED"
+
+
+def test_sinfo_gives_the_clusters_shape_with_its_default_partition_and_limits() -> None:
+    from dssr_slurm.parsing import parse_sinfo
+
+    shape = parse_sinfo("node1|16|16000|gpu:2|debug*|1-infinite\nnode2|16|16000|gpu:2|debug*|1-infinite\n"
+                        "node2|16|16000|gpu:2|long|2-4\nbig|64|512000|(null)|long|2-4\n")
+    assert [(n.name, n.cpus, n.memory_mb, n.gpus, n.partitions) for n in shape.nodes] == [
+        ("node1", 16, 16000, 2, ("debug",)), ("node2", 16, 16000, 2, ("debug", "long")),
+        ("big", 64, 512000, 0, ("long",))]
+    debug, long = shape.partitions["debug"], shape.partitions["long"]
+    assert (debug.default, debug.min_nodes, debug.max_nodes) == (True, 1, None)
+    assert (long.default, long.min_nodes, long.max_nodes) == (False, 2, 4)

@@ -227,10 +227,23 @@ def test_a_retry_finds_the_job_releases_it_and_cancels_held_duplicates(tmp_path:
     name, user = "jarvice_job-1", jobs_user()
     Path(env["DSSR_STANDIN_QUEUE"]).write_text(
         f"100 {name} {user} PENDING JobHeldUser\n101 {name} {user} PENDING JobHeldUser\n")
-    result = subprocess.run(["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True)
+    text = submission(tmp_path)
+    job_dir = Path(files(tmp_path).job_dir)
+    job_dir.mkdir()  # written by the killed submitters before their sbatch
+    result = subprocess.run(["bash", "-s"], input=text, env=env, capture_output=True, text=True)
     assert parse_once_output(result.stdout) == ("100", True), result.stderr
     assert [job[3:] for job in jobs_in(env)] == [["PENDING", "None"], ["CANCELLED", "None"]]
-    assert not os.path.exists(files(tmp_path).job_dir)  # nothing written: the job existed
+    assert not os.listdir(job_dir)  # nothing written: the job existed
+
+
+def test_a_job_whose_folder_is_gone_is_still_found_after_the_submission(tmp_path: Path) -> None:
+    """Without the job's folder the first listing is skipped; the listing after the submission still finds
+    the older job of the name, which stays the job (the new one is cancelled)."""
+    env = slurm_standin(tmp_path)
+    Path(env["DSSR_STANDIN_QUEUE"]).write_text(f"100 jarvice_job-1 {jobs_user()} RUNNING None\n")
+    result = subprocess.run(["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True)
+    assert parse_once_output(result.stdout) == ("100", True), result.stderr
+    assert [job[:1] + job[3:] for job in jobs_in(env)] == [["100", "RUNNING", "None"], ["101", "CANCELLED", "None"]]
 
 
 def test_a_job_no_node_can_run_is_refused_in_sbatchs_words_and_nothing_is_submitted(tmp_path: Path) -> None:

@@ -46,8 +46,12 @@ def spec(cluster: Cluster, name: str, token: bool = False) -> JobSpec:
 
 
 def test_a_submission_over_ssh_is_one_remote_command(slurm_cluster: Cluster, tmp_path: Path, calls: Calls) -> None:
-    ds = Downstream(SlurmConnector(Settings(slurm_env(slurm_cluster, tmp_path))), ShellExecutor(Settings({})))
+    # the cluster's shape (one sinfo as the service user) is read once per status ttl, not per submission
+    env = slurm_env(slurm_cluster, tmp_path, JARVICE_SLURM_STATUS_TTL="60")
+    ds = Downstream(SlurmConnector(Settings(env)), ShellExecutor(Settings({})))
     try:
+        warm = ds.submit(spec(slurm_cluster, f"warm-{tmp_path.name[-12:]}"))
+        assert calls.kinds == ["sinfo", "sbatch"]
         name = f"once-{tmp_path.name[-12:]}"
         calls.kinds.clear()
         first = ds.submit(spec(slurm_cluster, name))
@@ -56,6 +60,7 @@ def test_a_submission_over_ssh_is_one_remote_command(slurm_cluster: Cluster, tmp
         again = ds.submit(spec(slurm_cluster, name))  # the upstream's retry: found, one command too
         assert calls.kinds == ["sbatch"] and again.jobid == first.jobid and again.existed
         ds.terminate(JobRef(name, 0, first.jobid))
+        ds.terminate(JobRef(f"warm-{tmp_path.name[-12:]}", 0, warm.jobid))
     finally:
         ds.close()
 

@@ -12,7 +12,8 @@ import pytest
 
 from dssr_core import BadRequest, Identity, JobFiles, JobSpec, Launch
 from dssr_slurm.backend import BatchRequest, JobPlan
-from dssr_slurm.rest.shape import FITS, UNDECIDED, Partition, Shape
+from dssr_slurm.rest.adapter import shape_of
+from dssr_slurm.shape import FITS, UNDECIDED, Partition, Shape
 from dssr_slurm.rest.transport import Response
 
 from .samples import VERSIONS, load
@@ -20,7 +21,7 @@ from .test_refusals import backend
 
 
 def shape(version: str) -> Shape:
-    return Shape.parse(load(version, "nodes").body, load(version, "partitions").body)
+    return shape_of(load(version, "nodes").body, load(version, "partitions").body)
 
 
 def ask(**kw: Any) -> BatchRequest:
@@ -81,7 +82,7 @@ def test_with_several_partitions_and_no_default_named_only_a_common_answer_is_de
 def test_gpu_counts_are_read_from_every_form_of_gres() -> None:
     body = {"nodes": [{"name": "g", "cpus": 8, "real_memory": 1000, "partitions": ["p"],
                        "gres": "gpu:a100:4(S:0-1),gpu:t4:2,mps:100"}]}
-    assert Shape.parse(body, {"partitions": []}).nodes[0].gpus == 6
+    assert shape_of(body, {"partitions": []}).nodes[0].gpus == 6
 
 
 def plan(version: str, **spec: Any) -> JobPlan:
@@ -115,3 +116,19 @@ def test_a_job_that_fits_is_answered_after_its_release_with_no_look(version: str
     assert f"GET /slurm/{version}/job/{jobid}" not in client.calls
     assert [c for c in client.calls if c.startswith("POST")] == [f"POST /slurm/{version}/job/submit",
                                                                  f"POST /slurm/{version}/job/{jobid}"]
+
+
+def test_a_shape_that_cannot_be_read_leaves_jobs_undecided_and_is_not_read_again_within_its_ttl() -> None:
+    from dssr_core import ClusterError
+    from dssr_slurm.shape import ShapeCheck
+
+    reads: list[int] = []
+
+    def down() -> Shape:
+        reads.append(1)
+        raise ClusterError("sinfo: Unable to contact slurm controller")
+
+    check = ShapeCheck(down, ttl=60.0)
+    assert check.verdict(ask()) == UNDECIDED
+    assert check.refuse(ask(memory_gb=99_999)) == UNDECIDED  # nothing to refuse by: Slurm itself judges
+    assert reads == [1]

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from dssr_core import BadRequest, expand_nodelist, format_seconds
 
 from ..backend import AcctRecord, BatchRequest, PREFIX, SlurmJob
+from ..shape import Node, Partition, Shape, gpu_count
 
 #: base states after which a job is no longer in slurmctld's queue (squeue's default view)
 FINAL_STATES = frozenset(
@@ -257,3 +258,44 @@ def limit_text(value: Any) -> str:
         return "UNLIMITED"
     mins = number(value)
     return "UNLIMITED" if mins is None else format_seconds(mins * 60)
+
+
+def shape_of(nodes_body: Mapping[str, Any], partitions_body: Mapping[str, Any]) -> Shape:
+    """From the answers of ``GET nodes`` and ``GET partitions`` (every version v0.0.38-v0.0.45)."""
+    nodes = tuple(_node(item) for item in nodes_body.get("nodes") or [] if isinstance(item, Mapping))
+    parts = (_partition(item) for item in partitions_body.get("partitions") or [] if isinstance(item, Mapping))
+    return Shape(nodes, {p.name: p for p in parts if p.name})
+
+
+def _node(item: Mapping[str, Any]) -> Node:
+    gres = item.get("gres")
+    kept = number(item.get("specialized_memory")) or 0
+    partitions = item.get("partitions")
+    return Node(
+        name=str(item.get("name", "")),
+        cpus=number(item.get("cpus")) or 0,
+        memory_mb=(number(item.get("real_memory")) or 0) - kept,
+        gpus=gpu_count(gres) if isinstance(gres, str) else 0,
+        partitions=tuple(str(p) for p in partitions) if isinstance(partitions, list) else (),
+    )
+
+
+def _partition(item: Mapping[str, Any]) -> Partition:
+    flags = item.get("flags")
+    if isinstance(item.get("maximums"), Mapping):  # v0.0.40 and later
+        max_nodes = number(item["maximums"].get("nodes"))
+        minimums = item.get("minimums")
+        min_nodes = number(minimums.get("nodes")) if isinstance(minimums, Mapping) else None
+        states = item.get("partition", {}).get("state") if isinstance(item.get("partition"), Mapping) else None
+        default = isinstance(states, list) and "DEFAULT" in states
+    else:  # v0.0.38
+        max_nodes = number(item.get("maximum_nodes_per_job"))
+        min_nodes = number(item.get("min nodes per job"))
+        default = False
+    default = default or (isinstance(flags, list) and any(str(f).upper() == "DEFAULT" for f in flags))
+    return Partition(
+        name=str(item.get("name", "")),
+        default=default,
+        min_nodes=min_nodes or 0,
+        max_nodes=max_nodes if max_nodes is not None and max_nodes >= 0 else None,
+    )

@@ -18,13 +18,13 @@ import logging
 import time
 from typing import Any, Callable, Protocol
 
-from dssr_core import BadRequest, ClusterError, SharedSnapshot
+from dssr_core import BadRequest, ClusterError
 
 from ..backend import BatchRequest
-from ..states import NEVER_RUNS, never_runs
+from ..shape import FITS, Shape, ShapeCheck
+from ..states import never_runs
 from . import errors
-from .adapter import Adapter
-from .shape import FITS, UNDECIDED, Shape, Verdict
+from .adapter import Adapter, shape_of
 from .transport import Response
 
 log = logging.getLogger(__name__)
@@ -52,27 +52,17 @@ class Judge:
         self, service: ServiceCall, adapter: Callable[[], Adapter], cancel: Callable[[str], None], ttl: float
     ) -> None:
         self._service, self._adapter, self._cancel = service, adapter, cancel
-        self._shape: SharedSnapshot[Shape | None] = SharedSnapshot(self._read_shape, ttl)
-
-    def verdict(self, request: BatchRequest) -> Verdict:
-        """Whether ``request`` could ever run, from the cluster's shape; undecided when it could not be read."""
-        shape = self._shape.get()
-        return shape.verdict(request) if shape is not None else UNDECIDED
+        self.shape = ShapeCheck(self._read_shape, ttl)
 
     def before_submission(self, request: BatchRequest) -> None:
         """Raise BadRequest, in Slurm's words, when the cluster's shape says no node could ever run ``request``."""
-        verdict = self.verdict(request)
-        if verdict.reason is not None:
-            raise BadRequest(
-                f"Slurm refused the job: {NEVER_RUNS[verdict.reason]} ({verdict.detail}, as slurmrestd describes "
-                f"the cluster; Slurm's reason would be {verdict.reason}). Nothing was submitted."
-            )
+        self.shape.refuse(request)
 
     def after_release(self, jobid: str, request: BatchRequest | None = None) -> None:
         """Cancel the released job ``jobid`` and raise BadRequest, in Slurm's words, when slurmctld finds that
         no node can ever run it; no look at all when the cluster's shape found that ``request`` fits.  A job
         already refused (cancelled with such a reason) is refused again."""
-        if request is not None and self.verdict(request) == FITS:
+        if request is not None and self.shape.verdict(request) == FITS:
             return
         adapter = self._adapter()
         path = f"{adapter.slurm}/job/{jobid}"
@@ -96,12 +86,8 @@ class Judge:
         self._cancel(jobid)
         raise BadRequest(f"Slurm refused the job: {words} (job {jobid} was cancelled; Slurm's reason: {job.reason}).")
 
-    def _read_shape(self) -> Shape | None:
+    def _read_shape(self) -> Shape:
         adapter = self._adapter()
-        try:
-            nodes = self._service("GET", f"{adapter.slurm}/nodes", "reading the nodes").body
-            partitions = self._service("GET", f"{adapter.slurm}/partitions", "reading the partitions").body
-        except ClusterError as exc:  # the submission is then judged by slurmctld after the release
-            log.warning("could not read the cluster's nodes and partitions from slurmrestd: %s", exc)
-            return None
-        return Shape.parse(nodes, partitions)
+        nodes = self._service("GET", f"{adapter.slurm}/nodes", "reading the nodes").body
+        partitions = self._service("GET", f"{adapter.slurm}/partitions", "reading the partitions").body
+        return shape_of(nodes, partitions)

@@ -1,12 +1,13 @@
-"""The cluster as slurmrestd describes it (nodes, partitions), and whether a job could ever run on it.
+"""The cluster's nodes and partitions, and whether a job could ever run on them.
 
-A job submitted held is not judged against the nodes by slurmctld, and slurmrestd has no
-``sbatch --test-only``.  So before a submission the REST backend asks :meth:`Shape.verdict`, from
-``GET nodes`` and ``GET partitions`` read once per snapshot: a job no node of its partition could
-ever run is refused at once, in Slurm's words (:data:`~dssr_slurm.states.NEVER_RUNS`); a job that
-fits is submitted with no further look; only a job this model cannot judge (extra ``sbatch`` flags,
-licenses, a partition it does not know, several partitions and no default named) is looked at by
-slurmctld after its release, as before.
+A job submitted held is not judged against the nodes by slurmctld.  So before a submission both
+backends ask :meth:`ShapeCheck.refuse`, from the cluster's shape read once per snapshot (over SSH one
+``sinfo`` as the service user, :func:`dssr_slurm.parsing.parse_sinfo`; over slurmrestd ``GET nodes``
+and ``GET partitions``, :func:`dssr_slurm.rest.adapter.shape_of`): a job no node of its partition could ever run is refused at once,
+in Slurm's words (:data:`~dssr_slurm.states.NEVER_RUNS`), with nothing submitted; a job that fits is
+submitted with no further test; only a job this model cannot judge (extra ``sbatch`` flags, licenses,
+a partition it does not know, several partitions and no default named) is judged by Slurm itself
+(``sbatch --test-only`` over SSH, slurmctld's look after the release over slurmrestd).
 
 The model is slurmctld's own test of a request against the nodes' configuration, for what a
 :class:`~dssr_slurm.backend.BatchRequest` can ask: the partition's node limits (reason
@@ -16,15 +17,25 @@ and enough CPUs on those nodes for every task, one CPU each (``PartitionConfig``
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Callable, Mapping
 
-from ..backend import BatchRequest
-from .adapter import number
+from dssr_core import BadRequest, ClusterError, SharedSnapshot
+
+from .backend import BatchRequest
+from .states import NEVER_RUNS
+
+log = logging.getLogger(__name__)
 
 #: ``gpu:2``, ``gpu:a100:4(S:0-1)``, ``gpu:tesla:2,mps:100``: the count of each ``gpu`` entry
 _GPU = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
+
+
+def gpu_count(gres: str) -> int:
+    """The GPUs a node's GRES string names (``gpu:2`` -> 2; ``(null)`` -> 0)."""
+    return sum(int(n) for n in _GPU.findall(gres))
 
 
 @dataclass(frozen=True)
@@ -67,13 +78,6 @@ FITS = Verdict(decided=True)
 class Shape:
     nodes: tuple[Node, ...]
     partitions: Mapping[str, Partition]
-
-    @classmethod
-    def parse(cls, nodes_body: Mapping[str, Any], partitions_body: Mapping[str, Any]) -> "Shape":
-        """From the answers of ``GET nodes`` and ``GET partitions`` (every version v0.0.38-v0.0.45)."""
-        nodes = tuple(_node(item) for item in nodes_body.get("nodes") or [] if isinstance(item, Mapping))
-        parts = (_partition(item) for item in partitions_body.get("partitions") or [] if isinstance(item, Mapping))
-        return cls(nodes, {p.name: p for p in parts if p.name})
 
     def verdict(self, request: BatchRequest) -> Verdict:
         """Whether ``request`` could ever run on this cluster as configured."""
@@ -122,35 +126,32 @@ class Shape:
         return FITS
 
 
-def _node(item: Mapping[str, Any]) -> Node:
-    gres = item.get("gres")
-    kept = number(item.get("specialized_memory")) or 0
-    partitions = item.get("partitions")
-    return Node(
-        name=str(item.get("name", "")),
-        cpus=number(item.get("cpus")) or 0,
-        memory_mb=(number(item.get("real_memory")) or 0) - kept,
-        gpus=sum(int(n) for n in _GPU.findall(gres)) if isinstance(gres, str) else 0,
-        partitions=tuple(str(p) for p in partitions) if isinstance(partitions, list) else (),
-    )
+class ShapeCheck:
+    """The cluster's shape, read by ``read`` at most once per ``ttl`` seconds, and the refusal it gives."""
 
+    def __init__(self, read: Callable[[], Shape], ttl: float) -> None:
+        self._read = read
+        # a reading that failed is kept too, for the ttl, as (None,): the snapshot holds no None
+        self._shape: SharedSnapshot[tuple[Shape | None]] = SharedSnapshot(self._read_once, ttl)
 
-def _partition(item: Mapping[str, Any]) -> Partition:
-    flags = item.get("flags")
-    if isinstance(item.get("maximums"), Mapping):  # v0.0.40 and later
-        max_nodes = number(item["maximums"].get("nodes"))
-        minimums = item.get("minimums")
-        min_nodes = number(minimums.get("nodes")) if isinstance(minimums, Mapping) else None
-        states = item.get("partition", {}).get("state") if isinstance(item.get("partition"), Mapping) else None
-        default = isinstance(states, list) and "DEFAULT" in states
-    else:  # v0.0.38
-        max_nodes = number(item.get("maximum_nodes_per_job"))
-        min_nodes = number(item.get("min nodes per job"))
-        default = False
-    default = default or (isinstance(flags, list) and any(str(f).upper() == "DEFAULT" for f in flags))
-    return Partition(
-        name=str(item.get("name", "")),
-        default=default,
-        min_nodes=min_nodes or 0,
-        max_nodes=max_nodes if max_nodes is not None and max_nodes >= 0 else None,
-    )
+    def verdict(self, request: BatchRequest) -> Verdict:
+        """Whether ``request`` could ever run; undecided when the shape could not be read."""
+        (shape,) = self._shape.get()
+        return shape.verdict(request) if shape is not None else UNDECIDED
+
+    def refuse(self, request: BatchRequest) -> Verdict:
+        """Raise BadRequest, in Slurm's words, when no node could ever run ``request``; else the verdict."""
+        verdict = self.verdict(request)
+        if verdict.reason is not None:
+            raise BadRequest(
+                f"Slurm refused the job: {NEVER_RUNS[verdict.reason]} ({verdict.detail}, as Slurm describes "
+                f"the cluster; Slurm's reason would be {verdict.reason}). Nothing was submitted."
+            )
+        return verdict
+
+    def _read_once(self) -> tuple[Shape | None]:
+        try:
+            return (self._read(),)
+        except ClusterError as exc:  # the job is then judged by Slurm itself
+            log.warning("could not read the cluster's nodes and partitions: %s", exc)
+            return (None,)
