@@ -40,4 +40,7 @@ def test_the_local_site_passes_and_a_trial_job_runs_with_each_stage_timed(tmp_pa
 def test_a_bad_setting_is_one_fail_line_and_exit_status_1(tmp_path: Path) -> None:
     rc, lines = doctor({"JARVICE_BAREMETAL_CONNECTOR": "pbs", "JARVICE_LOCAL_STATE_DIR": str(tmp_path)})
     assert rc == 1
-    assert len(lines) == 1 and lines[0].startswith('FAIL settings parse — No such connector "pbs"')
+    # issue 21: the line names the variable that chose the connector
+    assert len(lines) == 1 and lines[0] == (
+        'FAIL settings parse — JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs". Available connectors: local, slurm'
+    )
