@@ -212,6 +212,11 @@ class SlurmBackend(ABC):
         """Start-up problems of this way of talking to Slurm, one sentence each (never raises)."""
         return []
 
+    def local_checks(self) -> Iterator[Check]:
+        """What this way of talking to Slurm needs on this host, checked without the cluster
+        (:meth:`dssr_core.Connector.local_checks`; never raises).  The default: none."""
+        return iter(())
+
     def known_users(self) -> list[str]:
         """Cluster users known before any job (whose scratch folders the start-up check looks at)."""
         return []

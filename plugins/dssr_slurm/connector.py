@@ -36,6 +36,7 @@ from dssr_core import (
     shown,
 )
 from dssr_core import CLUSTER_USER_PATTERN, Batcher, Check, Contact, SharedSnapshot, Stream, UserMappingFile
+from dssr_core import failed, passed
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
@@ -283,6 +284,15 @@ class SlurmConnector(Connector):
         from .doctor import diagnose  # only `dssr doctor` needs it
 
         return diagnose(self, executor)
+
+    def local_checks(self) -> Iterator[Check]:
+        """The service user's key loads, then the backend's own (over SSH: the user-id mapping file)."""
+        what = f"the service user's key ({self.cfg.service_key_setting}) loads"
+        if self.shell.key_problem:
+            yield failed(what, self.shell.key_problem)
+        else:
+            yield passed(what, self.shell.login.key.get_name())
+        yield from self.backend.local_checks()
 
     def check(self) -> list[str]:
         problems: list[str] = []

@@ -31,6 +31,8 @@ def load_private_key(text: str, what: str = "the private key") -> paramiko.PKey:
     Raises :class:`ConfigError` naming ``what`` (never the key itself).
     """
     text = text.strip()
+    if text.startswith(("ssh-", "ecdsa-sha2-")) or "-----BEGIN SSH2 PUBLIC KEY" in text or "PUBLIC KEY-----" in text:
+        raise ConfigError(f"{what} is a public key: give the private key (its public half goes in authorized_keys).")
     if "-----BEGIN" not in text:
         try:
             text = base64.b64decode("".join(text.split()), validate=True).decode("utf-8").strip()
