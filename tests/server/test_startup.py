@@ -68,11 +68,22 @@ def one_line(result: subprocess.CompletedProcess[str], *secrets: str) -> str:
      'JARVICE_BAREMETAL_EXECUTOR: No such executor "docker". Available executors: apptainer, shell, singularity'),
     (["--connector", "local", "--executor", "docker"], {},
      '--executor: No such executor "docker". Available executors: apptainer, shell, singularity'),
+    ([], {"JARVICE_LOCAL_STATE_DIR": "/proc/dssr-no-such/state"},
+     "JARVICE_LOCAL_STATE_DIR='/proc/dssr-no-such/state' cannot be created: No such file or directory."),
+    ([], {"JARVICE_JOBS_DOMAIN": "jobs.example.org"},
+     "JARVICE_DSSR_INTERACTIVE_KEY is not set: interactive jobs (JARVICE_JOBS_DOMAIN is set) need a secret of at "
+     "least 32 characters, the same on every replica (e.g. openssl rand -hex 32)."),
 ])
 def test_a_bad_address_port_or_plugin_is_one_line_naming_what_the_user_set(
     tmp_path: Path, flags: list[str], env: dict[str, str], line: str
 ) -> None:
     assert one_line(run_server(*flags, env={"JARVICE_LOCAL_STATE_DIR": str(tmp_path), **env})) == line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may listen below 1024")
+def test_a_privileged_port_names_the_port(tmp_path: Path) -> None:
+    line = one_line(run_server("--port", "80", env={"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}))
+    assert line.startswith("--port=80: cannot listen on 127.0.0.1:80 (") and "need privileges" in line
 
 
 def test_a_host_name_that_does_not_resolve_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,6 +170,12 @@ def public_key_line() -> str:
     ({"JARVICE_USERS_ID_MAPPING_FILE": "NOBODY"},
      "JARVICE_USERS_ID_MAPPING_FILE='{tmp}/nobody.yaml' maps nobody: add users_id_mapping entries "
      "(mail, mapped_user, ssh_private_key_b64)"),
+    ({"JARVICE_SLURM_INTERFACE": "ssh"}, "JARVICE_SLURM_INTERFACE='ssh' is not allowed: use one of cli, http."),
+    ({"JARVICE_JWT_PUBLIC_KEY": "not a key"},
+     "JARVICE_JWT_PUBLIC_KEY is neither PEM text nor a readable file path."),
+    ({"JARVICE_JWT_PUBLIC_KEY": ""},
+     "Bearer-token verification is on (JARVICE_JWT_VERIFY=true) but no key is configured: "
+     "set JARVICE_JWT_PUBLIC_KEY or JARVICE_JWT_JWKS_URL, or JARVICE_JWT_VERIFY=false."),
     ({"JARVICE_SLURM_SSH_PKEY_FILE": "/nonexistent/key", "JARVICE_SLURM_SSH_PKEY": ""},
      "JARVICE_SLURM_SSH_PKEY_FILE='/nonexistent/key' cannot be read (No such file or directory)."),
 ])
@@ -184,11 +201,12 @@ def test_each_local_fault_is_its_own_line(tmp_path: Path) -> None:
 
 
 def test_what_only_the_cluster_can_tell_is_a_warning_and_ready_says_503(tmp_path: Path) -> None:
-    """Good local settings, a login node that does not answer, one bad entry of the mapping file:
-    the server serves, warns, and /ready says 503 until the cluster answers."""
+    """Good local settings, a login node that does not answer, one bad entry of the mapping file, a
+    JWKS address nothing answers at: the server serves, warns, and /ready says 503 until the cluster answers."""
     mapping = write(tmp_path / "two.yaml", [entry("kirby@example.com", "kirby", openssh_key("ed25519")),
                                               entry("mario@example.com", "mario", "not a key")])
-    env = slurm_env(tmp_path, JARVICE_USERS_ID_MAPPING_FILE=str(mapping))
+    env = slurm_env(tmp_path, JARVICE_USERS_ID_MAPPING_FILE=str(mapping), JARVICE_JWT_PUBLIC_KEY="",
+                    JARVICE_JWT_JWKS_URL=f"http://127.0.0.1:{closed_port()}/certs")  # no key server there
     server = Server(tmp_path / "state", env=env, flags=[]).start()
     try:
         answer = wait_for(lambda: (a := server.get("/ready")).status == 503 and a, timeout=20)
