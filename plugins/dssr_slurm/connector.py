@@ -292,6 +292,13 @@ class SlurmConnector(Connector):
             yield failed(what, self.shell.key_problem)
         else:
             yield passed(what, self.shell.login.key.get_name())
+        cfg = self.cfg
+        if self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
+            yield failed(
+                f"the known_hosts file holds the login node's key ({cfg.host}:{cfg.port})",
+                f"JARVICE_SLURM_SSH_KNOWN_HOSTS={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add it "
+                f"(ssh-keyscan -p {cfg.port} {cfg.host}, checked with the cluster's administrators).",
+            )
         yield from self.backend.local_checks()
 
     def check(self) -> list[str]:

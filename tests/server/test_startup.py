@@ -170,6 +170,13 @@ def public_key_line() -> str:
     ({"JARVICE_USERS_ID_MAPPING_FILE": "NOBODY"},
      "JARVICE_USERS_ID_MAPPING_FILE='{tmp}/nobody.yaml' maps nobody: add users_id_mapping entries "
      "(mail, mapped_user, ssh_private_key_b64)"),
+    ({"JARVICE_SLURM_SSH_KNOWN_HOSTS": "/nonexistent/known_hosts"},
+     "JARVICE_SLURM_SSH_KNOWN_HOSTS='/nonexistent/known_hosts' cannot be read (No such file or directory)."),
+    ({"JARVICE_SLURM_SSH_KNOWN_HOSTS": "OTHER_HOSTS"},
+     "JARVICE_SLURM_SSH_KNOWN_HOSTS='{tmp}/known_hosts' has no key of 127.0.0.1:{port}: add it "
+     "(ssh-keyscan -p {port} 127.0.0.1, checked with the cluster's administrators)."),
+    ({"JARVICE_SLURM_SSH_HOST_KEY": "aa:bb:cc"},
+     "JARVICE_SLURM_SSH_HOST_KEY='aa:bb:cc' is not of the form SHA256:<base64> (as printed by ssh-keygen -lf)."),
     ({"JARVICE_SLURM_INTERFACE": "ssh"}, "JARVICE_SLURM_INTERFACE='ssh' is not allowed: use one of cli, http."),
     ({"JARVICE_JWT_PUBLIC_KEY": "not a key"},
      "JARVICE_JWT_PUBLIC_KEY is neither PEM text nor a readable file path."),
@@ -185,12 +192,14 @@ def test_a_local_fault_of_the_slurm_settings_stops_start_up_naming_the_variable(
     (tmp_path / "bad.yaml").write_text("users_id_mapping:\n  - mail: [unclosed\n")
     (tmp_path / "empty.yaml").write_text("")
     write(tmp_path / "nobody.yaml", [{"mail": "kirby@example.com", "mapped_user": "kirby"}])
-    files = {"MALFORMED": "bad.yaml", "EMPTY": "empty.yaml", "NOBODY": "nobody.yaml"}
+    (tmp_path / "known_hosts").write_text(f"[login.example.org]:22 {public_key_line()}\n")  # another host's
+    files = {"MALFORMED": "bad.yaml", "EMPTY": "empty.yaml", "NOBODY": "nobody.yaml", "OTHER_HOSTS": "known_hosts"}
     change = {k: str(tmp_path / files[v]) if v in files else public_key_line() if v == "PUBLIC" else v
               for k, v in change.items()}
     env = slurm_env(tmp_path, **change)
     result = run_server("--port", str(free_port()), env=env)
-    assert one_line(result, env["JARVICE_SLURM_SSH_PKEY"] or "-----BEGIN", GARBAGE_KEY) == words.format(tmp=tmp_path)
+    expected = words.format(tmp=tmp_path, port=env["JARVICE_SLURM_CLUSTER_PORT"])
+    assert one_line(result, env["JARVICE_SLURM_SSH_PKEY"] or "-----BEGIN", GARBAGE_KEY) == expected
 
 
 def test_each_local_fault_is_its_own_line(tmp_path: Path) -> None:
