@@ -197,10 +197,10 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
     auth = "upstream token required" if token else "no upstream authentication"
     reach = "network" if reachable_from_network(server.host) else "loopback only"
     log.info(
-        "dssr-server %s listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s)",
-        version(),
+        "dssr-server listening on http://%s:%s (jarvice-dssr %s; %s; connector %s, executor %s, %d threads, %s; %s)",
         server.host,
         server.port,
+        version(),
         reach,
         downstream.connector.name,
         downstream.executor.name,
