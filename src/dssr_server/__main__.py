@@ -197,16 +197,16 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
     auth = "upstream token required" if token else "no upstream authentication"
     reach = "network" if reachable_from_network(server.host) else "loopback only"
     log.info(
-        "dssr-server listening on http://%s:%s (jarvice-dssr %s; %s; connector %s, executor %s, %d threads, %s; %s)",
+        "dssr-server listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s; jarvice-dssr %s)",
         server.host,
         server.port,
-        version(),
         reach,
         downstream.connector.name,
         downstream.executor.name,
         server.threads,
         auth,
         details,
+        version(),
     )
     if reach == "network" and not token:
         danger = ""

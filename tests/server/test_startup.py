@@ -241,6 +241,7 @@ def test_the_version_is_in_the_start_up_report_and_in_dssr_server_version(tmp_pa
     server = Server(tmp_path / "state").start()
     try:
         report = [line for line in server.log().splitlines() if "listening on" in line]
-        assert len(report) == 1 and f"dssr-server listening on {server.url} (jarvice-dssr {installed}; " in report[0]
+        assert len(report) == 1 and f"dssr-server listening on {server.url} (" in report[0]
+        assert report[0].endswith(f"; jarvice-dssr {installed})")
     finally:
         server.stop()
