@@ -230,6 +230,11 @@ class SlurmBackend(ABC):
         commands answered: each a verdict with its fix (never raises)."""
         return iter(())
 
+    def user_login_checks(self) -> Iterator[Check]:
+        """``dssr doctor``'s checks of each job user's own login, which need nothing of the service user
+        (run even when the service user cannot log in; never raises).  The default: none."""
+        return iter(())
+
     def probe_login(self) -> Login | None:
         """The login ``dssr doctor`` runs the executor's node probes as (a user allowed to run jobs);
         None: the service user."""

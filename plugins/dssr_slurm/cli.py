@@ -58,6 +58,10 @@ class CliBackend(SlurmBackend):
         """The mapping file, coordinators of the mapped users' accounts, each mapped user's key and scratch."""
         return cli_checks.diagnose(self.shell, self.pool, self.cfg, self.mapping)
 
+    def user_login_checks(self) -> Iterator[Check]:
+        """Each mapped user's key logs in (its own SSH login, whatever the service user's)."""
+        return cli_checks.user_logins(self.pool, self.cfg, self.mapping)
+
     def probe_login(self) -> Login | None:
         """The first mapped user: node probes run as a user who may run jobs."""
         return next((login for _, login in cli_checks.logins(self.mapping)), None)

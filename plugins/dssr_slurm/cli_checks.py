@@ -129,6 +129,25 @@ def _coordinators(shell: ServiceShell, cfg: SlurmSettings, users: list[str]) -> 
             )
 
 
+def user_logins(pool: SSHPool, cfg: SlurmSettings, mapping: UserMappingFile) -> Iterator[Check]:
+    """Each mapped user's key logs in (run when the service user cannot: its faults are their own)."""
+    for email, login in logins(mapping):
+        what = f"{email}'s key logs in as {login.user!r}"
+        try:
+            pool.run(login, "true", kind="doctor", timeout=60)
+        except ClusterError as exc:
+            yield failed(what, f"{exc} Fix: {_key_fix(cfg, email, login)}")
+            continue
+        yield passed(what)
+
+
+def _key_fix(cfg: SlurmSettings, email: str, login: Login) -> str:
+    return (
+        f"the ssh_private_key_b64 of {email} in {cfg.mapping_file} must be a key "
+        f"in ~{login.user}/.ssh/authorized_keys on the login node."
+    )
+
+
 def _user_checks(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, email: str, login: Login) -> Iterator[Check]:
     folder = cfg.user_scratch(login.user)
     marker = f".dssr-doctor-{secrets.token_hex(6)}"
@@ -141,11 +160,7 @@ def _user_checks(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, email: 
     try:
         result = pool.run(login, "bash -s", stdin=script.encode(), kind="doctor", timeout=60)
     except ClusterError as exc:
-        yield failed(
-            what,
-            f"{exc} Fix: the ssh_private_key_b64 of {email} in {cfg.mapping_file} must be a key "
-            f"in ~{login.user}/.ssh/authorized_keys on the login node.",
-        )
+        yield failed(what, f"{exc} Fix: {_key_fix(cfg, email, login)}")
         return
     yield passed(what)
     what = f"{login.user!r} can write its scratch folder {folder}"

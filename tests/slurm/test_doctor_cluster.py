@@ -93,6 +93,9 @@ def test_a_service_key_the_cluster_does_not_know_is_named(env: dict[str, str], t
     fail = line(lines, "FAIL the service user 'jarvice' logs in with JARVICE_SLURM_SSH_PKEY")
     assert "refused" in fail and "authorized_keys" in fail
     assert key not in "\n".join(lines)
+    # issue 21: each fault its own line: the job users' own logins are still checked
+    line(lines, "OK kirby@example.com's key logs in as 'kirby'")
+    assert not [x for x in lines if "squeue" in x]
 
 
 def test_an_account_the_service_user_does_not_coordinate_is_named_with_the_command_that_fixes_it(
