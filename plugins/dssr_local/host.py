@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from dssr_core import ConfigError, JobRef, JobSpec, JobState, JobStatus, format_seconds
+from dssr_core import InUse, JobRef, JobSpec, JobState, JobStatus, format_seconds
 
 from .jobfiles import OUTPUT_FILE
 from .store import JobRecord
@@ -81,7 +81,7 @@ def claim_state_dir(state_dir: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise ConfigError(
+        raise InUse(
             f"JARVICE_LOCAL_STATE_DIR={str(state_dir)!r} is in use by another local connector "
             f"(pid {holder}); give each server its own folder."
         ) from None

@@ -212,6 +212,11 @@ class SlurmBackend(ABC):
         """Start-up problems of this way of talking to Slurm, one sentence each (never raises)."""
         return []
 
+    def local_checks(self) -> Iterator[Check]:
+        """What this way of talking to Slurm needs on this host, checked without the cluster
+        (:meth:`dssr_core.Connector.local_checks`; never raises).  The default: none."""
+        return iter(())
+
     def known_users(self) -> list[str]:
         """Cluster users known before any job (whose scratch folders the start-up check looks at)."""
         return []
@@ -223,6 +228,11 @@ class SlurmBackend(ABC):
     def diagnose(self) -> Iterator[Check]:
         """``dssr doctor``'s checks of this way of talking to Slurm, run once SSH and Slurm's own
         commands answered: each a verdict with its fix (never raises)."""
+        return iter(())
+
+    def user_login_checks(self) -> Iterator[Check]:
+        """``dssr doctor``'s checks of each job user's own login, which need nothing of the service user
+        (run even when the service user cannot log in; never raises).  The default: none."""
         return iter(())
 
     def probe_login(self) -> Login | None:

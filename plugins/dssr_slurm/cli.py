@@ -52,9 +52,18 @@ class CliBackend(SlurmBackend):
     def describe(self) -> dict[str, str]:
         return {"user-id mapping": self.mapping.path}
 
+    def local_checks(self) -> Iterator[Check]:
+        """The user-id mapping file loads and maps someone (else no job can run: start-up stops);
+        each bad entry is a failed check the server starts anyway with (the file is re-read)."""
+        return cli_checks.mapping_checks(self.cfg, self.mapping)
+
     def diagnose(self) -> Iterator[Check]:
         """The mapping file, coordinators of the mapped users' accounts, each mapped user's key and scratch."""
         return cli_checks.diagnose(self.shell, self.pool, self.cfg, self.mapping)
+
+    def user_login_checks(self) -> Iterator[Check]:
+        """Each mapped user's key logs in (its own SSH login, whatever the service user's)."""
+        return cli_checks.user_logins(self.pool, self.cfg, self.mapping)
 
     def probe_login(self) -> Login | None:
         """The first mapped user: node probes run as a user who may run jobs."""

@@ -17,11 +17,13 @@ from dssr_core import Login, SSHPool, UserMappingFile
 from .remote import ServiceShell
 from .settings import SlurmSettings
 
+#: the variable naming the user-id mapping file (named by every fault of the file)
+MAPPING_VARIABLE = "JARVICE_USERS_ID_MAPPING_FILE"
+
 
 def diagnose(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, mapping: UserMappingFile) -> Iterator[Check]:
     """The checks, in order (never raises)."""
     users = list(logins(mapping))
-    yield from _mapping(cfg, mapping)
     yield from _coordinators(shell, cfg, sorted({login.user for _, login in users}))
     for email, login in users:
         yield from _user_checks(shell, pool, cfg, email, login)
@@ -40,19 +42,26 @@ def logins(mapping: UserMappingFile) -> Iterator[tuple[str, Login]]:
             yield email, login
 
 
-def _mapping(cfg: SlurmSettings, mapping_file: UserMappingFile) -> Iterator[Check]:
+def mapping_checks(cfg: SlurmSettings, mapping_file: UserMappingFile) -> Iterator[Check]:
+    """Local: the file loads and maps someone (a fault that stops start-up), then one failed,
+    non-blocking check per bad entry (the others' jobs still run)."""
     what = f"the user-id mapping file {cfg.mapping_file} loads"
     try:
         mapping = mapping_file.load()
     except ConfigError as exc:
-        yield failed(what, str(exc))
+        why = str(exc)
+        yield failed(what, why if MAPPING_VARIABLE in why else f"{MAPPING_VARIABLE}: {why}")
         return
+    for problem in mapping.problems:
+        yield failed("an entry of the user-id mapping file", problem, blocks=False)
     if not mapping.logins:
-        yield failed(what, "it maps nobody: add users_id_mapping entries (mail, mapped_user, ssh_private_key_b64)")
+        yield failed(
+            what,
+            f"{MAPPING_VARIABLE}={cfg.mapping_file!r} maps nobody: add users_id_mapping entries "
+            "(mail, mapped_user, ssh_private_key_b64)",
+        )
         return
     yield passed(what, f"{len(mapping.logins)} user(s)")
-    for problem in mapping.problems:
-        yield failed("an entry of the user-id mapping file", problem)
 
 
 def _coordinators(shell: ServiceShell, cfg: SlurmSettings, users: list[str]) -> Iterator[Check]:
@@ -120,6 +129,25 @@ def _coordinators(shell: ServiceShell, cfg: SlurmSettings, users: list[str]) -> 
             )
 
 
+def user_logins(pool: SSHPool, cfg: SlurmSettings, mapping: UserMappingFile) -> Iterator[Check]:
+    """Each mapped user's key logs in (run when the service user cannot: its faults are their own)."""
+    for email, login in logins(mapping):
+        what = f"{email}'s key logs in as {login.user!r}"
+        try:
+            pool.run(login, "true", kind="doctor", timeout=60)
+        except ClusterError as exc:
+            yield failed(what, f"{exc} Fix: {_key_fix(cfg, email, login)}")
+            continue
+        yield passed(what)
+
+
+def _key_fix(cfg: SlurmSettings, email: str, login: Login) -> str:
+    return (
+        f"the ssh_private_key_b64 of {email} in {cfg.mapping_file} must be a key "
+        f"in ~{login.user}/.ssh/authorized_keys on the login node."
+    )
+
+
 def _user_checks(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, email: str, login: Login) -> Iterator[Check]:
     folder = cfg.user_scratch(login.user)
     marker = f".dssr-doctor-{secrets.token_hex(6)}"
@@ -132,11 +160,7 @@ def _user_checks(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, email: 
     try:
         result = pool.run(login, "bash -s", stdin=script.encode(), kind="doctor", timeout=60)
     except ClusterError as exc:
-        yield failed(
-            what,
-            f"{exc} Fix: the ssh_private_key_b64 of {email} in {cfg.mapping_file} must be a key "
-            f"in ~{login.user}/.ssh/authorized_keys on the login node.",
-        )
+        yield failed(what, f"{exc} Fix: {_key_fix(cfg, email, login)}")
         return
     yield passed(what)
     what = f"{login.user!r} can write its scratch folder {folder}"

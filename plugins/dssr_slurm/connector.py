@@ -36,6 +36,7 @@ from dssr_core import (
     shown,
 )
 from dssr_core import CLUSTER_USER_PATTERN, Batcher, Check, Contact, SharedSnapshot, Stream, UserMappingFile
+from dssr_core import failed, passed
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
@@ -283,6 +284,22 @@ class SlurmConnector(Connector):
         from .doctor import diagnose  # only `dssr doctor` needs it
 
         return diagnose(self, executor)
+
+    def local_checks(self) -> Iterator[Check]:
+        """The service user's key loads, then the backend's own (over SSH: the user-id mapping file)."""
+        what = f"the service user's key ({self.cfg.service_key_setting}) loads"
+        if self.shell.key_problem:
+            yield failed(what, self.shell.key_problem)
+        else:
+            yield passed(what, self.shell.login.key.get_name())
+        cfg = self.cfg
+        if self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
+            yield failed(
+                f"the known_hosts file holds the login node's key ({cfg.host}:{cfg.port})",
+                f"JARVICE_SLURM_SSH_KNOWN_HOSTS={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add it "
+                f"(ssh-keyscan -p {cfg.port} {cfg.host}, checked with the cluster's administrators).",
+            )
+        yield from self.backend.local_checks()
 
     def check(self) -> list[str]:
         problems: list[str] = []

@@ -5,7 +5,9 @@ In order: the SSH host key, the service user's key, ``squeue``/``sacct``/
 SSH the mapping file, coordinators and each mapped user's key and scratch
 folder; over slurmrestd the daemon, its API version and the service token),
 and the executor's probes on the compute nodes.  A failure that makes the next checks
-meaningless (no SSH) ends the list there.
+meaningless ends the list there: a login node that cannot be reached or shows
+the wrong host key (nothing more is sent to it), or a service user that cannot
+log in (then only the job users' own logins are checked).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def diagnose(conn: "SlurmConnector", executor: Executor) -> Iterator[Check]:
             f"{exc} Fix: add the public half of the key to ~{cfg.service_user}/.ssh/authorized_keys "
             "on the login node, or set JARVICE_SLURM_SSH_USER to the key's user.",
         )
+        # the cluster checks need the service user; the job users' own logins do not
+        yield from conn.backend.user_login_checks()
         return
     yield passed(what, f"logged in as {whoami}")
 

@@ -17,6 +17,8 @@ def build_pool(cfg: SlurmSettings) -> SSHPool:
         expected_fingerprint=cfg.host_key,
         record_file=cfg.host_key_record,
         record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD",
+        known_hosts_setting="JARVICE_SLURM_SSH_KNOWN_HOSTS",
+        fingerprint_setting="JARVICE_SLURM_SSH_HOST_KEY",
     )
     return SSHPool(cfg.host, cfg.port, policy, command_timeout=cfg.command_timeout, keepalive=cfg.keepalive)
 

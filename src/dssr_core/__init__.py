@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics
 from .checks import Check, Contact, NodeProbe, failed, passed
-from .config import DownstreamSettings, Settings, runs_host_commands
+from .config import (
+    CONNECTOR_VARIABLE,
+    EXECUTOR_VARIABLE,
+    DownstreamSettings,
+    Settings,
+    choose_plugins,
+    runs_host_commands,
+)
 from .connector import Connector, Stream, split_by_state
 from .downstream import Downstream
-from .errors import BadRequest, ClusterError, ConfigError, DssrError, NotFound, PluginError
+from .errors import BadRequest, ClusterError, ConfigError, DssrError, InUse, NotFound, PluginError
 from .executor import NODE_VARIABLES, Executor, Launch, LaunchContext
 from .formats import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
 from .interactive import (
@@ -99,10 +106,12 @@ __all__ = [
     "Batcher",
     "bounded",
     "Check",
+    "choose_plugins",
     "CLUSTER_USER_PATTERN",
     "ClusterError",
     "command",
     "ConfigError",
+    "CONNECTOR_VARIABLE",
     "Connector",
     "Contact",
     "decode_base64_text",
@@ -111,6 +120,7 @@ __all__ = [
     "DssrError",
     "elapsed_seconds",
     "Executor",
+    "EXECUTOR_VARIABLE",
     "ExitStatus",
     "expand_nodelist",
     "exports",
@@ -121,6 +131,7 @@ __all__ = [
     "HostKeyPolicy",
     "Identity",
     "InteractiveSettings",
+    "InUse",
     "is_name",
     "JobFiles",
     "JobInfo",

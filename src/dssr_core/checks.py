@@ -22,6 +22,10 @@ class Check:
     why: str = ""
     #: how long the check took, when worth showing (``dssr doctor --submit`` stages)
     seconds: float | None = None
+    #: for a failed :meth:`Connector.local_checks <dssr_core.Connector.local_checks>` verdict: whether
+    #: ``dssr-server`` refuses to start on it (True), or starts and warns (a fault it works around,
+    #: such as one bad entry of a file it re-reads)
+    blocks: bool = True
 
     def line(self) -> str:
         """``OK|FAIL <what> — <why>`` (the format of ``dssr doctor``)."""
@@ -34,8 +38,8 @@ def passed(what: str, why: str = "", seconds: float | None = None) -> Check:
     return Check(what, True, why, seconds)
 
 
-def failed(what: str, why: str, seconds: float | None = None) -> Check:
-    return Check(what, False, why, seconds)
+def failed(what: str, why: str, seconds: float | None = None, *, blocks: bool = True) -> Check:
+    return Check(what, False, why, seconds, blocks)
 
 
 @dataclass(frozen=True)

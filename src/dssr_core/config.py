@@ -24,9 +24,21 @@ _FALSE = {"0", "false", "no", "off"}
 class Settings:
     """Typed, validated access to configuration variables."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, **overrides: str) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, *, labels: Mapping[str, str] | None = None, **overrides: str
+    ) -> None:
         self._env: dict[str, str] = dict(os.environ if env is None else env)
         self._env.update(overrides)
+        #: variable -> what the user typed to set it (a command-line flag), for messages
+        self._labels: dict[str, str] = dict(labels or {})
+
+    def label(self, name: builtins.str) -> builtins.str:
+        """How messages name ``name``: the flag that set it (``--port``), else the variable itself."""
+        return self._labels.get(name, name)
+
+    def updated(self, labels: Mapping[str, str] | None = None, **overrides: str) -> "Settings":
+        """A copy with ``overrides`` written over their variables (each shown as its ``labels`` entry)."""
+        return Settings(self._env, labels={**self._labels, **(labels or {})}, **overrides)
 
     def raw(self, name: str) -> str | None:
         """The value as set (None when unset or empty)."""
@@ -50,25 +62,25 @@ class Settings:
         file_name = name + "_FILE"
         text, path = self.raw(name), self.raw(file_name)
         if text is not None and path is not None:
-            raise ConfigError(f"{name} and {file_name} are both set: give only one.")
+            raise ConfigError(f"{self.label(name)} and {self.label(file_name)} are both set: give only one.")
         if path is None:
             return name, text
         try:
             with open(path, encoding="utf-8") as handle:
                 content = handle.read()
         except OSError as exc:
-            raise ConfigError(f"{file_name}={path!r} cannot be read ({exc.strerror or exc}).") from None
+            raise ConfigError(f"{self.label(file_name)}={path!r} cannot be read ({exc.strerror or exc}).") from None
         except UnicodeDecodeError:
-            raise ConfigError(f"{file_name}={path!r} is not UTF-8 text.") from None
+            raise ConfigError(f"{self.label(file_name)}={path!r} is not UTF-8 text.") from None
         if not content.strip():
-            raise ConfigError(f"{file_name}={path!r} is empty.")
+            raise ConfigError(f"{self.label(file_name)}={path!r} is empty.")
         return file_name, content
 
     def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
-                raise ConfigError(f"{name} is not set: it is required.")
+                raise ConfigError(f"{self.label(name)} is not set: it is required.")
             return default
         return value
 
@@ -91,9 +103,11 @@ class Settings:
         try:
             number = int(value.strip())
         except ValueError:
-            raise ConfigError(f"{name}={value!r} is not an integer{_range(minimum, maximum)}.") from None
+            raise ConfigError(f"{self.label(name)}={value!r} is not an integer{_range(minimum, maximum)}.") from None
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-            raise ConfigError(f"{name}={value!r} is out of range: use an integer{_range(minimum, maximum)}.")
+            raise ConfigError(
+                f"{self.label(name)}={value!r} is out of range: use an integer{_range(minimum, maximum)}."
+            )
         return number
 
     def float(
@@ -105,9 +119,9 @@ class Settings:
         try:
             number = float(value.strip())
         except ValueError:
-            raise ConfigError(f"{name}={value!r} is not a number.") from None
+            raise ConfigError(f"{self.label(name)}={value!r} is not a number.") from None
         if minimum is not None and number < minimum:
-            raise ConfigError(f"{name}={value!r} is out of range: use a number >= {minimum}.")
+            raise ConfigError(f"{self.label(name)}={value!r} is out of range: use a number >= {minimum}.")
         return number
 
     def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
@@ -119,7 +133,7 @@ class Settings:
             return True
         if low in _FALSE:
             return False
-        raise ConfigError(f"{name}={value!r} is not a boolean: use true or false.")
+        raise ConfigError(f"{self.label(name)}={value!r} is not a boolean: use true or false.")
 
     def choice(self, name: builtins.str, default: builtins.str, allowed: Iterable[builtins.str]) -> builtins.str:
         allowed = list(allowed)
@@ -127,7 +141,7 @@ class Settings:
         if value is None:
             return default
         if value not in allowed:
-            raise ConfigError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}.")
+            raise ConfigError(f"{self.label(name)}={value!r} is not allowed: use one of {', '.join(allowed)}.")
         return value
 
     def base64(self, name: builtins.str, default: builtins.str = "", *, secret: builtins.bool = True) -> builtins.str:
@@ -139,7 +153,7 @@ class Settings:
             return base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             shown = "its value" if secret else repr(value)
-            raise ConfigError(f"{name}: {shown} is not valid base64 text.") from None
+            raise ConfigError(f"{self.label(name)}: {shown} is not valid base64 text.") from None
 
     def as_dict(self) -> dict[builtins.str, builtins.str]:
         return dict(self._env)
@@ -157,6 +171,9 @@ def _range(minimum: int | None, maximum: int | None) -> str:
 
 #: the embedded default: jobs as processes on this machine, their command run by bash
 DEFAULT_CONNECTOR = "local"
+#: the variables that choose the plugins (``dssr-server --connector/--executor`` and ``dssr`` write over them)
+CONNECTOR_VARIABLE = "JARVICE_BAREMETAL_CONNECTOR"
+EXECUTOR_VARIABLE = "JARVICE_BAREMETAL_EXECUTOR"
 
 
 def default_executor(connector: str) -> str:
@@ -180,5 +197,23 @@ class DownstreamSettings:
     def from_settings(cls, settings: Settings) -> "DownstreamSettings":
         """Read ``JARVICE_BAREMETAL_CONNECTOR`` (default ``local``) and ``JARVICE_BAREMETAL_EXECUTOR``
         (default :func:`default_executor` of the connector)."""
-        connector = settings.str("JARVICE_BAREMETAL_CONNECTOR") or DEFAULT_CONNECTOR
-        return cls(connector, settings.str("JARVICE_BAREMETAL_EXECUTOR") or default_executor(connector))
+        connector = settings.str(CONNECTOR_VARIABLE) or DEFAULT_CONNECTOR
+        return cls(connector, settings.str(EXECUTOR_VARIABLE) or default_executor(connector))
+
+
+def choose_plugins(
+    settings: Settings, connector: str | None = None, executor: str | None = None, *, flags: bool = False
+) -> Settings:
+    """``settings`` with the plugin names given (by flags, or a caller) written over their variables.
+
+    One rule for ``dssr-server``, ``dssr`` and ``dssr doctor``: a name given
+    wins over its variable; without one, the executor is
+    ``JARVICE_BAREMETAL_EXECUTOR``, else the default of the connector chosen
+    (:func:`default_executor`, read by :meth:`DownstreamSettings.from_settings`
+    after the override).  With ``flags``, messages name
+    ``--connector``/``--executor`` instead of the variables.
+    """
+    chosen = {CONNECTOR_VARIABLE: connector, EXECUTOR_VARIABLE: executor}
+    given = {name: value for name, value in chosen.items() if value}
+    labels = {CONNECTOR_VARIABLE: "--connector", EXECUTOR_VARIABLE: "--executor"}
+    return settings.updated({name: labels[name] for name in given} if flags else None, **given)

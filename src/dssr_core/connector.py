@@ -135,10 +135,23 @@ class Connector(ABC):
     def ping(self) -> None:
         """Return when the cluster answers; raise ``ClusterError`` when it does not."""
 
+    def local_checks(self) -> Iterator[Check]:
+        """Checks of what this connector needs on this host, made without contacting the cluster
+        (a key that loads, a file that parses), one :class:`~dssr_core.checks.Check` each.
+
+        A failed one is a fault the connector cannot work without: ``dssr-server``
+        refuses to start (exit 2, the check's ``why`` as its one line, which names the
+        variable to fix, never a secret) and ``dssr doctor`` prints each before the
+        cluster checks.  Never raises.  The default: none.
+        """
+        return iter(())
+
     def check(self) -> list[str]:
         """Start-up checks: one clear sentence per problem found (empty when all is well).
 
-        The server logs them and starts anyway so that ``/gc`` can report BAD.
+        Run after :meth:`local_checks` passed.  The server logs them as warnings and
+        starts anyway (``/ready`` then says 503): what can only be known by reaching
+        the cluster belongs here, not in :meth:`local_checks`.
         """
         try:
             self.ping()

@@ -14,12 +14,13 @@ import time
 from typing import Callable, Iterator, TextIO
 
 from .checks import Check, failed, passed
-from .config import DownstreamSettings, Settings
+from .config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
 from .connector import Connector
 from .downstream import Downstream
-from .errors import ClusterError, DssrError, NotFound
+from .errors import ClusterError, DssrError, InUse, NotFound
 from .executor import Executor
 from .identity import TokenVerifier
+from .interactive import InteractiveSettings
 from .job import Identity, JobRef, JobState, JobStatus
 from .plugins import load_connector, load_executor
 from .upstream import parse_template
@@ -69,9 +70,11 @@ def run(
 
     built = _build(settings, connector, executor, show)
     if built is None:
-        return 1
+        return 0 if ok else 1
     downstream = built
     try:
+        for check in downstream.connector.local_checks():
+            show(check)
         for check in downstream.connector.diagnose(downstream.executor):
             show(check)
         if downstream.verifier is not None:
@@ -89,27 +92,51 @@ def run(
 def _build(
     settings: Settings, connector: str | None, executor: str | None, show: Callable[[Check], None]
 ) -> Downstream | None:
+    """The connector and executor ``dssr-server`` would load with these settings (the flags of
+    ``dssr`` written over their variables, and named by them), each fault its own line; None
+    when the checks cannot go on (the lines said why)."""
+    settings = choose_plugins(settings, connector, executor, flags=True)
+    chosen = DownstreamSettings.from_settings(settings)
     what = "settings parse"
+    conn: Connector | None = None
+    held: InUse | None = None
     try:
-        chosen = DownstreamSettings.from_settings(settings)
-        conn: Connector = load_connector(connector or chosen.connector, settings)
+        conn = load_connector(chosen.connector, settings, setting=CONNECTOR_VARIABLE)
+    except InUse as exc:  # the settings are right: a running server holds what they name
+        held = exc
     except DssrError as exc:
         show(failed(what, str(exc)))
-        return None
+    execu: Executor | None = None
     try:
-        execu: Executor = load_executor(executor or chosen.executor, settings)
+        execu = load_executor(chosen.executor, settings, setting=EXECUTOR_VARIABLE)
     except DssrError as exc:
+        show(failed(what, str(exc)))
+    verifier, interactive, ready = None, None, conn is not None and execu is not None
+    try:
+        if conn is not None and conn.requires_identity:
+            try:
+                verifier = TokenVerifier.from_settings(settings)
+            except DssrError as exc:
+                show(failed("bearer-token keys load", str(exc)))
+        interactive = InteractiveSettings.from_settings(settings)
+    except DssrError as exc:
+        show(failed(what, str(exc)))
+        ready = False
+    if ready and conn is not None and execu is not None:
+        show(passed(what, f"connector {conn.name}, executor {execu.name}"))
+        return Downstream(conn, execu, verifier=verifier, interactive=interactive)
+    if conn is not None:
         conn.close()
-        show(failed(what, str(exc)))
-        return None
-    show(passed(what, f"connector {conn.name}, executor {execu.name}"))
-    verifier = None
-    if conn.requires_identity:
-        try:
-            verifier = TokenVerifier.from_settings(settings)
-        except DssrError as exc:
-            show(failed("bearer-token keys load", str(exc)))
-    return Downstream(conn, execu, verifier=verifier)
+    if held is not None and execu is not None and interactive is not None:
+        show(passed(what, f"connector {chosen.connector}, executor {execu.name}"))
+        show(
+            passed(
+                f"the {chosen.connector} connector's state folder is held by a running server",
+                f"{held} That server checked it when it started (its /ready says how it is now); to check "
+                "the folder from here, stop that server first.",
+            )
+        )
+    return None
 
 
 def _identity(

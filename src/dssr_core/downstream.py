@@ -14,7 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import metrics
-from .config import DownstreamSettings, Settings
+from .config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
 from .connector import Connector, split_by_state
 from .errors import BadRequest, DssrError
 from .executor import Executor
@@ -63,14 +63,12 @@ class Downstream:
         executor: str | None = None,
     ) -> "Downstream":
         """Build from the environment (``JARVICE_BAREMETAL_CONNECTOR`` etc.); names given here win."""
-        settings = settings or Settings()
-        chosen = {"JARVICE_BAREMETAL_CONNECTOR": connector, "JARVICE_BAREMETAL_EXECUTOR": executor}
-        if connector or executor:
-            settings = Settings(settings.as_dict(), **{key: value for key, value in chosen.items() if value})
+        settings = choose_plugins(settings or Settings(), connector, executor)
         plugins = DownstreamSettings.from_settings(settings)
-        conn = load_connector(plugins.connector, settings)
+        # an error names the variable that chose the plugin (or its flag: Settings.label), not a name given here
+        conn = load_connector(plugins.connector, settings, setting=None if connector else CONNECTOR_VARIABLE)
         try:
-            execu = load_executor(plugins.executor, settings)
+            execu = load_executor(plugins.executor, settings, setting=None if executor else EXECUTOR_VARIABLE)
             verifier = None
             if conn.requires_identity:
                 from .identity import TokenVerifier
@@ -172,6 +170,11 @@ class Downstream:
             log.warning("cluster check failed: %s", exc)
             return False
         return True
+
+    def local_faults(self) -> list[str]:
+        """The connector's failed :meth:`~dssr_core.Connector.local_checks`, one line each: faults
+        of this host's settings it cannot work without (``dssr-server`` refuses to start on any)."""
+        return [check.why for check in self.connector.local_checks() if not check.ok and check.blocks]
 
     def check(self) -> list[str]:
         return self.connector.check()

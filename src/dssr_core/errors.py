@@ -64,3 +64,8 @@ class ConfigError(DssrError):
     """A setting has a bad value.  The message names the variable and what is allowed."""
 
     http_status = 500
+
+
+class InUse(ConfigError):
+    """What a setting names is held by another process (a local connector's state folder held by
+    a running server): the setting may be right.  The message names the variable and the holder."""

@@ -44,30 +44,34 @@ def available_executors() -> Mapping[str, str]:
     return MappingProxyType({name: ep.value for name, ep in _installed(EXECUTORS_GROUP).items()})
 
 
-def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | None) -> T:
+def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | None, setting: str | None) -> T:
     installed = _installed(group)
     ep = installed.get(name)
+    # the setting that chose the plugin leads the message (a variable, or the flag the user typed)
+    lead = f"{settings.label(setting) if settings is not None else setting}: " if setting else ""
     if ep is None:
         names = ", ".join(installed) or "none"
-        raise PluginError(f'No such {kind} "{name}". Available {kind}s: {names}')
+        raise PluginError(f'{lead}No such {kind} "{name}". Available {kind}s: {names}')
     try:
         cls = ep.load()
     except (ImportError, AttributeError) as exc:  # module missing, or the class missing from it
         dist = getattr(ep, "dist", None)
         package = dist.name if dist is not None else ep.value.split(":")[0].split(".")[0]
         raise PluginError(
-            f'The {kind} "{name}" cannot be imported ({exc}); install or repair the package {package!r}.'
+            f'{lead}The {kind} "{name}" cannot be imported ({exc}); install or repair the package {package!r}.'
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise PluginError(f'The {kind} "{name}" ({ep.value}) is not a {base.__name__} subclass.')
+        raise PluginError(f'{lead}The {kind} "{name}" ({ep.value}) is not a {base.__name__} subclass.')
     return cls(settings if settings is not None else Settings())
 
 
-def load_connector(name: str, settings: Settings | None = None) -> Connector:
-    """Build the connector registered as ``name``; raises :class:`PluginError` listing the installed ones."""
-    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings)  # type: ignore[type-abstract]
+def load_connector(name: str, settings: Settings | None = None, *, setting: str | None = None) -> Connector:
+    """Build the connector registered as ``name``; raises :class:`PluginError` listing the installed ones
+    (led by ``setting``, the variable that chose it, as :meth:`Settings.label` shows it)."""
+    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings, setting)  # type: ignore[type-abstract]
 
 
-def load_executor(name: str, settings: Settings | None = None) -> Executor:
-    """Build the executor registered as ``name``; raises :class:`PluginError` listing the installed ones."""
-    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings)  # type: ignore[type-abstract]
+def load_executor(name: str, settings: Settings | None = None, *, setting: str | None = None) -> Executor:
+    """Build the executor registered as ``name``; raises :class:`PluginError` listing the installed ones
+    (led by ``setting``, the variable that chose it, as :meth:`Settings.label` shows it)."""
+    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings, setting)  # type: ignore[type-abstract]

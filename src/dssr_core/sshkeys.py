@@ -31,6 +31,8 @@ def load_private_key(text: str, what: str = "the private key") -> paramiko.PKey:
     Raises :class:`ConfigError` naming ``what`` (never the key itself).
     """
     text = text.strip()
+    if text.startswith(("ssh-", "ecdsa-sha2-")) or "-----BEGIN SSH2 PUBLIC KEY" in text or "PUBLIC KEY-----" in text:
+        raise ConfigError(f"{what} is a public key: give the private key (its public half goes in authorized_keys).")
     if "-----BEGIN" not in text:
         try:
             text = base64.b64decode("".join(text.split()), validate=True).decode("utf-8").strip()
@@ -61,16 +63,22 @@ class HostKeyPolicy:
         expected_fingerprint: str | None = None,
         record_file: str | None = None,
         record_setting: str = "the host-key record",
+        *,
+        known_hosts_setting: str | None = None,
+        fingerprint_setting: str | None = None,
     ) -> None:
         """``record_file`` (trust on first use only): first-seen keys are appended there and read back
-        at the next start, so that a restart does not trust a new key; ``record_setting`` names it in errors."""
+        at the next start, so that a restart does not trust a new key; ``record_setting`` names it in errors
+        (and ``known_hosts_setting``, ``fingerprint_setting`` the variables of the other two)."""
         self.known_hosts = known_hosts
         self.expected = expected_fingerprint.strip() if expected_fingerprint else None
         if self.expected and not self.expected.startswith("SHA256:"):
-            raise ConfigError(
-                f"The expected host-key fingerprint {self.expected!r} is not of the form SHA256:<base64> "
-                "(as printed by ssh-keygen -lf)."
+            named = (
+                f"{fingerprint_setting}={self.expected!r}"
+                if fingerprint_setting
+                else (f"The expected host-key fingerprint {self.expected!r}")
             )
+            raise ConfigError(f"{named} is not of the form SHA256:<base64> (as printed by ssh-keygen -lf).")
         self.record_file = record_file if not (known_hosts or self.expected) else None
         self._record_setting = record_setting
         self._seen: dict[str, str] = {}
@@ -81,9 +89,23 @@ class HostKeyPolicy:
             try:
                 self._host_keys = paramiko.HostKeys(known_hosts)
             except (OSError, paramiko.SSHException) as exc:
-                raise ConfigError(f"The known_hosts file {known_hosts!r} cannot be read ({exc}).") from None
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                named = (
+                    f"{known_hosts_setting}={known_hosts!r}"
+                    if known_hosts_setting
+                    else (f"The known_hosts file {known_hosts!r}")
+                )
+                raise ConfigError(f"{named} cannot be read ({why}).") from None
         elif self.record_file and os.path.exists(self.record_file):
             self._load_record()
+
+    def knows(self, host: str, port: int) -> bool | None:
+        """Whether the known_hosts file holds a key of ``host:port`` (None without one): a file without
+        it refuses every connection, which is known before connecting."""
+        if self._host_keys is None:
+            return None
+        names = [host] if port == 22 else [f"[{host}]:{port}", host]
+        return any(self._host_keys.lookup(name) is not None for name in names)
 
     def describe(self) -> str:
         if self._host_keys is not None:

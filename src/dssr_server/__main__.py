@@ -2,21 +2,28 @@
 
 Flags override the environment (``JARVICE_BAREMETAL_CONNECTOR``,
 ``JARVICE_BAREMETAL_EXECUTOR``, ``WAITRESS_BIND_ADDRESS``, ``WAITRESS_PORT``,
-``WAITRESS_THREADS``).  A bad setting stops start-up with one line naming it.
+``WAITRESS_THREADS``).  Every setting is checked before the server listens: a bad
+one stops start-up with one line naming it (the flag, when one set it) and exit
+status 2.  What only the cluster can tell is a warning and ``/ready`` 503.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import logging
 import signal
 import sys
 import threading
+from importlib import metadata
 from types import FrameType
 from typing import Sequence
 
+import dssr_core
 from dssr_core import (
+    CONNECTOR_VARIABLE,
+    EXECUTOR_VARIABLE,
     PROXY_LISTEN_VARIABLE,
     ConfigError,
     Downstream,
@@ -29,7 +36,7 @@ from dssr_core import (
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
 from .serve import create_server
-from .settings import ServerSettings
+from .settings import BIND_VARIABLE, ServerSettings
 
 log = logging.getLogger("dssr_server")
 #: the interpreter's thread switch interval in the server, seconds (Python's default: 5 ms).  A request
@@ -37,11 +44,32 @@ log = logging.getLogger("dssr_server")
 SWITCH_INTERVAL = 0.001
 
 
+#: the flags of dssr-server and the variables they write over (a bad value is named by the flag typed)
+FLAGS = {
+    "--connector": CONNECTOR_VARIABLE,
+    "--executor": EXECUTOR_VARIABLE,
+    "--host": BIND_VARIABLE,
+    "--port": "WAITRESS_PORT",
+    "--threads": "WAITRESS_THREADS",
+}
+
+
+def version() -> str:
+    """The installed distribution's version (``jarvice-dssr``), else the library's own."""
+    try:
+        return metadata.version("jarvice-dssr")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
+        return dssr_core.__version__
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="dssr-server",
         description="Serve the JARVICE legacy downstream API on a connector and an executor.",
+        epilog="exit status: 0 stopped by SIGTERM or SIGINT; 2 a bad setting, one line on stderr naming it "
+        "(systemd: RestartPreventExitStatus=2). Every variable: docs/settings.md.",
     )
+    parser.add_argument("--version", action="version", version=f"dssr-server (jarvice-dssr) {version()}")
     parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
     parser.add_argument(
         "--executor",
@@ -59,16 +87,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, env: Settings | None = None) -> Settings:
-    """The environment, with the command-line flags written over their variables."""
-    overrides = {
-        "JARVICE_BAREMETAL_CONNECTOR": args.connector,
-        "JARVICE_BAREMETAL_EXECUTOR": args.executor,
-        "WAITRESS_BIND_ADDRESS": args.host,
-        "WAITRESS_PORT": args.port,
-        "WAITRESS_THREADS": args.threads,
-    }
-    base = env.as_dict() if env is not None else None
-    return Settings(base, **{k: v for k, v in overrides.items() if v is not None})
+    """The environment, with the command-line flags written over their variables (and naming them in errors)."""
+    given = {flag: getattr(args, flag[2:]) for flag in FLAGS}
+    given = {flag: value for flag, value in given.items() if value is not None}
+    base = env if env is not None else Settings()
+    return base.updated({FLAGS[flag]: flag for flag in given}, **{FLAGS[flag]: value for flag, value in given.items()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,16 +100,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server_settings = ServerSettings.from_settings(settings)
     except ConfigError as exc:
-        print(f"dssr-server: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(str(exc))
     configure_logging(server_settings.log_level, server_settings.log_format)
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         downstream = Downstream.from_settings(settings)
+    except DssrError as exc:
+        return _refuse(str(exc))
+    faults = downstream.local_faults()
+    try:
         app = create_app(downstream, settings)
     except DssrError as exc:
-        print(f"dssr-server: {exc}", file=sys.stderr)
-        return 2
+        faults.append(str(exc))
+    if faults:
+        downstream.close()
+        return _refuse(*faults)
     try:
         server = create_server(
             app,
@@ -95,13 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads=server_settings.threads,
             max_body=MAX_BODY,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         downstream.close()
-        print(
-            f"dssr-server: cannot listen on {server_settings.host}:{server_settings.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 2
+        return _refuse(_bind_failure(settings, server_settings, exc))
     proxy = None
     if downstream.services is not None:
         cfg = downstream.interactive
@@ -110,12 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             server.close()
             downstream.close()
-            print(
-                f"dssr-server: {PROXY_LISTEN_VARIABLE}: cannot listen on {cfg.proxy_host}:{cfg.proxy_port}: "
-                f"{exc.strerror or exc}",
-                file=sys.stderr,
+            return _refuse(
+                f"{PROXY_LISTEN_VARIABLE}: cannot listen on {cfg.proxy_host}:{cfg.proxy_port}: {exc.strerror or exc}"
             )
-            return 2
     _report(downstream, server_settings, settings)
     # /ready reads the last contact with the cluster: keep it fresh while the upstream is quiet
     downstream.start_heartbeat(server_settings.ready_max_age / 3)
@@ -144,6 +165,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _refuse(*lines: str) -> int:
+    """A start-up refused for a bad setting: one line per fault on stderr, exit status 2."""
+    for line in lines:
+        print(f"dssr-server: {' '.join(line.split())}", file=sys.stderr)
+    return 2
+
+
+def _bind_failure(settings: Settings, server: ServerSettings, exc: OSError | ValueError) -> str:
+    """Why the listening socket could not be made, naming the setting to change."""
+    host = settings.label(BIND_VARIABLE) if settings.raw(BIND_VARIABLE) else "the default address"
+    port = settings.label("WAITRESS_PORT")
+    where = f"{server.host}:{server.port}"
+    code = exc.errno if isinstance(exc, OSError) else None
+    why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    if code == errno.EADDRINUSE:
+        return f"{port}={server.port}: {where} is in use by another process ({why}); choose another port."
+    if code == errno.EACCES:
+        return f"{port}={server.port}: cannot listen on {where} ({why}): ports below 1024 need privileges."
+    if code == errno.EADDRNOTAVAIL:
+        return f"{host}={server.host!r} is not an address of this host: cannot listen on {where} ({why})."
+    return f"cannot listen on {where} ({host}, {port}): {why}"
+
+
 def _report(downstream: Downstream, server: ServerSettings, settings: Settings) -> None:
     """One start-up report: what serves, where, and how (never a secret)."""
     details = ", ".join(
@@ -153,7 +197,7 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
     auth = "upstream token required" if token else "no upstream authentication"
     reach = "network" if reachable_from_network(server.host) else "loopback only"
     log.info(
-        "dssr-server listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s)",
+        "dssr-server listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s; jarvice-dssr %s)",
         server.host,
         server.port,
         reach,
@@ -162,6 +206,7 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
         server.threads,
         auth,
         details,
+        version(),
     )
     if reach == "network" and not token:
         danger = ""

@@ -101,3 +101,40 @@ def test_a_bad_secret_file_is_named_with_its_path_never_its_content(tmp_path, co
         Settings(env).secret_text("TOKEN")
     assert str(info.value).startswith(message.format(path=path))
     assert "s3cret" not in str(info.value) and "inline" not in str(info.value)
+
+
+def test_a_value_set_by_a_flag_is_named_by_the_flag_in_every_getters_message() -> None:
+    """issue 21: `dssr-server --port abc` blames --port, not WAITRESS_PORT; the environment's values keep their names."""
+    settings = Settings({"WAITRESS_THREADS": "many"}).updated({"WAITRESS_PORT": "--port"}, WAITRESS_PORT="abc")
+    with pytest.raises(ConfigError, match=r"^--port='abc' is not an integer from 1 to 65535\.$"):
+        settings.int("WAITRESS_PORT", 5000, minimum=1, maximum=65535)
+    with pytest.raises(ConfigError, match=r"^WAITRESS_THREADS='many' is not an integer"):
+        settings.int("WAITRESS_THREADS", 8)
+    assert settings.label("WAITRESS_PORT") == "--port" and settings.label("WAITRESS_THREADS") == "WAITRESS_THREADS"
+    assert settings.updated(X="1").label("WAITRESS_PORT") == "--port"  # a copy keeps the labels
+
+
+@pytest.mark.parametrize("env, connector, executor, chosen", [
+    ({}, "slurm", None, ("slurm", "singularity")),  # the default of the connector chosen, not of the environment's
+    ({"JARVICE_BAREMETAL_EXECUTOR": "shell"}, "slurm", None, ("slurm", "shell")),
+    ({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}, "local", None, ("local", "shell")),
+    ({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}, None, "apptainer", ("slurm", "apptainer")),
+])
+def test_choose_plugins_is_the_one_rule_for_names_given_over_the_environment(
+    env: dict[str, str], connector: str | None, executor: str | None, chosen: tuple[str, str]
+) -> None:
+    from dssr_core import choose_plugins
+
+    settings = choose_plugins(Settings(env), connector, executor, flags=True)
+    picked = DownstreamSettings.from_settings(settings)
+    assert (picked.connector, picked.executor) == chosen
+    assert settings.label("JARVICE_BAREMETAL_CONNECTOR") == ("--connector" if connector else "JARVICE_BAREMETAL_CONNECTOR")
+
+
+def test_an_unknown_plugin_named_by_the_environment_names_the_variable() -> None:
+    from dssr_core import PluginError
+
+    with pytest.raises(PluginError, match=r'^JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs"\. Available'):
+        Downstream.from_settings(Settings({"JARVICE_BAREMETAL_CONNECTOR": "pbs"}))
+    with pytest.raises(PluginError, match=r'^No such connector "pbs"\.'):  # a name given by the caller
+        Downstream.from_settings(Settings({}), connector="pbs")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from dssr_core import Check, Settings
+import pytest
+
+from dssr_core import Check, Settings, load_executor
 from dssr_core.cli import main
 
 
@@ -40,4 +42,101 @@ def test_the_local_site_passes_and_a_trial_job_runs_with_each_stage_timed(tmp_pa
 def test_a_bad_setting_is_one_fail_line_and_exit_status_1(tmp_path: Path) -> None:
     rc, lines = doctor({"JARVICE_BAREMETAL_CONNECTOR": "pbs", "JARVICE_LOCAL_STATE_DIR": str(tmp_path)})
     assert rc == 1
-    assert len(lines) == 1 and lines[0].startswith('FAIL settings parse — No such connector "pbs"')
+    # issue 21: the line names the variable that chose the connector
+    assert len(lines) == 1 and lines[0] == (
+        'FAIL settings parse — JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs". Available connectors: local, slurm'
+    )
+
+
+# -- issue 21: the doctor resolves plugins as dssr-server does, and reports every local fault ----------------
+def slurm_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    from tests.server.test_startup import slurm_env as env
+
+    return {k: v for k, v in env(tmp_path, **extra).items() if k != "JARVICE_BAREMETAL_EXECUTOR"}
+
+
+@pytest.mark.parametrize("flags, env", [
+    (["--connector", "slurm"], {}),
+    (["--connector", "slurm"], {"JARVICE_BAREMETAL_EXECUTOR": "shell"}),
+    (["--connector", "local"], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
+    ([], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
+    (["--executor", "apptainer"], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
+    ([], {}),
+])
+def test_the_doctor_loads_the_connector_and_executor_dssr_server_would(
+    tmp_path: Path, flags: list[str], env: dict[str, str]
+) -> None:
+    from dssr_server.__main__ import parse_args, settings_from
+    from dssr_server.settings import ServerSettings
+
+    base = {**slurm_env(tmp_path), **env, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state")}
+    base.setdefault("JARVICE_BAREMETAL_CONNECTOR", "local")
+    server = ServerSettings.from_settings(settings_from(parse_args(flags), Settings(base)))
+    executor = load_executor(server.executor, Settings(base)).name  # apptainer is the singularity executor
+    out = io.StringIO()
+    main([*flags, "doctor"], out=out, settings=Settings(base))
+    assert f"OK settings parse — connector {server.connector}, executor {executor}" in out.getvalue()
+
+
+def test_dssr_connector_slurm_doctor_checks_the_executor_a_slurm_server_runs(tmp_path: Path) -> None:
+    out = io.StringIO()
+    main(["--connector", "slurm", "doctor"], out=out, settings=Settings(slurm_env(tmp_path)))
+    assert out.getvalue().splitlines()[0] == "OK settings parse — connector slurm, executor singularity"
+
+
+def test_a_bad_flag_is_named_by_the_flag(tmp_path: Path) -> None:
+    out = io.StringIO()
+    rc = main(["--connector", "local", "--executor", "docker", "doctor"], out=out,
+              settings=Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}))
+    assert rc == 1 and out.getvalue().splitlines() == [
+        'FAIL settings parse — --executor: No such executor "docker". Available executors: apptainer, shell, singularity'
+    ]
+
+
+def test_every_local_fault_is_its_own_line_though_the_cluster_does_not_answer(tmp_path: Path) -> None:
+    from tests.server.test_startup import GARBAGE_KEY
+
+    rc, lines = doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_PKEY=GARBAGE_KEY,
+                                 JARVICE_USERS_ID_MAPPING_FILE=str(tmp_path / "missing.yaml")))
+    assert rc == 1
+    assert lines[0] == "OK settings parse — connector slurm, executor singularity"
+    assert lines[1] == ("FAIL the service user's key (JARVICE_SLURM_SSH_PKEY) loads — JARVICE_SLURM_SSH_PKEY does "
+                        "not parse as an ed25519, RSA or ECDSA private key.")
+    assert lines[2].startswith(f"FAIL the user-id mapping file {tmp_path}/missing.yaml loads — ")
+    assert "set JARVICE_USERS_ID_MAPPING_FILE" in lines[2]
+    assert lines[3].startswith("FAIL SSH reaches 127.0.0.1:") and "Cannot reach" in lines[3]
+    assert GARBAGE_KEY not in "\n".join(lines)
+
+
+def test_good_local_settings_pass_before_the_cluster_checks_and_a_bad_entry_is_named(tmp_path: Path) -> None:
+    from tests.core.test_usermap import entry, openssh_key, write
+
+    mapping = write(tmp_path / "two.yaml", [entry("kirby@example.com", "kirby", openssh_key("ed25519")),
+                                            entry("mario@example.com", "mario", "not a key")])
+    rc, lines = doctor(slurm_env(tmp_path, JARVICE_USERS_ID_MAPPING_FILE=str(mapping)))
+    assert rc == 1
+    assert lines[1] == "OK the service user's key (JARVICE_SLURM_SSH_PKEY) loads — ssh-ed25519"
+    assert lines[2] == ("FAIL an entry of the user-id mapping file — " f"{mapping}: the ssh_private_key_b64 of "
+                        "mario@example.com does not parse as an ed25519, RSA or ECDSA private key.")
+    assert lines[3] == f"OK the user-id mapping file {mapping} loads — 1 user(s)"
+    assert lines[4].startswith("FAIL SSH reaches 127.0.0.1:")
+
+
+def test_beside_the_readmes_try_it_server_the_doctor_says_the_server_holds_the_state_folder(tmp_path: Path) -> None:
+    from tests.server.live import Server
+
+    state = tmp_path / "state"
+    server = Server(state).start()
+    try:
+        rc, lines = doctor({"JARVICE_LOCAL_STATE_DIR": str(state)})
+    finally:
+        server.stop()
+    assert rc == 0, lines
+    assert lines == [
+        "OK settings parse — connector local, executor shell",
+        f"OK the local connector's state folder is held by a running server — JARVICE_LOCAL_STATE_DIR='{state}' is "
+        f"in use by another local connector (pid {server.process.pid}); give each server its own folder. That "
+        "server checked it when it started (its /ready says how it is now); to check the folder from here, stop "
+        "that server first.",
+    ]
+    assert not [x for x in lines if "FAIL" in x]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.core.test_usermap import entry, openssh_key, write
 from tests.helpers import legacy_template, submit_args
 from tests.server.live import Server, free_port, wait_for
 
@@ -19,14 +20,17 @@ KEY = "k" * 40
 
 
 def slurm_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A Slurm site whose login node is not there (start-up must not need it)."""
+    """A Slurm site whose login node is not there (start-up must not need it).  Its local settings are
+    sound (a service key, a mapping file): since issue 21 a missing one stops start-up (tests/server/test_startup.py)."""
+    mapping = write(tmp_path / "users.yaml", [entry("kirby@example.com", "kirby", openssh_key("ed25519"))])
     return {
         **os.environ,
         "JARVICE_SLURM_CLUSTER_ADDR": "127.0.0.1",
         "JARVICE_SLURM_CLUSTER_PORT": str(free_port()),
         "JARVICE_JWT_VERIFY": "false",
         "JARVICE_SLURM_COMMAND_TIMEOUT": "2",
-        "JARVICE_USERS_ID_MAPPING_FILE": str(tmp_path / "none.yaml"),
+        "JARVICE_SLURM_SSH_PKEY": openssh_key("ed25519"),
+        "JARVICE_USERS_ID_MAPPING_FILE": str(mapping),
         **extra,
     }
 

@@ -24,10 +24,13 @@ def run_server(*flags: str, env: dict[str, str] | None = None, timeout: float = 
 @pytest.mark.parametrize(
     "flags, env, words",
     [
-        (["--port", "http"], {}, "WAITRESS_PORT='http' is not an integer from 1 to 65535"),
+        # issue 21: a bad flag is named by the flag typed, not by the variable it writes over
+        (["--port", "http"], {}, "--port='http' is not an integer from 1 to 65535"),
+        ([], {"WAITRESS_PORT": "http"}, "WAITRESS_PORT='http' is not an integer from 1 to 65535"),
         ([], {"WAITRESS_PORT": "99999"}, "WAITRESS_PORT='99999' is out of range"),
         ([], {"JARVICE_SCHED_LOGLEVEL": "verbose"}, "JARVICE_SCHED_LOGLEVEL='verbose' is not an integer"),
-        (["--threads", "0"], {}, "WAITRESS_THREADS='0' is out of range"),
+        (["--threads", "0"], {}, "--threads='0' is out of range"),
+        ([], {"WAITRESS_THREADS": "0"}, "WAITRESS_THREADS='0' is out of range"),
         (["--connector", "pbs"], {}, 'No such connector "pbs". Available connectors:'),
         (["--connector", "local", "--executor", "docker"], {}, 'No such executor "docker". Available executors:'),
         (["--connector", "local", "--executor", "shell"], {"JARVICE_LOCAL_MAX_JOBS": "lots"},

@@ -93,6 +93,9 @@ def test_a_service_key_the_cluster_does_not_know_is_named(env: dict[str, str], t
     fail = line(lines, "FAIL the service user 'jarvice' logs in with JARVICE_SLURM_SSH_PKEY")
     assert "refused" in fail and "authorized_keys" in fail
     assert key not in "\n".join(lines)
+    # issue 21: each fault its own line: the job users' own logins are still checked
+    line(lines, "OK kirby@example.com's key logs in as 'kirby'")
+    assert not [x for x in lines if "squeue" in x]
 
 
 def test_an_account_the_service_user_does_not_coordinate_is_named_with_the_command_that_fixes_it(
@@ -248,3 +251,20 @@ def test_over_slurmrestd_the_trial_job_runs_with_the_users_own_token(slurm_clust
     line(lines, "OK a trial job is submitted as kirby@example.com")
     assert "kirby on node" in line(lines, "OK the trial job's exit status is read")
     assert token not in "\n".join(lines)
+
+
+def test_dssr_connector_slurm_doctor_probes_the_nodes_for_the_executor_a_slurm_server_runs(
+    slurm_cluster: Cluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    """issue 21: without JARVICE_BAREMETAL_EXECUTOR, --connector slurm means the singularity executor, as for
+    dssr-server: its node probes run (the doctor used to take the local connector's default, shell, and skip them)."""
+    base = {k: v for k, v in env.items() if k not in ("JARVICE_BAREMETAL_CONNECTOR", "JARVICE_BAREMETAL_EXECUTOR")}
+    base["JARVICE_USERS_ID_MAPPING_FILE"] = str(mapping_file(slurm_cluster, tmp_path / "one.yaml", ("kirby",)))
+    slurm_cluster.wait_idle(180)
+    out = io.StringIO()
+    rc = main(["--connector", "slurm", "doctor"], out=out, settings=Settings(base))
+    lines = out.getvalue().splitlines()
+    assert rc == 0, "\n".join(lines)
+    assert lines[0] == "OK settings parse — connector slurm, executor singularity"
+    for node in slurm_cluster.nodes:
+        line(lines, f"OK the container runtime on {node}")
