@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
 _ENV = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
+#: the local connector's setting: work beside the process (dssr-server) holding its state folder
+BESIDE_SERVER = "JARVICE_LOCAL_BESIDE_SERVER"
 _SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?\Z")
 
 
@@ -315,8 +317,11 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
             token=args.token,
             timeout=args.timeout,
         )
+    base = settings if settings is not None else Settings()
+    if base.raw(BESIDE_SERVER) is None:  # the local connector's CLI works beside its running server
+        base = Settings(base.as_dict(), **{BESIDE_SERVER: "true"})
     try:
-        downstream = Downstream.from_settings(settings, connector=args.connector, executor=args.executor)
+        downstream = Downstream.from_settings(base, connector=args.connector, executor=args.executor)
     except DssrError as exc:
         return _fail(str(exc), 2)
 
