@@ -22,6 +22,7 @@ from .errors import BadRequest, ClusterError, DssrError, NotFound
 from .job import ExitStatus, JobRef, JobSpec, JobState
 from .plugins import available_connectors, available_executors
 from .shell import command as shell_command
+from .upstream import _PARTITION, _WALLTIME
 from .validate import MAX_INT64, parse_int, shown, validate_jobid, validate_name
 
 if TYPE_CHECKING:
@@ -51,6 +52,18 @@ def _seconds(text: str) -> float:
     if not _SECONDS.match(text) or float(text) >= 1e9:
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds >= 0")
     return float(text)
+
+
+def _walltime(text: str) -> str:
+    if not _WALLTIME.match(text):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a time limit (e.g. 01:00:00, 1-00:00:00 or UNLIMITED)")
+    return text
+
+
+def _partition(text: str) -> str:
+    if not _PARTITION.match(text):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a partition name (letters, digits, '_.,-')")
+    return text
 
 
 def _env(text: str) -> tuple[str, str]:
@@ -141,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--cores", type=_positive, default=1, help="cores per node")
     submit.add_argument("--gpus", type=_count, default=0, help="GPUs per node")
     submit.add_argument("--memory", type=_count, default=0, help="memory per node, GB")
-    submit.add_argument("--walltime", help="time limit, e.g. 01:00:00")
-    submit.add_argument("--partition")
+    submit.add_argument("--walltime", type=_walltime, help="time limit, e.g. 01:00:00")
+    submit.add_argument("--partition", type=_partition)
     submit.add_argument("--shared", action="store_true", help="do not ask for exclusive nodes")
     submit.add_argument("--hold", action="store_true", help="submit held (start it with dssr release)")
     submit.add_argument("--env", type=_env, action="append", default=[], metavar="NAME=VALUE")

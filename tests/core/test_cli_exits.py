@@ -105,6 +105,18 @@ def test_wait_timeout_must_be_seconds(tmp_path: Path, value: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--walltime", "abc"], "'abc' is not a time limit"),
+    (["--walltime", "1:2:3:4"], "'1:2:3:4' is not a time limit"),
+    (["--partition", "a b"], "'a b' is not a partition name"),
+    (["--partition", "x;reboot"], "'x;reboot' is not a partition name"),
+])
+def test_submit_values_must_be_what_they_claim(tmp_path: Path, argv: list[str], words: str) -> None:
+    result = run(tmp_path, "submit", "--name", "claims", *argv, "--", "true")
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists() or run(tmp_path, "queued").stdout == ""
+
+
 def test_exitstatus_of_a_running_job_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     jobid = dssr(tmp_path, "submit", "--name", "busy", "--", "sleep 30")[1].strip()
     time.sleep(0.5)
@@ -208,3 +220,10 @@ def test_interrupted_exits_130_with_a_line(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     dssr(tmp_path, "terminate", "--name", "forever", "--force", "1")
     assert proc.returncode == 130 and out == "" and err == "dssr: interrupted\n"
+
+
+def test_a_walltime_and_a_partition_in_the_schedulers_forms_are_taken(tmp_path: Path) -> None:
+    for walltime in ("01:00:00", "1-00:00:00", "UNLIMITED", "30"):
+        code, out = dssr(tmp_path, "submit", "--name", f"w{len(walltime)}", "--walltime", walltime,
+                         "--partition", "batch", "--", "true")
+        assert code == 0 and out.strip().isdigit()
