@@ -318,11 +318,14 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
     args = build_parser().parse_args(argv)
     if args.action == "plugins":
         return _plugins(out)
+    base = settings if settings is not None else Settings()
+    if base.raw(BESIDE_SERVER) is None:  # the local connector's CLI works beside its running server
+        base = Settings(base.as_dict(), **{BESIDE_SERVER: "true"})
     if args.action == "doctor":
         from . import doctor  # only this command needs it
 
         return doctor.run(
-            settings if settings is not None else Settings(),
+            base,
             out,
             connector=args.connector,
             executor=args.executor,
@@ -330,9 +333,6 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
             token=args.token,
             timeout=args.timeout,
         )
-    base = settings if settings is not None else Settings()
-    if base.raw(BESIDE_SERVER) is None:  # the local connector's CLI works beside its running server
-        base = Settings(base.as_dict(), **{BESIDE_SERVER: "true"})
     try:
         downstream = Downstream.from_settings(base, connector=args.connector, executor=args.executor)
     except DssrError as exc:

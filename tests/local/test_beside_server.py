@@ -79,6 +79,12 @@ def test_hold_and_release_beside_the_server(server: Server) -> None:
     assert waited.returncode == 0 and waited.stdout.startswith("released\n")
 
 
+def test_doctor_beside_the_server_passes(server: Server) -> None:
+    result = dssr(server, "--connector", "local", "--executor", "shell", "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout and "in use" not in result.stdout + result.stderr
+
+
 def test_a_second_server_on_the_folder_is_still_refused(server: Server) -> None:
     second = Server(server.state_dir)
     with pytest.raises(RuntimeError, match="is in use by another local connector"):
