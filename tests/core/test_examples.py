@@ -181,3 +181,41 @@ def test_what_deploy_md_calls_not_used_is_read_by_no_code_and_the_jobs_domain_tu
     assert InteractiveSettings.from_settings(Settings({"JARVICE_JOBS_DOMAIN": "jobs.example.org",
                                                        "JARVICE_DSSR_INTERACTIVE_KEY": key})).enabled
     assert not InteractiveSettings.from_settings(Settings({})).enabled
+
+
+def test_the_readmes_curl_session_runs_as_written(tmp_path: Path) -> None:
+    """"Call the API by hand": the README's own commands against the real server it describes, on a free port."""
+    if shutil.which("curl") is None or shutil.which("base64") is None:
+        pytest.fail("curl and base64 are needed for the README's commands")
+    from tests.server.live import Server, wait_for
+
+    session = readme_block("## Call the API by hand")
+    refused = readme_block("A malformed request is answered")
+    server = Server(tmp_path / "state").start()
+    try:
+        address = server.url.removeprefix("http://")
+        # at a person's pace: each command a moment after the previous one answered (the job's output
+        # and its end are then what the README shows; at machine speed `tail` may come before the first line)
+        paced = re.sub(r"^curl ", "sleep 0.5; curl ", session + refused, flags=re.M)
+        script = "set -euo pipefail\n" + paced.replace("localhost:5000", address)
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert result.returncode == 0, result.stderr
+        answers = result.stdout.splitlines()
+        said = [line.removeprefix("# ").split("   ")[0].strip() for line in (session + refused).splitlines()
+                if line.startswith("# ")]
+        assert answers[0] == said[0] == '{"status":"OK"}'
+        assert answers[1].startswith('["1","#!/bin/bash\\nexport JARVICE_BAREMETAL_SCRATCH_DIR=')
+        assert answers[2] == said[2] == '[["jarvice-demo-1","1"]]'
+        assert answers[3].startswith('[["vm"],"00:00:0') and answers[3].endswith(',"jarvice-demo-1/1/1",null]')
+        assert answers[4] == said[4] == "hello from dssr"
+        assert answers[5] == said[5] == '{"error":"Job 1 has not finished yet (running)."}'
+        assert answers[6] == said[-1]  # the malformed request's one sentence, word for word
+        args = 'args={"name":"jarvice-demo-1","number":1,"jobid":"1"}'
+        final = wait_for(lambda: (out := subprocess.run(
+            ["curl", "-s", "-X", "POST", "-d", args, f"{address}/exitstatus"], capture_output=True, text=True,
+        ).stdout).startswith("[0,") and out or None, timeout=30)
+        assert json.loads(final)[0] == 0 and json.loads(final)[2][0] == "hello from dssr\nJARVICE_CMD_SUCCESS\n"
+        assert json.loads(final)[2][1] == "<< termination state: COMPLETED -- see STDOUT for job errors >>"
+        assert said[6].startswith('[0,"00:00:05",["hello from dssr\\nJARVICE_CMD_SUCCESS\\n",')
+    finally:
+        server.stop()
