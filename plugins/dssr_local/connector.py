@@ -368,11 +368,10 @@ class LocalConnector(Connector):
     def tail(self, ref: JobRef, lines: int) -> str:
         with self._held():
             record = self._record(ref)
-        text = None
-        if record is not None and record.job_dir and not record.collected:
-            text = last_lines(Path(record.job_dir) / OUTPUT_FILE, lines)
+        gone = record is not None and record.collected
+        text = last_lines(Path(record.job_dir) / OUTPUT_FILE, lines) if record and record.job_dir and not gone else None
         if not text:
-            raise NotFound(f"Job {ref.jobid} has no output yet.")
+            raise NotFound(f"Job {ref.jobid} has no output {'any more: it was collected' if gone else 'yet'}.")
         return text
 
     def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:

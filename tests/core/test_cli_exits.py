@@ -227,3 +227,13 @@ def test_a_walltime_and_a_partition_in_the_schedulers_forms_are_taken(tmp_path: 
         code, out = dssr(tmp_path, "submit", "--name", f"w{len(walltime)}", "--walltime", walltime,
                          "--partition", "batch", "--", "true")
         assert code == 0 and out.strip().isdigit()
+
+
+def test_tail_of_a_collected_job_says_its_output_was_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobid = dssr(tmp_path, "submit", "--name", "gone", "--", "echo once")[1].strip()
+    assert dssr(tmp_path, "wait", "--name", "gone", "--timeout", "20", "--collect", jobid)[0] == 0
+    capsys.readouterr()
+    assert dssr(tmp_path, "tail", "--name", "gone", jobid) == (1, "")
+    assert capsys.readouterr().err == f"dssr: Job {jobid} has no output any more: it was collected.\n"
