@@ -219,3 +219,20 @@ def test_the_readmes_curl_session_runs_as_written(tmp_path: Path) -> None:
         assert said[6].startswith('[0,"00:00:05",["hello from dssr\\nJARVICE_CMD_SUCCESS\\n",')
     finally:
         server.stop()
+
+
+def test_the_service_units_example_environment_passes_the_codes_parsers() -> None:
+    """The `/etc/jarvice-dssr/env` the unit shows: its names are real settings, and it serves the network with a token."""
+    from dssr_server.settings import ServerSettings
+    from dssr_slurm.settings import SlurmSettings
+
+    unit = (EXAMPLES / "dssr-server.service").read_text()
+    lines = re.findall(r"^#\s+([A-Z][A-Z0-9_]+)=(.*)$", unit, re.M)
+    assert len(lines) >= 8
+    env = dict(lines)
+    assert [name for name in env if not code_reads(name)] == []
+    settings = Settings(env)
+    server = ServerSettings.from_settings(settings)
+    assert server.host not in LOOPBACK and env["JARVICE_DSSR_AUTH_TOKEN"]
+    assert SlurmSettings.from_settings(settings).host == "login1.cluster.example.com"
+    assert TokenVerifier.from_settings(settings).verify
