@@ -10,9 +10,8 @@ export JARVICE_SLURM_INTERFACE=cli
 export JARVICE_SLURM_CLUSTER_ADDR=login1.cluster.example
 export JARVICE_SLURM_CLUSTER_PORT=22
 export JARVICE_SLURM_SSH_USER=jarvice
-# the service user's private key (PEM/OpenSSH text or base64 of it)
-JARVICE_SLURM_SSH_PKEY="$(cat /etc/jarvice-dssr/jarvice_ed25519)"
-export JARVICE_SLURM_SSH_PKEY
+# the service user's private key (PEM/OpenSSH text or base64 of it), read from its file by the server
+export JARVICE_SLURM_SSH_PKEY_FILE=/etc/jarvice-dssr/jarvice_ed25519
 # pin the login node's host key: a known_hosts file, or its fingerprint
 export JARVICE_SLURM_SSH_KNOWN_HOSTS=/etc/jarvice-dssr/known_hosts
 # export JARVICE_SLURM_SSH_HOST_KEY=SHA256:...
@@ -46,6 +45,16 @@ export JARVICE_BAREMETAL_HTTPS_PROXY=""
 export JARVICE_BAREMETAL_NO_PROXY=""
 
 # -- the server ----------------------------------------------------------------------------
+# It listens on every address: only a caller holding this shared secret (the portal, which
+# sends "Authorization: Bearer <it>") may use it. A long random string, e.g.
+#   openssl rand -hex 32 > /etc/jarvice-dssr/upstream_token; chmod 600 /etc/jarvice-dssr/upstream_token
+# The script stops here when the file is missing or empty: never serve the network without it.
+JARVICE_DSSR_AUTH_TOKEN="$(cat /etc/jarvice-dssr/upstream_token)"
+if [ -z "$JARVICE_DSSR_AUTH_TOKEN" ]; then
+    echo "launch-slurm.sh: /etc/jarvice-dssr/upstream_token is empty: JARVICE_DSSR_AUTH_TOKEN must be set" >&2
+    exit 2
+fi
+export JARVICE_DSSR_AUTH_TOKEN
 export WAITRESS_BIND_ADDRESS=0.0.0.0
 export WAITRESS_PORT=5000
 export WAITRESS_THREADS=16

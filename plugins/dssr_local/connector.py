@@ -26,11 +26,9 @@ from dssr_core import (
     JobSpec,
     JobState,
     JobStatus,
-    LaunchContext,
     NotFound,
     Settings,
     Submission,
-    exports,
     format_seconds,
     numeric_id,
     shown,
@@ -45,12 +43,10 @@ from .host import (
     job_status,
     last_sign_of_life,
     mtime,
-    node_environment,
 )
 from .jobfiles import (
     CANCEL_FILE,
     EXIT_FILE,
-    NODE_SCRIPT,
     OUTPUT_FILE,
     SECRETS_FILE,
     SUPERVISOR_LOG,
@@ -60,6 +56,7 @@ from .jobfiles import (
     write_atomic,
 )
 from .output import last_lines
+from .prepare import prepare_job
 from .settings import LocalSettings
 from .store import JobRecord, JobStore
 
@@ -77,12 +74,14 @@ class LocalConnector(Connector):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.local = LocalSettings.from_settings(settings)
-        self._owner = claim_state_dir(self.local.state_dir)
+        #: the state folder's lock; None beside the process (a server) holding it, which runs the jobs
+        self._owner = claim_state_dir(self.local.state_dir, beside=self.local.beside_server)
         self.jobs_dir = self.local.state_dir / "jobs"
         try:
             self.store = JobStore(self.local.state_dir / "jobs.db")
         except BaseException:
-            os.close(self._owner)
+            if self._owner is not None:
+                os.close(self._owner)
             raise
         self.hostname = socket.gethostname()
         self.user = current_user()
@@ -92,14 +91,28 @@ class LocalConnector(Connector):
         self._dying: list[subprocess.Popen[bytes]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._owner is not None:
+            self._take_over()
+
+    def _take_over(self) -> None:
+        """Run the state folder's jobs from now on (this process holds its lock)."""
         with self._lock:
-            for jobid in self.store.delete_unprepared():
-                log.warning(
-                    "local job %s was recorded but never prepared (a crash of an older version): removed", jobid
-                )
+            for jobid in self.store.delete_unprepared():  # a crash of an older version
+                log.warning("local job %s was recorded but never prepared: removed", jobid)
             self._refresh(reason_if_dead="the job's processes died while the server was down")
         self._thread = threading.Thread(target=self._loop, name="dssr-local-scheduler", daemon=True)
         self._thread.start()
+
+    def _held(self) -> threading.RLock:
+        """The lock to work under; beside a server that has gone away, this process takes its place first."""
+        with self._lock:
+            if self._owner is None and not self._stop.is_set():
+                self._owner = claim_state_dir(self.local.state_dir, beside=True)
+                if self._owner is not None:
+                    log.info("the local state folder is free again: this process runs its jobs now")
+                    self._take_over()
+        return self._lock
 
     # -- submission ---------------------------------------------------------
     def submit(self, spec: JobSpec, executor: Executor) -> Submission:
@@ -108,17 +121,17 @@ class LocalConnector(Connector):
                 f"A job of {spec.nodes} nodes is more than this local connector runs "
                 f"(JARVICE_LOCAL_MAX_NODES={self.local.max_nodes}): each node is a process on this host."
             )
-        with self._lock:
-            known = self.store.find_uncollected(spec.name)
-            if known is not None:
-                return Submission(known.jobid, known.script, existed=True)
-            # The record and its prepared folder appear together: a crash at any
-            # point leaves either no job or one that runs.
+        with self._held():
+            # The record and its prepared folder appear together: a crash at any point leaves either
+            # no job or one that runs; the name is looked up in the same transaction (one writer at a time)
             with self.store.transaction():
+                known = self.store.find_uncollected(spec.name)
+                if known is not None:
+                    return Submission(known.jobid, known.script, existed=True)
                 jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command)
                 job_dir = self.jobs_dir / str(jobid)
                 try:
-                    script = self._prepare(jobid, job_dir, spec, executor)
+                    script = prepare_job(self.local, self.hostname, self.user, jobid, job_dir, spec, executor)
                 except BaseException:
                     shutil.rmtree(job_dir, ignore_errors=True)
                     raise
@@ -126,32 +139,6 @@ class LocalConnector(Connector):
             self._start_queued()
         log.info("local job %s (%s) queued%s", jobid, spec.name, " on hold" if spec.held else "")
         return Submission(str(jobid), script)
-
-    def _prepare(self, jobid: int, job_dir: Path, spec: JobSpec, executor: Executor) -> str:
-        if job_dir.exists():  # left over from a database that was removed
-            shutil.rmtree(job_dir)
-        job_dir.mkdir(mode=0o700, parents=True)
-        ctx = LaunchContext(
-            scratch_root=str(self.local.state_dir),
-            cluster_user=self.user,
-            user_scratch=str(self.local.data_dir),
-            job_dir=str(job_dir),
-            secrets_file=str(job_dir / SECRETS_FILE),
-        )
-        launch = executor.launch(spec, ctx)
-        if launch.secrets:
-            try:
-                text = exports(launch.secrets)
-            except ValueError:
-                raise ClusterError(
-                    f"The executor {executor.name!r} gave a secret with an invalid name.", transient=False
-                ) from None
-            write_atomic(job_dir / SECRETS_FILE, text + "\n", mode=0o600)
-        write_atomic(job_dir / NODE_SCRIPT, launch.node_script, mode=0o700)
-        LaunchPlan(spec.nodes, node_environment(self.hostname, jobid, job_dir, spec), launch.success_marker).save(
-            job_dir
-        )
-        return launch.node_script
 
     # -- scheduling (callers hold the lock) ---------------------------------
     def _loop(self) -> None:
@@ -167,13 +154,20 @@ class LocalConnector(Connector):
                 log.exception("local scheduler tick failed")
 
     def _refresh(self, reason_if_dead: str = "the job's supervisor ended without an exit code") -> None:
+        if self._owner is None:
+            return  # beside a server: it keeps the records up to date
         self._dying = [child for child in self._dying if child.poll() is None]
+        for jobid, child in list(self._children.items()):  # a job ended by a process beside this one
+            if child.poll() is not None and (record := self.store.get(jobid)) is not None and record.state.finished:
+                del self._children[jobid]
         for record in self.store.active():
             self._update(record, reason_if_dead)
         self._start_queued()
 
     def _update(self, record: JobRecord, reason_if_dead: str) -> None:
         """Bring an active record in line with its job folder (a server killed mid-start included)."""
+        if self._owner is None:
+            return
         if record.state is JobState.QUEUED and record.job_dir:
             claimed = read_claim(Path(record.job_dir))
             if claimed is None:
@@ -228,6 +222,8 @@ class LocalConnector(Connector):
         return done
 
     def _start_queued(self) -> None:
+        if self._owner is None:
+            return  # the server beside this process starts them (within a tick)
         active = self.store.active()
         free = self.local.max_jobs - sum(1 for r in active if r.state is JobState.RUNNING)
         for record in active:
@@ -279,7 +275,7 @@ class LocalConnector(Connector):
 
     def status(self, ref: JobRef) -> JobStatus | None:
         try:
-            with self._lock:
+            with self._held():
                 record = self._record(ref)
         except BadRequest:
             return None  # another job's id: this one is unknown
@@ -289,14 +285,14 @@ class LocalConnector(Connector):
 
     # -- state --------------------------------------------------------------
     def snapshot(self) -> Sequence[JobStatus]:
-        with self._lock:
+        with self._held():
             self._refresh()
             records = self.store.active()
         now = time.time()
         return [job_status(r, now, self.hostname, self.user) for r in records]
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
-        with self._lock:
+        with self._held():
             record = self._record(ref)
         if record is None:
             return ExitStatus(ref, JobState.UNKNOWN)
@@ -309,7 +305,7 @@ class LocalConnector(Connector):
         return ExitStatus(ref, record.state, elapsed=elapsed, output=output, detail=record.state.name)
 
     def cleanup(self, ref: JobRef) -> None:
-        with self._lock:
+        with self._held():
             record = self._record(ref)
             if record is None or not record.state.finished:
                 return
@@ -320,7 +316,7 @@ class LocalConnector(Connector):
 
     # -- control ------------------------------------------------------------
     def terminate(self, ref: JobRef, force: bool = False) -> None:
-        with self._lock:
+        with self._held():
             record = self._record(ref)
             if record is None:
                 return
@@ -344,13 +340,16 @@ class LocalConnector(Connector):
                 procs.signal_group(pid, signal.SIGKILL if force else signal.SIGTERM)
             self._start_queued()
         if record.state is JobState.RUNNING and pid is not None and not force:
-            timer = threading.Timer(self.local.kill_grace, procs.signal_group, (pid, signal.SIGKILL))
-            timer.daemon = True
-            timer.start()
+            if self._owner is None:  # this process may exit at once: the grace is waited for here
+                procs.kill_after(pid, record.pid_start, self.local.kill_grace)
+            else:
+                timer = threading.Timer(self.local.kill_grace, procs.signal_group, (pid, signal.SIGKILL))
+                timer.daemon = True
+                timer.start()
         log.info("local job %s (%s) %s", record.id, record.name, reason)
 
     def release(self, ref: JobRef) -> None:
-        with self._lock:
+        with self._held():
             record = self._record(ref)
             if record is None:
                 raise NotFound(f"There is no job {ref.jobid} to release.")
@@ -359,7 +358,7 @@ class LocalConnector(Connector):
                 self._start_queued()
 
     def events(self, ref: JobRef) -> str:
-        with self._lock:
+        with self._held():
             record = self._record(ref)
         if record is None:
             return f"Job {ref.jobid} is unknown to this downstream."
@@ -367,13 +366,12 @@ class LocalConnector(Connector):
 
     # -- files --------------------------------------------------------------
     def tail(self, ref: JobRef, lines: int) -> str:
-        with self._lock:
+        with self._held():
             record = self._record(ref)
-        text = None
-        if record is not None and record.job_dir and not record.collected:
-            text = last_lines(Path(record.job_dir) / OUTPUT_FILE, lines)
+        gone = record is not None and record.collected
+        text = last_lines(Path(record.job_dir) / OUTPUT_FILE, lines) if record and record.job_dir and not gone else None
         if not text:
-            raise NotFound(f"Job {ref.jobid} has no output yet.")
+            raise NotFound(f"Job {ref.jobid} has no output {'any more: it was collected' if gone else 'yet'}.")
         return text
 
     def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
@@ -393,7 +391,8 @@ class LocalConnector(Connector):
             return
         self._stop.set()
         self._wake.set()
-        if self._thread is not threading.current_thread():
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self.store.close()
-        os.close(self._owner)  # releases the state folder for the next server
+        if self._owner is not None:
+            os.close(self._owner)  # releases the state folder for the next server

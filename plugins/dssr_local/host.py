@@ -71,9 +71,12 @@ def events_text(record: JobRecord, hostname: str, user: str) -> str:
     return "\n".join(f"{key}={value}" for key, value in rows) + "\n"
 
 
-def claim_state_dir(state_dir: Path) -> int:
+def claim_state_dir(state_dir: Path, *, beside: bool = False) -> int | None:
     """Hold the state folder for this connector's lifetime: two servers on one folder would both start
-    the same queued job. The lock dies with the process, so a crash never leaves the folder claimed."""
+    the same queued job. The lock dies with the process, so a crash never leaves the folder claimed.
+
+    When another process holds it: None with ``beside`` (work beside that process, which starts and
+    reaps the jobs), else a :class:`ConfigError` naming it."""
     path = state_dir / "server.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -81,6 +84,8 @@ def claim_state_dir(state_dir: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
+        if beside:
+            return None
         raise InUse(
             f"JARVICE_LOCAL_STATE_DIR={str(state_dir)!r} is in use by another local connector "
             f"(pid {holder}); give each server its own folder."

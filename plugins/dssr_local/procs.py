@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 
 def start_time(pid: int) -> str | None:
@@ -47,3 +48,11 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_after(pgid: int, started: str | None, grace: float) -> None:
+    """Wait up to ``grace`` seconds for the group's leader to end (after a TERM), then KILL the group."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and alive(pgid, started):
+        time.sleep(0.1)
+    signal_group(pgid, signal.SIGKILL)

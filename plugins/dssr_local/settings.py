@@ -25,6 +25,8 @@ class LocalSettings:
     kill_grace: float
     #: nodes of one job (each a bash process on this host)
     max_nodes: int = 16
+    #: work beside the process holding the state folder (its server) instead of refusing to start
+    beside_server: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LocalSettings":
@@ -38,6 +40,7 @@ class LocalSettings:
             max_jobs=settings.int("JARVICE_LOCAL_MAX_JOBS", os.cpu_count() or 1, minimum=1),
             kill_grace=settings.float("JARVICE_LOCAL_KILL_GRACE", 10.0, minimum=0.0),
             max_nodes=settings.int("JARVICE_LOCAL_MAX_NODES", 16, minimum=1, maximum=1024),
+            beside_server=settings.bool("JARVICE_LOCAL_BESIDE_SERVER", False),
         )
         local.make_dirs()
         return local

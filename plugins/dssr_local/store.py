@@ -163,8 +163,9 @@ class JobStore:
 
     def mark_running(self, jobid: int, pid: int, pid_start: str | None, started: float) -> None:
         self._execute(
-            "UPDATE jobs SET state = ?, pid = ?, pid_start = ?, started = ? WHERE id = ?",
-            (JobState.RUNNING.value, pid, pid_start, started, jobid),
+            # never over an end: a process beside this one may have terminated the job meanwhile
+            "UPDATE jobs SET state = ?, pid = ?, pid_start = ?, started = ? WHERE id = ? AND state IN (?, ?)",
+            (JobState.RUNNING.value, pid, pid_start, started, jobid, *ACTIVE),
         )
 
     def mark_finished(self, jobid: int, state: JobState, exit_code: int | None, ended: float, reason: str) -> bool:

@@ -99,6 +99,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "__version__",
     "available_connectors",
     "available_executors",
     "BadRequest",

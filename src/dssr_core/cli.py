@@ -1,26 +1,37 @@
 """``dssr``: a small command line over :class:`~dssr_core.Downstream` for library users.
 
 Configured like the server (``JARVICE_BAREMETAL_CONNECTOR``, ``JARVICE_BAREMETAL_EXECUTOR``
-and the plugins' variables); ``--connector``/``--executor`` win.  A bad value
-gives one line naming it and exit status 2; a cluster fault exit status 1.
+and the plugins' variables); ``--connector``/``--executor`` win.  Exit status as
+a Unix tool's: 0 done, 1 the cluster or the job says no (unknown job, a name
+taken, not ended yet, a cluster fault), 2 bad usage or a bad setting (one line
+naming the value); every non-zero status comes with one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import sys
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .config import Settings
 from .downstream import Downstream
 from .errors import BadRequest, ClusterError, DssrError, NotFound
-from .job import JobRef, JobSpec, JobState
+from .job import ExitStatus, JobRef, JobSpec, JobState
 from .plugins import available_connectors, available_executors
 from .shell import command as shell_command
+from .upstream import _PARTITION, _WALLTIME
 from .validate import MAX_INT64, parse_int, shown, validate_jobid, validate_name
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
 _ENV = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
+#: the local connector's setting: work beside the process (dssr-server) holding its state folder
+BESIDE_SERVER = "JARVICE_LOCAL_BESIDE_SERVER"
+_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?\Z")
 
 
 def _positive(text: str) -> int:
@@ -35,6 +46,24 @@ def _count(text: str) -> int:
         return parse_int(text, "", 0, MAX_INT64)
     except BadRequest:
         raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer >= 0") from None
+
+
+def _seconds(text: str) -> float:
+    if not _SECONDS.match(text) or float(text) >= 1e9:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds >= 0")
+    return float(text)
+
+
+def _walltime(text: str) -> str:
+    if not _WALLTIME.match(text):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a time limit (e.g. 01:00:00, 1-00:00:00 or UNLIMITED)")
+    return text
+
+
+def _partition(text: str) -> str:
+    if not _PARTITION.match(text):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a partition name (letters, digits, '_.,-')")
+    return text
 
 
 def _env(text: str) -> tuple[str, str]:
@@ -58,10 +87,34 @@ def _jobid(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+EPILOG = """exit status: 0 done; 1 the cluster or the job says no (unknown job, a name already
+taken, a job not ended yet, a cluster fault); 2 bad usage or a bad setting; 130 interrupted;
+141 the reader of its output went away (as for any tool killed by SIGPIPE).  Every non-zero
+status but 141 comes with one line on stderr."""
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"dssr (jarvice-dssr) {__version__}"
+
+
+class _Parser(argparse.ArgumentParser):
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops a failed write silently and exits 0: a closed pipe is reported like any other output's
+        if message:
+            (file or sys.stderr).write(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dssr", description="Submit and follow jobs through a jarvice-dssr connector."
+    parser = _Parser(
+        prog="dssr",
+        description="Submit and follow jobs through a jarvice-dssr connector "
+        "(configured like dssr-server by the JARVICE_* variables).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
     parser.add_argument(
         "--executor",
@@ -70,26 +123,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
-    sub.add_parser("plugins", help="list the installed connectors and executors")
-    doctor = sub.add_parser("doctor", help="check the site's set-up, one OK/FAIL line per check (exit 0: all OK)")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=text,
+            description=text[0].upper() + text[1:] + ".",
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command("plugins", "list the installed connectors and executors")
+    doctor = command("doctor", "check the site's set-up, one OK/FAIL line per check (exit 0: all OK)")
     doctor.add_argument(
         "--submit", metavar="EMAIL", help="also run a tiny job end to end as this mapped user, timing each stage"
     )
     doctor.add_argument("--token", help="run the trial job with this bearer token (slurmrestd needs one)")
     doctor.add_argument("--timeout", type=_positive, default=300, help="seconds the trial job may take (default 300)")
-    sub.add_parser("running", help="list running jobs (name, job id)")
-    sub.add_parser("queued", help="list queued jobs (name, job id)")
+    command("running", "list the running jobs, one 'name<TAB>job id' line each")
+    command("queued", "list the queued jobs (held ones included), one 'name<TAB>job id' line each")
 
-    submit = sub.add_parser("submit", help="submit a native job: dssr submit --name N [--image I] -- command...")
-    submit.add_argument("--name", required=True, type=_name)
-    submit.add_argument("--number", type=_count, default=0)
+    submit = command(
+        "submit",
+        "submit a native job and print its job id: dssr submit --name N [--image I] -- command... "
+        "(exit 1 when a job of that name exists already)",
+    )
+    submit.add_argument("--name", required=True, type=_name, help="the job's name, unique among the jobs not collected")
+    submit.add_argument("--number", type=_count, default=0, help="the job's number (default 0)")
     submit.add_argument("--image", help="container image (container executors)")
     submit.add_argument("--nodes", type=_positive, default=1)
     submit.add_argument("--cores", type=_positive, default=1, help="cores per node")
     submit.add_argument("--gpus", type=_count, default=0, help="GPUs per node")
     submit.add_argument("--memory", type=_count, default=0, help="memory per node, GB")
-    submit.add_argument("--walltime", help="time limit, e.g. 01:00:00")
-    submit.add_argument("--partition")
+    submit.add_argument("--walltime", type=_walltime, help="time limit, e.g. 01:00:00")
+    submit.add_argument("--partition", type=_partition)
     submit.add_argument("--shared", action="store_true", help="do not ask for exclusive nodes")
     submit.add_argument("--hold", action="store_true", help="submit held (start it with dssr release)")
     submit.add_argument("--env", type=_env, action="append", default=[], metavar="NAME=VALUE")
@@ -99,23 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for action, text in (
-        ("status", "show a job's state, nodes and elapsed time"),
-        ("exitstatus", "show how a finished job ended, with its output"),
-        ("terminate", "stop a job"),
+        ("status", "print a job's state, elapsed time and nodes ('running 00:00:05 node1,node2')"),
+        ("exitstatus", "print how an ended job ended, with its output (exit 1 while it runs)"),
+        ("wait", "wait until a job has ended, then print how, as exitstatus does (exit 1 past --timeout)"),
+        ("terminate", "stop a queued or running job (exit 1 when it has ended already)"),
         ("release", "let a held job start"),
         ("tail", "print the end of a job's output"),
         ("events", "print the scheduler's details of a job"),
     ):
-        one = sub.add_parser(action, help=text)
-        one.add_argument("jobid", type=_jobid)
+        one = command(action, text)
+        one.add_argument("jobid", type=_jobid, help="the job id (what dssr submit printed)")
         one.add_argument("--name", required=True, type=_name, help="the job's name")
-        one.add_argument("--number", type=_count, default=0)
+        one.add_argument("--number", type=_count, default=0, help="the job's number (default 0)")
         if action == "terminate":
             one.add_argument("--force", action="store_true", help="kill at once")
         if action == "tail":
             one.add_argument("-n", "--lines", type=_positive, default=100)
-        if action == "exitstatus":
+        if action in ("exitstatus", "wait"):
             one.add_argument("--collect", action="store_true", help="then remove the job's output and folder")
+        if action == "wait":
+            one.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
     return parser
 
 
@@ -146,34 +215,86 @@ def _submit(downstream: Downstream, args: argparse.Namespace, out: TextIO) -> in
     )
     if args.token is not None and downstream.verifier is not None:
         spec = spec.replace(identity=downstream.verifier.verify_token(args.token))
-    print(downstream.submit(spec).jobid, file=out)
+    submission = downstream.submit(spec)
+    if submission.existed:
+        raise _No(
+            f"a job named {shown(spec.name)} exists already: job {submission.jobid}; nothing was submitted "
+            f"(collect it with: dssr exitstatus --collect --name {spec.name} {submission.jobid}, "
+            "or choose another --name)"
+        )
+    print(submission.jobid, file=out)
     return 0
+
+
+class _No(Exception):
+    """The job or the cluster says no: exit status 1 with this message."""
+
+
+def _unknown(ref: JobRef) -> _No:
+    return _No(f"job {ref.jobid} ({ref.name}) is unknown to this downstream")
+
+
+def _ended(downstream: Downstream, ref: JobRef) -> ExitStatus | None:
+    """How the job ended when it has ended (None: it is still queued or running); _No when it is unknown."""
+    if downstream.runstatus(ref) is not None:
+        return None
+    try:
+        result = downstream.exitstatus(ref, collect=False)
+    except BadRequest as exc:  # the id of another job
+        raise _No(str(exc)) from None
+    except ClusterError as exc:
+        if exc.transient:  # it ended a moment ago, or its end is not recorded yet
+            return None
+        raise
+    if result.state is JobState.UNKNOWN:
+        raise _unknown(ref)
+    return result
+
+
+def _print_end(result: ExitStatus, out: TextIO) -> None:
+    out.write(result.output)
+    if result.output and not result.output.endswith("\n"):
+        out.write("\n")
+    print(f"rc={result.rc} elapsed={result.elapsed} {result.termination_line}", file=out)
 
 
 def _job_action(downstream: Downstream, args: argparse.Namespace, out: TextIO) -> int:
     ref = JobRef(args.name, args.number, args.jobid)
-    if args.action == "status":
+    action = args.action
+    if action in ("exitstatus", "wait"):
+        try:
+            if action == "exitstatus":
+                result = downstream.exitstatus(ref, collect=args.collect)
+            else:
+                result = downstream.wait(ref, args.timeout, collect=args.collect)
+        except BadRequest as exc:  # the id of another job
+            raise _No(str(exc)) from None
+        if result.state is JobState.UNKNOWN:
+            raise _unknown(ref)
+        _print_end(result, out)
+        return 0
+    if action == "status":
         status = downstream.runstatus(ref)
         if status is None:
-            print(f"{ref.jobid} is neither queued nor running", file=out)
-            return 1
-        print(f"{status.state.value} {status.elapsed} {','.join(status.nodes) or '-'}", file=out)
-    elif args.action == "exitstatus":
-        result = downstream.exitstatus(ref, collect=args.collect)
-        if result.state is JobState.UNKNOWN:
-            print(f"dssr: job {ref.jobid} ({ref.name}) is unknown to this downstream", file=sys.stderr)
-            return 1
-        out.write(result.output)
-        if result.output and not result.output.endswith("\n"):
-            out.write("\n")
-        print(f"rc={result.rc} elapsed={result.elapsed} {result.termination_line}", file=out)
-    elif args.action == "terminate":
+            ended = _ended(downstream, ref)
+            if ended is None:
+                raise _No(f"job {ref.jobid} ({ref.name}): its state cannot be read now; ask again")
+            print(f"{ended.state.value} {ended.elapsed} -", file=out)
+        else:
+            print(f"{status.state.value} {status.elapsed} {','.join(status.nodes) or '-'}", file=out)
+        return 0
+    ended = _ended(downstream, ref)  # every other action needs a job this downstream knows
+    if action == "terminate":
+        if ended is not None:
+            raise _No(f"job {ref.jobid} ({ref.name}) has ended already ({ended.state.value})")
         downstream.terminate(ref, force=args.force)
-    elif args.action == "release":
+    elif action == "release":
+        if ended is not None:
+            raise _No(f"job {ref.jobid} ({ref.name}) has ended ({ended.state.value}): nothing to release")
         downstream.release(ref)
-    elif args.action == "tail":
+    elif action == "tail":
         out.write(downstream.tail(ref, args.lines))
-    elif args.action == "events":
+    elif action == "events":
         print(downstream.events(ref), file=out)
     return 0
 
@@ -193,16 +314,18 @@ def _lists(downstream: Downstream, action: str, out: TextIO) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settings: Settings | None = None) -> int:
-    out = out or sys.stdout
+def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> int:
     args = build_parser().parse_args(argv)
     if args.action == "plugins":
         return _plugins(out)
+    base = settings if settings is not None else Settings()
+    if base.raw(BESIDE_SERVER) is None:  # the local connector's CLI works beside its running server
+        base = Settings(base.as_dict(), **{BESIDE_SERVER: "true"})
     if args.action == "doctor":
         from . import doctor  # only this command needs it
 
         return doctor.run(
-            settings if settings is not None else Settings(),
+            base,
             out,
             connector=args.connector,
             executor=args.executor,
@@ -211,10 +334,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
             timeout=args.timeout,
         )
     try:
-        downstream = Downstream.from_settings(settings, connector=args.connector, executor=args.executor)
+        downstream = Downstream.from_settings(base, connector=args.connector, executor=args.executor)
     except DssrError as exc:
-        print(f"dssr: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
 
     def handler() -> int:
         if args.action == "submit":
@@ -225,14 +347,39 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
 
     try:
         return handler()
-    except (ClusterError, NotFound) as exc:
-        print(f"dssr: {exc}", file=sys.stderr)
-        return 1
+    except (ClusterError, NotFound, _No) as exc:
+        return _fail(str(exc), 1)
     except DssrError as exc:
-        print(f"dssr: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     finally:
         downstream.close()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"dssr: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settings: Settings | None = None) -> int:
+    """The ``dssr`` command; returns its exit status (see :data:`EPILOG`)."""
+    out = out or sys.stdout
+    try:
+        try:
+            code = _run(argv, out, settings)
+        except SystemExit:  # argparse's --help, --version and usage errors: their output must reach its reader too
+            sys.stdout.flush()
+            raise
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (``dssr running | head -1``): no traceback, and no second
+        # error when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    return code
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import metrics
 from .config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
 from .connector import Connector, split_by_state
-from .errors import BadRequest, DssrError
+from .errors import BadRequest, ClusterError, DssrError
 from .executor import Executor
 from .interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
 from .job import ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, Submission
@@ -136,6 +137,35 @@ class Downstream:
             except DssrError as exc:
                 log.warning("job %s: garbage collection failed: %s", ref.jobid, exc)
         return status
+
+    def wait(
+        self, ref: JobRef, timeout: float | None = None, *, interval: float = 0.5, collect: bool = False
+    ) -> ExitStatus:
+        """Wait until the job has ended and return how (:meth:`exitstatus`).
+
+        ``timeout`` is in seconds (None: no limit); when it passes first, a transient
+        :class:`ClusterError` says so.  A job this downstream does not know is not
+        waited for: its state is ``JobState.UNKNOWN`` at once.  While the job is
+        queued or running, its status is asked for every ``interval`` seconds; a
+        scheduler whose record of the end is not final yet is asked again.
+        Nothing is collected unless ``collect`` is true.
+        """
+        if timeout is not None and not timeout >= 0:  # NaN included
+            raise BadRequest(f"The timeout must be a number of seconds >= 0, not {timeout!r}.")
+        if not interval > 0:
+            raise BadRequest(f"The interval must be a number of seconds > 0, not {interval!r}.")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.connector.status(ref) is None:
+                try:
+                    return self.exitstatus(ref, collect=collect)
+                except ClusterError as exc:
+                    if not exc.transient:
+                        raise
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise ClusterError(f"Job {ref.jobid} ({ref.name}) has not ended within {timeout:g} s.", transient=True)
+            time.sleep(interval if left is None else min(interval, left))
 
     # -- control ------------------------------------------------------------
     def terminate(self, ref: JobRef, force: bool = False) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 from typing import Any, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from dssr_core import JobState, metrics
+from dssr_core import JobState, __version__, metrics
 from dssr_core import Contact
 
 #: latency buckets (seconds): a kept-open SSH command takes ~50 ms, a submission ~0.1-1 s
@@ -72,6 +73,13 @@ class PrometheusRecorder(metrics.Recorder):
         self.jobs = Gauge(
             "dssr_jobs", "This downstream's jobs by state in the latest snapshot", ["state"], registry=registry
         )
+        self.build = Gauge(
+            "dssr_build_info",
+            "Always 1: the jarvice-dssr version serving, and its Python",
+            ["version", "python"],
+            registry=registry,
+        )
+        self.build.labels(__version__, platform.python_version()).set(1)
         self._states: set[str] = {state.value for state in (JobState.QUEUED, JobState.RUNNING)}
         self._lock = threading.Lock()
         #: each (endpoint, status)'s counter and histogram, so that counting a request looks up no labels

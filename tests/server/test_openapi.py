@@ -53,9 +53,30 @@ def test_the_server_answers_as_its_openapi_document_says(api: Server, label: str
     call()
 
 
-def test_the_document_names_every_legacy_endpoint_and_method_and_nothing_else() -> None:
+#: the operations endpoints a site's probes and scraper call (issue 21: the document describes them too)
+OPERATIONS_PATHS = {"/ready": "get", "/metrics": "get"}
+
+
+def test_the_document_names_every_legacy_endpoint_and_method_the_probes_and_nothing_else() -> None:
     paths = document()["paths"]
-    assert {path: next(iter(ops.keys() - {"parameters"})) for path, ops in paths.items()} == LEGACY_PATHS
+    assert {path: next(iter(ops.keys() - {"parameters"})) for path, ops in paths.items()} == {
+        **LEGACY_PATHS, **OPERATIONS_PATHS}
+
+
+def test_every_route_of_the_server_is_in_the_document(tmp_path: Path) -> None:
+    from dssr_core import Downstream, Settings
+    from dssr_server.app import create_app
+
+    downstream = Downstream.from_settings(Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}), connector="local",
+                                          executor="shell")
+    try:
+        routes = {rule.rule for rule in create_app(downstream).url_map.iter_rules()}
+    finally:
+        downstream.close()
+    documented = set(document()["paths"]) | {"/openapi.json", "/static/<path:filename>"}
+    # /request/<path:path> is documented in its two forms (pvcls, and a job's methods)
+    assert routes - documented == {"/request/<path:path>"}
+    assert {"/ready", "/metrics"} <= routes
 
 
 def test_every_operation_documents_its_errors_as_json() -> None:

@@ -166,3 +166,13 @@ def test_the_metrics_table_of_the_operations_page_lists_every_metric_served() ->
     for family in PrometheusRecorder().registry.collect():
         served.add(family.name + ("_total" if family.type == "counter" else ""))
     assert documented == served
+
+
+def test_metrics_name_the_version_serving(server: Server) -> None:
+    import platform
+
+    import dssr_core
+
+    text = server.get("/metrics").body.decode()
+    assert sample(text, "dssr_build_info", version=dssr_core.__version__, python=platform.python_version()) == 1
+    assert sum(line.startswith("dssr_build_info{") for line in text.splitlines()) == 1
