@@ -97,7 +97,7 @@ def test_an_app_that_does_not_answer_is_a_502_page_and_one_info_line_and_an_ende
         with caplog.at_level(logging.DEBUG):
             reply = get(url, connect=proxy.address)
         assert reply.status == 502 and reply.headers["content-type"].startswith("text/html")
-        assert "is not answering (yet)" in reply.text and reply.closed
+        assert "is not answering (yet)" in reply.text and reply.closed and reply.headers["retry-after"] == "5"
         lines = [r for r in caplog.records if r.name == "dssr_core.proxy" and "not answering" in r.getMessage()]
         assert len(lines) == 1 and lines[0].levelno == logging.INFO, caplog.text
         assert "job 11:" in lines[0].getMessage() and "n3 port 7000" in lines[0].getMessage()
