@@ -8,6 +8,7 @@ cluster tier's (tests/interactive/).
 from __future__ import annotations
 
 import socket
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import pytest
@@ -155,7 +156,7 @@ def test_the_files_are_read_again_until_the_app_answers_then_kept(world):
 def test_a_marker_written_after_a_look_is_seen_within_a_second(world, monkeypatch):
     connector, _, services = world
     now = [1000.0]
-    monkeypatch.setattr("dssr_core.services.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("dssr_core.services.time", SimpleNamespace(monotonic=lambda: now[0]))
     ref = JobRef("desk", 42, "11")
     connector.listening = {7000}
     assert services.info(ref).url is None  # no marker yet: the container has not started

@@ -70,8 +70,8 @@ def fake_container(seconds: float, url: str | None = None, help_link: bool = Fal
     mount namespace of its own, builds its image's root there (a tmpfs with the node's /usr, and, when
     asked, an /etc/NAE/url.txt and a help.html that is a symbolic link to a file the node has too, its own
     /etc/hostname) and only then changes its root to it, as a container runtime does."""
-    steps = ['r=$(mktemp -d)', 'mount -t tmpfs image "$r"', 'mkdir -p "$r/usr" "$r/etc/NAE" "$r/tmp"',
-             'mount --rbind /usr "$r/usr"', 'ln -s usr/bin "$r/bin"', 'ln -s usr/lib "$r/lib"',
+    steps = ['r=$(mktemp -d)', 'mount -t tmpfs image "$r"', 'mkdir -p "$r/usr" "$r/etc/NAE" "$r/tmp" "$r/dev"',
+             'mount --rbind /usr "$r/usr"', 'mount --rbind /dev "$r/dev"', 'ln -s usr/bin "$r/bin"', 'ln -s usr/lib "$r/lib"',
              'ln -s usr/lib64 "$r/lib64"', 'sleep 1']  # a while in its namespace before its root changes
     if url is not None:
         steps.append(f'printf "%s\\n" "{url}" >"$r/etc/NAE/url.txt"')
@@ -199,3 +199,20 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_contai
     assert (etc / "vncpasswd").read_bytes() == vnc_password_file(service.password)
     assert (etc / "nodes").read_text() == "node1\nnode2\n"
     assert (etc / "random16.txt").stat().st_mode & 0o077 == 0
+
+
+@needs_root
+def test_a_scan_lists_each_started_container_once_and_does_not_walk_the_processes_inside_it(tmp_path):
+    """A container whose app has children of its own (a desktop's hundred processes) costs the scan one
+    process: what runs inside a started container is not walked."""
+    watch = Path(__file__).resolve().parents[2] / "plugins" / "dssr_singularity" / "nae_watch.sh"
+    container = fake_container(5).replace("exec chroot \"$r\" sleep 5",
+                                          "exec chroot \"$r\" sh -c \"sleep 5 & sleep 5 & sleep 5 & wait\"")
+    script = (f'source {watch}\n{container} &\nsleep 2\ndssr_containers $$\n'
+              'echo "found=${dssr_containers[*]} kid=$!"\n'
+              'echo "inside=$(wc -w < /proc/${dssr_containers[0]}/task/${dssr_containers[0]}/children)"\n'
+              'kill -9 $(jobs -p) 2>/dev/null; exit 0')
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    found = dict(line.split("=", 1) for line in run.stdout.split())
+    assert found["found"] == found["kid"], run.stdout + run.stderr  # the container (unshare exec'd sh, chroot)
+    assert found["inside"] == "3"  # its children, in it, were not listed
