@@ -131,8 +131,30 @@ def answer(status: int, reason: str, text: str) -> bytes:
     return head.encode() + body
 
 
+def page(status: int, reason: str, title: str, text: str, refresh: int) -> bytes:
+    """A short HTML page for the user's browser, which asks again after ``refresh`` seconds."""
+    body = (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{refresh}">'
+        f"<title>{title}</title></head>\n<body><h1>{title}</h1><p>{text}</p></body></html>\n"
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+        f"Retry-After: {refresh}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 NOT_FOUND = answer(404, "Not Found", "No running interactive job at this address.")
-BAD_GATEWAY = answer(502, "Bad Gateway", "The job's application does not accept connections (yet).")
+#: seconds after which the 502 page asks again
+RETRY_AFTER = 5
+BAD_GATEWAY = page(
+    502,
+    "Bad Gateway",
+    "The application is not answering (yet)",
+    "This job's application does not accept connections (yet). A job that has just started may still be "
+    f"starting it: this page tries again every {RETRY_AFTER} seconds.",
+    RETRY_AFTER,
+)
 BAD_REQUEST = answer(400, "Bad Request", "Malformed HTTP request.")
 TOO_LARGE = answer(431, "Request Header Fields Too Large", "The request head is too large.")
 
@@ -236,7 +258,14 @@ class JobProxy:
         try:
             upstream = self.services.connect(target)
         except DssrError as exc:
-            log.info("proxy: job %s: %s:%s does not answer: %s", target.ref.jobid, target.node, target.port, exc)
+            # the app is not up yet, or has gone away (the job is ending): a normal path, one line
+            log.info(
+                "proxy: job %s: its app on %s port %s is not answering, 502: %s",
+                target.ref.jobid,
+                target.node,
+                target.port,
+                exc,
+            )
             client.sendall(BAD_GATEWAY)
             return
         self._relay(client, upstream, target, forwarded_head(request, peer) + rest, request)

@@ -24,8 +24,9 @@ from .job import JobInfo, JobRef, JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
-#: seconds a job found not interactive (no marker yet) is not asked again
-NEGATIVE_TTL = 5.0
+#: seconds a job found not interactive (no marker yet) is not asked again: short, since the marker of a
+#: starting job is what its link waits for
+NEGATIVE_TTL = 1.0
 #: seconds ``info`` waits for the app's port to accept a connection
 READY_TIMEOUT = 5.0
 
@@ -74,10 +75,11 @@ class JobServices:
         files = self.service_files(status)
         if files is None:
             return JobInfo()
+        port = self.app_port(status, files)
         access = self.settings.access(ref.name, ref.number)
         url = access.connect_url(files.url, user=status.owner or "")
         help_page = access.help_page(files.help, url, user=status.owner or "") if files.help else None
-        return JobInfo(url=url if self.app_port(status, files) is not None else None, help=help_page)
+        return JobInfo(url=url if port is not None else None, help=help_page)
 
     def app_port(self, status: JobStatus, files: ServiceFiles) -> int | None:
         """The port the app listens on, on the job's first node: the first of
@@ -97,11 +99,16 @@ class JobServices:
             _close(stream)
             with self._lock:
                 self._ready[key] = port
+                self._files[key] = files  # what the app was found with: read no more
             return port
         return None
 
     def service_files(self, status: JobStatus) -> ServiceFiles | None:
-        """The job's URL template and help page; None while the job has not marked itself interactive."""
+        """The job's URL template and help page; None while the job has not marked itself interactive.
+
+        They are read again on each call until :meth:`app_port` finds the app (an upstream template's
+        first container may be an init container without ``/etc/NAE``, the app's container comes later
+        with its files), then kept for the job."""
         key = _key(status.ref)
         with self._lock:
             known = self._files.get(key)
@@ -118,7 +125,6 @@ class JobServices:
             url=self.connector.job_file(status, URL_FILE), help=self.connector.job_file(status, HELP_FILE)
         )
         with self._lock:
-            self._files[key] = files
             self._not_interactive.pop(key, None)
         return files
 

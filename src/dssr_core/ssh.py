@@ -15,6 +15,7 @@ Private keys never appear in logs, errors or reprs.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -27,6 +28,35 @@ from .errors import ClusterError
 from .sshkeys import HostKeyPolicy, fingerprint, load_private_key
 
 log = logging.getLogger(__name__)
+#: the logger every paramiko Transport writes to (its default log channel)
+PARAMIKO_TRANSPORT_LOGGER = "paramiko.transport"
+
+
+class RefusedChannelFilter(logging.Filter):
+    """paramiko logs each refused channel open at ERROR (``Secsh channel N open FAILED: Connection refused:
+    Connect failed``) and then raises ``ChannelException``, which the caller handles: for a tunnel to an
+    interactive app that is not listening (not yet, or no longer) that is a normal path, which the proxy
+    reports once at INFO.  Such a record goes on at DEBUG when that logger shows DEBUG, else nowhere."""
+
+    _REFUSED = re.compile(r"^Secsh channel [0-9]+ open FAILED: ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not isinstance(record.msg, str) or not self._REFUSED.match(record.msg):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return True
+
+
+def quiet_refused_channels() -> None:
+    """Put :class:`RefusedChannelFilter` on paramiko's transport logger (once)."""
+    logger = logging.getLogger(PARAMIKO_TRANSPORT_LOGGER)
+    if not any(isinstance(f, RefusedChannelFilter) for f in logger.filters):
+        logger.addFilter(RefusedChannelFilter())
+
+
+quiet_refused_channels()
 
 __all__ = ["HostKeyPolicy", "Login", "Result", "SSHPool", "fingerprint", "load_private_key"]
 
@@ -266,7 +296,7 @@ class SSHPool:
             try:
                 return transport.open_channel("direct-tcpip", (dest_host, dest_port), ("127.0.0.1", 0), timeout=limit)
             except paramiko.ChannelException as exc:
-                raise ClusterError(f"The SSH host refused a tunnel to {dest_host}:{dest_port} ({exc}).") from None
+                raise ClusterError(f"The SSH host refused a tunnel to {dest_host}:{dest_port} ({exc.text}).") from None
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 self._drop(login, transport)
                 if attempt == 2:

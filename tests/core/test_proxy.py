@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from dssr_core.interactive import JobsDomain
 from dssr_core.proxy import BadHead, parse_head, route, forwarded_head
+from dssr_core.ssh import PARAMIKO_TRANSPORT_LOGGER, RefusedChannelFilter
 
 LABEL = "42-abcdefghijklmnopqrst"
 
@@ -66,3 +69,63 @@ def test_a_websocket_upgrade_goes_on_as_an_upgrade():
     text = forwarded_head(request, "192.0.2.1").decode()
     assert "Connection: Upgrade\r\nUpgrade: websocket" in text and "Connection: close" not in text
     assert "Sec-WebSocket-Key: abc" in text
+
+
+# --------------------------------------------------------------------------- refusals, through a running proxy
+def _world():
+    from dssr_core import JobRef, JobState, JobStatus, Settings
+    from dssr_core.interactive import InteractiveSettings
+    from dssr_core.services import JobServices
+    from tests.core.test_services import KEY, Double
+
+    connector = Double()
+    settings = InteractiveSettings.from_settings(Settings({
+        "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": KEY, "JARVICE_SERVICE_PORT": "7000"}))
+    connector.jobs = [JobStatus(JobRef("desk", 0, "11"), JobState.RUNNING, ("n3",), owner="kirby")]
+    connector.files[("11", "interactive")] = "n3\n"
+    return connector, settings, JobServices(connector, settings)
+
+
+def test_an_app_that_does_not_answer_is_a_502_page_and_one_info_line_and_an_ended_job_a_404(caplog):
+    from dssr_core.proxy import JobProxy
+    from tests.interactive.clients import get
+
+    connector, settings, services = _world()
+    proxy = JobProxy(services, "127.0.0.1", 0, idle_timeout=5).start()
+    url = f"http://{settings.label('desk', 42)}.jobs.example.org/vnc.html"
+    try:
+        with caplog.at_level(logging.DEBUG):
+            reply = get(url, connect=proxy.address)
+        assert reply.status == 502 and reply.headers["content-type"].startswith("text/html")
+        assert "is not answering (yet)" in reply.text and reply.closed and reply.headers["retry-after"] == "5"
+        lines = [r for r in caplog.records if r.name == "dssr_core.proxy" and "not answering" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].levelno == logging.INFO, caplog.text
+        assert "job 11:" in lines[0].getMessage() and "n3 port 7000" in lines[0].getMessage()
+        assert "Connect failed" in lines[0].getMessage()  # the reason
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+        connector.jobs = []  # the job has ended
+        assert get(url, connect=proxy.address).status == 404
+    finally:
+        proxy.close()
+
+
+def _paramiko_record(level: int, msg: str) -> logging.LogRecord:
+    """A record as paramiko's Transport._log makes it (the message formatted already)."""
+    return logging.LogRecord(PARAMIKO_TRANSPORT_LOGGER, level, "transport.py", 2864, msg, (), None)
+
+
+def test_paramikos_error_line_for_a_refused_channel_is_debug_at_most_and_other_errors_stay():
+    refused = "Secsh channel 3 open FAILED: Connection refused: Connect failed"
+    logger = logging.getLogger(PARAMIKO_TRANSPORT_LOGGER)
+    assert any(isinstance(f, RefusedChannelFilter) for f in logger.filters)  # put there when dssr_core.ssh loads
+    old = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        assert not logger.filter(_paramiko_record(logging.ERROR, refused))
+        logger.setLevel(logging.DEBUG)
+        record = _paramiko_record(logging.ERROR, refused)
+        assert logger.filter(record) and (record.levelno, record.levelname) == (logging.DEBUG, "DEBUG")
+        other = _paramiko_record(logging.ERROR, "Socket exception: Connection reset by peer (104)")
+        assert logger.filter(other) and other.levelno == logging.ERROR
+    finally:
+        logger.setLevel(old)

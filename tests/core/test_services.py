@@ -8,6 +8,7 @@ cluster tier's (tests/interactive/).
 from __future__ import annotations
 
 import socket
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import pytest
@@ -134,3 +135,33 @@ def test_a_port_the_site_does_not_allow_is_never_tried(world):
     target = services.resolve(settings.label("desk", 42))
     assert target is not None and target.port == 7000  # the service port, where nothing listens: a 502
     assert {port for _, port in connector.connects} == {7000}
+
+
+def test_the_files_are_read_again_until_the_app_answers_then_kept(world):
+    """An upstream template's first container (an init container, no /etc/NAE) got the marker without files;
+    the app's container brings its url.txt later: the link follows it, and stays once the app answered."""
+    connector, settings, services = world
+    ref = JobRef("desk", 42, "11")
+    connector.files[("11", "interactive")] = "n3\n"
+    assert services.info(ref) == JobInfo()
+    connector.files[("11", "url.txt")] = "https://%PUBLICADDR%:8888/lab?token=%RANDOM64%\n"
+    connector.listening = {8888}
+    access = settings.access("desk", 42)
+    url = f"https://{access.label}.jobs.example.org/lab?token={access.randoms[64]}"
+    assert services.info(ref).url == url
+    connector.files[("11", "url.txt")] = "https://%PUBLICADDR%/elsewhere\n"
+    assert services.info(ref).url == url
+
+
+def test_a_marker_written_after_a_look_is_seen_within_a_second(world, monkeypatch):
+    connector, _, services = world
+    now = [1000.0]
+    monkeypatch.setattr("dssr_core.services.time", SimpleNamespace(monotonic=lambda: now[0]))
+    ref = JobRef("desk", 42, "11")
+    connector.listening = {7000}
+    assert services.info(ref).url is None  # no marker yet: the container has not started
+    connector.files[("11", "interactive")] = "n3\n"
+    now[0] += 0.5
+    assert services.info(ref).url is None  # within the second, not asked again
+    now[0] += 0.6
+    assert services.info(ref).url is not None

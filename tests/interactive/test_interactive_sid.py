@@ -13,35 +13,33 @@ pull does not ask for), so the node script finds it there and does not pull.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from dssr_core.proxy import JobProxy
 from dssr_server.wire import info_answer
 from dssr_singularity.images import sif_name
-from dssr_core import JobRef
 from dssr_core.testing.contract import unique_name
 from tests.cluster import sid
-from tests.helpers import legacy_template, submit_args
 from tests.server.live import free_port
-from tests.slurm.cluster_support import Server, serve, slurm_env
+from tests.slurm.cluster_support import Server
 from tests.slurm.test_http_cluster import Client
 from tests.singularity.cluster_support import job_dir, slurm_fixtures
 
 from .clients import WebSocket, get
-from .support import KEY, Site, browse, end, interactive_spec, screenshot_path, submit, wait_running, wait_url
+from .sid_support import LINK_TARGET, busybox_app, http_info, legacy_site, listening_since, template_submit
+from .support import Site, browse, end, interactive_spec, screenshot_path, submit, wait_running, wait_url
 
 pytestmark = pytest.mark.cluster
 
 pytest.importorskip("dssr_slurm.connector", reason="the Slurm connector cannot be imported")
 
-APP = (Path(__file__).parent / "webapp.sh").read_text()
 
 
 cluster, connector = slurm_fixtures("slurm2605_cluster")
@@ -59,13 +57,6 @@ def image(cluster) -> str:
                            f"mv {part} {cached}"], user="kirby", check=False, timeout=180)
         assert out.returncode == 0, out.stderr
     return reference
-
-
-def busybox_app(delay: float = 0, port: str = "$JARVICE_SERVICE_PORT") -> str:
-    source = base64.b64encode(APP.encode()).decode()
-    wait = f"sleep {delay}; " if delay else ""
-    return (f'{wait}printf %s {source} | base64 -d > webapp.sh && '
-            f'exec nc -ll -p "{port}" -e sh webapp.sh %RANDOM64%')
 
 
 @pytest.fixture(scope="module")
@@ -146,20 +137,18 @@ def test_termination_closes_the_tunnel_and_the_ended_job_is_refused(cluster, sit
 def legacy(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int]]:
     """A dssr-server (waitress) on the 26.05 cluster with interactive jobs on, and its proxy, as a site runs
     them; images are pulled by the jobs themselves (the test registry is listed as plain HTTP)."""
-    port = free_port()
-    env = slurm_env(cluster, tmp_path_factory.mktemp("interactive-http"), JARVICE_BAREMETAL_EXECUTOR="singularity",
-                    JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry, JARVICE_SINGULARITY_OVERLAY_SIZE="0",
-                    JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
-                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}", JARVICE_SYSTEM_REGISTRY=cluster.registry,
-                    JARVICE_SYSTEM_REPO_BASE="dssr", JARVICE_IMAGES_TAG="1")
-    servers = serve(env)
-    server = next(servers)
-    services = server.downstream.services
-    assert services is not None
-    proxy = JobProxy(services, "127.0.0.1", port, idle_timeout=60).start()
-    yield server, Client(server.url), port
-    proxy.close()
-    next(servers, None)
+    yield from legacy_site(cluster, tmp_path_factory.mktemp("interactive-http"))
+
+
+@pytest.fixture(scope="module")
+def legacy_rest(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int]]:
+    """The same site with ``JARVICE_SLURM_INTERFACE=http``: jobs go in over slurmrestd (v0.0.45), the
+    service folder and the tunnels still go over the SSH connection."""
+    tmp = tmp_path_factory.mktemp("interactive-rest")
+    yield from legacy_site(cluster, tmp, JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
+                       JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
+                       JARVICE_SLURMRESTD_API_VERSION="v0.0.45", JARVICE_SLURMRESTD_VIA_SSH="false",
+                       JARVICE_SLURMRESTD_TOKEN=cluster.token(cluster.service_user, 3600))
 
 
 def nae_image(cluster) -> str:
@@ -167,17 +156,6 @@ def nae_image(cluster) -> str:
         pytest.fail("the running 26.05 cluster has no dssr/nae image: python tests/cluster/harness.py down-2605, "
                     "then up-2605 (its images changed)")
     return str(cluster.images["nae"])
-
-
-def http_info(client: Client, ref: Any, timeout: float = 120) -> dict[str, Any]:
-    """The legacy ``info`` answer over HTTP, once its ``url`` is set."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status, answer = client.post(f"/request/{ref.name}/{ref.number}/{ref.jobid}/info", {"qs": {}})
-        assert status == 200, answer
-        if answer["url"] or time.monotonic() > deadline:
-            return dict(answer)
-        time.sleep(0.5)
 
 
 def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_opens_the_app(cluster, legacy):
@@ -242,28 +220,18 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
     /etc/JARVICE (APPTAINER_BIND) and JARVICE_SERVICE_PORT; its command has its secrets; rank 0 reads
     the image's url.txt and help.html through the running container, so ``info`` links as the image says."""
     server, client, port = legacy
-    body = "\n".join([
-        'own="$(mktemp -d)" && sif="$own/app.sif"',
-        # a cache of its own: the user's default cache would serve later pulls of the same image from it
-        'APPTAINER_CACHEDIR="$own/cache" singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
-        'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
-    ])
-    template = legacy_template(busybox_app(), body=body, extra={
-        "JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": f"{nae_image(cluster)}:1"})
     name = unique_name("itmpl")
-    bearer = cluster.idp.mint(email=cluster.users["kirby"].email, audience="jarvice")
-    status, answer = client.post("/submit", submit_args(name, 7, template, nodes=1, bearer=bearer))
-    assert status == 200, answer
-    ref = JobRef(name, 7, answer[0])
+    ref, fscript = template_submit(cluster, client, f"{nae_image(cluster)}:1", name)
     try:
-        info = http_info(client, ref)
+        info = http_info(client, ref, every=0.2)
+        assert info["answered_at"] - listening_since(cluster, name) <= LINK_TARGET
         access = server.downstream.interactive.access(name, 7)
         url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
                f"&password={access.password}&job={name}")
         assert info["url"] == url
         assert f'<a href="{url}">' in info["help"] and f"Test app of job {name}" in info["help"]
         for secret in (access.password, *access.randoms.values()):
-            assert secret not in answer[1]  # fscript
+            assert secret not in fscript
         page = get(url, connect=("127.0.0.1", port))
         assert page.status == 200 and "dssr interactive test app" in page.text  # its command got %RANDOM64%
         whoami = json.loads(get(url.split("?")[0] + "whoami", connect=("127.0.0.1", port)).body)
@@ -272,3 +240,77 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
     finally:
         end(server.downstream, ref)
     assert not job_dir(cluster, "kirby", name).exists()  # its /etc/JARVICE folders went with it
+
+
+@pytest.mark.parametrize("kind", ["legacy", "legacy_rest"], ids=["ssh", "slurmrestd"])
+def test_a_template_whose_image_has_no_etc_nae_gets_its_link_within_5_s_of_the_app_listening(cluster, request,
+                                                                                             kind):
+    """The image is plain busybox (no /etc/NAE): the job is marked as soon as its container starts, and
+    ``info`` links to the job's root no later than 5 s after the app itself says it listens."""
+    server, client, port = request.getfixturevalue(kind)
+    name = unique_name("inonae")
+    ref, _ = template_submit(cluster, client, f"{cluster.images['public']}:1", name)
+    try:
+        info = http_info(client, ref, timeout=90, every=0.2)
+        delay = info["answered_at"] - listening_since(cluster, name)
+        assert delay <= LINK_TARGET, f"the link came {delay:.1f} s after the app listened"
+        access = server.downstream.interactive.access(name, 7)
+        assert info["url"] == f"http://{access.label}.jobs.localhost:{port}/" and info["help"] == ""
+        whoami = json.loads(get(info["url"] + "whoami", connect=("127.0.0.1", port)).body)
+        assert whoami["image"] == "public" and whoami["port"] == "5902"
+        assert whoami["etc_jarvice"]["128"] == hashlib.sha256(access.randoms[128].encode()).hexdigest()
+    finally:
+        end(server.downstream, ref)
+
+
+def test_a_terminate_under_live_proxy_traffic_writes_no_error_line(cluster, site, image, caplog):
+    """Requests keep coming through the proxy while the job is terminated: those that find the app gone are
+    answered 502 (one INFO line each, with job, port and reason), 404 once the job has ended; no ERROR
+    line (paramiko's refused-channel line included) and no traceback, at INFO as a site logs."""
+    spec = interactive_spec(cluster, nodes=1, image=image, command=busybox_app())
+    ref, _ = submit(site.ds, spec)
+    statuses: list[int] = []
+    stop = threading.Event()
+    try:
+        url = wait_url(site.ds, ref)["url"]
+        whoami = url.split("?")[0] + "whoami"
+
+        def traffic() -> None:
+            while not stop.is_set():
+                try:
+                    statuses.append(get(whoami, connect=site.address, timeout=10).status)
+                except OSError:
+                    statuses.append(0)
+                time.sleep(0.05)
+
+        with caplog.at_level(logging.INFO):
+            ws = WebSocket(url.split("?")[0] + "ws", connect=site.address)
+            ws.send("live")
+            assert ws.receive() == "echo:live"
+            worker = threading.Thread(target=traffic, daemon=True)
+            worker.start()
+            time.sleep(1)
+            site.ds.terminate(ref)
+            assert ws.closed_by_peer(timeout=10)
+            ws.close()
+            deadline = time.monotonic() + 60
+            while (site.ds.runstatus(ref) is not None or statuses[-3:] != [404] * 3) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            stop.set()
+            worker.join(15)
+        assert statuses[0] == 200 and statuses[-3:] == [404] * 3, statuses
+        # 0: a request the app had taken when it was killed (the connection closes with no answer)
+        assert set(statuses) <= {200, 502, 404, 0}, statuses
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+        assert not errors, "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in errors)
+        refused = [r for r in caplog.records if "is not answering" in r.getMessage()]
+        assert len(refused) == statuses.count(502), (statuses, [r.getMessage() for r in refused])
+        for record in refused:
+            assert record.levelno == logging.INFO and f"job {ref.jobid}:" in record.getMessage()
+            assert "port 5902" in record.getMessage() and "Connect failed" in record.getMessage()
+    finally:
+        stop.set()
+        if site.ds.runstatus(ref) is not None:
+            end(site.ds, ref)
+        else:
+            site.ds.connector.cleanup(ref)

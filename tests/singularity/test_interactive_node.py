@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -63,12 +65,20 @@ def test_a_batch_job_writes_no_service_folder_and_gets_no_etc_jarvice(tmp_path):
     assert "JARVICE_SERVICE_PORT" not in launch.node_script
 
 
-#: what the template's container looks like from the node: a descendant of the node script in a mount
-#: namespace of its own, whose root has the image's /etc/NAE (a tmpfs over /etc, seen by that process only);
-#: its help.html is a symbolic link to a file of the image that the node has too (its own /etc/hostname)
-FAKE_CONTAINER = ("unshare --mount sh -c 'mount -t tmpfs image /etc && mkdir /etc/NAE && "
-                  "printf \"%s\\n\" \"https://%PUBLICADDR%:8888/?token=%RANDOM64%\" >/etc/NAE/url.txt && "
-                  "ln -s /etc/hostname /etc/NAE/help.html && sleep 4'")
+def fake_container(seconds: float, url: str | None = None, help_link: bool = False) -> str:
+    """What a template's container looks like from the node: a descendant of the node script that enters a
+    mount namespace of its own, builds its image's root there (a tmpfs with the node's /usr, and, when
+    asked, an /etc/NAE/url.txt and a help.html that is a symbolic link to a file the node has too, its own
+    /etc/hostname) and only then changes its root to it, as a container runtime does."""
+    steps = ['r=$(mktemp -d)', 'mount -t tmpfs image "$r"', 'mkdir -p "$r/usr" "$r/etc/NAE" "$r/tmp" "$r/dev"',
+             'mount --rbind /usr "$r/usr"', 'mount --rbind /dev "$r/dev"', 'ln -s usr/bin "$r/bin"', 'ln -s usr/lib "$r/lib"',
+             'ln -s usr/lib64 "$r/lib64"', 'sleep 1']  # a while in its namespace before its root changes
+    if url is not None:
+        steps.append(f'printf "%s\\n" "{url}" >"$r/etc/NAE/url.txt"')
+    if help_link:
+        steps.append('ln -s /etc/hostname "$r/etc/NAE/help.html"')
+    steps.append(f'exec chroot "$r" sleep {seconds}')
+    return "unshare --mount sh -c '" + " && ".join(steps) + "'"
 
 
 def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess.CompletedProcess:
@@ -77,11 +87,37 @@ def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess
                           timeout=60)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) needs root")
+def start_template(script: str, job_dir: str) -> subprocess.Popen:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": "0", "PROCESS_NODENAME": "node1"}
+    return subprocess.Popen(["bash", "-c", script], env=env, cwd=job_dir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(job: subprocess.Popen) -> None:
+    """End the template and everything it started (its process group)."""
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+
+
+def wait_for(path: Path, timeout: float) -> float:
+    """Seconds until ``path`` exists (fails after ``timeout``)."""
+    start = time.monotonic()
+    while not path.exists():
+        assert time.monotonic() - start < timeout, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) "
+                                "needs root")
+
+
+@needs_root
 def test_an_interactive_upstream_template_copies_the_images_nae_files_out_of_its_container_then_marks(tmp_path):
     ctx = context(tmp_path)
     service = access(domain="portal.example.org/job$")
-    spec = template_spec(body=FAKE_CONTAINER).replace(interactive=True, service=service)
+    body = fake_container(2, url="https://%PUBLICADDR%:8888/?token=%RANDOM64%", help_link=True)
+    spec = template_spec(body=body).replace(interactive=True, service=service)
     script = executor().launch(spec, ctx).node_script
     assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=5902" in script
     assert f"export SINGULARITYENV_JARVICE_INGRESSPATH=job{service.label}" in script
@@ -97,20 +133,45 @@ def test_an_interactive_upstream_template_copies_the_images_nae_files_out_of_its
     assert "export SINGULARITYENV_JARVICE_SERVICE_PORT=2228" in batch and ".dssr-service" not in batch
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) needs root")
-def test_an_upstream_templates_container_without_nae_files_is_marked_after_the_wait_and_no_container_never(tmp_path):
+@needs_root
+def test_a_container_without_nae_files_is_marked_as_soon_as_it_starts_and_a_namespace_alone_never(tmp_path):
     ctx = context(tmp_path)
-    spec = template_spec(body="unshare --mount sleep 6").replace(interactive=True, service=access())
-    script = executor().launch(spec, ctx).node_script
+    spec = template_spec(body=fake_container(6)).replace(interactive=True, service=access())
     service_dir = Path(ctx.job_dir) / ".dssr-service"
-    assert run_template(script, ctx.job_dir, "0", DSSR_NAE_WAIT="2").returncode == 0
-    assert (service_dir / "interactive").read_text() == "node1\n"
-    assert not (service_dir / "url.txt").exists() and not (service_dir / "help.html").exists()
+    job = start_template(executor().launch(spec, ctx).node_script, ctx.job_dir)
+    try:
+        # the container enters its namespace at once and changes its root after 1 s: it is marked then,
+        # with no wait for an /etc/NAE that its image does not have
+        assert 0.9 < wait_for(service_dir / "interactive", 3) < 2.5
+        assert job.poll() is None  # while it runs
+        assert (service_dir / "interactive").read_text() == "node1\n"
+        assert not (service_dir / "url.txt").exists() and not (service_dir / "help.html").exists()
+    finally:
+        stop(job)
     (service_dir / "interactive").unlink()
-    # no container at all (the template ran nothing): nothing to link to
-    spec = template_spec(body="sleep 3").replace(interactive=True, service=access())
-    assert run_template(executor().launch(spec, ctx).node_script, ctx.job_dir, "0", DSSR_NAE_WAIT="1").returncode == 0
-    assert not (service_dir / "interactive").exists()
+    # a process in a mount namespace of its own that keeps the node's root, or no container at all:
+    # nothing to link to
+    for body in ("unshare --mount sleep 2", "sleep 2"):
+        spec = template_spec(body=body).replace(interactive=True, service=access())
+        assert run_template(executor().launch(spec, ctx).node_script, ctx.job_dir, "0").returncode == 0
+        assert not (service_dir / "interactive").exists(), body
+
+
+@needs_root
+def test_the_apps_container_after_an_init_container_without_nae_still_brings_its_files(tmp_path):
+    ctx = context(tmp_path)
+    body = fake_container(1) + " && " + fake_container(3, url="https://%PUBLICADDR%/app?t=%RANDOM16%")
+    spec = template_spec(body=body).replace(interactive=True, service=access())
+    service_dir = Path(ctx.job_dir) / ".dssr-service"
+    job = start_template(executor().launch(spec, ctx).node_script, ctx.job_dir)
+    try:
+        wait_for(service_dir / "interactive", 3)
+        assert not (service_dir / "url.txt").exists()  # the init container's image has no /etc/NAE
+        wait_for(service_dir / "url.txt", 4)  # the app's container, one second after it started
+        assert (service_dir / "url.txt").read_text() == "https://%PUBLICADDR%/app?t=%RANDOM16%\n"
+        assert job.poll() is None
+    finally:
+        stop(job)
 
 
 def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_containers_and_its_command_filled(tmp_path):
@@ -138,3 +199,20 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_contai
     assert (etc / "vncpasswd").read_bytes() == vnc_password_file(service.password)
     assert (etc / "nodes").read_text() == "node1\nnode2\n"
     assert (etc / "random16.txt").stat().st_mode & 0o077 == 0
+
+
+@needs_root
+def test_a_scan_lists_each_started_container_once_and_does_not_walk_the_processes_inside_it(tmp_path):
+    """A container whose app has children of its own (a desktop's hundred processes) costs the scan one
+    process: what runs inside a started container is not walked."""
+    watch = Path(__file__).resolve().parents[2] / "plugins" / "dssr_singularity" / "nae_watch.sh"
+    container = fake_container(5).replace("exec chroot \"$r\" sleep 5",
+                                          "exec chroot \"$r\" sh -c \"sleep 5 & sleep 5 & sleep 5 & wait\"")
+    script = (f'source {watch}\n{container} &\nsleep 2\ndssr_containers $$\n'
+              'echo "found=${dssr_containers[*]} kid=$!"\n'
+              'echo "inside=$(wc -w < /proc/${dssr_containers[0]}/task/${dssr_containers[0]}/children)"\n'
+              'kill -9 $(jobs -p) 2>/dev/null; exit 0')
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    found = dict(line.split("=", 1) for line in run.stdout.split())
+    assert found["found"] == found["kid"], run.stdout + run.stderr  # the container (unshare exec'd sh, chroot)
+    assert found["inside"] == "3"  # its children, in it, were not listed
