@@ -44,7 +44,7 @@ from .listing import FolderListing
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
 from .settings import SlurmSettings
-from .states import job_state
+from .states import exit_code, job_state
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ class SlurmConnector(Connector):
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
         job = self._find(ref)
+        code: int | None = None
         if job is not None:
             state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
         else:
@@ -151,13 +152,14 @@ class SlurmConnector(Connector):
             if record is None:
                 return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
             state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
+            code = exit_code(record.exit_code)
         if not state.finished:
             raise ClusterError(f"Job {ref.jobid} has not finished yet (Slurm says {detail}); ask again later.")
         if not CLUSTER_USER_PATTERN.match(owner):
-            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail)
+            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail, exit_code=code)
         self._remember_owner(ref.jobid, owner)
         output = self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
-        return ExitStatus(ref=ref, state=state, elapsed=elapsed, output=output, detail=detail)
+        return ExitStatus(ref, state, elapsed, output, detail, owner=owner, exit_code=code)
 
     def _remember_owner(self, jobid: str, owner: str) -> None:
         with self._owners_lock:

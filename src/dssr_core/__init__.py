@@ -13,7 +13,20 @@ from .checks import Check, Contact, NodeProbe, failed, passed
 from .config import DownstreamSettings, Settings, runs_host_commands
 from .connector import Connector, Stream, split_by_state
 from .downstream import Downstream
-from .errors import BadRequest, ClusterError, ConfigError, DssrError, NotFound, PluginError
+from .errors import (
+    BadRequest,
+    Busy,
+    ClusterError,
+    ConfigError,
+    Conflict,
+    DssrError,
+    Forbidden,
+    NotFound,
+    NotSupported,
+    PluginError,
+    Unauthorized,
+    Unprocessable,
+)
 from .executor import NODE_VARIABLES, Executor, Launch, LaunchContext
 from .formats import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
 from .interactive import (
@@ -26,6 +39,10 @@ from .interactive import (
     substitute,
 )
 from .job import (
+    ClusterInfo,
+    NodeInfo,
+    OutputChunk,
+    PartitionInfo,
     ExitStatus,
     FileEntry,
     Identity,
@@ -92,6 +109,16 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Busy",
+    "Unprocessable",
+    "Unauthorized",
+    "PartitionInfo",
+    "OutputChunk",
+    "NotSupported",
+    "NodeInfo",
+    "Forbidden",
+    "Conflict",
+    "ClusterInfo",
     "available_connectors",
     "available_executors",
     "BadRequest",
