@@ -39,6 +39,7 @@ from dssr_core import CLUSTER_USER_PATTERN, Batcher, Check, Contact, SharedSnaps
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
+from .extras import SlurmExtras
 from .index import QueueIndex
 from .listing import FolderListing
 from .remote import ServiceShell, build_pool
@@ -75,7 +76,7 @@ RESERVED_FLAGS = frozenset(
 )
 
 
-class SlurmConnector(Connector):
+class SlurmConnector(SlurmExtras, Connector):
     name = "slurm"
     requires_identity = True
     supports_interactive = True
@@ -230,6 +231,9 @@ class SlurmConnector(Connector):
         with self._timers_lock:
             self._timers.add(timer)
         timer.start()
+
+    def _invalidate(self) -> None:
+        self._snapshot.invalidate()
 
     def release(self, ref: JobRef) -> None:
         job = self._find(ref, fresh=True)

@@ -21,9 +21,10 @@ from dssr_core import (
     Settings,
     submit_once,
 )
-from dssr_core import CLUSTER_USER_PATTERN, failed, passed
+from dssr_core import CLUSTER_USER_PATTERN, ClusterInfo, failed, passed
 
 from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
+from ..resources import parse_rest
 from ..script import batch_script
 from ..states import never_runs
 from . import errors
@@ -152,6 +153,12 @@ class RestBackend(SlurmBackend):
         )
         jobs = response.body.get("jobs")
         return jobs if isinstance(jobs, list) else []
+
+    def cluster(self) -> ClusterInfo:
+        slurm = self.adapter.slurm
+        nodes = self._service("GET", f"{slurm}/nodes", "listing nodes").body.get("nodes")
+        parts = self._service("GET", f"{slurm}/partitions", "listing partitions").body.get("partitions")
+        return parse_rest(nodes if isinstance(nodes, list) else [], parts if isinstance(parts, list) else [])
 
     def accounting(self, jobids: Iterable[str]) -> dict[str, AcctRecord]:
         wanted = [self._jobid(j) for j in dict.fromkeys(str(j) for j in jobids)]
