@@ -98,26 +98,11 @@ class ConnectorDouble(Connector):
     def ping(self) -> None:
         return None
 
-    def submit(self, spec, executor):
-        raise NotImplementedError  # noqa: E704
-
-    def exit_status(self, ref):
-        raise NotImplementedError  # noqa: E704
-
-    def cleanup(self, ref):
-        raise NotImplementedError  # noqa: E704
-
-    def terminate(self, ref, force=False):
-        raise NotImplementedError  # noqa: E704
-
-    def release(self, ref):
-        raise NotImplementedError  # noqa: E704
-
-    def events(self, ref):
-        raise NotImplementedError  # noqa: E704
-
-    def tail(self, ref, lines):
-        raise NotImplementedError  # noqa: E704
-
-    def list_files(self, path, details=False):
-        raise NotImplementedError  # noqa: E704
+    def submit(self, spec, executor): raise NotImplementedError  # noqa: E704
+    def exit_status(self, ref): raise NotImplementedError  # noqa: E704
+    def cleanup(self, ref): raise NotImplementedError  # noqa: E704
+    def terminate(self, ref, force=False): raise NotImplementedError  # noqa: E704
+    def release(self, ref): raise NotImplementedError  # noqa: E704
+    def events(self, ref): raise NotImplementedError  # noqa: E704
+    def tail(self, ref, lines): raise NotImplementedError  # noqa: E704
+    def list_files(self, path, details=False): raise NotImplementedError  # noqa: E704

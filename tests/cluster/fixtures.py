@@ -15,7 +15,6 @@ saying why; with ``CI=true`` that is a failure instead. ``DSSR_CLUSTER_REUSE=1``
 uses a cluster left up by ``python tests/cluster/harness.py up`` and leaves it up.
 See docs/test-cluster.md.
 """
-
 from __future__ import annotations
 
 import atexit
@@ -42,8 +41,7 @@ def _reuse() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "cluster: needs the real Slurm test cluster (root, Debian packages); see docs/test-cluster.md"
-    )
+        "markers", "cluster: needs the real Slurm test cluster (root, Debian packages); see docs/test-cluster.md")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -63,9 +61,8 @@ _SKIP_LINE = 1
 class _Guard:
     """Runs the teardown once: from the fixture finalizer, at exit, or on SIGTERM/SIGHUP."""
 
-    def __init__(
-        self, lock: Callable[[bool], harness.SessionLock] = lambda shared: harness.SessionLock(shared=shared)
-    ) -> None:
+    def __init__(self, lock: Callable[[bool], harness.SessionLock] = lambda shared: harness.SessionLock(shared=shared)
+                 ) -> None:
         self._make_lock = lock
         self._steps: list[Callable[[], object]] = []
         self._lock = threading.Lock()
@@ -135,15 +132,9 @@ def require_debian_root(*packages: str) -> float:
         raise  # not reached: _unavailable skips or fails
 
 
-def _own_cluster(
-    guard: _Guard,
-    label: str,
-    load: Callable[[], Cluster | None],
-    alive: Callable[[], bool],
-    up: Callable[[], Cluster],
-    down: Callable[[], object],
-    save_logs: Callable[[], object],
-) -> Iterator[Cluster]:
+def _own_cluster(guard: _Guard, label: str, load: Callable[[], Cluster | None], alive: Callable[[], bool],
+                 up: Callable[[], Cluster], down: Callable[[], object],
+                 save_logs: Callable[[], object]) -> Iterator[Cluster]:
     """A cluster with a lock of its own: reused (lock shared) when asked and alive, else brought up by this
     session (lock exclusive) and torn down at its end, also with DSSR_CLUSTER_REUSE=1."""
     why = harness.preflight()
@@ -178,15 +169,9 @@ def _own_cluster(
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[Cluster]:
     """The Slurm 22.05 cluster (see harness.Cluster for the fields)."""
-    yield from _own_cluster(
-        _guard,
-        "Slurm test cluster",
-        lambda: harness.load("slurm-22.05"),
-        lambda: harness.alive("slurm-22.05"),
-        lambda: harness.up(with_2411=False),
-        harness.down,
-        harness.save_logs,
-    )
+    yield from _own_cluster(_guard, "Slurm test cluster", lambda: harness.load("slurm-22.05"),
+                            lambda: harness.alive("slurm-22.05"), lambda: harness.up(with_2411=False),
+                            harness.down, harness.save_logs)
 
 
 @pytest.fixture(scope="session")

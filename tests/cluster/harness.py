@@ -24,7 +24,6 @@ Three clusters (see docs/test-cluster.md):
 Needs root. Everything the harness creates outside its own directories is
 written to a ledger first, so ``down`` removes exactly that and nothing else.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -52,9 +51,9 @@ from typing import Any, Callable, Iterable
 
 # --------------------------------------------------------------------------- layout
 REPO = Path(__file__).resolve().parents[2]
-STATE = Path("/run/dssr-test-cluster")  # configs, keys, logs, spool, DB (root, 0755)
-DATA = Path("/var/tmp/dssr-test-cluster")  # scratch roots + ledger (shared with the chroot)
-CACHE = Path("/var/cache/dssr-test-cluster")  # debootstrap'ed Debian 13 root, kept between runs
+STATE = Path("/run/dssr-test-cluster")          # configs, keys, logs, spool, DB (root, 0755)
+DATA = Path("/var/tmp/dssr-test-cluster")       # scratch roots + ledger (shared with the chroot)
+CACHE = Path("/var/cache/dssr-test-cluster")    # debootstrap'ed Debian 13 root, kept between runs
 CHROOT = CACHE / "trixie-root"
 LEDGER = DATA / "ledger.json"
 STATE_FILE = STATE / "cluster.json"
@@ -87,19 +86,9 @@ ACCOUNTS = ("nintendo", "pc")
 IDP_ISSUER = "https://idp.test/realms/jarvice"
 IDP_KID = "dssr-test-idp"
 DEBIAN_PACKAGES = [
-    "slurmctld",
-    "slurmd",
-    "slurm-client",
-    "munge",
-    "slurmdbd",
-    "mariadb-server",
-    "slurmrestd",
-    "slurm-wlm-jwt-plugin",
-    "openssh-server",
-    "acl",
-    "iproute2",
-    "debootstrap",
-    "shellcheck",
+    "slurmctld", "slurmd", "slurm-client", "munge", "slurmdbd", "mariadb-server",
+    "slurmrestd", "slurm-wlm-jwt-plugin", "openssh-server", "acl", "iproute2",
+    "debootstrap", "shellcheck",
 ]
 CHROOT_PACKAGES = "slurmctld,slurmd,slurmrestd,slurm-client,munge,slurm-wlm-jwt-plugin,slurmdbd"
 # Debian services some of those packages would start; stopped if an install started them.
@@ -138,26 +127,16 @@ class TestIdP:
     public_key_pem: str
     jwks: dict
 
-    def mint(
-        self,
-        email: str | None = None,
-        user: str | None = None,
-        audience: str = "jarvice",
-        lifespan: int = 600,
-        **claims: Any,
-    ) -> str:
+    def mint(self, email: str | None = None, user: str | None = None, audience: str = "jarvice",
+             lifespan: int = 600, **claims: Any) -> str:
         """RS256 token like a Keycloak access token. ``claims`` override; a None value drops a claim."""
         import jwt
 
         now = int(time.time())
         payload: dict[str, Any] = {
-            "iss": self.issuer,
-            "azp": audience,
-            "aud": "account",
-            "typ": "Bearer",
+            "iss": self.issuer, "azp": audience, "aud": "account", "typ": "Bearer",
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.issuer}/{email or user or 'anonymous'}")),
-            "iat": now,
-            "exp": now + int(lifespan),
+            "iat": now, "exp": now + int(lifespan),
         }
         if email is not None:
             payload["email"] = email
@@ -176,14 +155,14 @@ class TestIdP:
 
 @dataclass(frozen=True)
 class Cluster:
-    name: str  # "slurm-22.05" | "slurm-24.11"
-    cluster_name: str  # Slurm ClusterName
+    name: str                      # "slurm-22.05" | "slurm-24.11"
+    cluster_name: str              # Slurm ClusterName
     host: str
     ssh_port: int
     ssh_host_fingerprint: str
     known_hosts: Path
     service_user: str
-    users: dict  # name -> ClusterUser (kirby, mario, dovahkiin)
+    users: dict                    # name -> ClusterUser (kirby, mario, dovahkiin)
     jarvice_key: Path
     jarvice_rsa_key: Path
     jarvice_ecdsa_key: Path
@@ -191,56 +170,42 @@ class Cluster:
     partition: str
     scratch: Path
     scratch_acl: Path | None
-    scratch_acl_note: str  # why scratch_acl is None, or "" when it exists
+    scratch_acl_note: str          # why scratch_acl is None, or "" when it exists
     restd_url: str
     rest_versions: list
     slurm_version: str
     jwt_hs256_key: bytes
     idp: TestIdP
-    slurm_conf: Path  # as seen by commands of run()
-    chroot: Path | None  # root the commands run in (24.11), None on the host
+    slurm_conf: Path               # as seen by commands of run()
+    chroot: Path | None            # root the commands run in (24.11), None on the host
     state_dir: Path
     log_dir: Path
     min_job_age: int
     ports: dict
-    gpus_per_node: int = 0  # gres/gpu count of every node (device files stand in for the GPUs)
+    gpus_per_node: int = 0         # gres/gpu count of every node (device files stand in for the GPUs)
     # 26.05 (tests/cluster/sid.py) only:
-    enter: Path | None = None  # script running argv inside the cluster's root (pivot_root), instead of chroot
-    apptainer_version: str = ""  # the real Apptainer on the nodes; "" where the nodes have the stand-in
-    registry: str = ""  # host:port of the plain-HTTP OCI registry on the test network (public images)
-    private_registry: str = ""  # host:port of the one that wants a login (htpasswd)
+    enter: Path | None = None      # script running argv inside the cluster's root (pivot_root), instead of chroot
+    apptainer_version: str = ""    # the real Apptainer on the nodes; "" where the nodes have the stand-in
+    registry: str = ""             # host:port of the plain-HTTP OCI registry on the test network (public images)
+    private_registry: str = ""     # host:port of the one that wants a login (htpasswd)
     registry_credentials: tuple = ()  # (user, password) for private_registry
-    images: dict = dataclasses.field(
-        default_factory=dict
-    )  # "public"/"private"/"nae" -> registry/repository (public: tags 1-4, private: 1, nae: 1-2)
+    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private"/"nae" -> registry/repository (public: tags 1-4, private: 1, nae: 1-2)
 
     def token(self, user: str, lifespan: int = 600) -> str:
         """HS256 Slurm token for ``user``, the same as ``scontrol token`` makes."""
         import jwt
 
         now = int(time.time())
-        return jwt.encode({"exp": now + int(lifespan), "iat": now, "sun": user}, self.jwt_hs256_key, algorithm="HS256")
+        return jwt.encode({"exp": now + int(lifespan), "iat": now, "sun": user},
+                          self.jwt_hs256_key, algorithm="HS256")
 
     def env(self, user: str) -> dict[str, str]:
         home = "/root" if user == "root" else f"/home/{user}"
-        return {
-            "PATH": SYS_PATH,
-            "HOME": home,
-            "USER": user,
-            "LOGNAME": user,
-            "SHELL": "/bin/bash",
-            "LANG": "C.UTF-8",
-            "SLURM_CONF": str(self.slurm_conf),
-        }
+        return {"PATH": SYS_PATH, "HOME": home, "USER": user, "LOGNAME": user, "SHELL": "/bin/bash",
+                "LANG": "C.UTF-8", "SLURM_CONF": str(self.slurm_conf)}
 
-    def run(
-        self,
-        cmd: list[str] | str,
-        user: str = SERVICE_USER,
-        check: bool = True,
-        timeout: float = 60,
-        input: str | None = None,
-    ) -> subprocess.CompletedProcess:
+    def run(self, cmd: list[str] | str, user: str = SERVICE_USER, check: bool = True,
+            timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
         """Run ``cmd`` (argv list or bash script) as ``user`` with this cluster's Slurm env."""
         script = cmd if isinstance(cmd, str) else shlex.join(cmd)
         script = 'cd "$HOME" 2>/dev/null || cd /tmp; ' + script
@@ -251,9 +216,8 @@ class Cluster:
             argv = [str(self.enter)] + argv
         elif self.chroot is not None:
             argv = ["chroot", str(self.chroot)] + argv
-        cp = subprocess.run(
-            argv, env=self.env(user), cwd="/", capture_output=True, text=True, timeout=timeout, input=input
-        )
+        cp = subprocess.run(argv, env=self.env(user), cwd="/", capture_output=True, text=True,
+                            timeout=timeout, input=input)
         if check and cp.returncode != 0:
             raise subprocess.CalledProcessError(cp.returncode, script, cp.stdout, cp.stderr)
         return cp
@@ -295,16 +259,8 @@ class Cluster:
     @classmethod
     def from_json(cls, d: dict) -> "Cluster":
         d = dict(d)
-        for k in (
-            "known_hosts",
-            "jarvice_key",
-            "jarvice_rsa_key",
-            "jarvice_ecdsa_key",
-            "scratch",
-            "slurm_conf",
-            "state_dir",
-            "log_dir",
-        ):
+        for k in ("known_hosts", "jarvice_key", "jarvice_rsa_key", "jarvice_ecdsa_key", "scratch",
+                  "slurm_conf", "state_dir", "log_dir"):
             d[k] = Path(d[k])
         for k in ("scratch_acl", "chroot", "enter"):
             d[k] = Path(d[k]) if d.get(k) else None
@@ -316,14 +272,8 @@ class Cluster:
 
 
 # --------------------------------------------------------------------------- small helpers
-def sh(
-    argv: list[str],
-    check: bool = True,
-    timeout: float = 120,
-    env: dict | None = None,
-    input: str | None = None,
-    quiet_fail: bool = False,
-) -> subprocess.CompletedProcess:
+def sh(argv: list[str], check: bool = True, timeout: float = 120, env: dict | None = None,
+       input: str | None = None, quiet_fail: bool = False) -> subprocess.CompletedProcess:
     cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=input)
     if check and cp.returncode != 0:
         raise HarnessError(f"{shlex.join(argv)} -> exit {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
@@ -332,9 +282,8 @@ def sh(
     return cp
 
 
-def write(
-    path: Path, text: str | bytes, mode: int = 0o644, owner: str | int | None = None, group: str | int | None = None
-) -> Path:
+def write(path: Path, text: str | bytes, mode: int = 0o644, owner: str | int | None = None,
+          group: str | int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if isinstance(text, bytes):
@@ -361,13 +310,8 @@ def _chown(path: Path, owner: str | int | None, group: str | int | None) -> None
         os.chown(path, uid, gid)
 
 
-def wait_for(
-    what: str,
-    pred: Callable[[], bool],
-    timeout: float,
-    logfile: Path | None = None,
-    procs: Iterable[subprocess.Popen] = (),
-) -> None:
+def wait_for(what: str, pred: Callable[[], bool], timeout: float, logfile: Path | None = None,
+             procs: Iterable[subprocess.Popen] = ()) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -400,15 +344,8 @@ def spawn(name: str, argv: list[str], env: dict | None = None, state: Path = STA
     """Start a foreground daemon in its own session; remember its pid (under ``state``) for ``down``."""
     (state / "log").mkdir(parents=True, exist_ok=True)
     out = open(state / "log" / f"{name}.out", "ab")
-    p = subprocess.Popen(
-        argv,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env or {"PATH": SYS_PATH, "LANG": "C.UTF-8"},
-        start_new_session=True,
-        cwd="/",
-    )
+    p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env=env or {"PATH": SYS_PATH, "LANG": "C.UTF-8"}, start_new_session=True, cwd="/")
     out.close()
     write(state / "pids" / f"{name}.pid", json.dumps({"pid": p.pid, "argv": argv}))
     return p
@@ -555,22 +492,17 @@ def make_idp(keydir: Path) -> TestIdP:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    priv = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    pub = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     nums = key.public_key().public_numbers()
 
     def b64u(i: int) -> str:
         return base64.urlsafe_b64encode(i.to_bytes((i.bit_length() + 7) // 8, "big")).decode().rstrip("=")
 
-    jwks = {
-        "keys": [{"kty": "RSA", "kid": IDP_KID, "alg": "RS256", "use": "sig", "n": b64u(nums.n), "e": b64u(nums.e)}]
-    }
+    jwks = {"keys": [{"kty": "RSA", "kid": IDP_KID, "alg": "RS256", "use": "sig",
+                      "n": b64u(nums.n), "e": b64u(nums.e)}]}
     write(keydir / "idp_private.pem", priv, 0o600)
     write(keydir / "idp_public.pem", pub, 0o644)
     return TestIdP(issuer=IDP_ISSUER, kid=IDP_KID, private_key_pem=priv, public_key_pem=pub, jwks=jwks)
@@ -598,16 +530,8 @@ def netns_setup(nodes: dict[str, str], bridge: str = BRIDGE, bridge_ip: str = BR
 def in_node(node: str, argv: list[str]) -> list[str]:
     """argv run in the node's network namespace (nsenter, not `ip netns exec`: that remounts
     /sys and breaks slurmd's cgroup detection) and in a UTS namespace named after the node."""
-    return [
-        "nsenter",
-        f"--net=/run/netns/dssr-{node}",
-        "unshare",
-        "--uts",
-        "--",
-        "sh",
-        "-c",
-        f"hostname {node} && exec {shlex.join(argv)}",
-    ]
+    return ["nsenter", f"--net=/run/netns/dssr-{node}", "unshare", "--uts", "--",
+            "sh", "-c", f"hostname {node} && exec {shlex.join(argv)}"]
 
 
 # --------------------------------------------------------------------------- MariaDB
@@ -616,43 +540,18 @@ def start_mariadb(state: Path = STATE, port: int = MYSQL_PORT) -> subprocess.Pop
     datadir = mkdir(state / "mysql", 0o750, "mysql", "mysql")
     sockdir = mkdir(state / "mysqld", 0o755, "mysql", "mysql")
     logf = state / "log" / "mariadb-install.log"
-    cp = subprocess.run(
-        [
-            "mariadb-install-db",
-            "--no-defaults",
-            f"--datadir={datadir}",
-            "--user=mysql",
-            "--auth-root-authentication-method=socket",
-            "--skip-test-db",
-            "--skip-name-resolve",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    cp = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=mysql",
+                         "--auth-root-authentication-method=socket", "--skip-test-db",
+                         "--skip-name-resolve"], capture_output=True, text=True, timeout=120)
     write(logf, cp.stdout + cp.stderr)
     if cp.returncode != 0:
         raise HarnessError(f"mariadb-install-db failed; see {logf}{tail(logf)}")
     write(state / "log" / "mariadb.log", "", 0o640, "mysql", "adm" if _group_exists("adm") else "mysql")
-    return spawn(
-        "mariadb",
-        [
-            "/usr/sbin/mariadbd",
-            "--no-defaults",
-            f"--datadir={datadir}",
-            "--user=mysql",
-            f"--socket={sockdir}/mysqld.sock",
-            f"--pid-file={sockdir}/mysqld.pid",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            "--skip-name-resolve",
-            f"--log-error={state}/log/mariadb.log",
-            "--innodb-buffer-pool-size=128M",
-            "--innodb-lock-wait-timeout=900",
-            "--max-connections=200",
-        ],
-        state=state,
-    )
+    return spawn("mariadb", [
+        "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}", "--user=mysql",
+        f"--socket={sockdir}/mysqld.sock", f"--pid-file={sockdir}/mysqld.pid", f"--port={port}",
+        "--bind-address=127.0.0.1", "--skip-name-resolve", f"--log-error={state}/log/mariadb.log",
+        "--innodb-buffer-pool-size=128M", "--innodb-lock-wait-timeout=900", "--max-connections=200"], state=state)
 
 
 def _group_exists(name: str) -> bool:
@@ -668,48 +567,37 @@ def mysql(sql: str, state: Path = STATE) -> None:
 
 
 # --------------------------------------------------------------------------- Slurm configs
-def slurm_conf(
-    *,
-    cluster: str,
-    ports: dict,
-    paths: dict,
-    nodes: dict,
-    munge_socket: str | None,
-    jwt_key: str,
-    jwks: str,
-    gpus: int = 0,
-    extra: str = "",
-    ctld_ip: str = BRIDGE_IP,
-    scale: bool = False,
-) -> str:
+def slurm_conf(*, cluster: str, ports: dict, paths: dict, nodes: dict, munge_socket: str | None,
+               jwt_key: str, jwks: str, gpus: int = 0, extra: str = "", ctld_ip: str = BRIDGE_IP,
+               scale: bool = False) -> str:
     gres = f" Gres=gpu:{gpus}" if gpus else ""
     cpus, mem = (SCALE_CPUS, SCALE_MEM_MB) if scale else (NODE_CPUS, NODE_MEM_MB)
     acct_gather = SCALE_ACCT_GATHER if scale else "jobacct_gather/linux"
     node_lines = "\n".join(
         f"NodeName={n} NodeAddr={a} NodeHostname={n} CPUs={cpus} RealMemory={mem}{gres} State=UNKNOWN"
-        for n, a in nodes.items()
-    )
+        for n, a in nodes.items())
     if gpus:
         extra = f"GresTypes=gpu\n{extra}"
     # AccountingStoragePass names the munge socket used towards slurmdbd (else the default one)
-    auth_info = f"AuthInfo=socket={munge_socket}\nAccountingStoragePass={munge_socket}\n" if munge_socket else ""
+    auth_info = (f"AuthInfo=socket={munge_socket}\nAccountingStoragePass={munge_socket}\n"
+                 if munge_socket else "")
     return f"""# Written by tests/cluster/harness.py for the dssr test tier; removed by `harness.py down`.
 ClusterName={cluster}
-SlurmctldHost={socket.gethostname().split(".")[0]}({ctld_ip})
-SlurmctldPort={ports["ctld"]}
-SlurmdPort={ports["slurmd"]}
+SlurmctldHost={socket.gethostname().split('.')[0]}({ctld_ip})
+SlurmctldPort={ports['ctld']}
+SlurmdPort={ports['slurmd']}
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 {auth_info}AuthAltTypes=auth/jwt
 AuthAltParameters=jwt_key={jwt_key},jwks={jwks}
-StateSaveLocation={paths["ctld_state"]}
-SlurmdSpoolDir={paths["spool"]}/slurmd-%n
-SlurmctldPidFile={paths["run"]}/slurmctld.pid
-SlurmdPidFile={paths["run"]}/slurmd-%n.pid
-SlurmctldLogFile={paths["log"]}/slurmctld.log
-SlurmdLogFile={paths["log"]}/slurmd-%n.log
+StateSaveLocation={paths['ctld_state']}
+SlurmdSpoolDir={paths['spool']}/slurmd-%n
+SlurmctldPidFile={paths['run']}/slurmctld.pid
+SlurmdPidFile={paths['run']}/slurmd-%n.pid
+SlurmctldLogFile={paths['log']}/slurmctld.log
+SlurmdLogFile={paths['log']}/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -731,14 +619,14 @@ MailProg=/bin/true
 PrivateData=jobs
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost={ctld_ip}
-AccountingStoragePort={ports["dbd"]}
+AccountingStoragePort={ports['dbd']}
 AccountingStorageEnforce=associations
 JobAcctGatherType={acct_gather}
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
 {extra}
 {node_lines}
-PartitionName=debug Nodes={",".join(nodes)} Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
 """
 
 
@@ -753,35 +641,23 @@ def fake_gpus(dev_dir: Path, count: int, seen_as: str | None = None) -> str:
         os.mknod(dev, 0o600 | stat.S_IFCHR, os.makedev(GPU_DEVICE_MAJOR, i))
     where = seen_as or str(dev_dir)
     files = f"{where}/gpu[0-{count - 1}]" if count > 1 else f"{where}/gpu0"
-    return (
-        "# Written by tests/cluster/harness.py: stand-in device files, no real GPU (see NODE_GPUS there).\n"
-        f"AutoDetect=off\nName=gpu File={files}\n"
-    )
+    return ("# Written by tests/cluster/harness.py: stand-in device files, no real GPU (see NODE_GPUS there).\n"
+            f"AutoDetect=off\nName=gpu File={files}\n")
 
 
-def slurmdbd_conf(
-    *,
-    ports: dict,
-    paths: dict,
-    munge_socket: str | None,
-    jwt_key: str,
-    jwks: str,
-    db: str,
-    password: str,
-    dbd_ip: str = BRIDGE_IP,
-    mysql_port: int = MYSQL_PORT,
-) -> str:
+def slurmdbd_conf(*, ports: dict, paths: dict, munge_socket: str | None, jwt_key: str, jwks: str,
+                  db: str, password: str, dbd_ip: str = BRIDGE_IP, mysql_port: int = MYSQL_PORT) -> str:
     auth_info = f"AuthInfo=socket={munge_socket}\n" if munge_socket else ""
     return f"""# Written by tests/cluster/harness.py
 AuthType=auth/munge
 {auth_info}AuthAltTypes=auth/jwt
 AuthAltParameters=jwt_key={jwt_key},jwks={jwks}
-DbdHost={socket.gethostname().split(".")[0]}
+DbdHost={socket.gethostname().split('.')[0]}
 DbdAddr={dbd_ip}
-DbdPort={ports["dbd"]}
+DbdPort={ports['dbd']}
 SlurmUser=slurm
-LogFile={paths["log"]}/slurmdbd.log
-PidFile={paths["run"]}/slurmdbd.pid
+LogFile={paths['log']}/slurmdbd.log
+PidFile={paths['run']}/slurmdbd.pid
 DebugLevel=info
 PrivateData=jobs
 StorageType=accounting_storage/mysql
@@ -795,33 +671,13 @@ StorageLoc={db}
 
 def sacctmgr_setup(run: Callable[[list[str]], Any], cluster: str) -> None:
     run(["sacctmgr", "-i", "add", "cluster", cluster])
-    run(
-        [
-            "sacctmgr",
-            "-i",
-            "add",
-            "account",
-            ",".join(ACCOUNTS),
-            f"cluster={cluster}",
-            "Description=dssr test",
-            "Organization=dssr",
-        ]
-    )
+    run(["sacctmgr", "-i", "add", "account", ",".join(ACCOUNTS), f"cluster={cluster}",
+         "Description=dssr test", "Organization=dssr"])
     for account in ACCOUNTS:
         users = [u for u, a in USERS.items() if a == account]
         run(["sacctmgr", "-i", "add", "user", ",".join(users), f"account={account}", f"cluster={cluster}"])
-    run(
-        [
-            "sacctmgr",
-            "-i",
-            "add",
-            "user",
-            SERVICE_USER,
-            f"account={','.join(ACCOUNTS)}",
-            f"DefaultAccount={ACCOUNTS[0]}",
-            f"cluster={cluster}",
-        ]
-    )
+    run(["sacctmgr", "-i", "add", "user", SERVICE_USER, f"account={','.join(ACCOUNTS)}",
+         f"DefaultAccount={ACCOUNTS[0]}", f"cluster={cluster}"])
     run(["sacctmgr", "-i", "add", "coordinator", f"account={','.join(ACCOUNTS)}", f"names={SERVICE_USER}"])
 
 
@@ -843,10 +699,8 @@ def rest_get(url: str, user: str, token: str, timeout: float = 10) -> tuple[int,
 
 # --------------------------------------------------------------------------- host cluster (22.05)
 def _user_objects(keys: Path, uids: dict[str, int]) -> dict[str, ClusterUser]:
-    return {
-        u: ClusterUser(name=u, email=f"{u}@example.com", account=a, key_path=keys / f"{u}_ed25519", uid=uids[u])
-        for u, a in USERS.items()
-    }
+    return {u: ClusterUser(name=u, email=f"{u}@example.com", account=a, key_path=keys / f"{u}_ed25519",
+                           uid=uids[u]) for u, a in USERS.items()}
 
 
 def _probe_acl() -> tuple[bool, str]:
@@ -856,9 +710,8 @@ def _probe_acl() -> tuple[bool, str]:
         cp = subprocess.run(["setfacl", "-m", f"u:{SERVICE_USER}:rwx", str(probe)], capture_output=True, text=True)
         if cp.returncode != 0:
             return False, f"setfacl does not work on {DATA}: {cp.stderr.strip()}"
-        cp = subprocess.run(
-            ["setfacl", "-d", "-m", f"u:{SERVICE_USER}:rwx", str(probe)], capture_output=True, text=True
-        )
+        cp = subprocess.run(["setfacl", "-d", "-m", f"u:{SERVICE_USER}:rwx", str(probe)],
+                            capture_output=True, text=True)
         if cp.returncode != 0:
             return False, f"default ACLs do not work on {DATA}: {cp.stderr.strip()}"
         return True, ""
@@ -922,9 +775,8 @@ def link_standin(root: Path = Path("/"), target: str | None = None) -> None:
         link.symlink_to(target)
 
 
-def sshd_config(
-    *, port: int, host_key: Path | str, pid_file: Path | str, authorized_keys: Path | str, slurm_conf: Path | str
-) -> str:
+def sshd_config(*, port: int, host_key: Path | str, pid_file: Path | str, authorized_keys: Path | str,
+                slurm_conf: Path | str) -> str:
     """The test clusters' sshd: loopback, keys only (``<authorized_keys>/<user>``, root-owned), no PAM."""
     return f"""# dssr test cluster sshd (tests/cluster/harness.py)
 Port {port}
@@ -950,15 +802,8 @@ Subsystem sftp internal-sftp
 
 def up_2205() -> Cluster:
     t0 = time.monotonic()
-    for d, mode in [
-        (STATE, 0o755),
-        (STATE / "etc", 0o755),
-        (STATE / "keys", 0o700),
-        (STATE / "ssh", 0o700),
-        (STATE / "authorized_keys", 0o755),
-        (STATE / "pids", 0o700),
-        (STATE / "run", 0o755),
-    ]:
+    for d, mode in [(STATE, 0o755), (STATE / "etc", 0o755), (STATE / "keys", 0o700), (STATE / "ssh", 0o700),
+                    (STATE / "authorized_keys", 0o755), (STATE / "pids", 0o700), (STATE / "run", 0o755)]:
         mkdir(d, mode, 0, 0)
     mkdir(STATE / "log", 0o755, "slurm", "slurm")
     mkdir(STATE / "spool", 0o755, 0, 0)
@@ -991,41 +836,19 @@ def up_2205() -> Cluster:
         mkdir(Path("/run/sshd"), 0o755, 0, 0)
         ledger_add("dirs", "/run/sshd")
     slurm_conf_path = STATE / "etc" / "slurm.conf"
-    write(
-        ssh / "sshd_config",
-        sshd_config(
-            port=SSH_PORT,
-            host_key=ssh / "ssh_host_ed25519_key",
-            pid_file=ssh / "sshd.pid",
-            authorized_keys=STATE / "authorized_keys",
-            slurm_conf=slurm_conf_path,
-        ),
-        0o644,
-    )
-    sshd = spawn(
-        "sshd", ["/usr/sbin/sshd", "-D", "-f", str(ssh / "sshd_config"), "-E", str(STATE / "log" / "sshd.log")]
-    )
+    write(ssh / "sshd_config", sshd_config(port=SSH_PORT, host_key=ssh / "ssh_host_ed25519_key",
+                                           pid_file=ssh / "sshd.pid", authorized_keys=STATE / "authorized_keys",
+                                           slurm_conf=slurm_conf_path), 0o644)
+    sshd = spawn("sshd", ["/usr/sbin/sshd", "-D", "-f", str(ssh / "sshd_config"), "-E", str(STATE / "log" / "sshd.log")])
 
     # munge with a per-run key and its own socket
     m = mkdir(STATE / "munge", 0o755, "munge", "munge")
     write(m / "munge.key", secrets.token_bytes(1024), 0o400, "munge", "munge")
     munge_socket = str(m / "munge.socket.2")
-    munged = spawn(
-        "munged",
-        [
-            "setpriv",
-            "--reuid=munge",
-            "--regid=munge",
-            "--init-groups",
-            "/usr/sbin/munged",
-            "-F",
-            f"--key-file={m}/munge.key",
-            f"--socket={munge_socket}",
-            f"--pid-file={m}/munged.pid",
-            f"--log-file={m}/munged.log",
-            f"--seed-file={m}/munged.seed",
-        ],
-    )
+    munged = spawn("munged", ["setpriv", "--reuid=munge", "--regid=munge", "--init-groups",
+                              "/usr/sbin/munged", "-F", f"--key-file={m}/munge.key",
+                              f"--socket={munge_socket}", f"--pid-file={m}/munged.pid",
+                              f"--log-file={m}/munged.log", f"--seed-file={m}/munged.seed"])
 
     # JWT: HS256 key for Slurm tokens + the test IdP's public key
     hs256 = secrets.token_bytes(48)
@@ -1048,70 +871,33 @@ def up_2205() -> Cluster:
     elif not (conf_link.is_symlink() and os.readlink(conf_link) == str(slurm_conf_path)):
         log(f"{conf_link} exists: ssh sessions get SLURM_CONF from sshd instead")
     db_pass = secrets.token_hex(16)
-    write(
-        STATE / "etc" / "slurmdbd.conf",
-        slurmdbd_conf(
-            ports=PORTS_2205,
-            paths=paths,
-            munge_socket=munge_socket,
-            jwt_key=str(jwt_key),
-            jwks=str(jwks),
-            db="slurm_acct_db",
-            password=db_pass,
-        ),
-        0o600,
-        "slurm",
-        "slurm",
-    )
+    write(STATE / "etc" / "slurmdbd.conf", slurmdbd_conf(
+        ports=PORTS_2205, paths=paths, munge_socket=munge_socket, jwt_key=str(jwt_key), jwks=str(jwks),
+        db="slurm_acct_db", password=db_pass), 0o600, "slurm", "slurm")
     write(STATE / "etc" / "db_password", db_pass, 0o600)
 
     env = {"PATH": SYS_PATH, "LANG": "C.UTF-8", "SLURM_CONF": str(slurm_conf_path)}
     wait_for("munged", lambda: Path(munge_socket).exists(), 15, m / "munged.log", [munged])
-    wait_for(
-        "mariadb",
-        lambda: Path(STATE / "mysqld" / "mysqld.sock").exists() and port_open("127.0.0.1", MYSQL_PORT),
-        60,
-        STATE / "log" / "mariadb.log",
-        [maria],
-    )
-    mysql(
-        f"CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{db_pass}';"
-        f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
-        f"GRANT ALL ON slurm_acct_db_2411.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
-    )
+    wait_for("mariadb", lambda: Path(STATE / "mysqld" / "mysqld.sock").exists() and port_open("127.0.0.1", MYSQL_PORT),
+             60, STATE / "log" / "mariadb.log", [maria])
+    mysql(f"CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{db_pass}';"
+          f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+          f"GRANT ALL ON slurm_acct_db_2411.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;")
 
-    dbd = spawn("slurmdbd", ["/usr/sbin/slurmdbd", "-D"], env={**env, "SLURM_CONF": str(slurm_conf_path)})
+    dbd = spawn("slurmdbd", ["/usr/sbin/slurmdbd", "-D"],
+                env={**env, "SLURM_CONF": str(slurm_conf_path)})
     wait_for("slurmdbd", lambda: port_open(BRIDGE_IP, PORTS_2205["dbd"]), 60, STATE / "log" / "slurmdbd.log", [dbd])
     sacctmgr_setup(lambda argv: sh(argv, env=env), "dssr")
 
     ctld = spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-f", str(slurm_conf_path)], env=env)
-    wait_for(
-        "slurmctld",
-        lambda: sh(["scontrol", "ping"], env=env, check=False, quiet_fail=True).stdout.count("UP") >= 1,
-        30,
-        STATE / "log" / "slurmctld.log",
-        [ctld],
-    )
-    slurmds = [
-        spawn(f"slurmd-{n}", in_node(n, ["/usr/sbin/slurmd", "-D", "-N", n, "-f", str(slurm_conf_path)]), env=env)
-        for n in NODES
-    ]
+    wait_for("slurmctld", lambda: sh(["scontrol", "ping"], env=env, check=False, quiet_fail=True).stdout.count("UP") >= 1,
+             30, STATE / "log" / "slurmctld.log", [ctld])
+    slurmds = [spawn(f"slurmd-{n}", in_node(n, ["/usr/sbin/slurmd", "-D", "-N", n, "-f", str(slurm_conf_path)]), env=env)
+               for n in NODES]
 
     restd_env = {**env, "SLURM_JWT": "daemon"}
-    restd = spawn(
-        "slurmrestd",
-        [
-            "/usr/sbin/slurmrestd",
-            "-f",
-            str(slurm_conf_path),
-            "-a",
-            "rest_auth/jwt",
-            "-u",
-            "nobody",
-            f"127.0.0.1:{PORTS_2205['restd']}",
-        ],
-        env=restd_env,
-    )
+    restd = spawn("slurmrestd", ["/usr/sbin/slurmrestd", "-f", str(slurm_conf_path), "-a", "rest_auth/jwt",
+                                 "-u", "nobody", f"127.0.0.1:{PORTS_2205['restd']}"], env=restd_env)
 
     def nodes_idle() -> bool:
         cp = sh(["sinfo", "-h", "-N", "-o", "%N %T"], env=env, check=False, quiet_fail=True)
@@ -1119,41 +905,21 @@ def up_2205() -> Cluster:
         return all(st.get(n) == "idle" for n in NODES)
 
     wait_for("nodes idle", nodes_idle, 45, STATE / "log" / "slurmctld.log", [ctld, *slurmds])
-    wait_for(
-        "slurmrestd", lambda: port_open("127.0.0.1", PORTS_2205["restd"]), 20, STATE / "log" / "slurmrestd.out", [restd]
-    )
+    wait_for("slurmrestd", lambda: port_open("127.0.0.1", PORTS_2205["restd"]), 20,
+             STATE / "log" / "slurmrestd.out", [restd])
     wait_for("sshd", lambda: port_open("127.0.0.1", SSH_PORT), 20, STATE / "log" / "sshd.log", [sshd])
     version = sh(["sinfo", "-V"], env=env).stdout.split()[-1]
     cluster = Cluster(
-        name="slurm-22.05",
-        cluster_name="dssr",
-        host="127.0.0.1",
-        ssh_port=SSH_PORT,
-        ssh_host_fingerprint=fingerprint(host_pub),
-        known_hosts=known_hosts,
-        service_user=SERVICE_USER,
-        users=_user_objects(keys, uids),
-        jarvice_key=keys / f"{SERVICE_USER}_ed25519",
-        jarvice_rsa_key=keys / f"{SERVICE_USER}_rsa",
-        jarvice_ecdsa_key=keys / f"{SERVICE_USER}_ecdsa",
-        nodes=list(NODES),
-        partition="debug",
-        scratch=scratch,
-        scratch_acl=scratch_acl,
-        scratch_acl_note=acl_note,
-        restd_url=f"http://127.0.0.1:{PORTS_2205['restd']}",
-        rest_versions=["v0.0.36", "v0.0.37", "v0.0.38"],
-        slurm_version=version,
-        jwt_hs256_key=hs256,
-        idp=idp,
-        slurm_conf=slurm_conf_path,
-        chroot=None,
-        state_dir=STATE,
-        log_dir=STATE / "log",
-        min_job_age=MIN_JOB_AGE,
-        ports={**PORTS_2205, "ssh": SSH_PORT, "mysql": MYSQL_PORT},
-        gpus_per_node=NODE_GPUS,
-    )
+        name="slurm-22.05", cluster_name="dssr", host="127.0.0.1", ssh_port=SSH_PORT,
+        ssh_host_fingerprint=fingerprint(host_pub), known_hosts=known_hosts, service_user=SERVICE_USER,
+        users=_user_objects(keys, uids), jarvice_key=keys / f"{SERVICE_USER}_ed25519",
+        jarvice_rsa_key=keys / f"{SERVICE_USER}_rsa", jarvice_ecdsa_key=keys / f"{SERVICE_USER}_ecdsa",
+        nodes=list(NODES), partition="debug", scratch=scratch, scratch_acl=scratch_acl,
+        scratch_acl_note=acl_note, restd_url=f"http://127.0.0.1:{PORTS_2205['restd']}",
+        rest_versions=["v0.0.36", "v0.0.37", "v0.0.38"], slurm_version=version, jwt_hs256_key=hs256,
+        idp=idp, slurm_conf=slurm_conf_path, chroot=None, state_dir=STATE, log_dir=STATE / "log",
+        min_job_age=MIN_JOB_AGE, ports={**PORTS_2205, "ssh": SSH_PORT, "mysql": MYSQL_PORT},
+        gpus_per_node=NODE_GPUS)
     _save_state("slurm-22.05", cluster)
     log(f"Slurm {version} cluster up in {time.monotonic() - t0:.1f}s")
     return cluster
@@ -1164,17 +930,9 @@ def _paths_2205() -> dict:
 
 
 def _slurm_conf_2205(scale: bool) -> str:
-    return slurm_conf(
-        cluster="dssr",
-        ports=PORTS_2205,
-        paths=_paths_2205(),
-        nodes=NODES,
-        munge_socket=str(STATE / "munge" / "munge.socket.2"),
-        jwt_key=str(STATE / "etc" / "jwt_hs256.key"),
-        jwks=str(STATE / "etc" / "jwks.json"),
-        gpus=NODE_GPUS,
-        scale=scale,
-    )
+    return slurm_conf(cluster="dssr", ports=PORTS_2205, paths=_paths_2205(), nodes=NODES,
+                      munge_socket=str(STATE / "munge" / "munge.socket.2"), jwt_key=str(STATE / "etc" / "jwt_hs256.key"),
+                      jwks=str(STATE / "etc" / "jwks.json"), gpus=NODE_GPUS, scale=scale)
 
 
 def scaled_2205() -> bool:
@@ -1203,13 +961,8 @@ def set_scale_2205(scale: bool, timeout: float = 60) -> bool:
     _stop([json.loads((STATE / "pids" / f"{name}.pid").read_text())["pid"] for name in daemons], timeout)
     write(STATE / "etc" / "slurm.conf", _slurm_conf_2205(scale=scale), 0o644)
     ctld = spawn("slurmctld", argvs["slurmctld"], env=env)
-    wait_for(
-        "slurmctld",
-        lambda: "UP" in sh(["scontrol", "ping"], env=env, check=False, quiet_fail=True).stdout,
-        timeout,
-        STATE / "log" / "slurmctld.log",
-        [ctld],
-    )
+    wait_for("slurmctld", lambda: "UP" in sh(["scontrol", "ping"], env=env, check=False, quiet_fail=True).stdout,
+             timeout, STATE / "log" / "slurmctld.log", [ctld])
     slurmds = [spawn(f"slurmd-{n}", argvs[f"slurmd-{n}"], env=env) for n in NODES]
     cpus = str(SCALE_CPUS if scale else NODE_CPUS)
 
@@ -1267,8 +1020,7 @@ def debian_mirror() -> str:
                         f[k.strip().lower()] = v.strip()
                 suites = f.get("suites", "").split()
                 if "deb" in f.get("types", "").split() and any(
-                    s and "security" not in s and "-" not in s for s in suites
-                ):
+                        s and "security" not in s and "-" not in s for s in suites):
                     for uri in f.get("uris", "").split():
                         if "security" not in uri:
                             return uri.rstrip("/")
@@ -1306,20 +1058,15 @@ def debootstrap_root(root: Path, suite: str, packages: str) -> float:
     log(f"debootstrap {suite} from {mirror} (cached in {root} afterwards)")
     logf = root.with_name(f"debootstrap-{root.name}.log")
     with open(logf, "w") as out:
-        rc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}", suite, str(partial), mirror],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=1500,
-        ).returncode
+        rc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={packages}", suite,
+                             str(partial), mirror], stdout=out, stderr=subprocess.STDOUT, timeout=1500).returncode
     _umount_under(partial)
     if rc != 0:
         text = logf.read_text(errors="replace")
         gone = re.search(r"Couldn't find these debs: (.*)", text)
         if gone:
-            raise HarnessError(
-                f"Debian {suite} no longer has the package(s) {gone.group(1).strip()} (debootstrap: see {logf})"
-            )
+            raise HarnessError(f"Debian {suite} no longer has the package(s) {gone.group(1).strip()} "
+                               f"(debootstrap: see {logf})")
         raise HarnessError(f"debootstrap {suite} failed ({rc}); see {logf}{tail(logf)}")
     os.replace(partial, root)
     write(marker, what)
@@ -1362,12 +1109,8 @@ def _bind(src: str, rel: str, ro: bool = False, recursive: bool = False) -> None
 def _chroot_accounts() -> None:
     names = [SERVICE_USER, *USERS]
     groups = set(names)
-    for fname, keyset, getent in [
-        ("passwd", names, "passwd"),
-        ("shadow", names, "shadow"),
-        ("group", groups, "group"),
-        ("gshadow", groups, "gshadow"),
-    ]:
+    for fname, keyset, getent in [("passwd", names, "passwd"), ("shadow", names, "shadow"),
+                                  ("group", groups, "group"), ("gshadow", groups, "gshadow")]:
         p = CHROOT / "etc" / fname
         lines = [ln for ln in p.read_text().splitlines() if ln.split(":")[0] not in keyset]
         for n in sorted(keyset):
@@ -1395,13 +1138,9 @@ def up_2411(host: Cluster) -> Cluster:
     st = mkdir(STATE / "c2411", 0o755, 0, 0)
     slurm_uid, slurm_gid = _chroot_id("slurm"), _chroot_id("slurm", "group")
     munge_uid, munge_gid = _chroot_id("munge"), _chroot_id("munge", "group")
-    for d, mode, o in [
-        ("log", 0o755, (slurm_uid, slurm_gid)),
-        ("run", 0o755, (slurm_uid, 0)),
-        ("spool", 0o755, (0, 0)),
-        ("slurmctld", 0o700, (slurm_uid, slurm_gid)),
-        *[(f"spool/slurmd-{n}", 0o755, (0, 0)) for n in TNODES],
-    ]:
+    for d, mode, o in [("log", 0o755, (slurm_uid, slurm_gid)), ("run", 0o755, (slurm_uid, 0)),
+                       ("spool", 0o755, (0, 0)), ("slurmctld", 0o700, (slurm_uid, slurm_gid)),
+                       *[(f"spool/slurmd-{n}", 0o755, (0, 0)) for n in TNODES]]:
         mkdir(st / d, mode, *o)
     sh(["mount", "-t", "proc", "proc", str(CHROOT / "proc")])
     _bind("/sys", "/sys", recursive=True)
@@ -1412,106 +1151,50 @@ def up_2411(host: Cluster) -> Cluster:
     if install_standin(st / "standin") is not None:  # st is /var/lib/dssr in the chroot
         link_standin(CHROOT, "/var/lib/dssr/standin/apptainer")
     _chroot_accounts()
-    write(
-        CHROOT / "etc/hosts",
-        f"127.0.0.1 localhost\n{BRIDGE_IP} {socket.gethostname().split('.')[0]}\n"
-        + "".join(f"{a} {n}\n" for n, a in {**NODES, **TNODES}.items()),
-    )
+    write(CHROOT / "etc/hosts", f"127.0.0.1 localhost\n{BRIDGE_IP} {socket.gethostname().split('.')[0]}\n"
+          + "".join(f"{a} {n}\n" for n, a in {**NODES, **TNODES}.items()))
 
     # munge: own key, own daemon, default socket inside the chroot
     for d in ("run/munge", "var/lib/munge", "var/log/munge", "etc/munge"):
         mkdir(CHROOT / d, 0o755 if d == "run/munge" else 0o700, munge_uid, munge_gid)
     write(CHROOT / "etc/munge/munge.key", secrets.token_bytes(1024), 0o400, munge_uid, munge_gid)
     (CHROOT / "run/munge/munge.socket.2").unlink(missing_ok=True)
-    munged = spawn(
-        "c2411-munged", ["chroot", f"--userspec={munge_uid}:{munge_gid}", str(CHROOT), "/usr/sbin/munged", "-F"]
-    )
+    munged = spawn("c2411-munged", ["chroot", f"--userspec={munge_uid}:{munge_gid}", str(CHROOT),
+                                    "/usr/sbin/munged", "-F"])
 
     etc = CHROOT / "etc/slurm"
     write(etc / "jwt_hs256.key", host.jwt_hs256_key, 0o600, slurm_uid, slurm_gid)
     write(etc / "jwks.json", json.dumps(host.idp.jwks, indent=1), 0o644)
-    paths = {
-        "ctld_state": "/var/lib/dssr/slurmctld",
-        "spool": "/var/lib/dssr/spool",
-        "run": "/var/lib/dssr/run",
-        "log": "/var/lib/dssr/log",
-    }
-    write(
-        etc / "slurm.conf",
-        slurm_conf(
-            cluster="dssr2411",
-            ports=PORTS_2411,
-            paths=paths,
-            nodes=TNODES,
-            munge_socket=None,
-            jwt_key="/etc/slurm/jwt_hs256.key",
-            jwks="/etc/slurm/jwks.json",
-            gpus=NODE_GPUS,
-        ),
-        0o644,
-    )
+    paths = {"ctld_state": "/var/lib/dssr/slurmctld", "spool": "/var/lib/dssr/spool", "run": "/var/lib/dssr/run",
+             "log": "/var/lib/dssr/log"}
+    write(etc / "slurm.conf", slurm_conf(cluster="dssr2411", ports=PORTS_2411, paths=paths, nodes=TNODES,
+                                         munge_socket=None, jwt_key="/etc/slurm/jwt_hs256.key",
+                                         jwks="/etc/slurm/jwks.json", gpus=NODE_GPUS), 0o644)
     write(etc / "gres.conf", fake_gpus(st / "dev", NODE_GPUS, seen_as="/var/lib/dssr/dev"), 0o644)
     write(etc / "cgroup.conf", "CgroupPlugin=disabled\n", 0o644)
     db_pass = (STATE / "etc" / "db_password").read_text().strip()
-    write(
-        etc / "slurmdbd.conf",
-        slurmdbd_conf(
-            ports=PORTS_2411,
-            paths=paths,
-            munge_socket=None,
-            jwt_key="/etc/slurm/jwt_hs256.key",
-            jwks="/etc/slurm/jwks.json",
-            db="slurm_acct_db_2411",
-            password=db_pass,
-        ),
-        0o600,
-        slurm_uid,
-        slurm_gid,
-    )
+    write(etc / "slurmdbd.conf", slurmdbd_conf(
+        ports=PORTS_2411, paths=paths, munge_socket=None, jwt_key="/etc/slurm/jwt_hs256.key",
+        jwks="/etc/slurm/jwks.json", db="slurm_acct_db_2411", password=db_pass), 0o600, slurm_uid, slurm_gid)
 
     env = {"PATH": SYS_PATH, "LANG": "C.UTF-8", "SLURM_CONF": "/etc/slurm/slurm.conf"}
     croot = ["chroot", str(CHROOT)]
     logdir = st / "log"
-    wait_for(
-        "24.11 munged",
-        lambda: (CHROOT / "run/munge/munge.socket.2").exists(),
-        15,
-        CHROOT / "var/log/munge/munged.log",
-        [munged],
-    )
+    wait_for("24.11 munged", lambda: (CHROOT / "run/munge/munge.socket.2").exists(), 15,
+             CHROOT / "var/log/munge/munged.log", [munged])
     dbd = spawn("c2411-slurmdbd", croot + ["/usr/sbin/slurmdbd", "-D"], env=env)
     wait_for("24.11 slurmdbd", lambda: port_open(BRIDGE_IP, PORTS_2411["dbd"]), 90, logdir / "slurmdbd.log", [dbd])
     sacctmgr_setup(lambda argv: sh(croot + argv, env=env), "dssr2411")
     ctld = spawn("c2411-slurmctld", croot + ["/usr/sbin/slurmctld", "-D"], env=env)
-    wait_for(
-        "24.11 slurmctld",
-        lambda: "UP" in sh(croot + ["scontrol", "ping"], env=env, check=False, quiet_fail=True).stdout,
-        30,
-        logdir / "slurmctld.log",
-        [ctld],
-    )
+    wait_for("24.11 slurmctld", lambda: "UP" in sh(croot + ["scontrol", "ping"], env=env, check=False,
+                                                   quiet_fail=True).stdout, 30, logdir / "slurmctld.log", [ctld])
     netns_setup(TNODES)
-    slurmds = [
-        spawn(f"c2411-slurmd-{n}", in_node(n, ["chroot", str(CHROOT), "/usr/sbin/slurmd", "-D", "-N", n]), env=env)
-        for n in TNODES
-    ]
-    restd = spawn(
-        "c2411-slurmrestd",
-        croot
-        + [
-            "/usr/sbin/slurmrestd",
-            "-a",
-            "rest_auth/jwt",
-            "-s",
-            "slurmctld,slurmdbd",
-            "-u",
-            "nobody",
-            "-g",
-            "nogroup",
-            f"127.0.0.1:{PORTS_2411['restd']}",
-        ],
-        env={**env, "SLURM_JWT": "daemon"},
-    )
+    slurmds = [spawn(f"c2411-slurmd-{n}", in_node(n, ["chroot", str(CHROOT), "/usr/sbin/slurmd", "-D", "-N", n]),
+                     env=env) for n in TNODES]
+    restd = spawn("c2411-slurmrestd", croot + ["/usr/sbin/slurmrestd", "-a", "rest_auth/jwt", "-s",
+                                               "slurmctld,slurmdbd", "-u", "nobody", "-g", "nogroup",
+                                               f"127.0.0.1:{PORTS_2411['restd']}"],
+                  env={**env, "SLURM_JWT": "daemon"})
 
     def nodes_idle() -> bool:
         cp = sh(croot + ["sinfo", "-h", "-N", "-o", "%N %T"], env=env, check=False, quiet_fail=True)
@@ -1519,28 +1202,14 @@ def up_2411(host: Cluster) -> Cluster:
         return all(stt.get(n) == "idle" for n in TNODES)
 
     wait_for("24.11 node idle", nodes_idle, 45, logdir / "slurmctld.log", [ctld, *slurmds])
-    wait_for(
-        "24.11 slurmrestd",
-        lambda: port_open("127.0.0.1", PORTS_2411["restd"]),
-        20,
-        STATE / "log" / "c2411-slurmrestd.out",
-        [restd],
-    )
+    wait_for("24.11 slurmrestd", lambda: port_open("127.0.0.1", PORTS_2411["restd"]), 20,
+             STATE / "log" / "c2411-slurmrestd.out", [restd])
     version = sh(croot + ["sinfo", "-V"], env=env).stdout.split()[-1]
     cluster = dataclasses.replace(
-        host,
-        name="slurm-24.11",
-        cluster_name="dssr2411",
-        nodes=list(TNODES),
-        restd_url=f"http://127.0.0.1:{PORTS_2411['restd']}",
-        rest_versions=["v0.0.40", "v0.0.41", "v0.0.42"],
-        slurm_version=version,
-        slurm_conf=Path("/etc/slurm/slurm.conf"),
-        chroot=CHROOT,
-        state_dir=st,
-        log_dir=logdir,
-        ports={**PORTS_2411, "ssh": SSH_PORT, "mysql": MYSQL_PORT},
-    )
+        host, name="slurm-24.11", cluster_name="dssr2411", nodes=list(TNODES),
+        restd_url=f"http://127.0.0.1:{PORTS_2411['restd']}", rest_versions=["v0.0.40", "v0.0.41", "v0.0.42"],
+        slurm_version=version, slurm_conf=Path("/etc/slurm/slurm.conf"), chroot=CHROOT, state_dir=st,
+        log_dir=logdir, ports={**PORTS_2411, "ssh": SSH_PORT, "mysql": MYSQL_PORT})
     _save_state("slurm-24.11", cluster)
     log(f"Slurm {version} cluster up in {time.monotonic() - t0:.1f}s (chroot build {built:.1f}s)")
     return cluster
@@ -1567,13 +1236,8 @@ def _proc_state(pid: int) -> str:
 
 
 CORE_2205 = ["mariadb", "sshd", "munged", "slurmdbd", "slurmctld", "slurmrestd", *[f"slurmd-{n}" for n in NODES]]
-CORE_2411 = [
-    "c2411-munged",
-    "c2411-slurmdbd",
-    "c2411-slurmctld",
-    "c2411-slurmrestd",
-    *[f"c2411-slurmd-{n}" for n in TNODES],
-]
+CORE_2411 = ["c2411-munged", "c2411-slurmdbd", "c2411-slurmctld", "c2411-slurmrestd",
+             *[f"c2411-slurmd-{n}" for n in TNODES]]
 
 
 def status() -> dict:
@@ -1850,7 +1514,7 @@ class SessionLock:
     def __init__(self, timeout: float = 1200, shared: bool = False, path: Path = LOCK_FILE):
         self.timeout = timeout
         self.shared = shared  # sessions reusing a running cluster share; up/down is exclusive
-        self.path = path  # one lock per cluster that can be up on its own (22.05+24.11, 26.05)
+        self.path = path      # one lock per cluster that can be up on its own (22.05+24.11, 26.05)
         self.fd: int | None = None
 
     def __enter__(self) -> "SessionLock":
@@ -1891,7 +1555,6 @@ def save_logs() -> Path | None:
         shutil.copytree(STATE / "c2411" / "log", keep / "c2411", dirs_exist_ok=True)
     return keep
 
-
 def up(with_2411: bool = False) -> Cluster:
     why = preflight()
     if why:
@@ -1916,21 +1579,8 @@ class _NoLock:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "action",
-        choices=[
-            "up",
-            "down",
-            "status",
-            "up-2411",
-            "down-2411",
-            "up-2605",
-            "down-2605",
-            "status-2605",
-            "scale-on",
-            "scale-off",
-        ],
-    )
+    ap.add_argument("action", choices=["up", "down", "status", "up-2411", "down-2411", "up-2605", "down-2605",
+                                       "status-2605", "scale-on", "scale-off"])
     ap.add_argument("--without-2411", action="store_true", help="up: only the Slurm 22.05 cluster")
     a = ap.parse_args(argv)
     if a.action.endswith("-2605"):

@@ -175,11 +175,19 @@ def _accounts() -> dict[str, int]:
     names = [SERVICE_USER, *USERS]
     uids = {n: UID_BASE + i for i, n in enumerate(names)}
     lines: dict[str, list[str]] = {
-        "passwd": [f"{n}:x:{u}:{u}:dssr test user {n}:/home/{n}:/bin/bash" for n, u in uids.items()],
+        "passwd": [
+            f"{n}:x:{u}:{u}:dssr test user {n}:/home/{n}:/bin/bash"
+            for n, u in uids.items()
+        ],
         # "*": no password, yet not locked ("!" makes sshd refuse key logins)
         "shadow": [f"{n}:*:20000:0:99999:7:::" for n in names],
-        "group": [f"{n}:x:{u}:{SERVICE_USER if n != SERVICE_USER else ''}" for n, u in uids.items()],
-        "gshadow": [f"{n}:!::{SERVICE_USER if n != SERVICE_USER else ''}" for n in names],
+        "group": [
+            f"{n}:x:{u}:{SERVICE_USER if n != SERVICE_USER else ''}"
+            for n, u in uids.items()
+        ],
+        "gshadow": [
+            f"{n}:!::{SERVICE_USER if n != SERVICE_USER else ''}" for n in names
+        ],
     }
     _drop_accounts()
     for fname, new in lines.items():
@@ -196,7 +204,9 @@ def _accounts() -> dict[str, int]:
         home = ROOT / "home" / n
         shutil.rmtree(home, ignore_errors=True)
         mkdir(home, 0o750, u, u)
-        write(home / ".bashrc", "export SLURM_CONF=/etc/slurm/slurm.conf\n", 0o644, u, u)
+        write(
+            home / ".bashrc", "export SLURM_CONF=/etc/slurm/slurm.conf\n", 0o644, u, u
+        )
     return uids
 
 
@@ -207,7 +217,9 @@ def _drop_accounts() -> None:
         if not p.exists():
             continue
         st = p.stat()
-        kept = [ln for ln in p.read_text().splitlines() if ln.split(":")[0] not in names]
+        kept = [
+            ln for ln in p.read_text().splitlines() if ln.split(":")[0] not in names
+        ]
         write(p, "\n".join(kept) + "\n", st.st_mode & 0o7777, st.st_uid, st.st_gid)
     for n in names:
         shutil.rmtree(ROOT / "home" / n, ignore_errors=True)
@@ -236,11 +248,18 @@ def _ours() -> set[int]:
             pids.add(int(json.loads(f.read_text())["pid"]))
         except (OSError, ValueError, KeyError):
             pass
-    net = {os.stat(f"/run/netns/dssr-{n}").st_ino for n in NODES if Path(f"/run/netns/dssr-{n}").exists()}
+    net = {
+        os.stat(f"/run/netns/dssr-{n}").st_ino
+        for n in NODES
+        if Path(f"/run/netns/dssr-{n}").exists()
+    }
     mark = MARK.encode() + b"\0"
     for pid in harness._all_pids():
         try:
-            if os.stat(f"/proc/{pid}/ns/net").st_ino in net or mark in Path(f"/proc/{pid}/environ").read_bytes():
+            if (
+                os.stat(f"/proc/{pid}/ns/net").st_ino in net
+                or mark in Path(f"/proc/{pid}/environ").read_bytes()
+            ):
                 pids.add(pid)
         except OSError:
             pass
@@ -272,7 +291,7 @@ NAE_FILES = {
     "1": {
         "etc/NAE/url.txt": "https://%PUBLICADDR%/?token=%RANDOM64%&password=%NIMBIXPASSWD%&job=%JOBNAME%\n",
         "etc/NAE/help.html": (
-            '<h1>Test app of job %JOBNAME%</h1>\n<p>Started for %NIMBIXUSER%: open <a href="%CONNECTURL%">the app</a>'
+            "<h1>Test app of job %JOBNAME%</h1>\n<p>Started for %NIMBIXUSER%: open <a href=\"%CONNECTURL%\">the app</a>"
             " (password %NIMBIXPASSWD%).</p>\n"
         ),
     },
@@ -318,7 +337,11 @@ rm -rf "$b"
 
 
 def _registry_config(port: int, data: str, htpasswd: str | None) -> str:
-    auth = f"auth:\n  htpasswd:\n    realm: dssr-test\n    path: {htpasswd}\n" if htpasswd else ""
+    auth = (
+        f"auth:\n  htpasswd:\n    realm: dssr-test\n    path: {htpasswd}\n"
+        if htpasswd
+        else ""
+    )
     return (
         f"# Written by tests/cluster/sid.py\nversion: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
         f"storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n"
@@ -364,7 +387,8 @@ def up() -> Cluster:
     os.chmod(STATE / "log", 0o777 | 0o1000)  # daemons of several users log here
     write(
         ROOT / "etc/hosts",
-        f"127.0.0.1 localhost\n{BRIDGE_IP} {_ctld_host()}\n" + "".join(f"{a} {n}\n" for n, a in NODES.items()),
+        f"127.0.0.1 localhost\n{BRIDGE_IP} {_ctld_host()}\n"
+        + "".join(f"{a} {n}\n" for n, a in NODES.items()),
     )
     uids = _accounts()
     env = {"PATH": SYS_PATH, "LANG": "C.UTF-8", "SLURM_CONF": "/etc/slurm/slurm.conf"}
@@ -513,7 +537,9 @@ def up() -> Cluster:
         env=env,
     )
     if cp.returncode != 0:
-        raise HarnessError(_need("apache2-utils", f"htpasswd failed: {cp.stderr.strip()}"))
+        raise HarnessError(
+            _need("apache2-utils", f"htpasswd failed: {cp.stderr.strip()}")
+        )
     write(reg / "htpasswd", cp.stdout, 0o644)
     write(
         reg / "public.yml",
@@ -548,7 +574,10 @@ def up() -> Cluster:
     )
     wait_for(
         "the host's mariadb",
-        lambda: (STATE / "mysqld/mysqld.sock").exists() and port_open("127.0.0.1", PORTS["mysql"]),
+        lambda: (
+            (STATE / "mysqld/mysqld.sock").exists()
+            and port_open("127.0.0.1", PORTS["mysql"])
+        ),
         90,
         STATE / "log" / "mariadb.log",
         [maria],
@@ -570,7 +599,12 @@ def up() -> Cluster:
     ctld = _spawn("slurmctld", enter(["/usr/sbin/slurmctld", "-D"]), env=env)
     wait_for(
         _need("slurmctld", "26.05 slurmctld"),
-        lambda: "UP" in sh(enter(["scontrol", "ping"]), env=env, check=False, quiet_fail=True).stdout,
+        lambda: (
+            "UP"
+            in sh(
+                enter(["scontrol", "ping"]), env=env, check=False, quiet_fail=True
+            ).stdout
+        ),
         40,
         STATE / "log" / "slurmctld.log",
         [ctld],
@@ -609,7 +643,9 @@ def up() -> Cluster:
             _need("docker-registry", name),
             functools.partial(port_open, BRIDGE_IP, port),
             30,
-            STATE / "log" / f"{'registry' if p is registries[0] else 'private-registry'}.out",
+            STATE
+            / "log"
+            / f"{'registry' if p is registries[0] else 'private-registry'}.out",
             [p],
         )
     for tag, files in NAE_FILES.items():
@@ -637,7 +673,8 @@ def up() -> Cluster:
         raise HarnessError(
             _need(
                 "umoci/skopeo/busybox-static",
-                "building or pushing the test images failed: " + (cp.stderr.strip().splitlines() or ["?"])[-1],
+                "building or pushing the test images failed: "
+                + (cp.stderr.strip().splitlines() or ["?"])[-1],
             )
         )
 
@@ -727,7 +764,9 @@ def up() -> Cluster:
     cluster = _with_rest_versions(cluster)
     dead = [n for n, ok in status()["daemons"].items() if not ok]
     if dead:
-        raise HarnessError(f"26.05 daemons exited during start-up: {', '.join(dead)}; see {STATE / 'log'}")
+        raise HarnessError(
+            f"26.05 daemons exited during start-up: {', '.join(dead)}; see {STATE / 'log'}"
+        )
     write(STATE_FILE, json.dumps({KEY: cluster.to_json(), "images_version": IMAGES_VERSION}, indent=1), 0o600)
     log(
         f"Slurm {version} + Apptainer {apptainer} cluster up in {time.monotonic() - t0:.1f}s "
@@ -741,11 +780,20 @@ def _with_rest_versions(cluster: Cluster) -> Cluster:
     import dataclasses
     import re as _re
 
-    status, doc = harness.rest_get(f"{cluster.restd_url}/openapi/v3", SERVICE_USER, cluster.token(SERVICE_USER), 30)
+    status, doc = harness.rest_get(
+        f"{cluster.restd_url}/openapi/v3", SERVICE_USER, cluster.token(SERVICE_USER), 30
+    )
     if status != 200:
-        raise HarnessError(_need("slurmrestd", f"slurmrestd /openapi/v3 answered {status}"))
+        raise HarnessError(
+            _need("slurmrestd", f"slurmrestd /openapi/v3 answered {status}")
+        )
     versions = sorted(
-        {m.group(1) for p in doc.get("paths", {}) for m in [_re.match(r"^/slurm/(v[0-9.]+)/", p)] if m},
+        {
+            m.group(1)
+            for p in doc.get("paths", {})
+            for m in [_re.match(r"^/slurm/(v[0-9.]+)/", p)]
+            if m
+        },
         key=lambda v: tuple(int(x) for x in v[1:].split(".")),
     )
     return dataclasses.replace(cluster, rest_versions=versions)
@@ -802,7 +850,12 @@ def down() -> float:
     for n in NODES:
         if Path(f"/run/netns/dssr-{n}").exists():
             sh(["ip", "netns", "del", f"dssr-{n}"], check=False)
-        if sh(["ip", "link", "show", f"dssrh-{n}"], check=False, quiet_fail=True).returncode == 0:
+        if (
+            sh(
+                ["ip", "link", "show", f"dssrh-{n}"], check=False, quiet_fail=True
+            ).returncode
+            == 0
+        ):
             sh(["ip", "link", "del", f"dssrh-{n}"], check=False)
     if sh(["ip", "link", "show", BRIDGE], check=False, quiet_fail=True).returncode == 0:
         sh(["ip", "link", "del", BRIDGE], check=False)

@@ -22,14 +22,9 @@ def test_a_site_naming_slurm_gets_singularity_as_the_first_implementation() -> N
 
 def test_the_library_does_not_read_the_servers_variables(tmp_path) -> None:
     """A tool importing dssr_core runs where dssr-server's settings are wrong or meant for another server."""
-    env = {
-        "WAITRESS_PORT": "http",
-        "WAITRESS_THREADS": "0",
-        "JARVICE_SCHED_LOGLEVEL": "verbose",
-        "JARVICE_DSSR_LOG_FORMAT": "xml",
-        "JARVICE_DSSR_READY_MAX_AGE": "soon",
-        "JARVICE_LOCAL_STATE_DIR": str(tmp_path),
-    }
+    env = {"WAITRESS_PORT": "http", "WAITRESS_THREADS": "0", "JARVICE_SCHED_LOGLEVEL": "verbose",
+           "JARVICE_DSSR_LOG_FORMAT": "xml", "JARVICE_DSSR_READY_MAX_AGE": "soon",
+           "JARVICE_LOCAL_STATE_DIR": str(tmp_path)}
     downstream = Downstream.from_settings(Settings(env), connector="local", executor="shell")
     try:
         assert downstream.running() == [] and downstream.queued() == []
@@ -92,18 +87,11 @@ def test_a_secret_is_read_from_the_file_its_FILE_variable_names(tmp_path) -> Non
     assert Settings({}).secret_text("TOKEN") == ("TOKEN", None)
 
 
-@pytest.mark.parametrize(
-    "content, env, message",
-    [
-        (
-            None,
-            {"TOKEN_FILE": "/nonexistent/token"},
-            "TOKEN_FILE='/nonexistent/token' cannot be read (No such file or directory)",
-        ),
-        ("  \n", {"TOKEN_FILE": "{path}"}, "TOKEN_FILE='{path}' is empty"),
-        ("s3cret", {"TOKEN_FILE": "{path}", "TOKEN": "inline"}, "TOKEN and TOKEN_FILE are both set: give only one"),
-    ],
-)
+@pytest.mark.parametrize("content, env, message", [
+    (None, {"TOKEN_FILE": "/nonexistent/token"}, "TOKEN_FILE='/nonexistent/token' cannot be read (No such file or directory)"),
+    ("  \n", {"TOKEN_FILE": "{path}"}, "TOKEN_FILE='{path}' is empty"),
+    ("s3cret", {"TOKEN_FILE": "{path}", "TOKEN": "inline"}, "TOKEN and TOKEN_FILE are both set: give only one"),
+])
 def test_a_bad_secret_file_is_named_with_its_path_never_its_content(tmp_path, content, env, message) -> None:
     path = tmp_path / "token"
     if content is not None:

@@ -16,35 +16,23 @@ NOQA_WITH_REASON = re.compile(r"#\s*noqa:\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*
 
 def test_ruff_lint_is_clean_on_the_library_and_plugins() -> None:
     """The rules are in pyproject.toml ([tool.ruff.lint])."""
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "src", "plugins"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "plugins"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_leaves_the_library_and_plugins_as_they_are() -> None:
     """One style for every module: ``ruff format src plugins`` would change nothing."""
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "src", "plugins"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "src", "plugins"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_noqa_names_its_rule_and_says_why() -> None:
-    bare = [
-        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-        for path in SOURCES
-        for number, line in enumerate(path.read_text().splitlines(), start=1)
-        if "# noqa" in line and not NOQA_WITH_REASON.search(line)
-    ]
+    bare = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+            for path in SOURCES
+            for number, line in enumerate(path.read_text().splitlines(), start=1)
+            if "# noqa" in line and not NOQA_WITH_REASON.search(line)]
     assert bare == []
 
 

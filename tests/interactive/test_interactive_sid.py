@@ -54,18 +54,9 @@ def image(cluster) -> str:
     cached = Path(cluster.scratch) / "images" / sif_name(reference)
     if not cached.exists():
         part = cached.with_suffix(".part.sif")
-        out = cluster.run(
-            [
-                "srun",
-                "-N1",
-                "bash",
-                "-c",
-                f"apptainer -s pull --no-https {part} docker://{reference} && chmod 0644 {part} && mv {part} {cached}",
-            ],
-            user="kirby",
-            check=False,
-            timeout=180,
-        )
+        out = cluster.run(["srun", "-N1", "bash", "-c",
+                           f"apptainer -s pull --no-https {part} docker://{reference} && chmod 0644 {part} && "
+                           f"mv {part} {cached}"], user="kirby", check=False, timeout=180)
         assert out.returncode == 0, out.stderr
     return reference
 
@@ -73,7 +64,8 @@ def image(cluster) -> str:
 def busybox_app(delay: float = 0, port: str = "$JARVICE_SERVICE_PORT") -> str:
     source = base64.b64encode(APP.encode()).decode()
     wait = f"sleep {delay}; " if delay else ""
-    return f'{wait}printf %s {source} | base64 -d > webapp.sh && exec nc -ll -p "{port}" -e sh webapp.sh %RANDOM64%'
+    return (f'{wait}printf %s {source} | base64 -d > webapp.sh && '
+            f'exec nc -ll -p "{port}" -e sh webapp.sh %RANDOM64%')
 
 
 @pytest.fixture(scope="module")
@@ -155,19 +147,11 @@ def legacy(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int]]:
     """A dssr-server (waitress) on the 26.05 cluster with interactive jobs on, and its proxy, as a site runs
     them; images are pulled by the jobs themselves (the test registry is listed as plain HTTP)."""
     port = free_port()
-    env = slurm_env(
-        cluster,
-        tmp_path_factory.mktemp("interactive-http"),
-        JARVICE_BAREMETAL_EXECUTOR="singularity",
-        JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry,
-        JARVICE_SINGULARITY_OVERLAY_SIZE="0",
-        JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}",
-        JARVICE_DSSR_INTERACTIVE_KEY=KEY,
-        JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}",
-        JARVICE_SYSTEM_REGISTRY=cluster.registry,
-        JARVICE_SYSTEM_REPO_BASE="dssr",
-        JARVICE_IMAGES_TAG="1",
-    )
+    env = slurm_env(cluster, tmp_path_factory.mktemp("interactive-http"), JARVICE_BAREMETAL_EXECUTOR="singularity",
+                    JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry, JARVICE_SINGULARITY_OVERLAY_SIZE="0",
+                    JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
+                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}", JARVICE_SYSTEM_REGISTRY=cluster.registry,
+                    JARVICE_SYSTEM_REPO_BASE="dssr", JARVICE_IMAGES_TAG="1")
     servers = serve(env)
     server = next(servers)
     services = server.downstream.services
@@ -180,10 +164,8 @@ def legacy(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int]]:
 
 def nae_image(cluster) -> str:
     if "nae" not in cluster.images:
-        pytest.fail(
-            "the running 26.05 cluster has no dssr/nae image: python tests/cluster/harness.py down-2605, "
-            "then up-2605 (its images changed)"
-        )
+        pytest.fail("the running 26.05 cluster has no dssr/nae image: python tests/cluster/harness.py down-2605, "
+                    "then up-2605 (its images changed)")
     return str(cluster.images["nae"])
 
 
@@ -207,18 +189,12 @@ def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_open
         answer = http_info(client, ref)
         access = server.downstream.interactive.access(ref.name, ref.number)
         # the image's template, every placeholder filled with the job's own values
-        url = (
-            f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
-            f"&password={access.password}&job={ref.name}"
-        )
+        url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+               f"&password={access.password}&job={ref.name}")
         assert answer["url"] == url
         help_page = files["etc/NAE/help.html"]
-        for placeholder, value in (
-            ("%JOBNAME%", ref.name),
-            ("%NIMBIXUSER%", "kirby"),
-            ("%CONNECTURL%", url),
-            ("%NIMBIXPASSWD%", access.password),
-        ):
+        for placeholder, value in (("%JOBNAME%", ref.name), ("%NIMBIXUSER%", "kirby"), ("%CONNECTURL%", url),
+                                   ("%NIMBIXPASSWD%", access.password)):
             help_page = help_page.replace(placeholder, value)
         assert answer["help"] == help_page and "%" not in answer["help"]
         page = get(url, connect=("127.0.0.1", port))
@@ -230,15 +206,13 @@ def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_open
         end(server.downstream, ref)
 
 
-def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_forbid_that_port(
-    cluster, legacy, connector
-):
+def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_forbid_that_port(cluster, legacy,
+                                                                                               connector):
     """A notebook-like app: the image's url.txt says :8888 and the app listens there, whatever
     JARVICE_SERVICE_PORT (5902 here) says; the public URL has no port, the proxy goes to 8888."""
     server, client, port = legacy
-    spec = interactive_spec(
-        cluster, nodes=1, image=f"{nae_image(cluster)}:2", command=busybox_app(port="8888"), url=None
-    )
+    spec = interactive_spec(cluster, nodes=1, image=f"{nae_image(cluster)}:2", command=busybox_app(port="8888"),
+                            url=None)
     ref, _ = submit(server.downstream, spec)
     strict_port = free_port()
     strict = Site(connector, f"http://jobs.localhost:{strict_port}", strict_port, JARVICE_DSSR_APP_PORTS="5900-5999")
@@ -268,17 +242,14 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
     /etc/JARVICE (APPTAINER_BIND) and JARVICE_SERVICE_PORT; its command has its secrets; rank 0 reads
     the image's url.txt and help.html through the running container, so ``info`` links as the image says."""
     server, client, port = legacy
-    body = "\n".join(
-        [
-            'own="$(mktemp -d)" && sif="$own/app.sif"',
-            # a cache of its own: the user's default cache would serve later pulls of the same image from it
-            'APPTAINER_CACHEDIR="$own/cache" singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
-            'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
-        ]
-    )
-    template = legacy_template(
-        busybox_app(), body=body, extra={"JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": f"{nae_image(cluster)}:1"}
-    )
+    body = "\n".join([
+        'own="$(mktemp -d)" && sif="$own/app.sif"',
+        # a cache of its own: the user's default cache would serve later pulls of the same image from it
+        'APPTAINER_CACHEDIR="$own/cache" singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
+        'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
+    ])
+    template = legacy_template(busybox_app(), body=body, extra={
+        "JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": f"{nae_image(cluster)}:1"})
     name = unique_name("itmpl")
     bearer = cluster.idp.mint(email=cluster.users["kirby"].email, audience="jarvice")
     status, answer = client.post("/submit", submit_args(name, 7, template, nodes=1, bearer=bearer))
@@ -287,10 +258,8 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
     try:
         info = http_info(client, ref)
         access = server.downstream.interactive.access(name, 7)
-        url = (
-            f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
-            f"&password={access.password}&job={name}"
-        )
+        url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+               f"&password={access.password}&job={name}")
         assert info["url"] == url
         assert f'<a href="{url}">' in info["help"] and f"Test app of job {name}" in info["help"]
         for secret in (access.password, *access.randoms.values()):

@@ -16,20 +16,9 @@ from tests.server.live import Server
 
 #: every path of LEGACY_API.md's endpoint table (``/request/<path>`` in its two documented forms)
 LEGACY_PATHS = {
-    "/live": "get",
-    "/gc": "get",
-    "/submit": "post",
-    "/nodes": "get",
-    "/running": "get",
-    "/queued": "get",
-    "/runstatus": "post",
-    "/exitstatus": "post",
-    "/terminate": "post",
-    "/online": "post",
-    "/release": "post",
-    "/events": "post",
-    "/request/pvcls": "post",
-    "/request/{name}/{number}/{jobid}/{method}": "post",
+    "/live": "get", "/gc": "get", "/submit": "post", "/nodes": "get", "/running": "get", "/queued": "get",
+    "/runstatus": "post", "/exitstatus": "post", "/terminate": "post", "/online": "post", "/release": "post",
+    "/events": "post", "/request/pvcls": "post", "/request/{name}/{number}/{jobid}/{method}": "post",
 }
 
 

@@ -11,17 +11,8 @@ import pytest
 from dssr_core import Settings
 from dssr_core.interactive import InteractiveSettings, vnc_password_file
 
-from .helpers import (
-    calls,
-    context,
-    executor,
-    native_spec,
-    run_nodes,
-    standin_path,
-    subcommand,
-    template_spec,
-    write_secrets,
-)
+from .helpers import (calls, context, executor, native_spec, run_nodes, standin_path, subcommand, template_spec,
+                      write_secrets)
 
 KEY = "a key of at least thirty-two characters!"
 
@@ -34,14 +25,10 @@ def access(domain: str = "jobs.example.org", name: str = "njob", number: int = 5
 def test_the_job_gets_etc_jarvice_files_its_command_filled_and_rank_0_marks_it_interactive(tmp_path):
     ctx = context(tmp_path)
     service = access()
-    spec = native_spec(
-        interactive=True,
-        service=service,
-        url="http://%PUBLICADDR%:8888/?token=%RANDOM64%",
-        command='echo "token=%RANDOM64% pw=%NIMBIXPASSWD% at %PUBLICADDR% port=$JARVICE_SERVICE_PORT"; '
-        'cat "$DSSR_ETC"/random16.txt; echo; '
-        'if [ "$PROCESS_PROCID" = 0 ]; then cp "$DSSR_ETC/vncpasswd" vnc.copy; fi',
-    )
+    spec = native_spec(interactive=True, service=service, url="http://%PUBLICADDR%:8888/?token=%RANDOM64%",
+                       command='echo "token=%RANDOM64% pw=%NIMBIXPASSWD% at %PUBLICADDR% port=$JARVICE_SERVICE_PORT"; '
+                               'cat "$DSSR_ETC"/random16.txt; echo; '
+                               'if [ "$PROCESS_PROCID" = 0 ]; then cp "$DSSR_ETC/vncpasswd" vnc.copy; fi')
     launch = executor(JARVICE_SINGULARITY_OVERLAY_SIZE="0").launch(spec, ctx)
     for secret in (service.password, *service.randoms.values()):
         assert secret not in launch.node_script
@@ -79,18 +66,15 @@ def test_a_batch_job_writes_no_service_folder_and_gets_no_etc_jarvice(tmp_path):
 #: what the template's container looks like from the node: a descendant of the node script in a mount
 #: namespace of its own, whose root has the image's /etc/NAE (a tmpfs over /etc, seen by that process only);
 #: its help.html is a symbolic link to a file of the image that the node has too (its own /etc/hostname)
-FAKE_CONTAINER = (
-    "unshare --mount sh -c 'mount -t tmpfs image /etc && mkdir /etc/NAE && "
-    'printf "%s\\n" "https://%PUBLICADDR%:8888/?token=%RANDOM64%" >/etc/NAE/url.txt && '
-    "ln -s /etc/hostname /etc/NAE/help.html && sleep 4'"
-)
+FAKE_CONTAINER = ("unshare --mount sh -c 'mount -t tmpfs image /etc && mkdir /etc/NAE && "
+                  "printf \"%s\\n\" \"https://%PUBLICADDR%:8888/?token=%RANDOM64%\" >/etc/NAE/url.txt && "
+                  "ln -s /etc/hostname /etc/NAE/help.html && sleep 4'")
 
 
 def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": rank, "PROCESS_NODENAME": f"node{int(rank) + 1}"}
-    return subprocess.run(
-        ["bash", "-c", script], env={**base, **env}, cwd=job_dir, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run(["bash", "-c", script], env={**base, **env}, cwd=job_dir, capture_output=True, text=True,
+                          timeout=60)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) needs root")
@@ -132,25 +116,17 @@ def test_an_upstream_templates_container_without_nae_files_is_marked_after_the_w
 def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_containers_and_its_command_filled(tmp_path):
     ctx = context(tmp_path)
     service = access(name="tjob", number=1)
-    body = (
-        'printf "cmd=%s\\n" "$JARVICE_CMD"; printf "bind=%s\\n" "$APPTAINER_BIND"; '
-        'printf "sbind=%s\\n" "$SINGULARITY_BIND"; env | grep "^DSSR_" || echo "no secret in the environment"'
-    )
+    body = ('printf "cmd=%s\\n" "$JARVICE_CMD"; printf "bind=%s\\n" "$APPTAINER_BIND"; '
+            'printf "sbind=%s\\n" "$SINGULARITY_BIND"; env | grep "^DSSR_" || echo "no secret in the environment"')
     spec = template_spec(body=body, cmd="jupyter --token=%RANDOM64% --base=%BASEURL% # %NIMBIXPASSWD%")
     launch = executor().launch(spec.replace(interactive=True, service=service), ctx)
     for secret in (service.password, *service.randoms.values()):
         assert secret not in launch.node_script
     write_secrets(launch, ctx)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PROCESS_PROCID": "0",
-        "PROCESS_NODENAME": "node1",
-        "JOB_JOB_FORMATED_NODELIST": "node1 node2",
-        "SINGULARITY_BIND": "/site/data",
-    }
-    run = subprocess.run(
-        ["bash", "-c", launch.node_script], env=env, cwd=ctx.job_dir, capture_output=True, text=True, timeout=30
-    )
+    env = {"PATH": "/usr/bin:/bin", "PROCESS_PROCID": "0", "PROCESS_NODENAME": "node1",
+           "JOB_JOB_FORMATED_NODELIST": "node1 node2", "SINGULARITY_BIND": "/site/data"}
+    run = subprocess.run(["bash", "-c", launch.node_script], env=env, cwd=ctx.job_dir, capture_output=True,
+                         text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     etc = Path(ctx.job_dir) / ".dssr-etc-jarvice-0"
     assert f"cmd=jupyter --token={service.randoms[64]} --base=/ # {service.password}\n" in run.stdout

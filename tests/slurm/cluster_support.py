@@ -59,9 +59,8 @@ class Server:
         from dssr_server.serve import create_server
 
         self.downstream = downstream
-        self.server = create_server(
-            create_app(downstream, settings), host="127.0.0.1", port=0, threads=16, max_body=MAX_BODY
-        )
+        self.server = create_server(create_app(downstream, settings), host="127.0.0.1", port=0, threads=16,
+                                    max_body=MAX_BODY)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

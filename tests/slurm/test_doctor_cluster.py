@@ -62,25 +62,14 @@ def test_a_good_site_passes_every_check_and_a_trial_job_runs_end_to_end(env: dic
     rc, lines = doctor(env, "--submit", "kirby@example.com", "--timeout", "240")
     assert rc == 0, "\n".join(lines)
     assert all(x.startswith("OK ") for x in lines)
-    for start in (
-        "OK settings parse",
-        "OK SSH reaches 127.0.0.1:22022 with the right host key",
-        "OK the service user 'jarvice' logs in",
-        "OK squeue answers",
-        "OK sacct answers",
-        "OK scontrol answers",
-        "OK 'jarvice' coordinates account 'nintendo'",
-        "OK 'jarvice' coordinates account 'pc'",
-        "OK kirby@example.com's key logs in as 'kirby'",
-        "OK 'mario' can write its scratch folder",
-        "OK the service user 'jarvice' can read and remove",
-        "OK bearer-token keys load",
-        "OK a trial job is submitted as kirby@example.com",
-        "OK the trial job starts",
-        "OK the trial job runs to its end",
-        "OK the trial job's files are removed",
-        "OK the trial job, end to end",
-    ):
+    for start in ("OK settings parse", "OK SSH reaches 127.0.0.1:22022 with the right host key",
+                  "OK the service user 'jarvice' logs in", "OK squeue answers", "OK sacct answers",
+                  "OK scontrol answers", "OK 'jarvice' coordinates account 'nintendo'",
+                  "OK 'jarvice' coordinates account 'pc'", "OK kirby@example.com's key logs in as 'kirby'",
+                  "OK 'mario' can write its scratch folder", "OK the service user 'jarvice' can read and remove",
+                  "OK bearer-token keys load", "OK a trial job is submitted as kirby@example.com",
+                  "OK the trial job starts", "OK the trial job runs to its end",
+                  "OK the trial job's files are removed", "OK the trial job, end to end"):
         line(lines, start)
     assert "kirby on node" in line(lines, "OK the trial job's exit status is read")
     assert " s) — job " in line(lines, "OK a trial job is submitted")  # each stage says its time
@@ -115,9 +104,8 @@ def test_an_account_the_service_user_does_not_coordinate_is_named_with_the_comma
         slurm_cluster.run(["sacctmgr", "-i", "add", "user", "kirby", f"account={account}"], user="root")
         rc, lines = doctor(env)
     finally:
-        slurm_cluster.run(
-            ["sacctmgr", "-i", "delete", "user", "name=kirby", f"account={account}"], user="root", check=False
-        )
+        slurm_cluster.run(["sacctmgr", "-i", "delete", "user", "name=kirby", f"account={account}"], user="root",
+                          check=False)
         slurm_cluster.run(["sacctmgr", "-i", "delete", "account", account], user="root", check=False)
     assert rc == 1
     fail = line(lines, f"FAIL 'jarvice' coordinates account '{account}'")
@@ -161,17 +149,12 @@ def test_accounting_down_is_named(slurm_cluster: Cluster, env: dict[str, str]) -
     pidfile = harness.STATE / "pids" / "slurmdbd.pid"
     record = json.loads(pidfile.read_text())
     environ = dict(
-        item.split("=", 1)
-        for item in Path(f"/proc/{record['pid']}/environ").read_bytes().decode().split("\0")
-        if "=" in item
+        item.split("=", 1) for item in Path(f"/proc/{record['pid']}/environ").read_bytes().decode().split("\0") if "=" in item
     )
     os.kill(record["pid"], signal.SIGTERM)
     try:
-        harness.wait_for(
-            "slurmdbd to stop",
-            lambda: not Path(f"/proc/{record['pid']}").exists() or "zombie" in harness._proc_state(record["pid"]),
-            30,
-        )
+        harness.wait_for("slurmdbd to stop", lambda: not Path(f"/proc/{record['pid']}").exists()
+                         or "zombie" in harness._proc_state(record["pid"]), 30)
         rc, lines = doctor(env)
     finally:
         harness.spawn("slurmdbd", record["argv"], env=environ)
@@ -184,13 +167,8 @@ def test_accounting_down_is_named(slurm_cluster: Cluster, env: dict[str, str]) -
 
 
 def rest(env: dict[str, str], cluster: Cluster, **extra: str) -> dict[str, str]:
-    return {
-        **env,
-        "JARVICE_SLURM_INTERFACE": "http",
-        "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
-        "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1],
-        **extra,
-    }
+    return {**env, "JARVICE_SLURM_INTERFACE": "http", "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
+            "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1], **extra}
 
 
 def test_slurmrestd_its_version_and_its_token_are_checked(slurm_cluster: Cluster, env: dict[str, str]) -> None:
@@ -206,9 +184,8 @@ def test_slurmrestd_its_version_and_its_token_are_checked(slurm_cluster: Cluster
 
     import jwt
 
-    foreign = jwt.encode(
-        {"sun": "jarvice", "exp": int(time.time()) + 600}, "not this cluster's jwt_key, 32+ bytes", algorithm="HS256"
-    )
+    foreign = jwt.encode({"sun": "jarvice", "exp": int(time.time()) + 600}, "not this cluster's jwt_key, 32+ bytes",
+                         algorithm="HS256")
     rc, lines = doctor(rest(env, slurm_cluster, JARVICE_SLURMRESTD_TOKEN=foreign))
     assert rc == 1
     line(lines, "OK slurmrestd answers at")
@@ -246,14 +223,10 @@ def test_the_jwks_is_fetched_and_an_unreachable_one_is_named(env: dict[str, str]
     assert "cannot be read" in line(lines, "FAIL bearer-token keys load")
 
 
-def test_the_container_runtime_is_checked_on_every_node(
-    slurm_cluster: Cluster, env: dict[str, str], tmp_path: Path
-) -> None:
-    one = {
-        **env,
-        "JARVICE_BAREMETAL_EXECUTOR": "singularity",
-        "JARVICE_USERS_ID_MAPPING_FILE": str(mapping_file(slurm_cluster, tmp_path / "one.yaml", ("kirby",))),
-    }
+def test_the_container_runtime_is_checked_on_every_node(slurm_cluster: Cluster, env: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    one = {**env, "JARVICE_BAREMETAL_EXECUTOR": "singularity",
+           "JARVICE_USERS_ID_MAPPING_FILE": str(mapping_file(slurm_cluster, tmp_path / "one.yaml", ("kirby",)))}
     slurm_cluster.wait_idle(180)
     rc, lines = doctor(one)
     assert rc == 0, "\n".join(lines)
@@ -267,9 +240,8 @@ def test_the_container_runtime_is_checked_on_every_node(
         assert "/opt/no-such/apptainer is not on the PATH" in fail and "JARVICE_SINGULARITY_BINARY" in fail
 
 
-def test_over_slurmrestd_the_trial_job_runs_with_the_users_own_token(
-    slurm_cluster: Cluster, env: dict[str, str]
-) -> None:
+def test_over_slurmrestd_the_trial_job_runs_with_the_users_own_token(slurm_cluster: Cluster,
+                                                                     env: dict[str, str]) -> None:
     token = slurm_cluster.idp.mint(email="kirby@example.com", user="kirby", audience="jarvice")
     rc, lines = doctor(rest(env, slurm_cluster), "--token", token, "--timeout", "240")
     assert rc == 0, "\n".join(lines)

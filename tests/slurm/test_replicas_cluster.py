@@ -54,21 +54,9 @@ class Replica:
     def start(self) -> "Replica":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dssr_server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--threads",
-                    "16",
-                ],
-                env={**os.environ, **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+                [sys.executable, "-m", "dssr_server", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--threads", "16"],
+                env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
@@ -163,7 +151,7 @@ def never_ran(cluster: Cluster, jobid: str) -> bool:
 
 
 def test_the_same_submission_to_two_replicas_at_once_is_one_job_and_both_answer_its_id(
-    replicas: tuple[Cluster, list[Replica], str, list[str]],
+    replicas: tuple[Cluster, list[Replica], str, list[str]]
 ) -> None:
     cluster, (a, b), token, names = replicas
     answers = at_once([(r, args_for(n, token)) for n in names for r in (a, b)])
@@ -185,7 +173,7 @@ def test_the_same_submission_to_two_replicas_at_once_is_one_job_and_both_answer_
 
 
 def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
-    replicas: tuple[Cluster, list[Replica], str, list[str]],
+    replicas: tuple[Cluster, list[Replica], str, list[str]]
 ) -> None:
     cluster, (a, b), token, names = replicas
     killer = threading.Timer(0.15, a.kill)
@@ -200,7 +188,7 @@ def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
     for i, name in enumerate(names):
         ra, rb = again[2 * i], again[2 * i + 1]
         assert ra[0] == 200 and rb[0] == 200 and ra[1][0] == rb[1][0], (name, ra, rb)
-        earlier = [body[0] for status, body in first[2 * i : 2 * i + 2] if status == 200]
+        earlier = [body[0] for status, body in first[2 * i:2 * i + 2] if status == 200]
         assert all(jobid == ra[1][0] for jobid in earlier), (name, earlier, ra)
         assert live_jobs(cluster, name) == [ra[1][0]], slurm_jobs(cluster, name)
         state = dict(slurm_jobs(cluster, name))[ra[1][0]]

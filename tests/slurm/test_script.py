@@ -28,17 +28,8 @@ def files(root: Path) -> JobFiles:
 
 def request(script: str, root: Path) -> BatchRequest:
     f = files(root)
-    return BatchRequest(
-        name="jarvice_job-1",
-        user="kirby",
-        script=script,
-        nodes=2,
-        ntasks=4,
-        exclusive=True,
-        workdir=f.job_dir,
-        output=f.output,
-        extra={"qos": "normal"},
-    )
+    return BatchRequest(name="jarvice_job-1", user="kirby", script=script, nodes=2, ntasks=4, exclusive=True,
+                        workdir=f.job_dir, output=f.output, extra={"qos": "normal"})
 
 
 def shellcheck(text: str, tmp_path: Path, name: str) -> None:
@@ -85,20 +76,14 @@ def _standins(tmp_path: Path, nnodes: int) -> dict[str, str]:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "srun").write_text(
         "#!/bin/bash\n# stand-in for srun: run the command once per node, rank 0 first\n"
-        'while [ $# -gt 0 ] && [ "${1#-}" != "$1" ] || [ "$1" = "$SLURM_NNODES" ]; do shift; done\n'
-        f'rc=0\nfor i in $(seq 0 {nnodes - 1}); do SLURM_PROCID=$i SLURMD_NODENAME=node$((i+1)) "$@" || rc=$?; done\nexit $rc\n'
+        "while [ $# -gt 0 ] && [ \"${1#-}\" != \"$1\" ] || [ \"$1\" = \"$SLURM_NNODES\" ]; do shift; done\n"
+        f"rc=0\nfor i in $(seq 0 {nnodes - 1}); do SLURM_PROCID=$i SLURMD_NODENAME=node$((i+1)) \"$@\" || rc=$?; done\nexit $rc\n"
     )
     (bin_dir / "scontrol").write_text("#!/bin/bash\n# stand-in for scontrol show hostnames\necho node1; echo node2\n")
     for exe in ("srun", "scontrol"):
         (bin_dir / exe).chmod(0o755)
-    return {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "SLURM_JOB_ID": "42",
-        "SLURM_JOB_NODELIST": "node[1-2]",
-        "SLURM_NNODES": str(nnodes),
-        "SLURM_NTASKS": "4",
-    }
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "42",
+            "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_NNODES": str(nnodes), "SLURM_NTASKS": "4"}
 
 
 def _run_job(tmp_path: Path, node_script: str, marker: str | None = None) -> tuple[int, str]:
@@ -108,17 +93,13 @@ def _run_job(tmp_path: Path, node_script: str, marker: str | None = None) -> tup
     Path(f.launch_script).write_text(LAUNCH)
     script = tmp_path / "batch.sh"
     script.write_text(batch_script(f, 0, marker))
-    result = subprocess.run(
-        ["bash", str(script)], env=_standins(tmp_path, 2), capture_output=True, text=True, cwd=f.job_dir, timeout=30
-    )
+    result = subprocess.run(["bash", str(script)], env=_standins(tmp_path, 2), capture_output=True, text=True,
+                            cwd=f.job_dir, timeout=30)
     return result.returncode, result.stdout
 
 
 def test_node_variables_reach_every_node(tmp_path: Path) -> None:
-    rc, out = _run_job(
-        tmp_path,
-        'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE"\n',
-    )
+    rc, out = _run_job(tmp_path, 'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE"\n')
     assert rc == 0
     assert "0/node1/42/2/4/node1 node2 /0" in out and "1/node2/42/2/4/node1 node2 /0" in out
 
@@ -172,12 +153,8 @@ def test_the_same_job_written_by_many_servers_at_once_never_fails_and_leaves_who
     node = "echo hi\n" * 20_000
     text = submission_script(request("#!/bin/bash\n", tmp_path), f, node, {"TOKEN": SECRET})
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    procs = [
-        subprocess.Popen(
-            ["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-        )
-        for _ in range(8)
-    ]
+    procs = [subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, text=True) for _ in range(8)]
     outputs = [p.communicate(text) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs]
     assert all(parse_submission_output(out) for out, _ in outputs)
