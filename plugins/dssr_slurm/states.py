@@ -85,3 +85,13 @@ def exit_code(text: str) -> int | None:
     if not (rc.isdigit() and (not sep or sig.isdigit())):
         return None
     return 128 + int(sig) if sep and int(sig) else int(rc)
+
+
+#: what ``scancel`` and ``scontrol`` say (lower case) of a job that has already ended or left slurmctld
+GONE_WORDS = ("invalid job id", "already completing or completed", "job has finished")
+
+
+def gone(message: str) -> bool:
+    """Whether Slurm's ``message`` says the job has already ended or is no longer known."""
+    text = message.lower()
+    return any(words in text for words in GONE_WORDS)
