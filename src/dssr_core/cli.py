@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dssr", description="Submit and follow jobs through a jarvice-dssr connector."
     )
+    parser.add_argument("--url", help="act through this dssr-server's /v1 API (token: --token or $DSSR_TOKEN)")
     parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
     parser.add_argument(
         "--executor",
@@ -211,7 +212,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
             timeout=args.timeout,
         )
     try:
-        downstream = Downstream.from_settings(settings, connector=args.connector, executor=args.executor)
+        if args.url:
+            from .v1client import RemoteDownstream  # only --url needs it
+
+            downstream: Downstream = RemoteDownstream.connect(args.url, settings, getattr(args, "token", None))
+        else:
+            downstream = Downstream.from_settings(settings, connector=args.connector, executor=args.executor)
     except DssrError as exc:
         print(f"dssr: {exc}", file=sys.stderr)
         return 2
