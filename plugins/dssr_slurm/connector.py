@@ -148,6 +148,7 @@ class SlurmConnector(SlurmExtras, Connector):
         code: int | None = None
         if job is not None:
             state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
+            code = self._accounted_exit_code(ref) if state.finished else None
         else:
             record = self._accounted(ref)
             if record is None:

@@ -4,7 +4,7 @@ Hold is ``scontrol hold`` over the service user's SSH session with either
 interface (the service user is the accounts' coordinator, as for release
 over SSH).  Output is read by byte offset with ``tail -c`` and sent back in
 base64, so that no byte is lost to text decoding.  The cluster is one
-``scontrol -o show nodes; scontrol -o show partitions`` over SSH (``cli``), or
+``scontrol -o -d show nodes; scontrol -o show partitions`` over SSH (``cli``), or
 slurmrestd's ``GET nodes`` and ``GET partitions`` (``http``).
 """
 
@@ -16,6 +16,7 @@ import secrets
 
 from dssr_core import (
     CLUSTER_USER_PATTERN,
+    Batcher,
     ClusterError,
     ClusterInfo,
     Identity,
@@ -26,11 +27,11 @@ from dssr_core import (
     command,
 )
 
-from .backend import PREFIX, SlurmBackend, SlurmJob
+from .backend import PREFIX, AcctRecord, SlurmBackend, SlurmJob
 from .remote import ServiceShell
 from .resources import parse_scontrol
 from .settings import SlurmSettings
-from .states import job_state
+from .states import exit_code, job_state
 
 #: the exit status of the read when the job's output file does not exist
 _MISSING = 3
@@ -42,6 +43,7 @@ class SlurmExtras:
     backend: SlurmBackend
     shell: ServiceShell
     cfg: SlurmSettings
+    _acct: Batcher[AcctRecord]
 
     def _find(self, ref: JobRef, *, fresh: bool = False) -> SlurmJob | None:
         raise NotImplementedError
@@ -51,6 +53,15 @@ class SlurmExtras:
 
     def _invalidate(self) -> None:
         raise NotImplementedError
+
+    def _accounted_exit_code(self, ref: JobRef) -> int | None:
+        """The exit code accounting holds for an ended job still in slurmctld (squeue does not say it);
+        None while accounting has no complete record of it yet.  Batched with other look-ups."""
+        try:
+            record = self._acct.get([ref.jobid]).get(ref.jobid)
+        except ClusterError:
+            return None
+        return exit_code(record.exit_code) if record is not None and record.complete else None
 
     def user_for(self, identity: Identity) -> str | None:
         return self.backend.user_for(identity)
@@ -90,7 +101,7 @@ class SlurmExtras:
             return info
         marker = "--" + secrets.token_hex(8) + "--"
         result = self.shell.run(
-            f"{command('scontrol', '-o', 'show', 'nodes')} && echo {marker} && "
+            f"{command('scontrol', '-o', '-d', 'show', 'nodes')} && echo {marker} && "
             f"{command('scontrol', '-o', 'show', 'partitions')}"
         )
         nodes, found, partitions = result.stdout.partition(marker + "\n")

@@ -2,8 +2,9 @@
 
 Free CPUs are ``CPUTot - CPUAlloc``; free memory is what is not allocated
 (``RealMemory - AllocMem``, MB), not what the OS has free; GPUs are the
-``gres/gpu`` counts of ``CfgTRES`` and ``AllocTRES`` (the ``gpu`` entries of
-``gres``/``gres_used`` over REST).  Values Slurm does not give read as 0.
+``gres/gpu`` counts of ``CfgTRES`` and ``AllocTRES`` where accounting tracks
+them, else the ``gpu`` entries of ``Gres``/``GresUsed`` (``scontrol -d``; over
+REST ``gres``/``gres_used``).  Values Slurm does not give read as 0.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from typing import Any, Iterable, Mapping
 from dssr_core import ClusterInfo, NodeInfo, PartitionInfo, expand_nodelist
 
 #: the keys read from an ``scontrol -o show node`` line (other values may hold spaces: OS=, Reason=)
-_NODE_KEYS = ("NodeName", "CPUTot", "CPUAlloc", "RealMemory", "AllocMem", "State", "Partitions", "CfgTRES", "AllocTRES")
+_NODE_KEYS = (
+    "NodeName",
+    "CPUTot",
+    "CPUAlloc",
+    "RealMemory",
+    "AllocMem",
+    "State",
+    "Partitions",
+    "CfgTRES",
+    "AllocTRES",
+    "Gres",
+    "GresUsed",
+)
 _PART_KEYS = ("PartitionName", "Nodes", "State", "Default")
 
 
@@ -46,7 +59,9 @@ def parse_scontrol(nodes_text: str, partitions_text: str) -> ClusterInfo:
         if "NodeName" not in values:
             continue
         cpus, memory = _int(values.get("CPUTot")), _int(values.get("RealMemory"))
-        gpus = _tres_gpus(values.get("CfgTRES", ""))
+        # GPUs are TRES only where accounting tracks gres/gpu: else Gres= and GresUsed= (scontrol -d) say them
+        gpus = max(_tres_gpus(values.get("CfgTRES", "")), _gres_gpus(values.get("Gres")))
+        used = max(_tres_gpus(values.get("AllocTRES", "")), _gres_gpus(values.get("GresUsed")))
         parts = values.get("Partitions", "")
         nodes.append(
             NodeInfo(
@@ -56,7 +71,7 @@ def parse_scontrol(nodes_text: str, partitions_text: str) -> ClusterInfo:
                 cpus=cpus,
                 free_cpus=max(0, cpus - _int(values.get("CPUAlloc"))),
                 gpus=gpus,
-                free_gpus=max(0, gpus - _tres_gpus(values.get("AllocTRES", ""))),
+                free_gpus=max(0, gpus - used),
                 memory_mb=memory,
                 free_memory_mb=max(0, memory - _int(values.get("AllocMem"))),
             )

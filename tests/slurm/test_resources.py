@@ -16,6 +16,7 @@ NODES = (
     "AllocMem=500 FreeMem=1500 Sockets=2 State=MIXED ThreadsPerCore=1 Partitions=debug,gpu "
     "CfgTRES=cpu=2,mem=2000M,billing=2,gres/gpu=2 AllocTRES=cpu=1,mem=500M,gres/gpu=1 Reason=none [root@x]\n"
     "NodeName=node2 CPUAlloc=0 CPUTot=4 RealMemory=1000 AllocMem=0 State=IDLE+DRAIN Partitions=debug "
+    "Gres=gpu:4 GresUsed=gpu:(null):3(IDX:0-2) "
     "CfgTRES=cpu=4,mem=1000M AllocTRES= Reason=Maintenance window=soon [root@x]\n"
 )
 PARTITIONS = (
@@ -30,7 +31,8 @@ def test_scontrol_records_give_total_and_free_cpus_gpus_and_memory_per_node() ->
     assert (one.name, one.state, one.partitions) == ("node1", "mixed", ("debug", "gpu"))
     assert (one.cpus, one.free_cpus, one.gpus, one.free_gpus) == (2, 1, 2, 1)
     assert (one.memory_mb, one.free_memory_mb) == (2000, 1500)
-    assert (two.cpus, two.free_cpus, two.gpus, two.state) == (4, 4, 0, "idle+drain")
+    # no gres/gpu in its TRES (accounting does not track it): Gres= and GresUsed= say the GPUs
+    assert (two.cpus, two.free_cpus, two.gpus, two.free_gpus, two.state) == (4, 4, 4, 1, "idle+drain")
     debug, gpu = info.partitions
     assert (debug.nodes, debug.default, debug.state) == (("node1", "node2"), True, "up")
     assert (gpu.nodes, gpu.default, gpu.state) == (("node1",), False, "down")
