@@ -157,6 +157,8 @@ class SlurmConnector(SlurmExtras, Connector):
             code = exit_code(record.exit_code)
         if not state.finished:
             raise ClusterError(f"Job {ref.jobid} has not finished yet (Slurm says {detail}); ask again later.")
+        # slurmrestd 22.05 (v0.0.38) records 0 for every job: a 0 is believed of a completed job only
+        code = code if code or state is JobState.COMPLETED else None
         if not CLUSTER_USER_PATTERN.match(owner):
             return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail, exit_code=code)
         self._remember_owner(ref.jobid, owner)
