@@ -35,15 +35,9 @@ from dssr_core import (
 )
 
 from . import procs
+from .extras import LocalExtras
 from .files import list_folder
-from .host import (
-    claim_state_dir,
-    current_user,
-    events_text,
-    job_status,
-    last_sign_of_life,
-    mtime,
-)
+from .host import claim_state_dir, current_user, events_text, job_status, last_sign_of_life, mtime
 from .jobfiles import (
     CANCEL_FILE,
     EXIT_FILE,
@@ -67,7 +61,7 @@ TICK_SECONDS = 0.25
 MAX_OUTPUT_LINES = 10_000
 
 
-class LocalConnector(Connector):
+class LocalConnector(LocalExtras, Connector):
     name = "local"
     requires_identity = False
 
@@ -302,7 +296,8 @@ class LocalConnector(Connector):
         if not record.collected:
             output = last_lines(Path(record.job_dir) / OUTPUT_FILE, MAX_OUTPUT_LINES) or ""
         elapsed = format_seconds(record.elapsed_seconds())
-        return ExitStatus(ref, record.state, elapsed=elapsed, output=output, detail=record.state.name)
+        end = ExitStatus(ref, record.state, elapsed=elapsed, output=output, detail=record.state.name)
+        return dataclasses.replace(end, owner=self.user, exit_code=record.exit_code)
 
     def cleanup(self, ref: JobRef) -> None:
         with self._held():

@@ -177,8 +177,9 @@ class JobStore:
         )
         return cur.rowcount == 1
 
-    def release(self, jobid: int) -> None:
-        self._execute("UPDATE jobs SET held = 0 WHERE id = ?", (jobid,))
+    def release(self, jobid: int, held: bool = False) -> None:
+        """Let the job start (or, ``held``, keep it from starting)."""
+        self._execute("UPDATE jobs SET held = ? WHERE id = ?", (int(held), jobid))
 
     def mark_collected(self, jobid: int) -> None:
         self._execute("UPDATE jobs SET collected = 1 WHERE id = ?", (jobid,))

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from dssr_core import Check, Identity, JobFiles, JobSpec, Launch, Login, NamedJob
+from dssr_core import Check, ClusterInfo, Identity, JobFiles, JobSpec, Launch, Login, NamedJob
 
 from .states import job_state
 
@@ -207,6 +207,11 @@ class SlurmBackend(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Return when slurmctld answers; raise ClusterError otherwise."""
+
+    def cluster(self) -> ClusterInfo | None:
+        """The cluster's partitions and nodes through this way of talking to Slurm; None (the
+        default): the connector asks ``scontrol`` over SSH."""
+        return None
 
     def problems(self) -> list[str]:
         """Start-up problems of this way of talking to Slurm, one sentence each (never raises)."""

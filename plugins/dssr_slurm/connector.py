@@ -40,12 +40,13 @@ from dssr_core import failed, passed
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from .cli import CliBackend
+from .extras import SlurmExtras
 from .index import QueueIndex
 from .listing import FolderListing
 from .remote import ServiceShell, build_pool
 from .service import NodeAddresses, open_service, read_job_file
 from .settings import SlurmSettings
-from .states import job_state
+from .states import exit_code, job_state
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ RESERVED_FLAGS = frozenset(
 )
 
 
-class SlurmConnector(Connector):
+class SlurmConnector(SlurmExtras, Connector):
     name = "slurm"
     requires_identity = True
     supports_interactive = True
@@ -145,20 +146,25 @@ class SlurmConnector(Connector):
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
         job = self._find(ref)
+        code: int | None = None
         if job is not None:
             state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
+            code = self._accounted_exit_code(ref) if state.finished else None
         else:
             record = self._accounted(ref)
             if record is None:
                 return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
             state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
+            code = exit_code(record.exit_code)
         if not state.finished:
             raise ClusterError(f"Job {ref.jobid} has not finished yet (Slurm says {detail}); ask again later.")
+        # slurmrestd 22.05 (v0.0.38) records 0 for every job: a 0 is believed of a completed job only
+        code = code if code or state is JobState.COMPLETED else None
         if not CLUSTER_USER_PATTERN.match(owner):
-            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail)
+            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail, exit_code=code)
         self._remember_owner(ref.jobid, owner)
         output = self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
-        return ExitStatus(ref=ref, state=state, elapsed=elapsed, output=output, detail=detail)
+        return ExitStatus(ref, state, elapsed, output, detail, owner=owner, exit_code=code)
 
     def _remember_owner(self, jobid: str, owner: str) -> None:
         with self._owners_lock:
@@ -229,6 +235,9 @@ class SlurmConnector(Connector):
         with self._timers_lock:
             self._timers.add(timer)
         timer.start()
+
+    def _invalidate(self) -> None:
+        self._snapshot.invalidate()
 
     def release(self, ref: JobRef) -> None:
         job = self._find(ref, fresh=True)

@@ -50,6 +50,7 @@ class QueueIndex:
                     elapsed=job.elapsed,
                     owner=job.user,
                     detail=job.state,
+                    reason=job.reason,
                 )
             )
         return cls(

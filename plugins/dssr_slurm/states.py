@@ -78,6 +78,15 @@ def never_runs(reason: str) -> str | None:
     return NEVER_RUNS.get(reason.strip())
 
 
+def exit_code(text: str) -> int | None:
+    """The script's exit code from Slurm's ``rc:signal`` (a signal ``n`` reads as ``128+n``, as a shell
+    says); None when ``text`` is not that."""
+    rc, sep, sig = text.partition(":")
+    if not (rc.isdigit() and (not sep or sig.isdigit())):
+        return None
+    return 128 + int(sig) if sep and int(sig) else int(rc)
+
+
 #: what ``scancel`` and ``scontrol`` say (lower case) of a job that has already ended or left slurmctld
 GONE_WORDS = ("invalid job id", "already completing or completed", "job has finished")
 

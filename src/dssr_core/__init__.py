@@ -20,7 +20,21 @@ from .config import (
 )
 from .connector import Connector, Stream, split_by_state
 from .downstream import Downstream
-from .errors import BadRequest, ClusterError, ConfigError, DssrError, InUse, NotFound, PluginError
+from .errors import (
+    BadRequest,
+    Busy,
+    ClusterError,
+    ConfigError,
+    Conflict,
+    DssrError,
+    Forbidden,
+    InUse,
+    NotFound,
+    NotSupported,
+    PluginError,
+    Unauthorized,
+    Unprocessable,
+)
 from .executor import NODE_VARIABLES, Executor, Launch, LaunchContext
 from .formats import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
 from .interactive import (
@@ -33,6 +47,10 @@ from .interactive import (
     substitute,
 )
 from .job import (
+    ClusterInfo,
+    NodeInfo,
+    OutputChunk,
+    PartitionInfo,
     ExitStatus,
     FileEntry,
     Identity,
@@ -100,6 +118,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Busy",
+    "Unprocessable",
+    "Unauthorized",
+    "PartitionInfo",
+    "OutputChunk",
+    "NotSupported",
+    "NodeInfo",
+    "Forbidden",
+    "Conflict",
+    "ClusterInfo",
     "available_connectors",
     "available_executors",
     "BadRequest",

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--url", help="act through this dssr-server's /v1 API (token: --token or $DSSR_TOKEN)")
     parser.add_argument("--connector", help="connector plugin (default: $JARVICE_BAREMETAL_CONNECTOR or local)")
     parser.add_argument(
         "--executor",
@@ -334,7 +335,12 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
             timeout=args.timeout,
         )
     try:
-        downstream = Downstream.from_settings(base, connector=args.connector, executor=args.executor)
+        if args.url:
+            from .v1client import RemoteDownstream  # only --url needs it
+
+            downstream: Downstream = RemoteDownstream.connect(args.url, base, getattr(args, "token", None))
+        else:
+            downstream = Downstream.from_settings(base, connector=args.connector, executor=args.executor)
     except DssrError as exc:
         return _fail(str(exc), 2)
 

@@ -19,9 +19,21 @@ from typing import Any, ClassVar, Iterator, Mapping, Protocol, Sequence
 
 from .checks import Check, Contact, failed, passed
 from .config import Settings
-from .errors import PluginError
+from .errors import NotSupported, PluginError
 from .executor import Executor
-from .job import ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobState, JobStatus, Submission
+from .job import (
+    ClusterInfo,
+    ExitStatus,
+    FileEntry,
+    Identity,
+    JobInfo,
+    JobRef,
+    JobSpec,
+    JobState,
+    JobStatus,
+    OutputChunk,
+    Submission,
+)
 from .validate import parse_int
 
 
@@ -112,6 +124,15 @@ class Connector(ABC):
         ``ClusterError`` when the cluster fails.
         """
 
+    def hold(self, ref: JobRef) -> None:
+        """Keep a queued job from starting until :meth:`release`; a held job stays held.
+
+        Raises ``NotFound`` when this downstream has no such queued job,
+        ``ClusterError`` when the cluster fails, ``NotSupported`` (the
+        default) when the connector cannot hold jobs.
+        """
+        raise NotSupported(f"The {self.name} connector cannot hold jobs.")
+
     @abstractmethod
     def events(self, ref: JobRef) -> str:
         """Human-readable details of the job (for Slurm: ``scontrol show job``)."""
@@ -120,6 +141,17 @@ class Connector(ABC):
     @abstractmethod
     def tail(self, ref: JobRef, lines: int) -> str:
         """The last ``lines`` lines of the job's output; ``NotFound`` when there is none yet."""
+
+    def read_output(self, ref: JobRef, offset: int, limit: int = 65536) -> OutputChunk:
+        """At most ``limit`` bytes of the job's output from byte ``offset`` on (fewer, even none,
+        when no more is written yet), and the offset to read from next.
+
+        Lets a follower read each byte exactly once, in order, however often it
+        asks.  ``NotFound`` when the job has no output (yet), ``ClusterError``
+        when the cluster fails, ``NotSupported`` (the default) when the
+        connector cannot read output by offset.  May block on the cluster.
+        """
+        raise NotSupported(f"The {self.name} connector cannot follow a job's output.")
 
     @abstractmethod
     def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
@@ -210,6 +242,23 @@ class Connector(ABC):
         seconds (the app is not listening yet, or the cluster cannot be reached).
         """
         raise PluginError(f"The {self.name} connector does not support interactive jobs.")
+
+    # -- who and what (optional) ---------------------------------------------------
+    def user_for(self, identity: Identity) -> str | None:
+        """The cluster user jobs submitted with ``identity`` run as (what :attr:`JobStatus.owner`
+        and :attr:`ExitStatus.owner` say of them); None (the default) when this connector does
+        not run jobs as separate users.  Raises ``BadRequest`` when no cluster user is mapped to
+        ``identity``; never contacts the cluster (a mapping file or the token's claims)."""
+        return None
+
+    def cluster(self) -> ClusterInfo:
+        """The cluster's partitions and nodes, with each node's total and free CPUs, GPUs and
+        memory, from one look at the scheduler (not one call per node).
+
+        Raises ``ClusterError`` when the cluster fails, ``NotSupported`` (the
+        default) when the connector cannot describe its cluster.  May block.
+        """
+        raise NotSupported(f"The {self.name} connector cannot describe its cluster.")
 
     def describe(self) -> Mapping[str, str]:
         """Settings worth a line in the start-up report (never a secret)."""

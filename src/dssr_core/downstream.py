@@ -20,7 +20,7 @@ from .connector import Connector, split_by_state
 from .errors import BadRequest, ClusterError, DssrError
 from .executor import Executor
 from .interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
-from .job import ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, Submission
+from .job import ClusterInfo, ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, OutputChunk, Submission
 from .plugins import load_connector, load_executor
 from .services import JobServices
 
@@ -176,6 +176,15 @@ class Downstream:
 
     def release(self, ref: JobRef) -> None:
         self.connector.release(ref)
+
+    def hold(self, ref: JobRef) -> None:
+        self.connector.hold(ref)
+
+    def read_output(self, ref: JobRef, offset: int, limit: int = 65536) -> OutputChunk:
+        return self.connector.read_output(ref, offset, limit)
+
+    def cluster(self) -> ClusterInfo:
+        return self.connector.cluster()
 
     def events(self, ref: JobRef) -> str:
         return self.connector.events(ref)

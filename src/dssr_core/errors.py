@@ -40,6 +40,46 @@ class NotFound(DssrError):
     http_status = 404
 
 
+class Unauthorized(DssrError):
+    """The caller did not prove who it is (no token, or a token refused)."""
+
+    http_status = 401
+
+
+class Forbidden(DssrError):
+    """The caller is known but may not do this (e.g. a user no cluster user is mapped to)."""
+
+    http_status = 403
+
+
+class Conflict(DssrError):
+    """The request clashes with what exists: e.g. a job of that name submitted with another spec."""
+
+    http_status = 409
+
+
+class Unprocessable(BadRequest):
+    """A well-formed request whose content is invalid; ``field`` names the value at fault."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotSupported(DssrError):
+    """The connector does not implement this optional operation."""
+
+    http_status = 501
+
+
+class Busy(DssrError):
+    """The server is at a bound it keeps (e.g. output followers): ask again later."""
+
+    http_status = 503
+
+
 class ClusterError(DssrError):
     """The cluster (or its scheduler) did not answer, or answered with an error.
 

@@ -171,6 +171,8 @@ class JobStatus:
     owner: str | None = None
     #: the scheduler's own word for the state (``RUNNING``, ``PD``...), for humans
     detail: str = ""
+    #: why a queued job waits, in the scheduler's words (``Priority``, ``JobHeldUser``); empty when not said
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,10 @@ class ExitStatus:
     output: str = ""
     #: the scheduler's word for the end state (``COMPLETED``, ``TIMEOUT``...)
     detail: str = ""
+    #: the cluster user the job ran as, when the connector says
+    owner: str | None = None
+    #: the exit code of the job's script (0-255), when the scheduler recorded it
+    exit_code: int | None = None
 
     @property
     def rc(self) -> int:
@@ -228,3 +234,45 @@ class FileEntry:
     is_dir: bool
     mtime: int = 0
     size: int = 0
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """A piece of a job's output read from a byte offset (:meth:`Connector.read_output`)."""
+
+    data: bytes
+    #: the offset to read from next (the offset asked for + ``len(data)``)
+    offset: int
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One compute node and what it has: CPUs, GPUs, memory (MB), total and free now."""
+
+    name: str
+    state: str
+    partitions: tuple[str, ...] = ()
+    cpus: int = 0
+    free_cpus: int = 0
+    gpus: int = 0
+    free_gpus: int = 0
+    memory_mb: int = 0
+    free_memory_mb: int = 0
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition (queue) and its nodes' names."""
+
+    name: str
+    state: str
+    nodes: tuple[str, ...] = ()
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """The cluster's partitions and nodes from one look (:meth:`Connector.cluster`)."""
+
+    partitions: tuple[PartitionInfo, ...] = ()
+    nodes: tuple[NodeInfo, ...] = ()

@@ -12,12 +12,14 @@ from werkzeug.exceptions import HTTPException
 
 from dssr_core import Downstream, Settings, bounded, metrics
 
-from .errors import error_answer
+from . import v1
+from .errors import PROBLEM, error_answer, problem_answer
 from .fastpath import RunstatusFastPath
 from .legacy import register
 from .metrics import PrometheusRecorder
 from .settings import ServerSettings
 from .tracking import RequestTracking, RouteLabels
+from .v1.settings import V1Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     process's :func:`dssr_core.metrics.recorder`.  ``/submit`` reads the
     template from ``hpc_script[JARVICE_UPSTREAM_SCRIPT_KEY]``, by default the
     executor's name as ``settings`` give it (``apptainer`` for ``apptainer``).
+    ``/v1`` (:mod:`.v1`) is served beside them, with its own authorization.
     A plain ``POST /runstatus`` is answered by :mod:`.fastpath` before Flask
     sees it, as Flask's route would; every request is tracked by
     :mod:`.tracking` (request id, metrics, access line).
@@ -56,6 +59,7 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     _install_operations(app, downstream, recorder, server.ready_max_age)
     _install_openapi(app)
     accepted = bearer_check(settings.str(AUTH_TOKEN_VARIABLE))
+    app.register_blueprint(v1.register(downstream, V1Settings.from_settings(settings), accepted))
     _install_auth(app, accepted)
     _install_error_handlers(app)
     # a plain /runstatus is answered before Flask sees it; every request, either way, is tracked
@@ -117,8 +121,8 @@ def _install_auth(app: Flask, accepted: Callable[[str], bool] | None) -> None:
 
     @app.before_request
     def require_token() -> tuple[Response, int] | None:
-        if request.endpoint in OPEN_ENDPOINTS:
-            return None
+        if request.endpoint in OPEN_ENDPOINTS or request.blueprint == v1.NAME:
+            return None  # /v1 identifies its callers itself (the shared token is one of its ways)
         if not accepted(request.headers.get("Authorization", "")):
             metrics.recorder().token_refused("upstream")
             log.warning("refused %s from %s: missing or wrong upstream token", _where(), request.remote_addr)
@@ -127,11 +131,29 @@ def _install_auth(app: Flask, accepted: Callable[[str], bool] | None) -> None:
 
 
 def _install_error_handlers(app: Flask) -> None:
+    """Errors on ``/v1`` are problem details, elsewhere the legacy ``{"error": ...}``; both from :mod:`.errors`."""
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
+        if _on_v1():
+            return _problem(exc)
         status = exc.code or 500
         return _error(f"{exc.name}: {_where()}", status)
 
     @app.errorhandler(Exception)
     def raised(exc: Exception) -> tuple[Response, int]:
+        if _on_v1():
+            return _problem(exc)
         return _error(*error_answer(exc, _where()))
+
+
+def _on_v1() -> bool:
+    return request.path == v1.PREFIX or request.path.startswith(v1.PREFIX + "/")
+
+
+def _problem(exc: Exception) -> tuple[Response, int]:
+    status, body, headers = problem_answer(exc, _where())
+    answer = jsonify(body)
+    answer.mimetype = PROBLEM
+    answer.headers.update(headers)
+    return answer, status

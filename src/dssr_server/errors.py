@@ -1,17 +1,31 @@
-"""The one mapping from an exception to the HTTP answer ``{"error": "..."}`` and its log line.
+"""The one mapping from an exception to the HTTP answer and its log line.
 
-Flask's error handlers (:mod:`.app`) and :mod:`.fastpath` both answer through
-:func:`error_answer`, so an error is worded, logged and given its status in
-one place whichever path served the request.
+The legacy API answers ``{"error": "..."}`` (:func:`error_answer`); ``/v1``
+answers RFC 9457 problem details (:func:`problem_answer`), built on the same
+mapping: the status comes from the error's class in :mod:`dssr_core.errors`,
+the wording from the error itself, and each error is logged here once.
+Flask's error handlers (:mod:`.app`) and :mod:`.fastpath` answer through these
+functions, so an error is worded, logged and given its status in one place
+whichever path served the request.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from dssr_core import ClusterError, DssrError
+from werkzeug.exceptions import HTTPException
+
+from dssr_core import Busy, ClusterError, DssrError, Unauthorized, Unprocessable
 
 log = logging.getLogger("dssr_server.app")
+
+#: the media type of a problem-details answer (RFC 9457)
+PROBLEM = "application/problem+json"
+#: seconds a client waits before asking again after a 503
+RETRY_AFTER = 5
+#: problem ``type`` URIs: one per kind of error
+TYPE_PREFIX = "urn:jarvice-dssr:problem:"
 
 
 def error_answer(exc: Exception, where: str) -> tuple[str, int]:
@@ -32,3 +46,57 @@ def error_answer(exc: Exception, where: str) -> tuple[str, int]:
         return exc.message, exc.http_status
     log.error("%s: unexpected error", where, exc_info=exc)
     return "internal error", 500
+
+
+#: (kind, title) of each error class, most specific first
+_KINDS: tuple[tuple[type[DssrError], str, str], ...] = (
+    (Unprocessable, "invalid", "Invalid request content"),
+    (Unauthorized, "unauthorized", "Authentication required"),
+    (Busy, "busy", "Server busy"),
+)
+
+
+def problem_answer(exc: Exception, where: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, problem object, extra headers) answering ``exc`` on ``/v1``, logged as :func:`error_answer` logs.
+
+    A cluster that does not answer (a transient :class:`~dssr_core.ClusterError`)
+    is ``503`` with ``Retry-After``; one that answers with an error ``502``;
+    every other error keeps its class's status.
+    """
+    headers: dict[str, str] = {}
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        detail = f"{exc.name}: {where}"
+        kind, title = "http", exc.name
+    else:
+        detail, status = error_answer(exc, where)
+        kind, title = _kind(exc, status)
+        if isinstance(exc, ClusterError):
+            status = 503 if exc.transient else 502
+            kind, title = (
+                ("cluster-unavailable", "Cluster unavailable") if exc.transient else ("cluster", "Cluster error")
+            )
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body: dict[str, Any] = {"type": TYPE_PREFIX + kind, "title": title, "status": status, "detail": detail}
+    if isinstance(exc, Unprocessable) and exc.field:
+        body["field"] = exc.field
+    return status, body, headers
+
+
+def _kind(exc: Exception, status: int) -> tuple[str, str]:
+    for cls, kind, title in _KINDS:
+        if isinstance(exc, cls):
+            return kind, title
+    return _BY_STATUS.get(status, ("internal", "Internal error"))
+
+
+_BY_STATUS = {
+    400: ("bad-request", "Bad request"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    409: ("conflict", "Conflict"),
+    501: ("not-supported", "Not implemented"),
+}

@@ -22,9 +22,10 @@ from dssr_core import (
     Batcher,
     submit_once,
 )
-from dssr_core import CLUSTER_USER_PATTERN, failed, passed
+from dssr_core import CLUSTER_USER_PATTERN, ClusterInfo, failed, passed
 
 from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
+from ..resources import parse_rest
 from ..script import batch_script
 from . import errors
 from .adapter import Adapter, scontrol_text
@@ -153,6 +154,12 @@ class RestBackend(SlurmBackend):
         )
         jobs = response.body.get("jobs")
         return jobs if isinstance(jobs, list) else []
+
+    def cluster(self) -> ClusterInfo:
+        slurm = self.adapter.slurm
+        nodes = self._service("GET", f"{slurm}/nodes", "listing nodes").body.get("nodes")
+        parts = self._service("GET", f"{slurm}/partitions", "listing partitions").body.get("partitions")
+        return parse_rest(nodes if isinstance(nodes, list) else [], parts if isinstance(parts, list) else [])
 
     def _jobs_named(self, names: list[str]) -> dict[str, list[SlurmJob]]:
         """The jobs of these names, from one ``GET jobs`` as the service account (coordinator of every

@@ -1,0 +1,185 @@
+"""The RESTful ``/v1`` API beside the legacy one: same server, same :class:`~dssr_core.Downstream`.
+
+Resources and JSON bodies, status codes that mean what they say, RFC 9457
+problem details for every error (mapped in :mod:`dssr_server.errors`), a
+bearer token naming the caller (:mod:`.access`).  Each route is one
+Downstream call or two (a job's state, then the action); the wire shapes are
+in :mod:`.shapes`, output following in :mod:`.follow`.  Described by
+``v1_openapi.json`` (package data), served at ``/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Callable
+from urllib.parse import quote
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from dssr_core import (
+    BadRequest,
+    Conflict,
+    Downstream,
+    JobRef,
+    JobState,
+    NotFound,
+    Unprocessable,
+    parse_int,
+    shown,
+)
+
+from . import shapes
+from .access import Access, Caller
+from .follow import Followers
+from .settings import V1Settings
+
+PREFIX = "/v1"
+#: the blueprint's name: its endpoints are ``v1.<route>``
+NAME = "v1"
+#: endpoints answered without a token
+OPEN = frozenset({"v1.openapi"})
+MAX_PAGE = 1000
+_STATES = {state.value: state for state in JobState}
+
+
+def register(downstream: Downstream, settings: V1Settings, shared: Callable[[str], bool] | None) -> Blueprint:
+    """The ``/v1`` blueprint on ``downstream``; ``shared`` checks the legacy API's token (None: none is set)."""
+    bp = Blueprint(NAME, __name__, url_prefix=PREFIX)
+    access = Access(downstream, shared, settings.admin_claim)
+    followers = Followers(downstream, settings.max_followers, settings.follow_interval)
+    document = resources.files("dssr_server").joinpath("v1_openapi.json").read_bytes()
+
+    @bp.before_request
+    def identify() -> None:
+        if request.endpoint not in OPEN:
+            g.caller = access.caller(request.headers.get("Authorization", ""))
+
+    def caller() -> Caller:
+        found: Caller = g.caller
+        return found
+
+    def visible(ref: JobRef) -> dict[str, Any]:
+        """The job as the caller may see it (its state now, or how it ended); NotFound otherwise."""
+        status = downstream.runstatus(ref)
+        if status is not None:
+            if caller().may_see(status.owner):
+                return shapes.live_job(status)
+            raise _unknown(ref)
+        try:
+            end = downstream.exitstatus(ref, collect=False)
+        except BadRequest:
+            raise _unknown(ref) from None  # the id is another job's
+        if end.state is JobState.UNKNOWN or not caller().may_see(end.owner):
+            raise _unknown(ref)
+        return shapes.ended_job(end)
+
+    @bp.get("/openapi.json", endpoint="openapi")
+    def openapi() -> Response:
+        return Response(document, mimetype="application/json")
+
+    @bp.post("/jobs")
+    def submit() -> tuple[Response, int, dict[str, str]]:
+        body = request.get_json(silent=True, force=True) if request.content_length else None
+        if body is None:
+            raise Unprocessable("The request body must be a JSON object (a job spec).")
+        spec = shapes.parse_spec(body)
+        who = caller()
+        if who.identity is not None:
+            spec = spec.replace(identity=who.identity)
+        submission = downstream.submit(spec)
+        ref = JobRef(spec.name, spec.number, submission.jobid)
+        location = f"{PREFIX}/jobs/{quote(shapes.job_id(ref), safe=':+')}"
+        return jsonify(shapes.submitted(ref, submission)), 200 if submission.existed else 201, {"Location": location}
+
+    @bp.get("/jobs")
+    def jobs() -> Response:
+        args = request.args
+        state = args.get("state")
+        if state is not None and state not in _STATES:
+            raise BadRequest(f"state {shown(state)} is not one of {', '.join(_STATES)}.")
+        user, prefix = args.get("user"), args.get("name", "")
+        limit = parse_int(args.get("limit", "100"), "limit", 1, MAX_PAGE)
+        after = shapes.after_cursor(args["cursor"]) if "cursor" in args else None
+        who = caller()
+        chosen = sorted(
+            (
+                job
+                for job in downstream.jobs()  # one snapshot for the whole answer
+                if who.may_see(job.owner)
+                and (state is None or job.state.value == state)
+                and (user is None or job.owner == user)
+                and job.ref.name.startswith(prefix)
+            ),
+            key=shapes.sort_key,
+        )
+        if after is not None:
+            chosen = [job for job in chosen if shapes.sort_key(job) > after]
+        page = chosen[:limit]
+        cursor = shapes.cursor_of(page[-1]) if len(chosen) > limit else None
+        answer = jsonify({"jobs": [shapes.live_job(job) for job in page], "next": cursor})
+        if cursor is not None:
+            answer.headers["Link"] = f'<{PREFIX}/jobs?{_query(cursor, limit)}>; rel="next"'
+        return answer
+
+    @bp.get("/jobs/<job>")
+    def job_state(job: str) -> Response:
+        return jsonify(visible(shapes.parse_id(job)))
+
+    @bp.delete("/jobs/<job>")
+    def terminate(job: str) -> Response:
+        ref = shapes.parse_id(job)
+        visible(ref)
+        downstream.terminate(ref, force=_flag("force"))
+        return Response(status=204)
+
+    @bp.post("/jobs/<job>/hold")
+    def hold(job: str) -> Response:
+        return _queued_action(job, downstream.hold, "hold")
+
+    @bp.post("/jobs/<job>/release")
+    def release(job: str) -> Response:
+        return _queued_action(job, downstream.release, "release")
+
+    def _queued_action(job: str, action: Callable[[JobRef], None], word: str) -> Response:
+        ref = shapes.parse_id(job)
+        if visible(ref)["state"] != JobState.QUEUED.value:
+            raise Conflict(f"Job {shown(job)} is not queued: there is nothing to {word}.")
+        try:
+            action(ref)
+        except NotFound:
+            raise Conflict(f"Job {shown(job)} is no longer queued: there is nothing to {word}.") from None
+        return Response(status=204)
+
+    @bp.get("/jobs/<job>/output")
+    def output(job: str) -> Response:
+        ref = shapes.parse_id(job)
+        visible(ref)
+        raw = request.args.get("lines")
+        lines = None if raw is None else parse_int(raw, "lines", 1, 10_000)
+        if _flag("follow"):
+            stream = followers.follow(ref, lines)
+            return Response(stream, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+        return Response(downstream.tail(ref, lines or 100), mimetype="text/plain")
+
+    @bp.get("/cluster")
+    def cluster() -> Response:
+        return jsonify(shapes.cluster_answer(downstream.cluster()))
+
+    return bp
+
+
+def _unknown(ref: JobRef) -> NotFound:
+    return NotFound(f"No job {shown(shapes.job_id(ref))} is known to this downstream.")
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name} must be true or false, not {shown(value)}.")
+    return value in ("true", "1")
+
+
+def _query(cursor: str, limit: int) -> str:
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "limit")]
+    kept += [("limit", str(limit)), ("cursor", cursor)]
+    return "&".join(f"{quote(k)}={quote(v)}" for k, v in kept)
