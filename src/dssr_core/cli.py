@@ -321,7 +321,7 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
         return _plugins(out)
     base = settings if settings is not None else Settings()
     if base.raw(BESIDE_SERVER) is None:  # the local connector's CLI works beside its running server
-        base = Settings(base.as_dict(), **{BESIDE_SERVER: "true"})
+        base = base.updated(JARVICE_LOCAL_BESIDE_SERVER="true")
     if args.action == "doctor":
         from . import doctor  # only this command needs it
 
