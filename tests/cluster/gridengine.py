@@ -122,6 +122,8 @@ class GECluster:
     log_dir: Path
     ports: dict
     version: str
+    #: a copy of the Apptainer stand-in (tests/standin/apptainer), for JARVICE_SINGULARITY_BINARY; "" when absent
+    standin: str = ""
 
     def env(self, user: str) -> dict[str, str]:
         home = "/root" if user == "root" else f"/home/{user}"
@@ -427,6 +429,7 @@ def up() -> GECluster:
                                              "-E", str(STATE / "log" / "sshd.log")]), state=STATE)
     mkdir(SCRATCH.parent, 0o755, 0, 0)
     harness._scratch_layout(SCRATCH, 0o2770)
+    standin = harness.install_standin(STATE / "standin")
     wait_for("execd hosts reporting", _nodes_up, 60, STATE / "spool" / "qmaster" / "messages", [qmaster, *execds])
     wait_for("sshd", lambda: port_open("127.0.0.1", PORTS["ssh"]), 20, STATE / "log" / "sshd.log", [sshd])
     version = sh(_in_master(["/usr/bin/qstat", "-help"]), env=_root_env(), check=False).stdout.split("\n")[0]
@@ -438,7 +441,7 @@ def up() -> GECluster:
         jarvice_key=keys / f"{SERVICE_USER}_ed25519", nodes=list(NODES), master=MASTER, queue=QUEUE, pe=PE,
         slots_per_node=SLOTS, scratch=SCRATCH, sge_root=SGE_ROOT, sge_cell=CELL,
         accounting_file=CELL_DIR / "common" / "accounting", idp=idp, state_dir=STATE, log_dir=STATE / "log",
-        ports=dict(PORTS), version=version.strip())
+        ports=dict(PORTS), version=version.strip(), standin=str(standin or ""))
     write(STATE_FILE, json.dumps({KEY: cluster.to_json()}, indent=1), 0o644)
     log(f"{cluster.version} cluster up in {time.monotonic() - t0:.1f}s")
     return cluster
