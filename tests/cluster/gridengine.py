@@ -447,6 +447,19 @@ def up() -> GECluster:
     return cluster
 
 
+def set_last_jobid(last: int) -> None:
+    """Restart the qmaster with ``last`` as the last job id given (its ``jobseqnum`` file): the next is
+    ``last + 1``, or 1 after 9,999,999.  For the tests of the id wrap."""
+    qconf("-km")
+    wait_for("sge_qmaster to stop", lambda: not harness._pidfile_alive("sge_qmaster", STATE), 30)
+    write(STATE / "spool" / "qmaster" / "jobseqnum", f"{last}\n", 0o644, "sgeadmin", "sgeadmin")
+    qmaster = harness.spawn("sge_qmaster", _in_master(["/usr/sbin/sge_qmaster"]), env=_root_env(SGE_ND="1"),
+                            state=STATE)
+    wait_for("sge_qmaster", lambda: qconf("-sh", check=False).returncode == 0, 60,
+             STATE / "spool" / "qmaster" / "messages", [qmaster])
+    wait_for("execd hosts reporting", _nodes_up, 60, STATE / "spool" / "qmaster" / "messages", [qmaster])
+
+
 # --------------------------------------------------------------------------- state, teardown
 def status() -> dict[str, Any]:
     d: dict[str, Any] = {"state_file": STATE_FILE.exists(),
