@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
-from dataclasses import replace
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
-from dssr_core import BadRequest, ClusterError, ConfigError, Identity, NamedJob, OnceAttempt, command, submit_once
+from dssr_core import BadRequest, ClusterError, ConfigError, Identity, command, parse_once_output
 from dssr_core import Check, Login, Result, SSHPool, UserMappingFile
 
 from . import cli_checks
 
-from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob, named_job
+from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
 from .parsing import SACCT_FIELDS, SEP, parse_sacct, parse_squeue, squeue_format
 from .remote import ServiceShell
-from .script import batch_script, parse_submission_output, submission_script
+from .script import batch_script, submission_script
 from .settings import SlurmSettings
+from .states import gone
+
+log = logging.getLogger(__name__)
 
 #: at most this many job ids per sacct call
 ACCT_BATCH = 50
@@ -87,13 +90,26 @@ class CliBackend(SlurmBackend):
         return self.login_for(identity).user
 
     def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+        """One remote command: the whole submit-once protocol runs on the cluster as the job's user
+        (:func:`~dssr_slurm.script.submission_script`), so a submission costs one round trip."""
         login = self.login_for(plan.spec.identity)
         script = batch_script(plan.files, plan.spec.gpus, plan.launch.success_marker)
         request = plan.request(script, workdir=plan.files.job_dir)
         text = submission_script(
-            replace(request, hold=True), plan.files, plan.launch.node_script, dict(plan.launch.secrets)
+            request, plan.files, plan.launch.node_script, dict(plan.launch.secrets), keep_held=plan.spec.held
         )
-        jobid, existed = submit_once(_SshAttempt(self.pool, login, request.name, text), keep_held=plan.spec.held)
+        # Never retried once sent: a lost connection mid-submission is reported, and the
+        # upstream's retry finds (and settles) whatever this one left behind.
+        result = self.pool.run(login, "bash -s", stdin=text.encode("utf-8"), idempotent=False, kind="sbatch")
+        answer = parse_once_output(result.stdout) if result.rc == 0 else None
+        if answer is None:
+            message = _error_line(result.stderr or result.stdout)
+            if "sbatch: error" in result.stderr and _is_refusal(result.stderr):
+                raise BadRequest(f"Slurm refused the job: {message}")
+            raise ClusterError(f"Submission failed on the cluster as {login.user}: {message}")
+        jobid, existed = answer
+        if existed:
+            log.info("job %s (%s) already existed: not submitted again", jobid, request.name)
         return jobid, existed, f"{script}\n# ---- {plan.files.node_script} ----\n{plan.launch.node_script}"
 
     def cancel(self, jobid: str, signal: str | None = None) -> None:
@@ -101,7 +117,7 @@ class CliBackend(SlurmBackend):
         if signal:
             parts += ["-f", "-s", signal]
         result = self.shell.run(command(parts, _digits(jobid)))
-        if result.rc != 0 and not _gone(result.stderr):
+        if result.rc != 0 and not gone(result.stderr):
             raise ClusterError(f"scancel failed: {_first_line(result.stderr)}")
 
     def release(self, jobid: str) -> None:
@@ -112,7 +128,7 @@ class CliBackend(SlurmBackend):
     def show(self, jobid: str) -> str:
         result = self.shell.run(command("scontrol", "show", "job", _digits(jobid)))
         if result.rc != 0:
-            if _gone(result.stderr):
+            if gone(result.stderr):
                 return f"Job {jobid} is no longer known to slurmctld."
             raise ClusterError(f"scontrol show job failed: {_first_line(result.stderr)}")
         return result.stdout
@@ -124,54 +140,18 @@ class CliBackend(SlurmBackend):
             raise ClusterError(f"slurmctld does not answer: {_first_line(result.stdout or result.stderr)}")
 
 
-class _SshAttempt(OnceAttempt):
-    """One job's submission over SSH, every step as the job's user (who always sees their own jobs)."""
-
-    def __init__(self, pool: SSHPool, login: Login, name: str, script: str) -> None:
-        self.pool, self.login, self.name, self.script = pool, login, name, script
-
-    def _run(self, cmd: str, what: str, *, stdin: bytes | None = None, idempotent: bool = True) -> Result:
-        result = self.pool.run(self.login, cmd, stdin=stdin, idempotent=idempotent, kind=what.split()[0])
-        if result.rc != 0 and not (what == "scancel" and _gone(result.stderr)):
-            message = _first_line(result.stderr or result.stdout)
-            if what == "sbatch" and "sbatch: error" in result.stderr and _is_refusal(result.stderr):
-                raise BadRequest(f"Slurm refused the job: {message}")
-            raise ClusterError(f"{what} failed on the cluster as {self.login.user}: {message}")
-        return result
-
-    def find(self) -> list[NamedJob]:
-        marker = "\x1e" + secrets.token_hex(8) + SEP
-        cmd = command("squeue", "-h", "-t", "all", "-u", self.login.user, "-n", self.name, "-o", squeue_format(marker))
-        jobs = parse_squeue(self._run(cmd, "squeue").stdout, marker, PREFIX)
-        return [named_job(job) for job in jobs if job.name == self.name and job.user == self.login.user]
-
-    def submit_held(self) -> str:
-        # Never retried once sent: a lost connection mid-submission is reported, and the
-        # upstream's retry finds (and settles) whatever this attempt left behind.
-        result = self._run("bash -s", "sbatch", stdin=self.script.encode("utf-8"), idempotent=False)
-        jobid = parse_submission_output(result.stdout)
-        if jobid is None:
-            raise ClusterError(
-                f"Submission failed on the cluster as {self.login.user}: {_first_line(result.stderr or result.stdout)}"
-            )
-        return jobid
-
-    def cancel(self, jobids: Sequence[str]) -> None:
-        self._run(command("scancel", [_digits(j) for j in jobids]), "scancel")
-
-    def release(self, jobid: str) -> None:
-        self._run(command("scontrol", "release", _digits(jobid)), "scontrol release")
-
-
 def _digits(jobid: str) -> str:
     if not jobid.isdigit():
         raise BadRequest(f"Job id {jobid!r} is not a Slurm job id (digits only).")
     return jobid
 
 
-def _gone(stderr: str) -> bool:
-    text = stderr.lower()
-    return "invalid job id" in text or "already completing or completed" in text or "job has finished" in text
+def _error_line(text: str) -> str:
+    """The line of a failed submission's output that says why (sbatch's or the protocol's own), else the first."""
+    for line in text.splitlines():
+        if "error:" in line or line.startswith("submit-once:"):
+            return line.strip()[:300]
+    return _first_line(text)
 
 
 def _is_refusal(stderr: str) -> bool:

@@ -5,21 +5,23 @@
   batch_script`` shows it to anyone allowed to see the job): Slurm's variables as
   the node variables, ``launch.sh`` once per node with ``srun`` (:data:`SLURM`);
 * the **submission script**, sent on stdin of one SSH command as the job's user:
-  it writes the job folder (:func:`dssr_core.write_job_files`), asks
-  ``sbatch --test-only`` whether any node can run the job, then runs
-  ``sbatch --hold`` (:func:`dssr_core.submit_once` makes the submission happen
-  once, and several servers may run this script for one job at the same moment).
+  the whole submit-once protocol (:func:`dssr_core.once_script`) with Slurm's
+  commands; when no job of the name exists it writes the job folder
+  (:func:`dssr_core.write_job_files`), asks ``sbatch --test-only`` whether any
+  node can run the job, and runs ``sbatch --hold``.  Several servers may run it
+  for one job at the same moment.
 """
 
 from __future__ import annotations
 
-from dssr_core import JobFiles, NodeLaunch, command, launch_wrapper, write_at_start, write_job_files
+from dataclasses import replace
+
+from dssr_core import JobFiles, NodeLaunch, OnceCommands, command, launch_wrapper, once_script, write_at_start
 from dssr_core import batch_script as neutral_batch_script
+from dssr_core import write_job_files
 
 from .backend import BatchRequest
-
-#: printed by the submission script before the job id sbatch gave
-ID_TAG = "DSSR_JOBID="
+from .states import GONE_WORDS, QUEUED, RUNNING
 
 #: Slurm's hooks of the scheduler-neutral per-node launch (dssr_core.nodelaunch): its variables, and
 #: one ``srun`` task per node (the job's exit code is rank 0's: --kill-on-bad-exit stops the others)
@@ -56,38 +58,64 @@ def batch_script(
     return neutral_batch_script(files, SLURM, gpus_per_node, success_marker, setup=setup)
 
 
-def submission_script(request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str]) -> str:
-    """The script run (as the job's user, fed on stdin to ``bash -s``) to write the job's files and
-    submit it (with ``request.hold``: :func:`dssr_core.submit_once` sends it held)."""
-    sbatch = command("sbatch", request.sbatch_options(), files.batch_script)
+def submission_script(
+    request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str], *, keep_held: bool = False
+) -> str:
+    """The one script, run as the job's user (fed on stdin to ``bash -s``), that submits the job exactly
+    once: :func:`dssr_core.once_script` with Slurm's commands (:func:`once_commands`).  It prints
+    :data:`dssr_core.ONCE_TAG` with the job's id (read it with :func:`dssr_core.parse_once_output`)."""
+    return once_script(once_commands(request, files, node_script, secrets), keep_held=keep_held)
+
+
+def once_commands(request: BatchRequest, files: JobFiles, node_script: str, secrets: dict[str, str]) -> OnceCommands:
+    """Slurm's steps of the submit-once script, as ``request.user`` (who always sees their own jobs).
+
+    * find: ``squeue`` of the name and user, every state (a held job is PENDING for ``JobHeldUser``;
+      a job is unfinished in the states :mod:`dssr_slurm.states` lists as running or queued);
+    * submit held: write the job's folder (:func:`dssr_core.write_job_files`), ask
+      ``sbatch --test-only`` whether any node can ever run the job, then ``sbatch --hold``;
+    * cancel: ``scancel`` (a job already gone is not an error); release: ``scontrol release``.
+    """
+    held = replace(request, hold=True)
+    sbatch = command("sbatch", held.sbatch_options(), files.batch_script)
     # A held job is never checked against the nodes (Slurm 22.05-26.05 accept --hold with more GPUs
     # than any node has and leave it pending for BadConstraints), so ask Slurm first whether the
     # job could ever run, and refuse it in sbatch's own words when it could not.
-    trial = command("sbatch", "--test-only", request.sbatch_options(), files.batch_script)
-    parts = [
-        "set -e\n",
-        "trap '' HUP PIPE\n",  # a dropped connection must not stop the script half-way
-        write_job_files(
-            files,
-            secrets,
-            {files.node_script: node_script, files.launch_script: LAUNCH, files.batch_script: request.script},
-        ),
-        f"if ! trial=$({trial} 2>&1); then\n"
-        "    printf 'sbatch: error: %s\\n' \"${trial##*$'\\n'}\" >&2\n"
-        "    exit 1\n"
-        "fi\n",
-        f"jobid=$({sbatch})\n",
-        "jobid=${jobid%%;*}\n",
-        f'echo "{ID_TAG}$jobid"\n',
-    ]
-    return "".join(parts)
-
-
-def parse_submission_output(stdout: str) -> str | None:
-    """The job id the submission script printed; None when it printed none."""
-    for line in stdout.splitlines():
-        if line.startswith(ID_TAG):
-            jobid = line[len(ID_TAG) :].strip()
-            if jobid.isdigit():
-                return jobid
-    return None
+    trial = command("sbatch", "--test-only", held.sbatch_options(), files.batch_script)
+    squeue = command("squeue", "-h", "-t", "all", "-u", request.user, "-n", request.name, "-o", "%i %T %r")
+    unfinished = "|".join(sorted(RUNNING | QUEUED))
+    find = (
+        "local out id state reason held finished\n"
+        f"out=$({squeue}) || return 1\n"
+        "while read -r id state reason; do\n"
+        "    case $id in ''|*[!0-9]*) continue ;; esac\n"
+        f"    case $state in {unfinished}) finished=0 ;; *) finished=1 ;; esac\n"
+        "    held=0\n"
+        '    if [ "$state" = PENDING ] && [ "$reason" = JobHeldUser ]; then held=1; fi\n'
+        '    printf \'%s %s %s %s\\n\' "$id" "$id" "$held" "$finished"\n'
+        'done <<<"$out"\n'
+    )
+    submit = "".join(
+        [
+            write_job_files(
+                files,
+                secrets,
+                {files.node_script: node_script, files.launch_script: LAUNCH, files.batch_script: request.script},
+            ),
+            f"if ! trial=$({trial} 2>&1); then\n"
+            "    printf 'sbatch: error: %s\\n' \"${trial##*$'\\n'}\" >&2\n"
+            "    exit 1\n"
+            "fi\n",
+            f"jobid=$({sbatch})\n",
+            'echo "${jobid%%;*}"\n',
+        ]
+    )
+    gone = "|".join(f'*"{words}"*' for words in GONE_WORDS)
+    cancel = (
+        "local out\n"
+        'out=$(scancel "$@" 2>&1) && return 0\n'
+        f"case ${{out,,}} in {gone}) return 0 ;; esac\n"
+        "printf '%s\\n' \"$out\" >&2\n"
+        "return 1\n"
+    )
+    return OnceCommands(find=find, submit_held=submit, cancel=cancel, release='scontrol release "$1"\n')

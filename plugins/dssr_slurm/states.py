@@ -76,3 +76,13 @@ NEVER_RUNS = {
 def never_runs(reason: str) -> str | None:
     """Slurm's words refusing a job pending for ``reason``, or None when the job may still start."""
     return NEVER_RUNS.get(reason.strip())
+
+
+#: what ``scancel`` and ``scontrol`` say (lower case) of a job that has already ended or left slurmctld
+GONE_WORDS = ("invalid job id", "already completing or completed", "job has finished")
+
+
+def gone(message: str) -> bool:
+    """Whether Slurm's ``message`` says the job has already ended or is no longer known."""
+    text = message.lower()
+    return any(words in text for words in GONE_WORDS)

@@ -38,7 +38,7 @@ from .job import (
     UpstreamTemplate,
 )
 from .nodelaunch import NodeLaunch, batch_script, launch_wrapper
-from .once import NamedJob, OnceAttempt, submit_once
+from .once import ONCE_TAG, NamedJob, OnceAttempt, OnceCommands, once_script, parse_once_output, submit_once
 from .plugins import available_connectors, available_executors, load_connector, load_executor
 from .scratch import JobFiles, ScratchLayout, write_at_start, write_job_files
 from .sharing import Batcher, SharedSnapshot
@@ -147,8 +147,12 @@ __all__ = [
     "normalize_elapsed",
     "NotFound",
     "numeric_id",
+    "ONCE_TAG",
     "OnceAttempt",
+    "OnceCommands",
+    "once_script",
     "parse_int",
+    "parse_once_output",
     "parse_template",
     "parse_user_mapping",
     "passed",

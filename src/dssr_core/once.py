@@ -1,15 +1,23 @@
 """Submit-once: one batch job per name, whatever the number of servers submitting it.
 
-:func:`submit_once` is the one submission mechanism of every batch connector
-and every way of talking to a scheduler.  It needs no lock and no state outside
-the scheduler, so any number of server replicas (and restarts) may submit the
-same job at the same moment.
+The protocol is the one submission mechanism of every batch connector and every
+way of talking to a scheduler.  It needs no lock and no state outside the
+scheduler, so any number of server replicas (and restarts) may submit the same
+job at the same moment.  It comes in two forms that take the same steps, so one
+argument (:func:`submit_once`'s docstring) proves both:
+
+* :func:`submit_once` runs it from Python, one scheduler call per step, for a
+  scheduler reached by an API (slurmrestd);
+* :func:`once_script` writes it as one bash script that a shell on the cluster
+  runs as the job's user, so that a submission over SSH is one remote command
+  (one round trip) whatever the number of steps.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -133,3 +141,129 @@ def _settle(attempt: OnceAttempt, jobs: Sequence[NamedJob], winner: NamedJob, ke
         again = [job for job in attempt.find() if job.jobid == winner.jobid]
         if again and again[0].held:
             raise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The same protocol as one bash script (for a scheduler driven by commands in a shell on the cluster)
+
+#: the last line :func:`once_script` prints: ``DSSR_ONCE=<the job's id> <1 if it already existed, else 0>``
+ONCE_TAG = "DSSR_ONCE="
+_ONCE_LINE = re.compile(rf"^{ONCE_TAG}([0-9A-Za-z][0-9A-Za-z._-]*) ([01])$")
+
+
+@dataclass(frozen=True)
+class OnceCommands:
+    """A scheduler's part of :func:`once_script`: four bash function bodies, run as the job's user.
+
+    ``find`` prints one line ``KEY ID HELD FINISHED`` for every job of the name and user that the
+    scheduler still shows, finished ones included, and prints nothing when there is none (the promise
+    of :meth:`OnceAttempt.find`).  KEY is a non-negative integer that orders jobs by creation (a
+    scheduler whose ids only grow prints the id itself), HELD is ``1`` when the job is held by the hold
+    the protocol placed and FINISHED is ``1`` when the job has ended; both are ``0`` otherwise.  It
+    returns non-zero when the scheduler does not answer.
+
+    ``submit_held`` submits the job with a user hold and prints its id as the last line of its
+    standard output; it runs in a subshell under ``set -e`` and returns non-zero, with the
+    scheduler's message on standard error, when the job is not submitted.  It runs only when no job
+    of the name exists, so it is the place to write the job's files and to ask the scheduler whether
+    the job could ever run.
+
+    ``cancel`` cancels the ids given as arguments (``"$@"``); a job already gone is not an error.
+    ``release`` lifts the user hold of the id given as ``"$1"``.
+    """
+
+    find: str
+    submit_held: str
+    cancel: str
+    release: str
+
+
+def once_script(commands: OnceCommands, *, keep_held: bool = False) -> str:
+    """The submit-once protocol of :func:`submit_once` as one bash script, run as the job's user.
+
+    The steps are :func:`submit_once`'s, in the same order, so its argument holds for the script
+    (the order of ids is :attr:`OnceCommands.find`'s KEY, lowest first): list the jobs of the name;
+    if there are none, submit the job held and list again, and fail (cancelling it) when the listing
+    lacks it; take the job with the lowest key as *the* job; cancel every other unfinished job of
+    the name; release the job unless ``keep_held``, where a failed release is an error only when the
+    job is still held afterwards (another submitter may have released it first).
+
+    The script ignores SIGHUP and SIGPIPE, so a connection dropped mid-way never stops it between
+    two steps (it ends as if it had been answered; the upstream's retry finds the job).  It prints
+    :data:`ONCE_TAG` with the job's id and whether it already existed as its last line (read it with
+    :func:`parse_once_output`) and exits 0; on failure it exits non-zero with a message on standard
+    error.  Only bash builtins run between the scheduler's own commands.
+    """
+    held_wanted = "1" if keep_held else "0"
+    return (
+        "set -u -o pipefail\n"
+        "trap '' HUP PIPE\n"
+        f"dssr_find() {{\n{_body(commands.find)}}}\n"
+        f"dssr_submit_held() (\nset -e\n{_body(commands.submit_held)})\n"
+        f"dssr_cancel() {{\n{_body(commands.cancel)}}}\n"
+        f"dssr_release() {{\n{_body(commands.release)}}}\n"
+        + _PROTOCOL.replace("@KEEP_HELD@", held_wanted).replace("@TAG@", ONCE_TAG)
+    )
+
+
+def parse_once_output(stdout: str) -> tuple[str, bool] | None:
+    """(the job's id, it already existed) from what :func:`once_script` printed; None when it printed none."""
+    for line in reversed(stdout.splitlines()):
+        found = _ONCE_LINE.match(line.strip())
+        if found:
+            return found.group(1), found.group(2) == "1"
+    return None
+
+
+def _body(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+# The steps of submit_once, in bash.  A listing is lines "KEY ID HELD FINISHED" (OnceCommands.find).
+_PROTOCOL = r"""dssr_fail() { printf 'submit-once: %s\n' "$*" >&2; exit 1; }
+# the job of listing $1, its lowest KEY: sets winner, held and finished
+dssr_lowest() {
+    local key id h f best=''
+    while read -r key id h f; do
+        [ -n "$id" ] || continue
+        if [ -z "$best" ] || [ "$key" -lt "$best" ]; then best=$key winner=$id held=$h finished=$f; fi
+    done <<<"$1"
+}
+# is job $1 in listing $2, and held (the third field) when $3 is 1
+dssr_listed() {
+    local id held
+    while read -r _ id held _; do
+        if [ "$id" = "$1" ] && { [ "${3:-0}" = 0 ] || [ "$held" = 1 ]; }; then return 0; fi
+    done <<<"$2"
+    return 1
+}
+listing=$(dssr_find) || dssr_fail "listing the jobs of this name failed"
+existed=1 mine='' keep_held=@KEEP_HELD@
+if [ -z "$listing" ]; then
+    existed=0
+    mine=$(dssr_submit_held) || exit 1
+    mine=${mine##*$'\n'}
+    [ -n "$mine" ] || dssr_fail "the submission printed no job id"
+    listing=$(dssr_find) || dssr_fail "job $mine was submitted held, but listing the jobs of its name failed"
+    if ! dssr_listed "$mine" "$listing"; then
+        dssr_cancel "$mine"
+        dssr_fail "Job $mine was submitted but the scheduler does not list it; it was cancelled."
+    fi
+fi
+winner='' held=0 finished=0
+dssr_lowest "$listing"
+losers=()
+while read -r _ id _ f; do
+    if [ -n "$id" ] && [ "$id" != "$winner" ] && [ "$f" = 0 ]; then losers+=("$id"); fi
+done <<<"$listing"
+if [ "${#losers[@]}" -gt 0 ]; then
+    dssr_cancel "${losers[@]}" || dssr_fail "cancelling the duplicates ${losers[*]} of job $winner failed"
+fi
+if [ "$keep_held" = 0 ] && [ "$held" = 1 ] && [ "$finished" = 0 ] && ! dssr_release "$winner"; then
+    # another submitter may have released it first: only a job still held is a failure
+    listing=$(dssr_find) || dssr_fail "releasing job $winner failed, and so did listing it again"
+    if dssr_listed "$winner" "$listing" 1; then dssr_fail "releasing job $winner failed"; fi
+fi
+if [ -n "$mine" ] && [ "$winner" != "$mine" ]; then existed=1; fi
+printf '@TAG@%s %s\n' "$winner" "$existed"
+"""

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import pytest
 
 from dssr_core import (
-    BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, OnceAttempt, Settings,
+    BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings,
 )
 from dssr_core.ssh import Result
 from dssr_slurm.backend import AcctRecord, JobPlan, SlurmBackend, SlurmJob
@@ -226,17 +226,18 @@ class StandInExecutor:
 
 
 def submitted_options(conn: SlurmConnector, spec: JobSpec, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """(submission script, fscript) of ``spec``, with sbatch never reached (stand-in for submit_once)."""
-    import dssr_slurm.cli
+    """(submission script, fscript) of ``spec``, with the cluster never reached (a stand-in for the SSH
+    pool's ``run`` answers as the submit-once script does)."""
     from dssr_slurm.cli import CliBackend
 
     seen: list[str] = []
 
-    def stand_in_submit_once(attempt: OnceAttempt, *, keep_held: bool = False) -> tuple[str, bool]:
-        seen.append(attempt.script)  # type: ignore[attr-defined]
-        return "101", False
+    def stand_in_run(login: object, command: str, *, stdin: bytes | None = None, **kw: object) -> Result:
+        assert command == "bash -s" and stdin is not None
+        seen.append(stdin.decode())
+        return Result(0, "DSSR_ONCE=101 0\n", "")
 
-    monkeypatch.setattr(dssr_slurm.cli, "submit_once", stand_in_submit_once)
+    monkeypatch.setattr(conn.pool, "run", stand_in_run)
     conn.backend = CliBackend(conn.shell, conn.pool, conn.mapping, conn.cfg)
     submission = conn.submit(spec, StandInExecutor())  # type: ignore[arg-type]
     assert submission.jobid == "101"

@@ -1,22 +1,30 @@
 """The scripts written for a job: valid bash, shellcheck-clean, no secret in the batch script, rank 0's code.
 
 The batch script and launch.sh are run here with stand-ins for ``srun`` and
-``scontrol`` (named as such): they check the exit-code logic, not Slurm.
+``scontrol`` (named as such): they check the exit-code logic, not Slurm.  The
+submission script (the whole submit-once protocol in one script) runs against
+``tests/standin/slurmqueue``, a stand-in for squeue/sbatch/scancel/scontrol
+(named as such) with the two properties the protocol's argument rests on; the
+real-Slurm version is tests/slurm/test_replicas_cluster.py.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import random
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dssr_core import JobFiles
 from dssr_slurm.backend import BatchRequest
-from dssr_slurm.script import LAUNCH, batch_script, parse_submission_output, submission_script
+from dssr_core import parse_once_output
+from dssr_slurm.script import LAUNCH, batch_script, submission_script
 
 SECRET = "hunter2-registry-password"
 
@@ -117,53 +125,127 @@ def test_with_a_success_marker_rank_0_succeeds_only_if_it_printed_it(tmp_path: P
     assert rc == 0
 
 
-def test_submission_output_gives_the_job_id() -> None:
-    assert parse_submission_output("noise\nDSSR_JOBID=123\n") == "123"
-    assert parse_submission_output("DSSR_JOBID=12;x\n") is None
-    assert parse_submission_output("sbatch: error\n") is None
+STANDIN = Path(__file__).resolve().parents[1] / "standin" / "slurmqueue"
+
+
+def slurm_standin(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment whose squeue/sbatch/scancel/scontrol are the stand-in, on a fresh job table."""
+    bin_dir = tmp_path / "standin-bin"
+    bin_dir.mkdir(exist_ok=True)
+    for exe in ("squeue", "sbatch", "scancel", "scontrol"):
+        if not (bin_dir / exe).exists():
+            (bin_dir / exe).symlink_to(STANDIN)
+    table = tmp_path / "queue"
+    table.touch()
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DSSR_STANDIN_QUEUE": str(table), **extra}
+
+
+def jobs_in(env: dict[str, str]) -> list[list[str]]:
+    """The stand-in's job table: [id, name, user, state, reason] per job."""
+    return [line.split() for line in Path(env["DSSR_STANDIN_QUEUE"]).read_text().splitlines()]
+
+
+def run_submissions(text: str, env: dict[str, str], count: int) -> list[tuple[int, str, str]]:
+    """``count`` copies of the script at the same moment (each fed its stdin at once, not one after another)."""
+    procs = [subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, text=True) for _ in range(count)]
+    with ThreadPoolExecutor(count) as pool:
+        outputs = list(pool.map(lambda proc: proc.communicate(text, timeout=60), procs))
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+
+
+def submission(tmp_path: Path, node: str = "echo hi\n", *, keep_held: bool = False) -> str:
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    f = files(tmp_path)
+    Path(f.user_scratch).mkdir(parents=True, exist_ok=True)
+    return submission_script(replace(request("#!/bin/bash\n", tmp_path), user=user), f, node, {"TOKEN": SECRET},
+                             keep_held=keep_held)
+
+
+def test_submission_output_gives_the_job_id_and_whether_it_existed() -> None:
+    assert parse_once_output("noise\nDSSR_ONCE=123 0\n") == ("123", False)
+    assert parse_once_output("DSSR_ONCE=123 1\n") == ("123", True)
+    assert parse_once_output("DSSR_ONCE=12;x 0\n") is None
+    assert parse_once_output("sbatch: error\n") is None
 
 
 def test_job_folder_is_group_writable_and_secrets_file_private(tmp_path: Path) -> None:
-    """The submission script, run here with stand-ins for squeue/sbatch, leaves the modes the service user needs."""
+    """The submission script, run here with the stand-in scheduler, leaves the modes the service user needs."""
     f = files(tmp_path)
-    Path(f.user_scratch).mkdir(parents=True)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "squeue").write_text("#!/bin/bash\n# stand-in: no job of that name\n")
-    (bin_dir / "sbatch").write_text("#!/bin/bash\n# stand-in\necho 555\n")
-    for exe in ("squeue", "sbatch"):
-        (bin_dir / exe).chmod(0o755)
-    text = submission_script(request("#!/bin/bash\n", tmp_path), f, "echo hi\n", {"TOKEN": SECRET})
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-s"], input=text, env=env, capture_output=True, text=True, check=True)
-    assert parse_submission_output(result.stdout) == "555"
+    env = slurm_standin(tmp_path)
+    result = subprocess.run(["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True,
+                            check=True)
+    assert parse_once_output(result.stdout) == ("100", False)
     assert stat.S_IMODE(os.stat(f.secrets_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(f.job_dir).st_mode) & 0o070 == 0o070
     assert f"export TOKEN={SECRET}" in Path(f.secrets_file).read_text()
 
 
 def test_the_same_job_written_by_many_servers_at_once_never_fails_and_leaves_whole_files(tmp_path: Path) -> None:
-    """Eight submission scripts of one job at the same moment (stand-in sbatch): no mkdir race, no torn file."""
+    """Eight submission scripts of one job at the same moment (stand-in scheduler): no mkdir race, no torn file,
+    and all eight answer the one job."""
     f = files(tmp_path)
-    Path(f.user_scratch).mkdir(parents=True)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text("#!/bin/bash\n# stand-in for sbatch\necho $$\n")
-    (bin_dir / "sbatch").chmod(0o755)
     node = "echo hi\n" * 20_000
-    text = submission_script(request("#!/bin/bash\n", tmp_path), f, node, {"TOKEN": SECRET})
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    procs = [subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=env, text=True) for _ in range(8)]
-    outputs = [p.communicate(text) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs]
-    assert all(parse_submission_output(out) for out, _ in outputs)
+    results = run_submissions(submission(tmp_path, node), slurm_standin(tmp_path, DSSR_STANDIN_BARRIER="8"), 8)
+    assert [rc for rc, _, _ in results] == [0] * 8, [err for _, _, err in results]
+    assert len({parse_once_output(out) and parse_once_output(out)[0] for _, out, _ in results}) == 1  # type: ignore[index]
     assert Path(f.node_script).read_text() == node
     assert sorted(os.listdir(f.job_dir)) == [".secrets.env", "batch.sh", "launch.sh", "node.sh"]
 
 
-def test_the_submission_is_held_for_submit_once(tmp_path: Path) -> None:
-    from dataclasses import replace
+@pytest.mark.parametrize("seed", range(6))
+def test_concurrent_submission_scripts_agree_on_the_lowest_id_and_only_it_is_released(tmp_path: Path,
+                                                                                     seed: int) -> None:
+    count = 2 + seed % 5
+    env = slurm_standin(tmp_path, DSSR_STANDIN_JITTER_MS=str(5 + random.Random(seed).randrange(60)),
+                        DSSR_STANDIN_BARRIER=str(count))
+    results = run_submissions(submission(tmp_path), env, count)
+    assert [rc for rc, _, _ in results] == [0] * count, [err for _, _, err in results]
+    answers = [parse_once_output(out) for _, out, _ in results]
+    table = jobs_in(env)
+    winner = min(int(job[0]) for job in table)
+    assert {a[0] for a in answers if a} == {str(winner)}
+    assert sum(1 for a in answers if a and not a[1]) == 1  # one script submitted the job; the others found it
+    states = {int(job[0]): (job[3], job[4]) for job in table}
+    assert states.pop(winner) == ("PENDING", "None")  # released
+    assert all(state == "CANCELLED" for state, _ in states.values())
+    assert not Path(env["DSSR_STANDIN_QUEUE"] + ".violations").exists()
 
-    text = submission_script(replace(request("#!/bin/bash\n", tmp_path), hold=True), files(tmp_path), "", {})
-    assert "--hold" in next(line for line in text.splitlines() if "sbatch" in line)
+
+def test_a_job_asked_held_stays_held_and_only_once(tmp_path: Path) -> None:
+    env = slurm_standin(tmp_path)
+    env["DSSR_STANDIN_BARRIER"] = "3"
+    results = run_submissions(submission(tmp_path, keep_held=True), env, 3)
+    assert {parse_once_output(out) and parse_once_output(out)[0] for _, out, _ in results} == {"100"}  # type: ignore[index]
+    live = [job for job in jobs_in(env) if job[3] != "CANCELLED"]
+    assert [(job[0], job[4]) for job in live] == [("100", "JobHeldUser")]
+
+
+def test_a_retry_finds_the_job_releases_it_and_cancels_held_duplicates(tmp_path: Path) -> None:
+    """What a submitter killed half-way leaves (held jobs of the name) is settled by the upstream's retry."""
+    env = slurm_standin(tmp_path)
+    name, user = "jarvice_job-1", jobs_user()
+    Path(env["DSSR_STANDIN_QUEUE"]).write_text(
+        f"100 {name} {user} PENDING JobHeldUser\n101 {name} {user} PENDING JobHeldUser\n")
+    result = subprocess.run(["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True)
+    assert parse_once_output(result.stdout) == ("100", True), result.stderr
+    assert [job[3:] for job in jobs_in(env)] == [["PENDING", "None"], ["CANCELLED", "None"]]
+    assert not os.path.exists(files(tmp_path).job_dir)  # nothing written: the job existed
+
+
+def test_a_job_no_node_can_run_is_refused_in_sbatchs_words_and_nothing_is_submitted(tmp_path: Path) -> None:
+    env = slurm_standin(tmp_path, DSSR_STANDIN_REFUSE="1")
+    result = subprocess.run(["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and parse_once_output(result.stdout) is None
+    assert "sbatch: error: Batch job submission failed: Requested node configuration is not available" in result.stderr
+    assert jobs_in(env) == []
+
+
+def jobs_user() -> str:
+    return subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_submission_is_held_for_submit_once(tmp_path: Path) -> None:
+    text = submission_script(request("#!/bin/bash\n", tmp_path), files(tmp_path), "", {})
+    submit = next(line for line in text.splitlines() if line.startswith("jobid=$(sbatch"))
+    assert "--hold" in submit

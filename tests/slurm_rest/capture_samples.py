@@ -7,7 +7,8 @@ Run against the test clusters (``python tests/cluster/harness.py up`` and, for v
     python tests/slurm_rest/capture_samples.py [--refusals] [VERSION...]
 
 ``--refusals`` records only the answers about jobs no node can run (``*_never_runs.json``,
-``*_part_config.json``), leaving the other samples as they are.
+``*_part_config.json``), leaving the other samples as they are; ``--shape`` only what slurmrestd
+says of the cluster's nodes and partitions (``nodes.json``, ``partitions.json``).
 
 Each file holds ``{"status": <HTTP status>, "body": <JSON answer>}`` exactly as
 slurmrestd sent it, except ``openapi.json`` which keeps only the path names.
@@ -131,6 +132,14 @@ def capture_refusals(cluster: Cluster, version: str) -> None:
     (OUT / version / "refused_ids.json").write_text(json.dumps(refused, indent=1) + "\n")
 
 
+def capture_shape(cluster: Cluster, version: str) -> None:
+    """The cluster's nodes and partitions as the service user reads them (the submission check's source)."""
+    adapter = adapter_for(version)
+    service = cluster.token("jarvice")
+    save(version, "nodes", *call(cluster, "GET", f"{adapter.slurm}/nodes", "jarvice", service))
+    save(version, "partitions", *call(cluster, "GET", f"{adapter.slurm}/partitions", "jarvice", service))
+
+
 #: the test cluster each version is recorded from (v0.0.39 is offered by none of them)
 SOURCES = {
     "v0.0.38": "slurm-22.05",
@@ -155,8 +164,8 @@ def clusters() -> dict[str, Cluster]:
 
 def main() -> None:
     args = sys.argv[1:]
-    refusals_only = "--refusals" in args
-    wanted = [a for a in args if a != "--refusals"] or list(SOURCES)
+    refusals_only, shape_only = "--refusals" in args, "--shape" in args
+    wanted = [a for a in args if a not in ("--refusals", "--shape")] or list(SOURCES)
     unknown = [v for v in wanted if v not in SOURCES]
     if unknown:
         sys.exit(f"no test cluster offers {', '.join(unknown)}; recordable: {', '.join(SOURCES)}")
@@ -168,9 +177,11 @@ def main() -> None:
                 sys.exit(f"{version} is recorded from the {SOURCES[version]} cluster, which is not up")
             cluster = up[SOURCES[version]]
             print("capturing", version, "from", cluster.restd_url)
-            if not refusals_only:
+            if not (refusals_only or shape_only):
                 capture(cluster, version)
-            capture_refusals(cluster, version)
+            if not shape_only:
+                capture_refusals(cluster, version)
+            capture_shape(cluster, version)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dssr_core import BadRequest, ClusterError
-from dssr_slurm.rest import backend as rest_backend
+from dssr_slurm.rest import judge
 from dssr_slurm.rest.backend import RestBackend
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.transport import HttpClient, Response
@@ -86,7 +86,7 @@ def test_a_failed_release_of_a_job_that_may_run_stays_a_cluster_error() -> None:
 
 
 def test_the_verdict_is_awaited_until_slurmctld_has_looked_at_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rest_backend, "VERDICT_POLL", 0.0)
+    monkeypatch.setattr(judge, "VERDICT_POLL", 0.0)
     judged = load("v0.0.42", "job_never_runs")
     rest, client = backend("v0.0.42", POST_JOB=[load("v0.0.42", "release_never_runs")],
                            GET_JOB=[unjudged(judged), unjudged(judged), judged], DELETE_JOB=[load("v0.0.42", "cancel_gone")])
@@ -96,8 +96,8 @@ def test_the_verdict_is_awaited_until_slurmctld_has_looked_at_the_job(monkeypatc
 
 
 def test_a_job_slurmctld_has_not_looked_at_in_time_is_taken_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rest_backend, "VERDICT_POLL", 0.01)
-    monkeypatch.setattr(rest_backend, "VERDICT_WAIT", 0.05)
+    monkeypatch.setattr(judge, "VERDICT_POLL", 0.01)
+    monkeypatch.setattr(judge, "VERDICT_WAIT", 0.05)
     rest, client = backend("v0.0.42", POST_JOB=[load("v0.0.42", "release_never_runs")],
                            GET_JOB=[unjudged(load("v0.0.42", "job_never_runs"))])
     rest.release(JOBID)

@@ -25,10 +25,10 @@ from dssr_core import CLUSTER_USER_PATTERN, failed, passed
 
 from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
 from ..script import batch_script
-from ..states import never_runs
 from . import errors
 from .adapter import Adapter, scontrol_text
 from .settings import RestSettings
+from .judge import Judge
 from .tokens import ServiceToken, claims_of, scrub, slurm_user_of
 from .transport import Channel, HttpClient, Items, Response
 from .versions import SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
@@ -40,10 +40,6 @@ ACCT_BATCH = 50
 _JOBID = re.compile(r"^[0-9]+\Z")
 #: claims naming the cluster user in a Slurm-accepted token
 USER_CLAIMS = ("sun", "username", "preferred_username")
-#: seconds to wait, after a release, for slurmctld's first look at the job (0.2-2.4 s on the test clusters;
-#: a scheduler that defers may take longer, and the job is then taken as it is), and between two looks
-VERDICT_WAIT = 5.0
-VERDICT_POLL = 0.1
 
 
 class ServiceShell(Protocol):
@@ -83,6 +79,8 @@ class RestBackend(SlurmBackend):
         )
         self._adapter: Adapter | None = None if settings.api_version == "auto" else adapter_for(settings.api_version)
         self._adapter_lock = threading.Lock()
+        #: whether a job could ever run: the cluster's shape before a submission, slurmctld's look after a release
+        self.judge = Judge(self._service, lambda: self.adapter, self.cancel, settings.shape_ttl)
 
     @classmethod
     def from_settings(cls, settings: Settings, ssh: ServiceShell | None) -> "RestBackend":
@@ -189,38 +187,8 @@ class RestBackend(SlurmBackend):
         attempt = _RestAttempt(self, replace(request, hold=True), identity)
         jobid, existed = submit_once(attempt, keep_held=plan.spec.held)
         if not plan.spec.held:
-            self._refuse_if_never_runs(jobid)
+            self.judge.after_release(jobid, request)
         return jobid, existed, script
-
-    def _refuse_if_never_runs(self, jobid: str) -> None:
-        """Cancel the released job ``jobid`` and raise BadRequest, in Slurm's words, when slurmctld finds
-        that no node can ever run it.
-
-        slurmrestd has no ``sbatch --test-only``, and a held job skips Slurm's node-configuration check
-        (it would wait for ever with reason ``BadConstraints``); once released, slurmctld's first look at
-        it gives either a start, a reason to wait, or one of :data:`~dssr_slurm.states.NEVER_RUNS`.  A job
-        already refused (cancelled with that reason) is refused again."""
-        adapter = self.adapter
-        path = f"{adapter.slurm}/job/{self._jobid(jobid)}"
-        deadline = time.monotonic() + VERDICT_WAIT
-        while True:
-            try:
-                response = self._service("GET", path, f"reading job {jobid}", allow_gone=True)
-            except ClusterError as exc:  # the job is submitted: a failed look only leaves it unjudged
-                log.warning("job %s: could not read whether a node can run it: %s", jobid, exc)
-                return
-            items = [item for item in response.body.get("jobs") or [] if isinstance(item, dict)]
-            if errors.failed(response) or not items:
-                return
-            job = adapter.job(items[0], time.time())
-            if job.reason or job.state != "PENDING" or time.monotonic() >= deadline:
-                break
-            time.sleep(VERDICT_POLL)
-        words = never_runs(job.reason)
-        if words is None:
-            return
-        self.cancel(jobid)
-        raise BadRequest(f"Slurm refused the job: {words} (job {jobid} was cancelled; Slurm's reason: {job.reason}).")
 
     def submit_request(self, request: BatchRequest, identity: Identity) -> str:
         """``POST job/submit`` of ``request`` as the token's user, as it is (no once protocol): the job id."""
@@ -266,9 +234,9 @@ class RestBackend(SlurmBackend):
                 "POST", f"{adapter.slurm}/job/{self._jobid(jobid)}", f"releasing job {jobid}", adapter.release_body()
             )
         except ClusterError:
-            self._refuse_if_never_runs(jobid)  # Slurm releases a job too big for its partition, then says so
+            self.judge.after_release(jobid)  # Slurm releases a job too big for its partition, then says so
             raise
-        self._refuse_if_never_runs(jobid)
+        self.judge.after_release(jobid)
 
     def show(self, jobid: str) -> str:
         adapter = self.adapter
@@ -372,6 +340,7 @@ class _RestAttempt(OnceAttempt):
         return [named_job(job) for job in jobs if job.user == self.user]
 
     def submit_held(self) -> str:
+        self.backend.judge.before_submission(self.request)
         return self.backend.submit_request(self.request, self.identity)
 
     def cancel(self, jobids: Sequence[str]) -> None:

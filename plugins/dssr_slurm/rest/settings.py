@@ -29,6 +29,8 @@ class RestSettings:
     token_lifespan: int = DEFAULT_TOKEN_LIFESPAN
     #: the service account's Slurm user name (default: the token's ``sun`` claim)
     user: str | None = None
+    #: seconds a reading of the cluster's nodes and partitions serves (the queue snapshot's, JARVICE_SLURM_STATUS_TTL)
+    shape_ttl: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RestSettings":
@@ -70,6 +72,7 @@ class RestSettings:
                 "JARVICE_SLURMRESTD_TOKEN_LIFESPAN", DEFAULT_TOKEN_LIFESPAN, minimum=120, maximum=86400 * 7
             ),
             user=settings.str("JARVICE_SLURMRESTD_USER"),
+            shape_ttl=settings.float("JARVICE_SLURM_STATUS_TTL", 2.0, minimum=0.0),
         )
 
     @property
