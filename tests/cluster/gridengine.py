@@ -75,6 +75,7 @@ NODES = {"genode1": "10.79.0.11", "genode2": "10.79.0.12"}
 PORTS = {"qmaster": 16444, "execd": 16445, "ssh": 22444}
 QUEUE, PE, SLOTS = "all.q", "dssr", 8
 HOSTS_TAG = "# dssr-ge-cluster"
+IN_USE = Path("/run/sshd/.dssr-ge-cluster-in-use")
 DAEMONS = ["sge_qmaster", "sge_execd-genode1", "sge_execd-genode2", "sshd"]
 #: debconf answers: the packages' postinst must not make a cell of its own (the harness makes ``dssrge``)
 PRESEED = "".join(
@@ -367,7 +368,9 @@ def configure() -> None:
     qconf("-Ap", str(write(STATE / "etc" / "pe.conf", PE_CONF, 0o644)))
     qconf("-aq", QUEUE, editor=f"s/^hostlist .*/hostlist {' '.join(NODES)}/;s/^slots .*/slots {SLOTS}/;"
                                f"s/^pe_list .*/pe_list {PE}/;s|^shell .*|shell /bin/bash|;"
-                               "s/^shell_start_mode .*/shell_start_mode unix_behavior/")
+                               "s/^shell_start_mode .*/shell_start_mode unix_behavior/;"
+                               # the machine is shared: its load must not put the queues in alarm
+                               "s/^load_thresholds .*/load_thresholds NONE/")
 
 
 def _sshd_config(host_key: Path, authorized: Path) -> str:
@@ -378,9 +381,14 @@ def _sshd_config(host_key: Path, authorized: Path) -> str:
 
 
 def _nodes_up() -> bool:
+    """Every execd reports, and every queue instance takes jobs (no state letter: not unknown, alarm...)."""
     cp = sh(_in_master(["/usr/bin/qhost"]), env=_root_env(), check=False, quiet_fail=True)
     loads = {ln.split()[0]: ln.split()[6] for ln in cp.stdout.splitlines()[3:] if len(ln.split()) > 6}
-    return cp.returncode == 0 and all(loads.get(n, "-") != "-" for n in NODES)
+    if cp.returncode != 0 or any(loads.get(n, "-") == "-" for n in NODES):
+        return False
+    cp = sh(_in_master(["/usr/bin/qstat", "-f", "-q", QUEUE]), env=_root_env(), check=False, quiet_fail=True)
+    rows = {ln.split()[0]: ln.split()[5:] for ln in cp.stdout.splitlines() if ln.startswith(QUEUE + "@")}
+    return all(rows.get(f"{QUEUE}@{n}") == [] for n in NODES)
 
 
 def up() -> GECluster:
@@ -409,6 +417,10 @@ def up() -> GECluster:
     if not Path("/run/sshd").exists():
         ledger_add("dirs", "/run/sshd")
         mkdir(Path("/run/sshd"), 0o755, 0, 0)
+    # sshd's privilege separation folder is compiled in and shared with the Slurm clusters' sshd:
+    # a file in it keeps another harness's teardown (an rmdir) from removing it under our sshd.
+    ledger_add("files", str(IN_USE))
+    write(IN_USE, "dssr Grid Engine test cluster\n", 0o644, 0, 0)
     write(ssh / "sshd_config", _sshd_config(ssh / "ssh_host_ed25519_key", STATE / "authorized_keys"))
     idp = harness.make_idp(keys)
 
@@ -536,20 +548,14 @@ def down() -> float:
             sh(["ip", "link", "del", f"dssrh-{n}"], check=False)
     if sh(["ip", "link", "show", BRIDGE], check=False, quiet_fail=True).returncode == 0:
         sh(["ip", "link", "del", BRIDGE], check=False)
+    for f in led.get("files", []):
+        Path(f).unlink(missing_ok=True)
     if led.get("hosts_lines"):
         remove_hosts(led["hosts_lines"])
     for tree in led.get("dirs_tree", []):
         shutil.rmtree(tree, ignore_errors=True)
     if slurm_up:
-        # The Slurm cluster's ledger takes over what we created: its `down` removes it.
-        for u in mine:
-            harness.ledger_add("users", u)
-        for gm in led.get("group_members", []):
-            harness.ledger_add("group_members", gm)
-        for pw in led.get("passwords", []):
-            harness.ledger_add("passwords", pw)
-        for d in led.get("dirs", []):
-            harness.ledger_add("dirs", d)
+        hand_over_users(led, mine)
     else:
         for user, group in led.get("group_members", []):
             if group not in mine and harness._group_exists(group):
@@ -571,6 +577,15 @@ def down() -> float:
     dt = time.monotonic() - t0
     log(f"Grid Engine down in {dt:.1f}s")
     return dt
+
+
+def hand_over_users(led: dict, users: list[str]) -> None:
+    """The Slurm cluster's ledger takes over the ``users`` we created, and their groups, passwords and dirs."""
+    for u in users:
+        harness.ledger_add("users", u)
+    for kind in ("group_members", "passwords", "dirs"):
+        for item in led.get(kind, []):
+            harness.ledger_add(kind, item)
 
 
 def _user_exists(name: str) -> bool:

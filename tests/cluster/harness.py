@@ -1446,14 +1446,7 @@ def down() -> float:
     t0 = time.monotonic()
     led = ledger()
     if _ge_alive():
-        # The Grid Engine cluster (tests/cluster/gridengine.py) runs jobs as the same users: its
-        # ledger takes over the users, groups and dirs this one created, and its `down` removes them.
-        from tests.cluster import gridengine
-
-        gridengine.adopt_users(led.get("users", []), led.get("group_members", []), led.get("passwords", []))
-        for d in led.get("dirs", []):
-            gridengine.ledger_add("dirs", d)
-        led = {k: v for k, v in led.items() if k not in ("users", "group_members", "passwords", "dirs")}
+        led = hand_over_users(led)
     created_uids = set()
     for u in led.get("users", []):
         try:
@@ -1505,6 +1498,18 @@ def down() -> float:
     dt = time.monotonic() - t0
     log(f"down in {dt:.1f}s")
     return dt
+
+
+def hand_over_users(led: dict) -> dict:
+    """The Grid Engine cluster (tests/cluster/gridengine.py) runs jobs as the same users: its ledger
+    takes over the users, groups, passwords and dirs this one created (its `down` removes them);
+    returns what is left for this `down` to undo."""
+    from tests.cluster import gridengine
+
+    gridengine.adopt_users(led.get("users", []), led.get("group_members", []), led.get("passwords", []))
+    for d in led.get("dirs", []):
+        gridengine.ledger_add("dirs", d)
+    return {k: v for k, v in led.items() if k not in ("users", "group_members", "passwords", "dirs")}
 
 
 def _ge_alive() -> bool:
