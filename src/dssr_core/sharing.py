@@ -152,7 +152,10 @@ class Batcher(Generic[V]):
     """Gathers keys asked for by concurrent callers into one ``fetch(keys)`` call.
 
     While a call runs, new keys gather into the next round; the caller that
-    found no call running runs rounds until none is left.
+    found no call running runs rounds until none is left.  A round's call
+    starts after each of its callers asked, so a listing fetched through a
+    Batcher reflects everything that happened before its caller asked (what
+    :meth:`~dssr_core.OnceAttempt.find` must promise).
     """
 
     def __init__(self, fetch: Callable[[list[str]], Mapping[str, V]]) -> None:

@@ -114,8 +114,10 @@ def args_for(name: str, token: str) -> dict[str, Any]:
     return submit_args(name, 7, template, key="shell", bearer=token)
 
 
-def at_once(calls: list[tuple[Replica, dict[str, Any]]]) -> list[tuple[int, Any]]:
-    """POST every ``/submit`` at the same moment (a barrier), answers in order; a refused connection is (0, ...)."""
+def at_once(calls: list[tuple[Replica, dict[str, Any]]], answered: threading.Event | None = None
+            ) -> list[tuple[int, Any]]:
+    """POST every ``/submit`` at the same moment (a barrier), answers in order; a refused connection is (0, ...).
+    ``answered`` is set when the first answer has come back."""
     answers: list[tuple[int, Any]] = [(0, None)] * len(calls)
     barrier = threading.Barrier(len(calls))
 
@@ -125,6 +127,8 @@ def at_once(calls: list[tuple[Replica, dict[str, Any]]]) -> list[tuple[int, Any]
             answers[i] = replica.call("POST", "/submit", args)
         except OSError as exc:  # the replica was killed under this request
             answers[i] = (0, str(exc))
+        if answered is not None:
+            answered.set()
 
     threads = [threading.Thread(target=post, args=(i, r, a)) for i, (r, a) in enumerate(calls)]
     for thread in threads:
@@ -176,9 +180,11 @@ def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
     replicas: tuple[Cluster, list[Replica], str, list[str]]
 ) -> None:
     cluster, (a, b), token, names = replicas
-    killer = threading.Timer(0.15, a.kill)
+    # killed 0.15 s in, or as soon as the first submission is answered (the others are then under way)
+    answered = threading.Event()
+    killer = threading.Thread(target=lambda: (answered.wait(0.15), a.kill()))
     killer.start()
-    first = at_once([(r, args_for(n, token)) for n in names for r in (a, b)])
+    first = at_once([(r, args_for(n, token)) for n in names for r in (a, b)], answered)
     killer.join()
     assert all(status in (0, 200) for status, _ in first), first  # a refused or cut request, never a 5xx
     assert any(status == 0 for status, _ in first[0::2]), "the kill landed after every submission had ended"

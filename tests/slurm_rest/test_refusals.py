@@ -32,7 +32,13 @@ class Replay(HttpClient):
         self.calls.append(f"{method} {path}")
         key = f"{method} {path.split('?')[0].rsplit('/', 1)[-1]}"
         queue = self.answers[key]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        items = kw.get("items")
+        if items is None or answer.status >= 400:
+            return answer
+        field, convert = items  # converted as the real transport converts an answer decoded item by item
+        converted = [c for c in (convert(item) for item in answer.body.get(field) or []) if c is not None]
+        return Response(answer.status, {**answer.body, field: converted}, answer.text)
 
 
 def backend(version: str, **answers: list[Response]) -> tuple[RestBackend, Replay]:

@@ -19,6 +19,7 @@ from dssr_core import (
     NamedJob,
     OnceAttempt,
     Settings,
+    Batcher,
     submit_once,
 )
 from dssr_core import CLUSTER_USER_PATTERN, failed, passed
@@ -81,6 +82,8 @@ class RestBackend(SlurmBackend):
         self._adapter_lock = threading.Lock()
         #: whether a job could ever run: the cluster's shape before a submission, slurmctld's look after a release
         self.judge = Judge(self._service, lambda: self.adapter, self.cancel, settings.shape_ttl)
+        #: submit-once's listings of concurrent submissions, gathered into one GET jobs per round
+        self.listings = Batcher(self._jobs_named)
 
     @classmethod
     def from_settings(cls, settings: Settings, ssh: ServiceShell | None) -> "RestBackend":
@@ -150,6 +153,16 @@ class RestBackend(SlurmBackend):
         )
         jobs = response.body.get("jobs")
         return jobs if isinstance(jobs, list) else []
+
+    def _jobs_named(self, names: list[str]) -> dict[str, list[SlurmJob]]:
+        """The jobs of these names, from one ``GET jobs`` as the service account (coordinator of every
+        user's account, so it sees every user's jobs)."""
+        wanted = set(names)
+        found: dict[str, list[SlurmJob]] = {name: [] for name in names}
+        for job in self.queue():
+            if job.name in wanted:
+                found[job.name].append(job)
+        return found
 
     def accounting(self, jobids: Iterable[str]) -> dict[str, AcctRecord]:
         wanted = [self._jobid(j) for j in dict.fromkeys(str(j) for j in jobids)]
@@ -319,6 +332,8 @@ class _RestAttempt(OnceAttempt):
     def __init__(self, backend: RestBackend, request: BatchRequest, identity: Identity) -> None:
         self.backend, self.request, self.identity = backend, request, identity
         self.user = backend.user_for(identity)
+        #: the id of the job this attempt submitted
+        self.submitted: str | None = None
 
     def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> Response:
         response = self.backend._as_user(method, path, self.identity, body)
@@ -329,6 +344,16 @@ class _RestAttempt(OnceAttempt):
         return response
 
     def find(self) -> list[NamedJob]:
+        """The jobs of the name and user in a ``GET jobs`` shared by the submissions asking at the same
+        moment (:attr:`RestBackend.listings`); the user's own ``GET jobs`` when that listing lacks the job
+        this attempt submitted (a service account that may not see this user's jobs)."""
+        name = self.request.name
+        jobs = [job for job in self.backend.listings.get([name]).get(name, []) if job.user == self.user]
+        if self.submitted is not None and not any(job.jobid == self.submitted for job in jobs):
+            jobs = self._own_listing()
+        return [named_job(job) for job in jobs]
+
+    def _own_listing(self) -> list[SlurmJob]:
         adapter = self.backend.adapter
         body = self._call("GET", f"{adapter.slurm}/jobs", "listing jobs").body
         now = time.time()
@@ -337,11 +362,12 @@ class _RestAttempt(OnceAttempt):
             for item in body.get("jobs") or []
             if isinstance(item, dict) and item.get("name") == self.request.name
         )
-        return [named_job(job) for job in jobs if job.user == self.user]
+        return [job for job in jobs if job.user == self.user]
 
     def submit_held(self) -> str:
         self.backend.judge.before_submission(self.request)
-        return self.backend.submit_request(self.request, self.identity)
+        self.submitted = self.backend.submit_request(self.request, self.identity)
+        return self.submitted
 
     def cancel(self, jobids: Sequence[str]) -> None:
         for jobid in jobids:
