@@ -4,6 +4,8 @@ Load with ``pytest_plugins = ["tests.cluster.fixtures"]``. Fixtures:
 
 * ``slurm_cluster``     -> ``tests.cluster.harness.Cluster`` (Slurm 22.05, two nodes, sshd, slurmrestd)
 * ``slurm2411_cluster`` -> ``Cluster`` for Slurm 24.11 (chroot), started only when a test asks for it
+* ``gridengine_cluster`` -> ``tests.cluster.gridengine.GECluster`` (Grid Engine 8.1.9: qmaster, two execd
+  in namespaces, sshd), independent of the Slurm ones (own lock, network, state, ledger)
 * ``slurm2605_cluster`` -> ``Cluster`` for Slurm 26.05 with the real Apptainer and an OCI registry
   (Debian sid root, tests/cluster/sid.py), started only when a test asks for it; independent of
   the other two (own lock, network, state), so it can be up beside them
@@ -25,10 +27,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.cluster import harness, sid
+from tests.cluster import gridengine, harness, sid
+from tests.cluster.gridengine import GECluster
 from tests.cluster.harness import Cluster
 
-__all__ = ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster", "Cluster", "require_debian_root"]
+__all__ = ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster", "gridengine_cluster", "Cluster", "GECluster",
+           "require_debian_root"]
 
 
 def _ci() -> bool:
@@ -105,6 +109,7 @@ class _Guard:
 
 _guard = _Guard()
 _guard_2605 = _Guard(lambda shared: sid.session_lock(shared=shared))
+_guard_ge = _Guard(lambda shared: gridengine.session_lock(shared=shared))
 
 
 def _unavailable(reason: str) -> None:
@@ -132,12 +137,12 @@ def require_debian_root(*packages: str) -> float:
         raise  # not reached: _unavailable skips or fails
 
 
-def _own_cluster(guard: _Guard, label: str, load: Callable[[], Cluster | None], alive: Callable[[], bool],
-                 up: Callable[[], Cluster], down: Callable[[], object],
-                 save_logs: Callable[[], object]) -> Iterator[Cluster]:
+def _own_cluster(guard: _Guard, label: str, load: Callable[[], Any], alive: Callable[[], bool],
+                 up: Callable[[], Any], down: Callable[[], object],
+                 save_logs: Callable[[], object], packages: list[str] | None = None) -> Iterator[Any]:
     """A cluster with a lock of its own: reused (lock shared) when asked and alive, else brought up by this
     session (lock exclusive) and torn down at its end, also with DSSR_CLUSTER_REUSE=1."""
-    why = harness.preflight()
+    why = harness.preflight() if packages is None else harness.preflight(packages)
     if why:
         _unavailable(why)
     if _reuse():
@@ -200,3 +205,10 @@ def slurm2411_cluster(slurm_cluster: Cluster) -> Iterator[Cluster]:
 def slurm2605_cluster() -> Iterator[Cluster]:
     """The Slurm 26.05 cluster with the real Apptainer (Debian sid root); brought up on first use."""
     yield from _own_cluster(_guard_2605, "Slurm 26.05 cluster", sid.load, sid.alive, sid.up, sid.down, sid.save_logs)
+
+
+@pytest.fixture(scope="session")
+def gridengine_cluster() -> Iterator[GECluster]:
+    """The Grid Engine 8.1.9 cluster (tests/cluster/gridengine.py); brought up on first use (about 2 s)."""
+    yield from _own_cluster(_guard_ge, "Grid Engine cluster", gridengine.load, gridengine.alive, gridengine.up,
+                            gridengine.down, gridengine.save_logs, packages=gridengine.PACKAGES)

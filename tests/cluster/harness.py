@@ -5,6 +5,7 @@
     python tests/cluster/harness.py status                # what is running
     python tests/cluster/harness.py down                  # stop and clean, also after a crash
     python tests/cluster/harness.py up-2605|status-2605|down-2605   # the third cluster, on its own
+    python tests/cluster/harness.py up-ge|status-ge|down-ge         # the Grid Engine 8.1.9 cluster (gridengine.py)
     python tests/cluster/harness.py scale-on|scale-off    # 22.05 nodes with 512 CPUs each, and back
 
 Three clusters (see docs/test-cluster.md):
@@ -1444,6 +1445,8 @@ def down() -> float:
     """Stop and remove everything `up` made. Safe to run any time, also after a crash."""
     t0 = time.monotonic()
     led = ledger()
+    if _ge_alive():
+        led = hand_over_users(led)
     created_uids = set()
     for u in led.get("users", []):
         try:
@@ -1495,6 +1498,23 @@ def down() -> float:
     dt = time.monotonic() - t0
     log(f"down in {dt:.1f}s")
     return dt
+
+
+def hand_over_users(led: dict) -> dict:
+    """The Grid Engine cluster (tests/cluster/gridengine.py) runs jobs as the same users: its ledger
+    takes over the users, groups, passwords and dirs this one created (its `down` removes them);
+    returns what is left for this `down` to undo."""
+    from tests.cluster import gridengine
+
+    gridengine.adopt_users(led.get("users", []), led.get("group_members", []), led.get("passwords", []))
+    for d in led.get("dirs", []):
+        gridengine.ledger_add("dirs", d)
+    return {k: v for k, v in led.items() if k not in ("users", "group_members", "passwords", "dirs")}
+
+
+def _ge_alive() -> bool:
+    """Whether the Grid Engine test cluster has state on this machine (it shares the users)."""
+    return Path("/run/dssr-ge-cluster").exists()
 
 
 def _uid_of(pid: int) -> int:
@@ -1580,11 +1600,13 @@ class _NoLock:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["up", "down", "status", "up-2411", "down-2411", "up-2605", "down-2605",
-                                       "status-2605", "scale-on", "scale-off"])
+                                       "status-2605", "scale-on", "scale-off", "up-ge", "down-ge", "status-ge"])
     ap.add_argument("--without-2411", action="store_true", help="up: only the Slurm 22.05 cluster")
     a = ap.parse_args(argv)
     if a.action.endswith("-2605"):
         return _main_2605(a.action)
+    if a.action.endswith("-ge"):
+        return _main_ge(a.action)
     with SessionLock(timeout=60 if a.action != "status" else 0.1) if a.action != "status" else _NoLock():
         if a.action == "up":
             try:
@@ -1644,6 +1666,33 @@ def _main_2605(action: str) -> int:
             sid.down()
             return 1
         print(json.dumps(sid.status(), indent=1))
+    return 0
+
+
+def _main_ge(action: str) -> int:
+    """up/down/status of the Grid Engine cluster (tests/cluster/gridengine.py): its own lock, state and network."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.cluster import gridengine
+
+    if action == "status-ge":
+        print(json.dumps(gridengine.status(), indent=1))
+        return 0 if gridengine.status()["alive_ge"] else 3
+    with gridengine.session_lock(timeout=60):
+        if action == "down-ge":
+            gridengine.down()
+            return 0
+        try:
+            gridengine.up()
+        except Exception as e:
+            log(f"up-ge failed: {e}")
+            log(f"logs kept in {gridengine.save_logs()}")
+            if os.environ.get("DSSR_CLUSTER_KEEP_FAILED") == "1":
+                log("DSSR_CLUSTER_KEEP_FAILED=1: left as is for inspection; `down-ge` cleans")
+                return 1
+            gridengine.down()
+            return 1
+        print(json.dumps(gridengine.status(), indent=1))
     return 0
 
 

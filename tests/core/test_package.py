@@ -30,7 +30,7 @@ def test_the_library_imports_neither_flask_pyjwt_paramiko_nor_a_plugin() -> None
     code = (
         "import sys, dssr_core; "
         "bad = [m for m in ('flask', 'jwt', 'paramiko', 'waitress', 'prometheus_client', 'dssr_local', 'dssr_slurm', "
-        "'dssr_singularity', 'dssr_server') if m in sys.modules]; "
+        "'dssr_gridengine', 'dssr_singularity', 'dssr_server') if m in sys.modules]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -77,7 +77,7 @@ def test_a_regular_install_ships_every_module_and_plugin(tmp_path: Path) -> None
         if path.is_file()
     }
     assert expected - shipped == set()
-    for plugin in ("local =", "slurm =", "shell =", "singularity =", "apptainer =", "dssr-server ="):
+    for plugin in ("local =", "slurm =", "gridengine =", "shell =", "singularity =", "apptainer =", "dssr-server ="):
         assert plugin in text
 
 
@@ -98,3 +98,16 @@ def test_plugins_examples_and_the_server_use_only_public_names_of_dssr_core() ->
                     offences += [f"{path.relative_to(root)}: import {a.name}" for a in node.names
                                  if a.name.startswith("dssr_core.") and not a.name.startswith("dssr_core.testing")]
     assert offences == []
+
+
+def test_the_grid_engine_connector_is_built_on_dssr_core_alone() -> None:
+    """A second scheduler is written on the public toolkit, not on the Slurm connector's modules."""
+    root = Path(__file__).resolve().parents[2]
+    imported = set()
+    for path in sorted((root / "plugins" / "dssr_gridengine").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+    assert {name for name in imported if name.startswith("dssr_")} == {"dssr_core"}

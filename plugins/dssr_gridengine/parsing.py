@@ -1,0 +1,180 @@
+"""Reading Grid Engine: ``qstat -xml -u '*' -g t``, accounting records, state letters, id order.
+
+Job names of other users cannot confuse either reader: ``qstat -xml`` escapes
+them as XML text, and an accounting record is read from both ends (a colon in
+a name only lengthens the record, so the fields after the name are counted from
+the right).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from dssr_core import ClusterError, JobState, format_seconds
+
+#: Grid Engine job names of this downstream start with this prefix
+PREFIX = "jarvice_"
+#: job ids count up from 1 and wrap after this one (checked on 8.1.9: 9999999, then 1)
+MAX_JOBID = 9_999_999
+#: the account string ``terminate`` gives a job before deleting it: accounting then tells a cancel apart
+CANCELLED_ACCOUNT = "dssr_cancelled"
+#: fields of an 8.1 accounting record (accounting(5)); the job's name is the fifth
+ACCT_FIELDS = 45
+
+
+@dataclass(frozen=True)
+class GEJob:
+    """A job as ``qstat`` shows it."""
+
+    jobid: str
+    name: str
+    user: str
+    #: Grid Engine's state letters: ``qw``, ``hqw``, ``r``, ``t``, ``Eqw``, ``dr``...
+    state: str
+    #: ``HH:MM:SS`` since it started
+    elapsed: str = "00:00:00"
+    #: its hosts, the master's first
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AcctRecord:
+    """A job's end as the accounting file has it (its master task's record)."""
+
+    jobid: str
+    name: str
+    user: str
+    account: str
+    failed: int
+    exit_status: int
+    elapsed: str
+
+    @property
+    def state(self) -> JobState:
+        if self.account == CANCELLED_ACCOUNT:
+            return JobState.CANCELLED
+        return JobState.COMPLETED if self.failed == 0 and self.exit_status == 0 else JobState.FAILED
+
+    @property
+    def detail(self) -> str:
+        return f"{self.state.value.upper()} (failed {self.failed}, exit_status {self.exit_status})"
+
+
+def job_state(letters: str) -> JobState:
+    """Grid Engine's state letters -> the job model.  ``E`` (error: the job never runs until an
+    operator clears it) is an end; ``d`` (being deleted) still runs; ``h``/``w`` queued."""
+    if "E" in letters:
+        return JobState.FAILED
+    if any(c in letters for c in "rtRsSTd"):
+        return JobState.RUNNING
+    if "q" in letters or "w" in letters or "h" in letters:
+        return JobState.QUEUED
+    return JobState.UNKNOWN
+
+
+def held(letters: str) -> bool:
+    """Pending under a hold (``hqw``): :func:`dssr_core.submit_once`'s own, a user hold."""
+    return "h" in letters and "q" in letters
+
+
+def wrap_order(jobids: Iterable[str]) -> Callable[[str], int]:
+    """The creation order of ``jobids`` (jobs of one name, created close together) across the wrap.
+
+    Ids count up to :data:`MAX_JOBID` and start again at 1.  When the ids span more than half the
+    range, the wrap lies between them: the low ones are the newer.  Exact for jobs of one name created
+    fewer than 5,000,000 submissions apart (submit-once's duplicates are seconds apart)."""
+    numbers = [int(j) for j in jobids]
+    wrapped = bool(numbers) and max(numbers) - min(numbers) > MAX_JOBID // 2
+
+    def order(jobid: str) -> int:
+        number = int(jobid)
+        return number + MAX_JOBID if wrapped and number <= MAX_JOBID // 2 else number
+
+    return order
+
+
+def parse_qstat(text: str, prefix: str = PREFIX) -> list[GEJob]:
+    """Jobs of ``date '+%Y-%m-%dT%H:%M:%S'`` + ``qstat -xml -u '*' -g t`` whose name starts with ``prefix``."""
+    now_text, _, xml = text.partition("\n")
+    if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
+        raise ClusterError("qstat printed something unexpected (a document type in its XML).")
+    try:
+        root = ElementTree.fromstring(xml)
+        now = datetime.fromisoformat(now_text.strip())
+    except (ElementTree.ParseError, ValueError):
+        raise ClusterError("qstat printed something that cannot be read as its XML.") from None
+    jobs: dict[str, dict[str, Any]] = {}
+    for item in root.iter("job_list"):
+        jobid = (item.findtext("JB_job_number") or "").strip()
+        name = item.findtext("JB_name") or ""
+        if not jobid.isdigit() or not name.startswith(prefix):
+            continue
+        job = jobs.setdefault(
+            jobid,
+            {"name": name, "user": (item.findtext("JB_owner") or "").strip(), "state": "", "start": "", "nodes": []},
+        )
+        job["state"] = job["state"] or (item.findtext("state") or "").strip()
+        job["start"] = job["start"] or (item.findtext("JAT_start_time") or "").strip()
+        queue = (item.findtext("queue_name") or "").strip()
+        host = queue.partition("@")[2]
+        if host and host not in job["nodes"]:
+            if (item.findtext("master") or "").strip() == "MASTER":
+                job["nodes"].insert(0, host)
+            else:
+                job["nodes"].append(host)
+    return [
+        GEJob(
+            jobid=jobid,
+            name=job["name"],
+            user=job["user"],
+            state=job["state"],
+            elapsed=_since(job["start"], now),
+            nodes=tuple(job["nodes"]),
+        )
+        for jobid, job in jobs.items()
+    ]
+
+
+def _since(start: str, now: datetime) -> str:
+    if not start:
+        return "00:00:00"
+    try:
+        return format_seconds((now - datetime.fromisoformat(start)).total_seconds())
+    except ValueError:
+        return "00:00:00"
+
+
+def parse_accounting(text: str, jobids: Iterable[str], prefix: str = PREFIX) -> dict[str, AcctRecord]:
+    """The master-task records of ``jobids`` among accounting lines; the newest when an id was reused."""
+    wanted = set(jobids)
+    found: dict[str, tuple[int, AcctRecord]] = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) < ACCT_FIELDS:
+            continue
+        extra = len(parts) - ACCT_FIELDS  # colons in the job name
+        name = ":".join(parts[4 : 5 + extra])
+        tail = parts[5 + extra :]
+        jobid, account, pe_task = tail[0], tail[1], tail[-4]
+        if jobid not in wanted or pe_task != "NONE" or not name.startswith(prefix):
+            continue
+        try:
+            submitted, start, end = int(tail[3]), int(tail[4]), int(tail[5])
+            failed, exit_status = int(tail[6].split()[0]), int(tail[7])
+        except (ValueError, IndexError):
+            continue
+        record = AcctRecord(
+            jobid=jobid,
+            name=name,
+            user=parts[3],
+            account=account,
+            failed=failed,
+            exit_status=exit_status,
+            elapsed=format_seconds(end - start if start else 0),
+        )
+        if jobid not in found or submitted >= found[jobid][0]:
+            found[jobid] = (submitted, record)
+    return {jobid: record for jobid, (_, record) in found.items()}
