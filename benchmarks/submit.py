@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import statistics
 import sys
 import threading
@@ -87,8 +88,11 @@ def floor(cluster: harness.Cluster, interface: str, count: int) -> list[float]:
 
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        # as the server's pool connects: TCP_NODELAY, or each command waits on delayed ACKs (~40 ms)
+        sock = socket.create_connection((cluster.host, cluster.ssh_port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.connect(cluster.host, cluster.ssh_port, username=user.name, key_filename=str(user.key_path),
-                       look_for_keys=False, allow_agent=False)
+                       look_for_keys=False, allow_agent=False, sock=sock)
         transport = client.get_transport()
         assert transport is not None
         try:
@@ -119,6 +123,39 @@ def floor(cluster: harness.Cluster, interface: str, count: int) -> list[float]:
             times.append(time.perf_counter() - start)
     cluster.run(["scancel", *ids], user="root", check=False)
     return times
+
+
+def burst_floor(cluster: harness.Cluster, count: int, submitters: int) -> float:
+    """Jobs/s of ``count`` plain ``sbatch`` of a job like the benchmark's (``true``, one task, started at
+    once) from ``submitters`` concurrent channels of one kept SSH session as kirby: what Slurm itself
+    takes on this machine while it starts the jobs, with no server and no protocol."""
+    import paramiko
+
+    user = cluster.users["kirby"]
+    sock = socket.create_connection((cluster.host, cluster.ssh_port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(cluster.host, cluster.ssh_port, username=user.name, key_filename=str(user.key_path),
+                   look_for_keys=False, allow_agent=False, sock=sock)
+    transport = client.get_transport()
+    assert transport is not None
+    tag = f"jarvice_floorburst-{os.getpid()}"
+
+    def one(i: int) -> None:
+        channel = transport.open_session()
+        channel.exec_command(f"sbatch --parsable -J {tag}-{i} -n 1 -o /dev/null --wrap true")
+        channel.makefile().read()
+        channel.recv_exit_status()
+        channel.close()
+
+    start = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(submitters) as pool:
+            list(pool.map(one, range(count)))
+        return count / (time.perf_counter() - start)
+    finally:
+        client.close()
 
 
 def metrics(url: str) -> dict[str, float]:
@@ -214,7 +251,10 @@ def measure(cluster: harness.Cluster, workdir: Path, *, interface: str, python: 
         for user in USERS:  # warm-up: each user's connection, the token keys, the cluster's shape
             bench.timed(bench.args(next(index), user))
         floor_times = floor(cluster, interface, sequential)
+        floor_rate = burst_floor(cluster, burst_size, submitters) if interface == "cli" else None
+        cluster.wait_idle(120)
         seq = []
+        before = metrics(bench.url)
         for _ in range(sequential):
             took, status, body = bench.timed(bench.args(next(index)))
             if status != 200:
@@ -227,6 +267,9 @@ def measure(cluster: harness.Cluster, workdir: Path, *, interface: str, python: 
         print(f"submit ({'SSH' if interface == 'cli' else 'slurmrestd v0.0.38'}; {python}; {threads} server threads;"
               f" load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"  floor, {what} as kirby: median {floor_ms:.1f} ms over {len(floor_times)}")
+        if floor_rate is not None:
+            print(f"  burst floor, {burst_size} plain sbatch (jobs that start at once) from {submitters} channels "
+                  f"of one SSH session: {floor_rate:.1f} jobs/s")
         if interface == "cli":
             checks = [median_ms <= TARGET_SSH_RATIO * floor_ms, p99_ms <= TARGET_SSH_P99_MS]
             targets = f"targets: median <= {TARGET_SSH_RATIO:g} x floor = {TARGET_SSH_RATIO * floor_ms:.1f} ms, " \
@@ -237,6 +280,13 @@ def measure(cluster: harness.Cluster, workdir: Path, *, interface: str, python: 
         print(f"  /submit one at a time: median {median_ms:.1f} ms, p99 {p99_ms:.1f} ms over {len(seq)} ({targets})"
               f" {'PASS' if all(checks) else 'FAIL'}")
         failed |= not all(checks)
+        after = metrics(bench.url)
+        spent = {key: (after.get(key, 0.0) - before.get(key, 0.0)) / len(seq) for key in after}
+        request_s = spent.get('dssr_http_request_duration_seconds_sum{endpoint="/submit"}', 0.0)
+        cluster_s = sum(v for k, v in spent.items() if k.startswith("dssr_cluster_call_duration_seconds_sum"))
+        print(f"    per submission: {statistics.mean(seq) * 1000:.1f} ms at the client = {cluster_s * 1000:.1f} ms in "
+              f"cluster calls + {(request_s - cluster_s) * 1000:.1f} ms in the server + "
+              f"{(statistics.mean(seq) - request_s) * 1000:.1f} ms in HTTP (client, waitress)")
         for label, users in (("one user", USERS[:1]), ("three users", USERS)):
             if time.monotonic() > t_end:
                 print("  (deadline reached: bursts left out)")

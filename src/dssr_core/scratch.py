@@ -97,20 +97,31 @@ def write_job_files(files: JobFiles, secrets: Mapping[str, str], scripts: Mappin
     ``scripts`` maps a path in the job's folder (e.g. ``files.node_script``) to its text; the secrets go
     to ``files.secrets_file`` (mode 0600, the only place they are written).  The folder and the other
     files are group-readable (umask 007: the service user, in the user's group, reads output and cleans
-    up).  Safe when several servers write the same job at the same moment: ``mkdir -p``, and each file
-    is written to a name private to the writing shell, then renamed into place, so a reader (or the job)
-    never sees a half-written file.  The text is written by bash builtins; only the rename (``mv``) is a
-    process.
+    up).  Safe when several servers write the same job at the same moment: ``mkdir -p``, and every file
+    is written into a folder private to the writing shell (``.write.$HOSTNAME.$$`` in the job's folder),
+    then all are renamed into place by one ``mv`` (one rename each), so a reader (or the job) never sees
+    a half-written file.  The text is written by bash builtins; three processes run (``mkdir``, ``mv``,
+    ``rmdir`` of the private folder).
     """
+    job_dir = command(files.job_dir)
+    private = f'{job_dir}/".write.$HOSTNAME.$$"'
+    names = [posixpath.basename(files.secrets_file)]
+    for path in scripts:
+        if posixpath.dirname(path) != files.job_dir:
+            raise ValueError(f"{path!r} is not in the job's folder {files.job_dir!r}")
+        names.append(posixpath.basename(path))
+    written = " ".join(f"{private}/{command(name)}" for name in names)
     parts = [
         "umask 007\n",
-        f"mkdir -p {command(files.job_dir)}\n",  # 0770 by the umask (setgid inherited in a group layout)
+        f"mkdir -p {job_dir} {private}\n",  # 0770 by the umask (setgid inherited in a group layout)
         "umask 077\n",
-        _write_builtin(files.secrets_file, exports(secrets) if secrets else "# no secrets", "SECRETS"),
+        _write_builtin(f"{private}/{command(names[0])}", exports(secrets) if secrets else "# no secrets", "SECRETS"),
         "umask 007\n",
     ]
-    for index, (path, text) in enumerate(scripts.items()):
-        parts.append(_write_builtin(path, text, f"FILE{index}"))
+    for index, (name, text) in enumerate(zip(names[1:], scripts.values(), strict=True)):
+        parts.append(_write_builtin(f"{private}/{command(name)}", text, f"FILE{index}"))
+    parts.append(f"mv -f {written} {job_dir}/\n")
+    parts.append(f"rmdir {private}\n")
     return "".join(parts)
 
 
@@ -147,13 +158,10 @@ def _heredoc(path: str, text: str, tag: str) -> str:
     return f"cat > {command(path)} <<'{delimiter}'\n{body}{delimiter}\n"
 
 
-def _write_builtin(path: str, text: str, tag: str) -> str:
-    """Like :func:`_heredoc` with bash builtins only, to a private name (``$HOSTNAME.$$``) renamed over ``path``."""
+def _write_builtin(target: str, text: str, tag: str) -> str:
+    """Bash lines writing ``text`` to ``target`` (a shell word, already quoted) with builtins only."""
     delimiter = _delimiter(text, tag)
     body = text if text.endswith("\n") else text + "\n"
-    temp = command(path) + '".$HOSTNAME.$$"'
     return (
-        f"IFS= read -r -d '' content <<'{delimiter}' || true\n{body}{delimiter}\n"
-        f"printf '%s' \"$content\" > {temp}\n"
-        f"mv -f {temp} {command(path)}\n"
+        f"IFS= read -r -d '' content <<'{delimiter}' || true\n{body}{delimiter}\nprintf '%s' \"$content\" > {target}\n"
     )

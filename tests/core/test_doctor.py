@@ -44,7 +44,7 @@ def test_a_bad_setting_is_one_fail_line_and_exit_status_1(tmp_path: Path) -> Non
     assert rc == 1
     # issue 21: the line names the variable that chose the connector
     assert len(lines) == 1 and lines[0] == (
-        'FAIL settings parse — JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs". Available connectors: local, slurm'
+        'FAIL settings parse — JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs". Available connectors: gridengine, local, slurm'
     )
 
 

@@ -27,6 +27,7 @@ COMPONENTS = {
     "src/dssr_core": "dssr-server, dssr",
     "plugins/dssr_local": "local connector",
     "plugins/dssr_slurm": "slurm connector",
+    "plugins/dssr_gridengine": "gridengine connector",
     "plugins/dssr_singularity": "singularity executor",
 }
 

@@ -75,7 +75,9 @@ def test_submission_script_is_shellcheck_clean_and_secrets_only_in_the_secrets_f
     before, _, after = text.partition("<<'DSSR_SECRETS_EOF' || true\n")
     inside, _, rest = after.partition("DSSR_SECRETS_EOF\n")
     assert SECRET not in before and SECRET in inside and SECRET not in rest
-    assert rest.splitlines()[1].endswith(".secrets.env")  # written to a private name, then renamed
+    # written into the shell's private folder, then renamed into place
+    assert rest.splitlines()[0].endswith('".write.$HOSTNAME.$$"/.secrets.env')
+    assert any(line.startswith("mv -f ") and '.write.$HOSTNAME.$$"/.secrets.env ' in line for line in rest.splitlines())
 
 
 def _standins(tmp_path: Path, nnodes: int) -> dict[str, str]:
