@@ -60,12 +60,14 @@ class GESettings:
                 if not posixpath.isabs(item.strip()):
                     raise ConfigError(f"JARVICE_PVCLS_ROOTS: {item.strip()!r} is not an absolute path.")
                 roots.append(posixpath.normpath(item.strip()))
-        words = {}
-        for name, default in (("JARVICE_GE_PE", "dssr"), ("JARVICE_GE_QUEUE", None), ("JARVICE_GE_GPU_RESOURCE", None)):
-            value = settings.str(name, default)
+        words = {
+            "JARVICE_GE_PE": settings.str("JARVICE_GE_PE", "dssr"),
+            "JARVICE_GE_QUEUE": settings.str("JARVICE_GE_QUEUE"),
+            "JARVICE_GE_GPU_RESOURCE": settings.str("JARVICE_GE_GPU_RESOURCE"),
+        }
+        for name, value in words.items():
             if value is not None and not _WORD.match(value):
                 raise ConfigError(f"{name}={value!r} is not a Grid Engine object name (letters, digits, _.@-).")
-            words[name] = value
         accounting = settings.str("JARVICE_GE_ACCOUNTING_FILE", DEFAULT_ACCOUNTING) or DEFAULT_ACCOUNTING
         if accounting != DEFAULT_ACCOUNTING and not posixpath.isabs(accounting):
             raise ConfigError(f"JARVICE_GE_ACCOUNTING_FILE={accounting!r} is not an absolute path.")
