@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Sequence, TextIO
 
-from .config import Settings
+from .config import Settings, choose_plugins
 from .downstream import Downstream
 from .errors import BadRequest, ClusterError, DssrError, NotFound
 from .job import ExitStatus, JobRef, JobSpec, JobState
@@ -340,7 +340,8 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
 
             downstream: Downstream = RemoteDownstream.connect(args.url, base, getattr(args, "token", None))
         else:
-            downstream = Downstream.from_settings(base, connector=args.connector, executor=args.executor)
+            # the plugins as dssr-server chooses them; a bad name is reported under the flag that gave it
+            downstream = Downstream.from_settings(choose_plugins(base, args.connector, args.executor, flags=True))
     except DssrError as exc:
         return _fail(str(exc), 2)
 

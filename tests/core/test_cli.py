@@ -94,7 +94,7 @@ def test_an_unknown_connector_exits_2_listing_the_installed_ones(tmp_path: Path)
     result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "--connector", "pbs", "running"],
                             capture_output=True, text=True, env={**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path)})
     assert result.returncode == 2
-    assert result.stderr.strip().startswith('dssr: No such connector "pbs". Available connectors:')
+    assert result.stderr.strip().startswith('dssr: --connector: No such connector "pbs". Available connectors:')
 
 
 def test_submit_without_a_command_exits_2(tmp_path: Path) -> None:

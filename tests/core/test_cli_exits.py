@@ -237,3 +237,10 @@ def test_tail_of_a_collected_job_says_its_output_was_removed(
     capsys.readouterr()
     assert dssr(tmp_path, "tail", "--name", "gone", jobid) == (1, "")
     assert capsys.readouterr().err == f"dssr: Job {jobid} has no output any more: it was collected.\n"
+
+
+def test_an_unknown_plugin_from_the_environment_is_named_by_its_variable(tmp_path: Path) -> None:
+    by_variable = subprocess.run([sys.executable, "-m", "dssr_core.cli", "running"], capture_output=True, text=True,
+                                 env={**env(tmp_path), "JARVICE_BAREMETAL_CONNECTOR": "pbs"}, timeout=60)
+    assert by_variable.returncode == 2
+    assert by_variable.stderr.startswith('dssr: JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs".')
