@@ -49,7 +49,8 @@ def in_qmaster(cluster: GECluster, name: str) -> list[str]:
     for line in out:
         fields = line.split()
         if len(fields) > 2 and fields[2] == full:
-            detail = cluster.run(["qstat", "-j", fields[0]], user="root").stdout
+            # a job listed a moment ago may have left since (another test's, whose name starts alike)
+            detail = cluster.run(["qstat", "-j", fields[0]], user="root", check=False).stdout
             if f"job_name:                   jarvice_{name}\n" in detail:
                 ids.append(fields[0])
     return ids

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Iterator
 
-from dssr_core import Busy, Downstream, JobRef, NotFound
+from dssr_core import Busy, ClusterError, Downstream, JobRef, NotFound
 
 #: bytes asked of the connector per read
 CHUNK = 65536
@@ -80,6 +80,11 @@ class Feed:
                 chunk = self.downstream.read_output(self.ref, self.end, CHUNK)
             except NotFound:
                 break  # no output yet
+            except ClusterError as exc:
+                if not exc.transient:
+                    raise
+                live = True  # e.g. accounting has not got the job's end yet: read again at the next interval
+                break
             self.data += chunk.data
             if len(chunk.data) < CHUNK:
                 break
