@@ -141,7 +141,9 @@ def _own_cluster(guard: _Guard, label: str, load: Callable[[], Any], alive: Call
                  up: Callable[[], Any], down: Callable[[], object],
                  save_logs: Callable[[], object], packages: list[str] | None = None) -> Iterator[Any]:
     """A cluster with a lock of its own: reused (lock shared) when asked and alive, else brought up by this
-    session (lock exclusive) and torn down at its end, also with DSSR_CLUSTER_REUSE=1."""
+    session (lock exclusive). A session that reuses leaves what it brought up running, so that
+    several reusing sessions never tear down a cluster another one is using; otherwise it is torn
+    down at session end."""
     why = harness.preflight() if packages is None else harness.preflight(packages)
     if why:
         _unavailable(why)
@@ -159,7 +161,7 @@ def _own_cluster(guard: _Guard, label: str, load: Callable[[], Any], alive: Call
         guard.run()  # not up: let go of the shared lock and bring one up under the exclusive one
     try:
         guard.hold_session_lock()
-        guard.arm(down)
+        guard.arm((lambda: None) if _reuse() else down)
         cluster = up()
     except Exception as e:
         keep = save_logs()

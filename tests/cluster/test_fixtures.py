@@ -62,15 +62,15 @@ def test_reusing_a_live_cluster_takes_the_shared_lock_before_reading_its_state(
     assert _run(monkeypatch, up_already=True) == ["lock shared", "alive?", "load", "unlock shared"]
 
 
-def test_reuse_with_no_cluster_up_brings_one_up_under_the_exclusive_lock_only(
+def test_reuse_with_no_cluster_up_brings_one_up_under_the_exclusive_lock_and_leaves_it_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Leaving it up is what keeps a second reusing session, started meanwhile, on a live cluster.
     assert _run(monkeypatch, up_already=False) == [
         "lock shared",
         "alive?",
         "unlock shared",
         "lock exclusive",
         "up",
-        "down",
         "unlock exclusive",
     ]
