@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dssr_core import BadRequest, ClusterError, Login, NamedJob, OnceAttempt, Result, SSHPool, command
+from dssr_core import BadRequest, ClusterError, command
+from dssr_core.batch import Login, NamedJob, OnceAttempt, Result, SSHPool
 
 from .parsing import held, job_state, parse_qstat, wrap_order
 from .script import parse_submission_output

@@ -1,33 +1,24 @@
 """The Grid Engine connector: submit-once as the mapped user over SSH, one ``qstat`` per snapshot,
-the accounting file in batches for ended jobs.  No job database: a job's owner comes from Grid Engine.
+the accounting file in batches for ended jobs: the hooks of :class:`dssr_core.batch.BatchConnector`.
 
-Job files are the Slurm connector's layout (``<scratch>/users/<owner>/jarvice_<name>.out`` and the
-folder ``jarvice_<name>/``).  What Grid Engine cannot do as Slurm does is in docs/gridengine.md.
+Job files are the batch layout every batch connector shares (``<scratch>/users/<owner>/jarvice_<name>.out``
+and the folder ``jarvice_<name>/``).  What Grid Engine cannot do as Slurm does is in docs/gridengine.md.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import time
-from dataclasses import dataclass, replace
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from dssr_core import BadRequest, ClusterError, Connector, Executor, ExitStatus, FileEntry, JobRef, JobSpec
-from dssr_core import JobState, JobStatus, LaunchContext, NotFound, Settings, Submission, command, numeric_id
-from dssr_core import CLUSTER_USER_PATTERN, NAME_PATTERN, Batcher, Check, Contact, SharedSnapshot, UserMappingFile
-from dssr_core import shown, submit_once
+from dssr_core import BadRequest, ClusterError, Executor, JobRef, JobSpec, JobState, Settings, Submission, command
+from dssr_core import Check, shown
+from dssr_core.batch import CLUSTER_USER_PATTERN, PREFIX, BatchConnector, EndedJob, JobPlan, QueuedJob, submit_once
 
 from .attempt import SshAttempt, first_line
-from .parsing import MAX_JOBID, PREFIX, AcctRecord, GEJob, job_state, parse_accounting, parse_qstat, wrap_order
-from .remote import FolderListing, ServiceShell, build_pool
+from .parsing import MAX_JOBID, job_state, parse_accounting, parse_qstat, wrap_order
 from .script import CANCELLED_FILE, JOBID_FILE, QsubRequest, batch_script, submission_script
 from .settings import GESettings
 
-log = logging.getLogger(__name__)
-
-#: lines of output returned by /exitstatus
-EXIT_TAIL = 10_000
 #: at most this many job ids per pass over the accounting file
 ACCT_BATCH = 50
 #: ``sbatch_<flag>`` extras that would undo what the connector decides (qsub's own flag names)
@@ -38,100 +29,62 @@ RESERVED_FLAGS = frozenset(
 _FLAG = re.compile(r"^[A-Za-z][A-Za-z_]{0,15}$")
 
 
-@dataclass(frozen=True)
-class Queue:
-    """One ``qstat`` answer, indexed once: every job by id, and this downstream's live jobs, one per name."""
-
-    by_id: Mapping[str, GEJob]
-    statuses: Sequence[JobStatus]
-
-    @classmethod
-    def of(cls, jobs: Sequence[GEJob]) -> "Queue":
-        groups: dict[tuple[str, str], list[str]] = {}
-        for job in jobs:
-            groups.setdefault((job.name, job.user), []).append(job.jobid)
-        first = {key: min(ids, key=wrap_order(ids)) for key, ids in groups.items()}
-        statuses = [
-            JobStatus(
-                ref=JobRef(job.name[len(PREFIX) :], 0, job.jobid),
-                state=job_state(job.state),
-                nodes=job.nodes,
-                elapsed=job.elapsed,
-                owner=job.user,
-                detail=job.state,
-            )
-            for job in jobs
-            if first[(job.name, job.user)] == job.jobid
-            and not job_state(job.state).finished
-            and NAME_PATTERN.match(job.name[len(PREFIX) :])
-        ]
-        return cls({job.jobid: job for job in jobs}, tuple(statuses))
+class NotAccountedYet(ClusterError):
+    """A job that started and ended but whose record is not in the accounting file yet."""
 
 
-class GridEngineConnector(Connector):
+class GridEngineConnector(BatchConnector):
     name = "gridengine"
-    requires_identity = True
+    scheduler = "Grid Engine"
+    max_jobid = MAX_JOBID
+    default_executor = "singularity"
+    cfg: GESettings
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.cfg = GESettings.from_settings(settings)
-        self.pool = build_pool(self.cfg)
-        self.shell = ServiceShell(self.pool, self.cfg)
-        self.mapping = UserMappingFile(self.cfg.mapping_file)
-        self._snapshot: SharedSnapshot[Queue] = SharedSnapshot(lambda: Queue.of(self.queue()), self.cfg.status_ttl)
-        self._acct: Batcher[AcctRecord] = Batcher(self.accounting)
-        self._listing = FolderListing(self.shell, self.cfg.pvcls_roots)
-        self._started = time.time()
+        super().__init__(settings, GESettings.from_settings(settings))
 
-    # -- Grid Engine's own commands (the hooks a shared batch base would ask for) --------------
+    # -- the scheduler's hooks ------------------------------------------------------------
     def _run(self, cmd: str, what: str) -> str:
         result = self.shell.run(cmd)
         if result.rc != 0:
             raise ClusterError(f"{what} failed on the cluster: {first_line(result.stderr or result.stdout)}")
         return result.stdout
 
-    def queue(self) -> list[GEJob]:
+    def queue(self) -> list[QueuedJob]:
         """Every ``jarvice_`` job of every user: one ``qstat`` (the service user is an operator)."""
         text = self._run("date '+%Y-%m-%dT%H:%M:%S' && " + command("qstat", "-xml", "-u", "*", "-g", "t"), "qstat")
         return parse_qstat(text)
 
-    def accounting(self, jobids: Sequence[str]) -> dict[str, AcctRecord]:
-        """The accounting records of ``jobids``: one pass over the accounting file per 50 ids."""
+    def accounting(self, jobids: Sequence[str]) -> dict[str, EndedJob]:
+        """The ends of ``jobids``: one pass over the accounting file per 50 ids."""
         ids = sorted(set(jobids), key=int)
-        records: dict[str, AcctRecord] = {}
+        records: dict[str, EndedJob] = {}
         for start in range(0, len(ids), ACCT_BATCH):
             chunk = ids[start : start + ACCT_BATCH]
             # the job number is the 40th field from the right: a colon in a job name cannot shift it
             awk = command("awk", "-F:", "-v", f"ids=,{','.join(chunk)},", 'NF >= 45 && index(ids, "," $(NF-39) ",")')
-            records.update(parse_accounting(self._run(f'{awk} "{self.cfg.accounting_file}"', "accounting"), chunk))
+            text = self._run(f'{awk} "{self.cfg.accounting_file}"', "accounting")
+            records.update(parse_accounting(text, chunk))
         return records
 
-    # -- submission -----------------------------------------------------------------------
-    def submit(self, spec: JobSpec, executor: Executor) -> Submission:
-        name = PREFIX + spec.name
+    def job_state(self, state: str) -> JobState:
+        return job_state(state)
+
+    def id_order(self, jobids: Iterable[str]) -> Callable[[str], int]:
+        return wrap_order(jobids)
+
+    def submit_job(self, plan: JobPlan) -> Submission:
+        spec, files, launch = plan.spec, plan.files, plan.launch
         login = self.mapping.login_for(spec.identity.email if spec.identity else None)
-        files = self.cfg.layout.files(login.user, name)
-        ctx = LaunchContext(
-            scratch_root=self.cfg.scratch,
-            cluster_user=login.user,
-            user_scratch=files.user_scratch,
-            job_dir=files.job_dir,
-            secrets_file=files.secrets_file,
-        )
-        request = self._request(spec, name, files.output, files.job_dir)
-        launch = executor.launch(spec, ctx)
+        request = self._request(spec, plan.name, files.output, files.job_dir)
         script = batch_script(files, spec.gpus, launch.success_marker)
         text = submission_script(
             request, files, {files.node_script: launch.node_script, files.batch_script: script}, dict(launch.secrets)
         )
-        attempt = SshAttempt(self.pool, login, name, text)
+        attempt = SshAttempt(self.pool, login, plan.name, text)
         jobid, existed = submit_once(attempt, keep_held=spec.held, order=attempt.order)
-        self._snapshot.invalidate()
-        if existed:
-            log.info("job %s already exists on the cluster as %s: not submitted again", name, jobid)
-        return Submission(
-            jobid, script=f"{script}\n# ---- {files.node_script} ----\n{launch.node_script}", existed=existed
-        )
+        shown_script = f"{script}\n# ---- {files.node_script} ----\n{launch.node_script}"
+        return Submission(jobid, script=shown_script, existed=existed)
 
     def _request(self, spec: JobSpec, name: str, output: str, workdir: str) -> QsubRequest:
         resources: dict[str, str] = {}
@@ -159,37 +112,51 @@ class GridEngineConnector(Connector):
             extra=dict(spec.scheduler_flags),
         )
 
-    # -- state ------------------------------------------------------------------------------
-    def snapshot(self) -> Sequence[JobStatus]:
-        return self._snapshot.get().statuses
+    def cancel(self, job: QueuedJob, force: bool) -> None:
+        """Mark the job cancelled (its account string, and a file in its folder for a job that never
+        started), then ``qdel``: Grid Engine kills at once, there is no TERM first, and ``force`` adds
+        nothing (``qdel -f`` hung for over a minute on 8.1.9 with a healthy execd; docs/gridengine.md)."""
+        mark = f"{self.cfg.layout.job_dir(job.user, job.name)}/{CANCELLED_FILE}"
+        script = (
+            f"echo {command(job.jobid)} > {command(mark)} 2>/dev/null || true\n"
+            f"qalter -A dssr_cancelled {command(job.jobid)} >/dev/null 2>&1 || true\n"
+            f"{command('qdel', job.jobid)}\n"
+        )
+        result = self.shell.run("bash -s", stdin=script.encode())
+        if result.rc != 0 and "does not exist" not in result.stdout + result.stderr:
+            raise ClusterError(f"qdel failed: {first_line(result.stderr or result.stdout)}")
 
-    def status(self, ref: JobRef) -> JobStatus | None:
-        found = [s for s in self._snapshot.get().statuses if s.ref.jobid == ref.jobid and s.ref.name == ref.name]
-        return replace(found[0], ref=ref) if found else None
+    def hold_job(self, job: QueuedJob) -> None:
+        self._run(command("qhold", "-h", "u", job.jobid), "qhold")
 
-    def _find(self, ref: JobRef, *, fresh: bool = False) -> GEJob | None:
-        """The job in the qmaster (BadRequest when that id is another job)."""
-        if numeric_id(ref.jobid, MAX_JOBID) is None:
-            raise BadRequest(f"Job id {shown(ref.jobid)} is not a Grid Engine job id (1 to {MAX_JOBID}).")
-        if fresh:
-            self._snapshot.invalidate()
-        job = self._snapshot.get().by_id.get(ref.jobid)
-        if job is not None and job.name != PREFIX + ref.name:
-            raise BadRequest(f"Grid Engine job {ref.jobid} is not the job {ref.name!r}.")
-        return job
+    def release_job(self, job: QueuedJob) -> None:
+        self._run(command("qrls", job.jobid), "qrls")
 
-    def _ended(self, ref: JobRef) -> tuple[JobState, str, str, str] | None:
-        """(state, detail, elapsed, owner) of an ended job, from accounting, else from its folder."""
-        record = self._acct.get([ref.jobid]).get(ref.jobid)
-        if record is not None and record.name == PREFIX + ref.name:
-            return record.state, record.detail, record.elapsed, record.user
-        folders = self._folders(ref)
-        for owner, cancelled, started in folders:
-            if cancelled == ref.jobid:  # deleted before it started: Grid Engine accounts nothing
-                return JobState.CANCELLED, "CANCELLED (deleted before it started)", "00:00:00", owner
+    def show(self, job: QueuedJob) -> str:
+        return self._run(command("qstat", "-j", job.jobid), "qstat -j")
+
+    def ping(self) -> None:
+        self.pool.banner()
+        self._run(command("qstat", "-u", self.cfg.service_user), "qstat")
+
+    # -- what accounting does not know -------------------------------------------------------
+    def ended_elsewhere(self, ref: JobRef) -> EndedJob | None:
+        """A job deleted before it started (Grid Engine accounts nothing): the mark ``cancel`` left."""
+        for owner, cancelled, started in self._folders(ref):
+            if cancelled == ref.jobid:
+                return EndedJob(
+                    ref.jobid, PREFIX + ref.name, owner, JobState.CANCELLED, "CANCELLED (deleted before it started)"
+                )
             if started == ref.jobid:
-                raise ClusterError(f"Job {ref.jobid} has ended but is not in the accounting file yet; ask again.")
+                raise NotAccountedYet(f"Job {ref.jobid} has ended but is not in the accounting file yet; ask again.")
         return None
+
+    def owner(self, ref: JobRef) -> str | None:
+        """As every batch connector's, and while the end is not accounted yet, the folder's owner."""
+        try:
+            return super().owner(ref)
+        except NotAccountedYet:
+            return next((o for o, cancelled, started in self._folders(ref) if ref.jobid in (cancelled, started)), None)
 
     def _folders(self, ref: JobRef) -> list[tuple[str, str, str]]:
         """(owner, id in the cancel mark, id the job wrote when it started) of each user's folder of this name."""
@@ -203,130 +170,19 @@ class GridEngineConnector(Connector):
         rows = [line.split("\x1f") for line in result.stdout.splitlines()]
         return [(r[0], r[1].strip(), r[2].strip()) for r in rows if len(r) == 3 and CLUSTER_USER_PATTERN.match(r[0])]
 
-    def exit_status(self, ref: JobRef) -> ExitStatus:
-        job = self._find(ref)
-        if job is not None:
-            state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
-            if not state.finished:
-                raise ClusterError(
-                    f"Job {ref.jobid} has not finished yet (Grid Engine says {detail}); ask again later."
-                )
-        else:
-            ended = self._ended(ref)
-            if ended is None:
-                return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
-            state, detail, elapsed, owner = ended
-        if not CLUSTER_USER_PATTERN.match(owner):
-            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail)
-        output = self._read_tail(self.cfg.layout.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
-        return ExitStatus(ref=ref, state=state, elapsed=elapsed, output=output, detail=detail)
+    # -- checks and report --------------------------------------------------------------------
+    def scheduler_checks(self, executor: Executor | None) -> Iterator[Check]:
+        from .doctor import scheduler_checks  # only `dssr doctor` needs it
 
-    def _owner(self, ref: JobRef) -> str | None:
-        job = self._find(ref)
-        if job is not None:
-            return job.user
-        record = self._acct.get([ref.jobid]).get(ref.jobid)
-        if record is not None and record.name == PREFIX + ref.name:
-            return record.user
-        return next(
-            (owner for owner, cancelled, started in self._folders(ref) if ref.jobid in (cancelled, started)), None
-        )
-
-    def cleanup(self, ref: JobRef) -> None:
-        owner = self._owner(ref)
-        if owner is None or not CLUSTER_USER_PATTERN.match(owner):
-            return
-        result = self.shell.run(self.cfg.layout.removal(owner, PREFIX + ref.name))
-        if result.rc != 0:
-            raise ClusterError(f"Removing the files of job {ref.jobid} failed: {result.stderr.strip()[:300]}")
-
-    # -- control ------------------------------------------------------------------------------
-    def terminate(self, ref: JobRef, force: bool = False) -> None:
-        """Mark the job cancelled (its account string, and a file in its folder for a job that never
-        started), then ``qdel``: Grid Engine kills at once, there is no TERM first, and ``force`` adds
-        nothing (``qdel -f`` hung for over a minute on 8.1.9 with a healthy execd; docs/gridengine.md)."""
-        job = self._find(ref, fresh=True)
-        if job is None or job_state(job.state).finished:
-            return
-        mark = f"{self.cfg.layout.job_dir(job.user, job.name)}/{CANCELLED_FILE}"
-        script = (
-            f"echo {command(job.jobid)} > {command(mark)} 2>/dev/null || true\n"
-            f"qalter -A dssr_cancelled {command(job.jobid)} >/dev/null 2>&1 || true\n"
-            f"{command('qdel', job.jobid)}\n"  # qdel kills at once: ``force`` has nothing to add
-        )
-        result = self.shell.run("bash -s", stdin=script.encode())
-        if result.rc != 0 and "does not exist" not in result.stdout + result.stderr:
-            raise ClusterError(f"qdel failed: {first_line(result.stderr or result.stdout)}")
-        self._snapshot.invalidate()
-
-    def release(self, ref: JobRef) -> None:
-        job = self._find(ref, fresh=True)
-        if job is None:
-            raise NotFound(f"Job {ref.jobid} is not queued: nothing to release.")
-        self._run(command("qrls", job.jobid), "qrls")
-        self._snapshot.invalidate()
-
-    def events(self, ref: JobRef) -> str:
-        job = self._find(ref, fresh=True)
-        if job is None:
-            return f"Job {ref.jobid} ({ref.name}) is no longer known to the qmaster."
-        return self._run(command("qstat", "-j", job.jobid), "qstat -j")
-
-    # -- files ----------------------------------------------------------------------------------
-    def tail(self, ref: JobRef, lines: int) -> str:
-        owner = self._owner(ref)
-        if owner is None or not CLUSTER_USER_PATTERN.match(owner):
-            raise NotFound(f"Job {ref.jobid} has no output.")
-        return self._read_tail(self.cfg.layout.output_file(owner, PREFIX + ref.name), lines, missing_ok=False)
-
-    def _read_tail(self, path: str, lines: int, *, missing_ok: bool) -> str:
-        result = self.shell.run(command("tail", "-n", int(lines), "--", path))
-        if result.rc != 0:
-            if "No such file" in result.stderr:
-                if missing_ok:
-                    return ""
-                raise NotFound("The job has no output yet.")
-            raise ClusterError(f"Reading the job output failed: {result.stderr.strip()[:300]}")
-        return result.stdout
-
-    def list_files(self, path: str, details: bool = False) -> Sequence[FileEntry]:
-        return self._listing.list(path)
-
-    # -- health -----------------------------------------------------------------------------------
-    def ping(self) -> None:
-        self.pool.banner()
-        self._run(command("qstat", "-u", self.cfg.service_user), "qstat")
-
-    def last_contact(self) -> Contact:
-        return self._snapshot.last_contact or Contact(self._started, False, "no contact with the cluster yet")
-
-    def diagnose(self, executor: Executor) -> Iterator[Check]:
-        from .doctor import diagnose  # only `dssr doctor` needs it
-
-        return diagnose(self, executor)
-
-    def check(self) -> list[str]:
-        problems = [self.shell.key_problem] if self.shell.key_problem else []
-        problems.extend(self.mapping.problems())
-        try:
-            self.ping()
-        except ClusterError as exc:
-            problems.append(str(exc))
-        return problems
+        return scheduler_checks(self)
 
     def describe(self) -> Mapping[str, str]:
         return {
-            "cluster": f"{self.cfg.service_user}@{self.cfg.host}:{self.cfg.port}",
+            **super().describe(),
             "parallel environment": self.cfg.pe,
             "queue": self.cfg.queue or "(Grid Engine's choice)",
-            "host key": self.pool.policy.describe(),
-            "scratch": self.cfg.scratch,
             "user-id mapping": self.mapping.path,
-            "status reuse": f"{self.cfg.status_ttl:g} s",
         }
-
-    def close(self) -> None:
-        self.pool.close()
 
 
 def _walltime(text: str) -> str:

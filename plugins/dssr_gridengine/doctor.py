@@ -1,40 +1,23 @@
 """``dssr doctor`` for the Grid Engine connector: each check of a site's set-up, a verdict with its fix.
 
-In order: the SSH host key, the service user's key, ``qstat``, the service user's operator
-rights, the cell's ``common`` folder and accounting file, the parallel environment, the user-id
-mapping.  A failure that makes the next checks meaningless (no SSH) ends the list there.
+After the checks every batch connector makes (the SSH host key, the service user's login:
+:meth:`dssr_core.batch.BatchConnector.diagnose`): ``qstat``, the service user's operator rights,
+the cell's ``common`` folder and accounting file, the parallel environment.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from dssr_core import Check, ClusterError, Executor, command, failed, passed
+from dssr_core import Check, ClusterError, command, failed, passed
 
 if TYPE_CHECKING:
     from .connector import GridEngineConnector
 
 
-def diagnose(conn: "GridEngineConnector", executor: Executor) -> Iterator[Check]:
-    cfg = conn.cfg
-    what = f"SSH reaches {cfg.host}:{cfg.port} with the right host key"
-    try:
-        seen = conn.pool.check_host()
-    except ClusterError as exc:
-        yield failed(what, f"{exc} Fix: check JARVICE_GE_CLUSTER_ADDR/PORT and JARVICE_GE_SSH_KNOWN_HOSTS.")
-        return
-    yield passed(what, f"{seen} ({conn.pool.policy.describe()})")
-    what = f"the service user {cfg.service_user!r} logs in with JARVICE_GE_SSH_PKEY"
-    try:
-        conn.shell.run(command("id", "-un"), kind="doctor")
-    except ClusterError as exc:
-        yield failed(what, f"{exc} Fix: add the key's public half to ~{cfg.service_user}/.ssh/authorized_keys.")
-        return
-    yield passed(what)
-    yield from _commands(conn)
-
-
-def _commands(conn: "GridEngineConnector") -> Iterator[Check]:
+def scheduler_checks(conn: "GridEngineConnector") -> Iterator[Check]:
+    """qstat answers, the service user is an operator, accounting is readable, the parallel environment
+    exists (run after the SSH checks every batch connector makes)."""
     cfg = conn.cfg
     user, pe = cfg.service_user, cfg.pe
     checks = (
@@ -77,9 +60,6 @@ def _commands(conn: "GridEngineConnector") -> Iterator[Check]:
             yield failed(what, f"{(text[0] if text else f'exit status {result.rc}')[:200]} Fix: {fix}.")
         else:
             yield passed(what)
-    problems = conn.mapping.problems()
-    what = f"the user-id mapping file {conn.mapping.path} is usable"
-    yield failed(what, " ".join(problems)) if problems else passed(what)
 
 
 def _pe_ok(text: str) -> bool:

@@ -9,14 +9,12 @@ the right).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from dssr_core import ClusterError, JobState, format_seconds
+from dssr_core import ClusterError, JobState
+from dssr_core.batch import PREFIX, EndedJob, QueuedJob, format_seconds
 
-#: Grid Engine job names of this downstream start with this prefix
-PREFIX = "jarvice_"
 #: job ids count up from 1 and wrap after this one (checked on 8.1.9: 9999999, then 1)
 MAX_JOBID = 9_999_999
 #: the account string ``terminate`` gives a job before deleting it: accounting then tells a cancel apart
@@ -25,42 +23,12 @@ CANCELLED_ACCOUNT = "dssr_cancelled"
 ACCT_FIELDS = 45
 
 
-@dataclass(frozen=True)
-class GEJob:
-    """A job as ``qstat`` shows it."""
-
-    jobid: str
-    name: str
-    user: str
-    #: Grid Engine's state letters: ``qw``, ``hqw``, ``r``, ``t``, ``Eqw``, ``dr``...
-    state: str
-    #: ``HH:MM:SS`` since it started
-    elapsed: str = "00:00:00"
-    #: its hosts, the master's first
-    nodes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AcctRecord:
-    """A job's end as the accounting file has it (its master task's record)."""
-
-    jobid: str
-    name: str
-    user: str
-    account: str
-    failed: int
-    exit_status: int
-    elapsed: str
-
-    @property
-    def state(self) -> JobState:
-        if self.account == CANCELLED_ACCOUNT:
-            return JobState.CANCELLED
-        return JobState.COMPLETED if self.failed == 0 and self.exit_status == 0 else JobState.FAILED
-
-    @property
-    def detail(self) -> str:
-        return f"{self.state.value.upper()} (failed {self.failed}, exit_status {self.exit_status})"
+def end_state(account: str, failed: int, exit_status: int) -> JobState:
+    """A job's end from its accounting record: cancelled when ``terminate`` marked its account,
+    completed when it started (``failed`` 0) and its script exited 0, else failed."""
+    if account == CANCELLED_ACCOUNT:
+        return JobState.CANCELLED
+    return JobState.COMPLETED if failed == 0 and exit_status == 0 else JobState.FAILED
 
 
 def job_state(letters: str) -> JobState:
@@ -96,7 +64,7 @@ def wrap_order(jobids: Iterable[str]) -> Callable[[str], int]:
     return order
 
 
-def parse_qstat(text: str, prefix: str = PREFIX) -> list[GEJob]:
+def parse_qstat(text: str, prefix: str = PREFIX) -> list[QueuedJob]:
     """Jobs of ``date '+%Y-%m-%dT%H:%M:%S'`` + ``qstat -xml -u '*' -g t`` whose name starts with ``prefix``."""
     now_text, _, xml = text.partition("\n")
     if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
@@ -126,7 +94,7 @@ def parse_qstat(text: str, prefix: str = PREFIX) -> list[GEJob]:
             else:
                 job["nodes"].append(host)
     return [
-        GEJob(
+        QueuedJob(
             jobid=jobid,
             name=job["name"],
             user=job["user"],
@@ -147,10 +115,10 @@ def _since(start: str, now: datetime) -> str:
         return "00:00:00"
 
 
-def parse_accounting(text: str, jobids: Iterable[str], prefix: str = PREFIX) -> dict[str, AcctRecord]:
+def parse_accounting(text: str, jobids: Iterable[str], prefix: str = PREFIX) -> dict[str, EndedJob]:
     """The master-task records of ``jobids`` among accounting lines; the newest when an id was reused."""
     wanted = set(jobids)
-    found: dict[str, tuple[int, AcctRecord]] = {}
+    found: dict[str, tuple[int, EndedJob]] = {}
     for line in text.splitlines():
         parts = line.split(":")
         if len(parts) < ACCT_FIELDS:
@@ -166,14 +134,16 @@ def parse_accounting(text: str, jobids: Iterable[str], prefix: str = PREFIX) -> 
             failed, exit_status = int(tail[6].split()[0]), int(tail[7])
         except (ValueError, IndexError):
             continue
-        record = AcctRecord(
+        state = end_state(account, failed, exit_status)
+        record = EndedJob(
             jobid=jobid,
             name=name,
             user=parts[3],
-            account=account,
-            failed=failed,
-            exit_status=exit_status,
+            state=state,
+            detail=f"{state.value.upper()} (failed {failed}, exit_status {exit_status})",
             elapsed=format_seconds(end - start if start else 0),
+            # the script's status is worth believing only of a job that started and was not deleted
+            exit_code=exit_status if failed == 0 and state is not JobState.CANCELLED else None,
         )
         if jobid not in found or submitted >= found[jobid][0]:
             found[jobid] = (submitted, record)

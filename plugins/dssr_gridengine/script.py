@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from dssr_core import JobFiles, NodeLaunch, command, launch_wrapper, write_job_files
-from dssr_core import batch_script as neutral_batch_script
+from dssr_core import command
+from dssr_core.batch import JobFiles, NodeLaunch, launch_wrapper, write_job_files
+from dssr_core.batch import batch_script as neutral_batch_script
 
 #: printed by the submission script before the job id qsub gave
 ID_TAG = "DSSR_JOBID="

@@ -29,10 +29,9 @@ from dssr_core import (
     NotFound,
     Settings,
     Submission,
-    format_seconds,
-    numeric_id,
     shown,
 )
+from dssr_core.batch import format_seconds, numeric_id
 
 from . import procs
 from .extras import LocalExtras

@@ -8,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from dssr_core import InUse, JobRef, JobSpec, JobState, JobStatus, format_seconds
+from dssr_core import InUse, JobRef, JobSpec, JobState, JobStatus
+from dssr_core.batch import format_seconds
 
 from .jobfiles import OUTPUT_FILE
 from .store import JobRecord

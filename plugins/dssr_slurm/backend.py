@@ -17,29 +17,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from dssr_core import Check, ClusterInfo, Identity, JobFiles, JobSpec, Launch, Login, NamedJob
+from dssr_core import Check, ClusterInfo, Identity, Submission
+from dssr_core.batch import JobPlan, Login, NamedJob, QueuedJob
 
 from .states import job_state
-
-#: Slurm job names of this downstream start with this prefix.
-PREFIX = "jarvice_"
-
-
-@dataclass(frozen=True)
-class SlurmJob:
-    """A job as slurmctld sees it (``squeue`` line or ``/jobs`` entry)."""
-
-    jobid: str
-    #: the full Slurm job name (``jarvice_<name>``)
-    name: str
-    user: str
-    #: Slurm's long state name: ``PENDING``, ``RUNNING``, ``COMPLETED``...
-    state: str
-    #: ``HH:MM:SS``
-    elapsed: str = "00:00:00"
-    nodes: tuple[str, ...] = ()
-    reason: str = ""
-
 
 #: The name of a record slurmdbd made from a job's end alone.  slurmctld sends a job's start record
 #: (with its name) and its end record separately; a job that ends before its start record was sent
@@ -70,7 +51,7 @@ class AcctRecord:
         return self.name != PLACEHOLDER_NAME
 
 
-def named_job(job: SlurmJob) -> NamedJob:
+def named_job(job: QueuedJob) -> NamedJob:
     """A job as :func:`dssr_core.submit_once` sees it (held: Slurm's reason is the user's own hold)."""
     return NamedJob(
         jobid=job.jobid,
@@ -134,44 +115,35 @@ class BatchRequest:
         return opts
 
 
-@dataclass(frozen=True)
-class JobPlan:
-    """A job ready to submit: the spec, its cluster user, its files and the executor's launch."""
-
-    spec: JobSpec
-    #: full Slurm name, ``jarvice_<name>``
-    name: str
-    user: str
-    files: JobFiles
-    launch: Launch
-
-    def request(self, script: str, *, workdir: str, environment: Mapping[str, str] | None = None) -> BatchRequest:
-        """The batch request of this job running ``script`` (not held: :func:`submit_once` holds it)."""
-        spec = self.spec
-        return BatchRequest(
-            name=self.name,
-            user=self.user,
-            script=script,
-            nodes=spec.nodes,
-            ntasks=spec.cores * spec.nodes,
-            exclusive=spec.effective_exclusive,
-            workdir=workdir,
-            output=self.files.output,
-            memory_gb=spec.memory_gb,
-            gpus_per_node=spec.gpus,
-            time_limit=spec.walltime,
-            partition=spec.partition,
-            licenses=spec.licenses,
-            extra=dict(spec.scheduler_flags),
-            environment=dict(environment or {}),
-        )
+def batch_request(
+    plan: JobPlan, script: str, *, workdir: str, environment: Mapping[str, str] | None = None
+) -> BatchRequest:
+    """The batch request of ``plan`` running ``script`` (not held: submit-once holds it)."""
+    spec = plan.spec
+    return BatchRequest(
+        name=plan.name,
+        user=plan.user,
+        script=script,
+        nodes=spec.nodes,
+        ntasks=spec.cores * spec.nodes,
+        exclusive=spec.effective_exclusive,
+        workdir=workdir,
+        output=plan.files.output,
+        memory_gb=spec.memory_gb,
+        gpus_per_node=spec.gpus,
+        time_limit=spec.walltime,
+        partition=spec.partition,
+        licenses=spec.licenses,
+        extra=dict(spec.scheduler_flags),
+        environment=dict(environment or {}),
+    )
 
 
 class SlurmBackend(ABC):
     """One way of talking to Slurm."""
 
     @abstractmethod
-    def queue(self) -> list[SlurmJob]:
+    def queue(self) -> list[QueuedJob]:
         """Every job in slurmctld whose name starts with ``jarvice_``, of every user
         (the service user is coordinator).  One call to Slurm."""
 
@@ -186,10 +158,10 @@ class SlurmBackend(ABC):
         http: the token's user claim).  BadRequest when there is none."""
 
     @abstractmethod
-    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
-        """Submit ``plan`` exactly once as its user, through :func:`dssr_core.submit_once`
-        (held when ``plan.spec.held``): (job id, the job already existed, the submitted
-        script with every secret left out)."""
+    def submit(self, plan: JobPlan) -> Submission:
+        """Submit ``plan`` exactly once as its user, through submit-once (held when
+        ``plan.spec.held``): the job id, whether it already existed, the submitted script
+        with every secret left out."""
 
     @abstractmethod
     def cancel(self, jobid: str, signal: str | None = None) -> None:
@@ -213,18 +185,10 @@ class SlurmBackend(ABC):
         default): the connector asks ``scontrol`` over SSH."""
         return None
 
-    def problems(self) -> list[str]:
-        """Start-up problems of this way of talking to Slurm, one sentence each (never raises)."""
-        return []
-
     def local_checks(self) -> Iterator[Check]:
         """What this way of talking to Slurm needs on this host, checked without the cluster
         (:meth:`dssr_core.Connector.local_checks`; never raises).  The default: none."""
         return iter(())
-
-    def known_users(self) -> list[str]:
-        """Cluster users known before any job (whose scratch folders the start-up check looks at)."""
-        return []
 
     def describe(self) -> dict[str, str]:
         """Lines for the start-up report (never a secret)."""

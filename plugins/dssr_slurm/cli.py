@@ -6,14 +6,16 @@ import logging
 import secrets
 from typing import Iterable, Iterator
 
-from dssr_core import BadRequest, ClusterError, ConfigError, Identity, command, parse_once_output
-from dssr_core import Check, Login, Result, SSHPool, UserMappingFile
+from dssr_core import BadRequest, ClusterError, Identity, Submission, command
+from dssr_core.batch import parse_once_output
+from dssr_core import Check
+from dssr_core.batch import Login, Result, ServiceShell, SSHPool, UserMappingFile
 
 from . import cli_checks
 
-from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
+from dssr_core.batch import JobPlan, PREFIX, QueuedJob
+from .backend import AcctRecord, SlurmBackend, batch_request
 from .parsing import SACCT_FIELDS, SEP, SINFO_FORMAT, parse_sacct, parse_sinfo, parse_squeue, squeue_format
-from .remote import ServiceShell
 from .script import batch_script, submission_script
 from .settings import SlurmSettings
 from .shape import Shape, ShapeCheck
@@ -39,15 +41,6 @@ class CliBackend(SlurmBackend):
     def login_for(self, identity: Identity | None) -> Login:
         """The job's cluster login from the user-id mapping file (BadRequest for an unmapped user)."""
         return self.mapping.login_for(identity.email if identity else None)
-
-    def problems(self) -> list[str]:
-        return self.mapping.problems()
-
-    def known_users(self) -> list[str]:
-        try:
-            return self.mapping.load().users
-        except ConfigError:
-            return []
 
     def describe(self) -> dict[str, str]:
         return {"user-id mapping": self.mapping.path}
@@ -75,7 +68,7 @@ class CliBackend(SlurmBackend):
             raise ClusterError(f"{what} failed on the cluster: {_first_line(result.stderr or result.stdout)}")
         return result
 
-    def queue(self) -> list[SlurmJob]:
+    def queue(self) -> list[QueuedJob]:
         marker = "\x1e" + secrets.token_hex(8) + SEP
         result = self._run(command("squeue", "-h", "-a", "-t", "all", "-o", squeue_format(marker)), "squeue")
         return parse_squeue(result.stdout, marker, PREFIX)
@@ -104,12 +97,12 @@ class CliBackend(SlurmBackend):
     def user_for(self, identity: Identity | None) -> str:
         return self.login_for(identity).user
 
-    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+    def submit(self, plan: JobPlan) -> Submission:
         """One remote command: the whole submit-once protocol runs on the cluster as the job's user
         (:func:`~dssr_slurm.script.submission_script`), so a submission costs one round trip."""
         login = self.login_for(plan.spec.identity)
         script = batch_script(plan.files, plan.spec.gpus, plan.launch.success_marker)
-        request = plan.request(script, workdir=plan.files.job_dir)
+        request = batch_request(plan, script, workdir=plan.files.job_dir)
         # judged against the cluster's shape here (a job that can never run is refused, nothing sent);
         # sbatch --test-only in the script only for what that cannot judge
         verdict = self.shape.refuse(request)
@@ -133,7 +126,8 @@ class CliBackend(SlurmBackend):
         jobid, existed = answer
         if existed:
             log.info("job %s (%s) already existed: not submitted again", jobid, request.name)
-        return jobid, existed, f"{script}\n# ---- {plan.files.node_script} ----\n{plan.launch.node_script}"
+        shown_script = f"{script}\n# ---- {plan.files.node_script} ----\n{plan.launch.node_script}"
+        return Submission(jobid, script=shown_script, existed=existed)
 
     def cancel(self, jobid: str, signal: str | None = None) -> None:
         parts: list[str] = ["scancel"]

@@ -1,6 +1,7 @@
 """``dssr doctor`` for the Slurm connector: every check of a site's set-up, each a verdict with a fix.
 
-In order: the SSH host key, the service user's key, ``squeue``/``sacct``/
+After the checks every batch connector makes (the SSH host key, the service
+user's login: :meth:`dssr_core.batch.BatchConnector.diagnose`): ``squeue``/``sacct``/
 ``scontrol``, the backend's own checks (:meth:`SlurmBackend.diagnose`: over
 SSH the mapping file, coordinators and each mapped user's key and scratch
 folder; over slurmrestd the daemon, its API version and the service token),
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from dssr_core import Check, ClusterError, Executor, NodeProbe, command
 from dssr_core import failed, passed
-from dssr_core import Login
+from dssr_core.batch import Login
 
 if TYPE_CHECKING:
     from .connector import SlurmConnector
@@ -27,39 +28,13 @@ _RS, _FS = "\x1e", "\x1f"
 PROBE_WAIT = 120
 
 
-def diagnose(conn: "SlurmConnector", executor: Executor) -> Iterator[Check]:
-    cfg = conn.cfg
-    where = f"{cfg.host}:{cfg.port}"
-    what = f"SSH reaches {where} with the right host key"
-    try:
-        seen = conn.pool.check_host()
-    except ClusterError as exc:
-        fix = (
-            "check JARVICE_SLURM_CLUSTER_ADDR and JARVICE_SLURM_CLUSTER_PORT, and that this host may reach it"
-            if "reach" in str(exc)
-            else f"if the login node's key really is {'this one' if 'SHA256' in str(exc) else 'new'}, put it in "
-            f"JARVICE_SLURM_SSH_KNOWN_HOSTS (ssh-keyscan -p {cfg.port} {cfg.host}) or JARVICE_SLURM_SSH_HOST_KEY"
-        )
-        yield failed(what, f"{exc} Fix: {fix}.")
-        return
-    yield passed(what, f"{seen} ({conn.pool.policy.describe()})")
-
-    what = f"the service user {cfg.service_user!r} logs in with JARVICE_SLURM_SSH_PKEY"
-    try:
-        whoami = conn.shell.run(command("id", "-un"), kind="doctor").stdout.strip()
-    except ClusterError as exc:
-        yield failed(
-            what,
-            f"{exc} Fix: add the public half of the key to ~{cfg.service_user}/.ssh/authorized_keys "
-            "on the login node, or set JARVICE_SLURM_SSH_USER to the key's user.",
-        )
-        # the cluster checks need the service user; the job users' own logins do not
-        yield from conn.backend.user_login_checks()
-        return
-    yield passed(what, f"logged in as {whoami}")
-
+def scheduler_checks(conn: "SlurmConnector", executor: Executor | None) -> Iterator[Check]:
+    """``squeue``/``sacct``/``scontrol``, the backend's own checks, then (given an executor) its probes
+    on the compute nodes."""
     yield from _slurm_commands(conn)
     yield from conn.backend.diagnose()
+    if executor is None:
+        return
     login = conn.backend.probe_login()
     for probe in executor.node_probes():
         yield from _on_nodes(conn, probe, login)

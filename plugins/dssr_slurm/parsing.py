@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dssr_core import ClusterError, expand_nodelist, normalize_elapsed
+from dssr_core import ClusterError
+from dssr_core.batch import expand_nodelist, normalize_elapsed
 
-from .backend import AcctRecord, SlurmJob
+from dssr_core.batch import QueuedJob
+from .backend import AcctRecord
 from .shape import Node, Partition, Shape, gpu_count
 from .states import clean_state
 
@@ -30,7 +32,7 @@ def squeue_format(marker: str) -> str:
     return marker + SEP.join(SQUEUE_FIELDS)
 
 
-def parse_squeue(text: str, marker: str, prefix: str) -> list[SlurmJob]:
+def parse_squeue(text: str, marker: str, prefix: str) -> list[QueuedJob]:
     """Jobs of an ``squeue -h -o <squeue_format(marker)>`` output whose name starts with ``prefix``."""
     if not text.strip():
         return []
@@ -50,7 +52,7 @@ def parse_squeue(text: str, marker: str, prefix: str) -> list[SlurmJob]:
         except Exception:  # noqa: BLE001 - an odd node list is not worth failing the whole poll
             hosts = ()
         jobs.append(
-            SlurmJob(
+            QueuedJob(
                 jobid=jobid.strip(),
                 name=name,
                 user=user.strip(),

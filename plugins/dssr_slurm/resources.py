@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from dssr_core import ClusterInfo, NodeInfo, PartitionInfo, expand_nodelist
+from dssr_core import ClusterInfo, NodeInfo, PartitionInfo
+from dssr_core.batch import expand_nodelist
 
 #: the keys read from an ``scontrol -o show node`` line (other values may hold spaces: OS=, Reason=)
 _NODE_KEYS = (

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dssr_core import JobFiles, NodeLaunch, OnceCommands, command, launch_wrapper, once_script, write_at_start
-from dssr_core import batch_script as neutral_batch_script
-from dssr_core import write_job_files
+from dssr_core import command
+from dssr_core.batch import JobFiles, NodeLaunch, OnceCommands, launch_wrapper, once_script, write_at_start
+from dssr_core.batch import batch_script as neutral_batch_script
+from dssr_core.batch import write_job_files
 
 from .backend import BatchRequest
 from .states import GONE_WORDS, QUEUED, RUNNING

@@ -13,19 +13,23 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import paramiko
 
 from dssr_core import ClusterError, command
 from dssr_core import SERVICE_DIR
 
-from .remote import ServiceShell
+from dssr_core.batch import ServiceShell
 
 #: seconds node addresses are reused before ``scontrol`` is asked again
 ADDRESS_TTL = 60.0
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELD = re.compile(r"(?:^|\s)(NodeName|NodeAddr)=(\S+)")
+
+
+if TYPE_CHECKING:
+    import paramiko
 
 
 def read_job_file(shell: ServiceShell, job_dir: str, name: str, limit: int) -> str | None:

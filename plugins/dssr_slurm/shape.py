@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from dssr_core import BadRequest, ClusterError, SharedSnapshot
+from dssr_core import BadRequest, ClusterError
+from dssr_core.batch import SharedSnapshot
 
 from .backend import BatchRequest
 from .states import NEVER_RUNS

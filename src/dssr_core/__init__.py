@@ -1,5 +1,10 @@
 """dssr_core: the jarvice-dssr library (job model, plugin contracts, the façade :class:`Downstream`).
 
+The contracts (:class:`Connector`, :class:`Executor`), the job model, the errors and the
+façade.  The toolkit a batch-scheduler connector is built from is :mod:`dssr_core.batch`;
+the contract suite a plugin runs is :mod:`dssr_core.testing`.  Every other module is
+private (``_name.py``): each public name has one address, its package.
+
 Imports neither Flask nor any plugin; plugins are found through entry points.
 ``import dssr_core`` loads neither PyJWT nor paramiko either: the names that
 need them (:data:`LAZY`) are imported on first use.
@@ -9,8 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import metrics
-from .checks import Check, Contact, NodeProbe, failed, passed
-from .config import (
+from ._checks import Check, Contact, NodeProbe, failed, passed
+from ._config import (
     CONNECTOR_VARIABLE,
     EXECUTOR_VARIABLE,
     DownstreamSettings,
@@ -18,9 +23,9 @@ from .config import (
     choose_plugins,
     runs_host_commands,
 )
-from .connector import Connector, Stream, split_by_state
-from .downstream import Downstream
-from .errors import (
+from ._connector import Connector, Stream
+from ._downstream import Downstream
+from ._errors import (
     BadRequest,
     Busy,
     ClusterError,
@@ -35,18 +40,9 @@ from .errors import (
     Unauthorized,
     Unprocessable,
 )
-from .executor import NODE_VARIABLES, Executor, Launch, LaunchContext
-from .formats import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
-from .interactive import (
-    MARKER_FILE,
-    PROXY_LISTEN_VARIABLE,
-    SERVICE_DIR,
-    InteractiveSettings,
-    JobsDomain,
-    ServiceAccess,
-    substitute,
-)
-from .job import (
+from ._executor import Executor, Launch, LaunchContext
+from ._interactive import PROXY_LISTEN_VARIABLE, SERVICE_DIR, InteractiveSettings, ServiceAccess, substitute
+from ._job import (
     ClusterInfo,
     NodeInfo,
     OutputChunk,
@@ -62,46 +58,19 @@ from .job import (
     Submission,
     UpstreamTemplate,
 )
-from .nodelaunch import NodeLaunch, batch_script, launch_wrapper
-from .once import ONCE_TAG, NamedJob, OnceAttempt, OnceCommands, once_script, parse_once_output, submit_once
-from .plugins import available_connectors, available_executors, load_connector, load_executor
-from .scratch import JobFiles, ScratchLayout, write_at_start, write_job_files
-from .sharing import Batcher, SharedSnapshot
-from .shell import command, exports
-from .upstream import fill_template, parse_template, redact_template
-from .validate import (
-    CLUSTER_USER_PATTERN,
-    NAME_PATTERN,
-    bounded,
-    decode_base64_text,
-    is_name,
-    numeric_id,
-    parse_int,
-    shown,
-    validate_jobid,
-    validate_name,
-    validate_nodes,
-    validate_number,
-)
+from ._plugins import available_connectors, available_executors, load_connector, load_executor
+from ._shell import command, exports
+from ._upstream import fill_template, redact_template
+from ._validate import shown
 
 if TYPE_CHECKING:
-    from .identity import TokenVerifier
-    from .proxy import JobProxy
-    from .ssh import HostKeyPolicy, Login, Result, SSHPool, load_private_key
-    from .usermap import UserMapping, UserMappingFile, parse_user_mapping
+    from ._identity import TokenVerifier
+    from ._proxy import JobProxy
 
 #: public names whose module needs an optional dependency (PyJWT, paramiko): imported on first use
 LAZY = {
-    "TokenVerifier": ".identity",
-    "JobProxy": ".proxy",
-    "HostKeyPolicy": ".sshkeys",
-    "Login": ".ssh",
-    "Result": ".ssh",
-    "SSHPool": ".ssh",
-    "load_private_key": ".sshkeys",
-    "UserMapping": ".usermap",
-    "UserMappingFile": ".usermap",
-    "parse_user_mapping": ".usermap",
+    "TokenVerifier": "._identity",
+    "JobProxy": "._proxy",
 }
 
 
@@ -118,109 +87,65 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "Busy",
-    "Unprocessable",
-    "Unauthorized",
-    "PartitionInfo",
-    "OutputChunk",
-    "NotSupported",
-    "NodeInfo",
-    "Forbidden",
-    "Conflict",
-    "ClusterInfo",
     "available_connectors",
     "available_executors",
     "BadRequest",
-    "batch_script",
-    "Batcher",
-    "bounded",
+    "Busy",
     "Check",
     "choose_plugins",
-    "CLUSTER_USER_PATTERN",
     "ClusterError",
+    "ClusterInfo",
     "command",
     "ConfigError",
-    "CONNECTOR_VARIABLE",
+    "Conflict",
     "Connector",
+    "CONNECTOR_VARIABLE",
     "Contact",
-    "decode_base64_text",
     "Downstream",
     "DownstreamSettings",
     "DssrError",
-    "elapsed_seconds",
     "Executor",
     "EXECUTOR_VARIABLE",
     "ExitStatus",
-    "expand_nodelist",
     "exports",
     "failed",
     "FileEntry",
     "fill_template",
-    "format_seconds",
-    "HostKeyPolicy",
+    "Forbidden",
     "Identity",
     "InteractiveSettings",
     "InUse",
-    "is_name",
-    "JobFiles",
     "JobInfo",
     "JobProxy",
     "JobRef",
-    "JobsDomain",
     "JobSpec",
     "JobState",
     "JobStatus",
     "Launch",
-    "launch_wrapper",
     "LaunchContext",
     "load_connector",
     "load_executor",
-    "load_private_key",
-    "Login",
-    "MARKER_FILE",
     "metrics",
-    "NAME_PATTERN",
-    "NamedJob",
-    "NODE_VARIABLES",
-    "NodeLaunch",
+    "NodeInfo",
     "NodeProbe",
-    "normalize_elapsed",
     "NotFound",
-    "numeric_id",
-    "ONCE_TAG",
-    "OnceAttempt",
-    "OnceCommands",
-    "once_script",
-    "parse_int",
-    "parse_once_output",
-    "parse_template",
-    "parse_user_mapping",
+    "NotSupported",
+    "OutputChunk",
+    "PartitionInfo",
     "passed",
     "PluginError",
     "PROXY_LISTEN_VARIABLE",
     "redact_template",
-    "Result",
     "runs_host_commands",
-    "ScratchLayout",
     "SERVICE_DIR",
     "ServiceAccess",
     "Settings",
-    "SharedSnapshot",
     "shown",
-    "split_by_state",
-    "SSHPool",
     "Stream",
     "Submission",
-    "submit_once",
     "substitute",
     "TokenVerifier",
+    "Unauthorized",
+    "Unprocessable",
     "UpstreamTemplate",
-    "UserMapping",
-    "UserMappingFile",
-    "validate_jobid",
-    "validate_name",
-    "validate_nodes",
-    "validate_number",
-    "write_at_start",
-    "write_job_files",
 ]

@@ -16,14 +16,14 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Sequence, TextIO
 
-from .config import Settings, choose_plugins
-from .downstream import Downstream
-from .errors import BadRequest, ClusterError, DssrError, NotFound
-from .job import ExitStatus, JobRef, JobSpec, JobState
-from .plugins import available_connectors, available_executors
-from .shell import command as shell_command
-from .upstream import _PARTITION, _WALLTIME
-from .validate import MAX_INT64, parse_int, shown, validate_jobid, validate_name
+from ._config import Settings, choose_plugins
+from ._downstream import Downstream
+from ._errors import BadRequest, ClusterError, DssrError, NotFound
+from ._job import ExitStatus, JobRef, JobSpec, JobState
+from ._plugins import available_connectors, available_executors
+from ._shell import command as shell_command
+from ._upstream import _PARTITION, _WALLTIME
+from ._validate import MAX_INT64, parse_int, shown, validate_jobid, validate_name
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -323,7 +323,7 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
     if base.raw(BESIDE_SERVER) is None:  # the local connector's CLI works beside its running server
         base = base.updated(JARVICE_LOCAL_BESIDE_SERVER="true")
     if args.action == "doctor":
-        from . import doctor  # only this command needs it
+        from . import _doctor as doctor  # only this command needs it
 
         return doctor.run(
             base,
@@ -336,7 +336,7 @@ def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> 
         )
     try:
         if args.url:
-            from .v1client import RemoteDownstream  # only --url needs it
+            from ._v1client import RemoteDownstream  # only --url needs it
 
             downstream: Downstream = RemoteDownstream.connect(args.url, base, getattr(args, "token", None))
         else:

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
-from .errors import ClusterError
+from ._errors import ClusterError
 
 #: outcome of a call to the cluster
 OK, ERROR, UNREACHABLE = "ok", "error", "unreachable"

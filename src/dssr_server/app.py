@@ -10,7 +10,8 @@ from typing import Callable
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dssr_core import Downstream, Settings, bounded, metrics
+from dssr_core import Downstream, Settings, metrics
+from dssr_core._validate import bounded
 
 from . import v1
 from .errors import PROBLEM, error_answer, problem_answer

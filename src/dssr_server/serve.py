@@ -17,7 +17,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
-from dssr_core import bounded
+from dssr_core._validate import bounded
 
 
 class JsonErrorTask(ErrorTask):

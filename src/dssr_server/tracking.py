@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
-from dssr_core import bounded
+from dssr_core._validate import bounded
 
 from .logs import REQUEST_ID, request_id
 from .metrics import PrometheusRecorder

@@ -10,19 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from dssr_core import (
-    BadRequest,
-    ExitStatus,
-    FileEntry,
-    JobInfo,
-    JobRef,
-    JobSpec,
-    JobStatus,
+from dssr_core import BadRequest, ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, shown
+from dssr_core._upstream import parse_template
+from dssr_core._validate import (
     bounded,
     decode_base64_text,
     parse_int,
-    parse_template,
-    shown,
     validate_jobid,
     validate_name,
     validate_nodes,

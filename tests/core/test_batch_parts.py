@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core import NodeLaunch, ScratchLayout, batch_script, launch_wrapper, write_at_start
-from dssr_core import write_job_files
+from dssr_core.batch import NodeLaunch, ScratchLayout, batch_script, launch_wrapper, write_at_start
+from dssr_core.batch import write_job_files
 
 SECRET = "hunter2-registry-password"
 #: hooks of an imaginary scheduler "toy": TOY_* variables, a per-node loop standing in for its launcher

@@ -16,14 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from dssr_core import (
-    DownstreamSettings,
-    InteractiveSettings,
-    Settings,
-    TokenVerifier,
-    load_private_key,
-    parse_user_mapping,
-)
+from dssr_core import DownstreamSettings, InteractiveSettings, Settings, TokenVerifier
+from dssr_core.batch import load_private_key, parse_user_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -37,8 +31,11 @@ def private_key() -> str:
 
 
 def code_reads(name: str) -> bool:
-    """Whether the variable's name appears in the code (src/ and plugins/): a setting nobody reads is a lie."""
-    return any(name in path.read_text() for folder in ("src", "plugins") for path in (ROOT / folder).rglob("*.py"))
+    """Whether some code reads the variable (tests/core/test_settings_reference.py's collector of the getters'
+    calls in src/ and plugins/): a setting nobody reads is a lie."""
+    from tests.core.test_settings_reference import collect
+
+    return name in collect()
 
 
 def launch(tmp_path: Path, token: str | None = "a-long-random-upstream-secret") -> tuple[subprocess.CompletedProcess[str], Path]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dssr_core import BadRequest, elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
+from dssr_core import BadRequest
+from dssr_core.batch import elapsed_seconds, expand_nodelist, format_seconds, normalize_elapsed
 
 
 @pytest.mark.parametrize(

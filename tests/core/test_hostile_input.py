@@ -8,21 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dssr_core import (
-    BadRequest,
-    Connector,
-    JobSpec,
-    LaunchContext,
-    Settings,
-    fill_template,
-    parse_template,
-    redact_template,
-    validate_jobid,
-    validate_name,
-    validate_number,
-)
-from dssr_core.errors import MAX_MESSAGE, DssrError
-from dssr_core.upstream import template_keys
+from dssr_core import BadRequest, Connector, JobSpec, LaunchContext, Settings, fill_template, redact_template
+from dssr_core._upstream import parse_template
+from dssr_core._validate import validate_jobid, validate_name, validate_number
+from dssr_core._errors import MAX_MESSAGE, DssrError
+from dssr_core._upstream import template_keys
 from dssr_local.shell import ShellExecutor
 from dssr_server.wire import parse_submission
 from tests.helpers import encode, legacy_template, submit_args

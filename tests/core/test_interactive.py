@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dssr_core import BadRequest, ConfigError, Downstream, JobSpec, Settings
-from dssr_core.interactive import LABEL_PATTERN, InteractiveSettings, JobsDomain, template_port
+from dssr_core._interactive import LABEL_PATTERN, InteractiveSettings, JobsDomain, template_port
 from dssr_local.shell import ShellExecutor
 
 KEY = "0123456789abcdef0123456789abcdef-key"
@@ -150,7 +150,7 @@ def test_an_interactive_submission_without_jobs_domain_is_refused_naming_what_to
 
 
 def test_the_vnc_password_file_is_what_vncpasswd_writes():
-    from dssr_core.interactive import vnc_password_file
+    from dssr_core._interactive import vnc_password_file
 
     # `vncpasswd` stores "password" as these 8 bytes (VNC's fixed-key DES); only 8 characters count
     assert vnc_password_file("password").hex() == "dbd83cfd727a1458"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dssr_core import BadRequest, ExitStatus, Identity, JobRef, JobSpec, JobState, validate_jobid, validate_name
+from dssr_core import BadRequest, ExitStatus, Identity, JobRef, JobSpec, JobState
+from dssr_core._validate import validate_jobid, validate_name
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ from typing import Sequence
 
 import pytest
 
-from dssr_core import ClusterError, NamedJob, OnceAttempt, submit_once
+from dssr_core import ClusterError
+from dssr_core.batch import NamedJob, OnceAttempt, submit_once
 
 
 @dataclass

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dssr_core import ClusterError, Contact, Downstream, Settings, TokenVerifier, BadRequest, metrics
 from dssr_local.connector import LocalConnector
 from dssr_local.shell import ShellExecutor
-from dssr_core.sharing import SharedSnapshot
+from dssr_core.batch._sharing import SharedSnapshot
 
 
 class Recording(metrics.Recorder):

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import dssr_core
+import dssr_core.batch
 
 
 def test_every_name_in_all_imports() -> None:
@@ -81,23 +82,51 @@ def test_a_regular_install_ships_every_module_and_plugin(tmp_path: Path) -> None
         assert plugin in text
 
 
-def test_plugins_examples_and_the_server_use_only_public_names_of_dssr_core() -> None:
-    """The public API is the contract: ``from dssr_core import <name in __all__>`` (and dssr_core.testing)."""
+def test_plugins_and_examples_use_only_public_names_of_dssr_core() -> None:
+    """The public API is the contract: names of ``dssr_core.__all__``, of ``dssr_core.batch.__all__``, and
+    ``dssr_core.testing``: what a third party's plugin may import, so what ours import."""
     root = Path(__file__).resolve().parents[2]
+    public = {"dssr_core": set(dssr_core.__all__), "dssr_core.batch": set(dssr_core.batch.__all__)}
     offences = []
-    for folder in ("plugins", "examples", "src/dssr_server"):
+    for folder in ("plugins", "examples"):
         for path in sorted((root / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dssr_core"):
-                    if node.module == "dssr_core":
-                        offences += [f"{path.relative_to(root)}: {a.name}" for a in node.names
-                                     if a.name not in dssr_core.__all__]
+                    if node.module in public:
+                        offences += [f"{path.relative_to(root)}: {a.name} from {node.module}" for a in node.names
+                                     if a.name not in public[node.module]]
                     elif not node.module.startswith("dssr_core.testing"):
                         offences.append(f"{path.relative_to(root)}: from {node.module}")
                 elif isinstance(node, ast.Import):
                     offences += [f"{path.relative_to(root)}: import {a.name}" for a in node.names
-                                 if a.name.startswith("dssr_core.") and not a.name.startswith("dssr_core.testing")]
+                                 if a.name.startswith("dssr_core.") and a.name not in ("dssr_core.batch",)
+                                 and not a.name.startswith("dssr_core.testing")]
     assert offences == []
+
+
+def test_each_public_name_has_one_address() -> None:
+    """No name is public in both packages, and every module that is not a public package is private
+    (``_name.py``): nothing is importable from a second, unofficial place."""
+    assert not set(dssr_core.__all__) & set(dssr_core.batch.__all__)
+    src = Path(dssr_core.__file__).parent
+    public_modules = {"__init__.py", "cli.py", "metrics.py"}
+    loose = [str(p.relative_to(src)) for p in src.rglob("*.py")
+             if p.name not in public_modules and not p.name.startswith("_") and "testing" not in p.parts]
+    assert loose == []
+
+
+def test_the_server_uses_no_plugin_and_only_the_library() -> None:
+    """The server is the library's front end: it may use the library's private modules (it ships with
+    them), never a plugin's."""
+    root = Path(__file__).resolve().parents[2]
+    imported = set()
+    for path in sorted((root / "src" / "dssr_server").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+    assert {name for name in imported if name.startswith("dssr_")} == {"dssr_core"}
 
 
 def test_the_grid_engine_connector_is_built_on_dssr_core_alone() -> None:
@@ -111,3 +140,23 @@ def test_the_grid_engine_connector_is_built_on_dssr_core_alone() -> None:
             elif isinstance(node, ast.Import):
                 imported.update(a.name.split(".")[0] for a in node.names)
     assert {name for name in imported if name.startswith("dssr_")} == {"dssr_core"}
+
+
+def test_the_batch_toolkit_loads_paramiko_only_when_a_connection_is_made() -> None:
+    """``import dssr_core.batch`` (and the batch connectors' modules, and building a pool) loads
+    neither Flask nor paramiko; the first connection does."""
+    code = """
+import socket, sys
+import dssr_core.batch, dssr_slurm.connector, dssr_gridengine.connector
+from dssr_core.batch import HostKeyPolicy, SSHPool
+listener = socket.create_server(("127.0.0.1", 0))
+pool = SSHPool("127.0.0.1", listener.getsockname()[1], HostKeyPolicy(), connect_timeout=2)
+print(sorted(m for m in ("flask", "paramiko", "waitress", "jwt") if m in sys.modules))
+try:
+    pool.check_host()  # connects and starts an SSH handshake: no banner comes
+except dssr_core.ClusterError:
+    pass
+print("paramiko" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["[]", "True"]

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from dssr_core.interactive import JobsDomain
-from dssr_core.proxy import BadHead, parse_head, route, forwarded_head
-from dssr_core.ssh import PARAMIKO_TRANSPORT_LOGGER, RefusedChannelFilter
+from dssr_core._interactive import JobsDomain
+from dssr_core._proxy import BadHead, parse_head, route, forwarded_head
+from dssr_core.batch._ssh import PARAMIKO_TRANSPORT_LOGGER, RefusedChannelFilter
 
 LABEL = "42-abcdefghijklmnopqrst"
 
@@ -74,8 +74,8 @@ def test_a_websocket_upgrade_goes_on_as_an_upgrade():
 # --------------------------------------------------------------------------- refusals, through a running proxy
 def _world():
     from dssr_core import JobRef, JobState, JobStatus, Settings
-    from dssr_core.interactive import InteractiveSettings
-    from dssr_core.services import JobServices
+    from dssr_core._interactive import InteractiveSettings
+    from dssr_core._services import JobServices
     from tests.core.test_services import KEY, Double
 
     connector = Double()
@@ -87,7 +87,7 @@ def _world():
 
 
 def test_an_app_that_does_not_answer_is_a_502_page_and_one_info_line_and_an_ended_job_a_404(caplog):
-    from dssr_core.proxy import JobProxy
+    from dssr_core._proxy import JobProxy
     from tests.interactive.clients import get
 
     connector, settings, services = _world()
@@ -117,7 +117,7 @@ def _paramiko_record(level: int, msg: str) -> logging.LogRecord:
 def test_paramikos_error_line_for_a_refused_channel_is_debug_at_most_and_other_errors_stay():
     refused = "Secsh channel 3 open FAILED: Connection refused: Connect failed"
     logger = logging.getLogger(PARAMIKO_TRANSPORT_LOGGER)
-    assert any(isinstance(f, RefusedChannelFilter) for f in logger.filters)  # put there when dssr_core.ssh loads
+    assert any(isinstance(f, RefusedChannelFilter) for f in logger.filters)  # put there when dssr_core.batch._ssh loads
     old = logger.level
     try:
         logger.setLevel(logging.INFO)

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import pytest
 
 from dssr_core import ClusterError, JobInfo, JobRef, JobState, JobStatus, Settings
-from dssr_core.interactive import InteractiveSettings
-from dssr_core.services import JobServices
+from dssr_core._interactive import InteractiveSettings
+from dssr_core._services import JobServices
 from tests.helpers import ConnectorDouble
 
 KEY = "x" * 40
@@ -156,7 +156,7 @@ def test_the_files_are_read_again_until_the_app_answers_then_kept(world):
 def test_a_marker_written_after_a_look_is_seen_within_a_second(world, monkeypatch):
     connector, _, services = world
     now = [1000.0]
-    monkeypatch.setattr("dssr_core.services.time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr("dssr_core._services.time", SimpleNamespace(monotonic=lambda: now[0]))
     ref = JobRef("desk", 42, "11")
     connector.listening = {7000}
     assert services.info(ref).url is None  # no marker yet: the container has not started

@@ -4,7 +4,9 @@ The variables are collected from the source itself: every call of a
 :class:`dssr_core.Settings` getter (``settings.int("WAITRESS_PORT", 5000, ...)``)
 in src/ and plugins/, with its name given as text, as a module constant, or
 through a small helper that passes its parameter on to a getter (the
-Singularity executor's ``_matching(settings, "JARVICE_SYSTEM_REGISTRY", ...)``).
+Singularity executor's ``_matching(settings, "JARVICE_SYSTEM_REGISTRY", ...)``), or
+through a helper that reads ``f"{prefix}_SUFFIX"`` names under a prefix its caller gives
+(``BatchSettings.common(settings, "JARVICE_SLURM", ...)`` reads ``JARVICE_SLURM_CLUSTER_ADDR``...).
 ``secret_text("X")`` reads ``X`` and ``X_FILE``.  A variable added to the code
 without a row here fails the test, and so does a row no code reads.
 """
@@ -12,6 +14,7 @@ without a row here fails the test, and so does a row no code reads.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +49,15 @@ def _component(path: Path) -> str:
     return COMPONENTS[folder]
 
 
+@functools.cache
 def collect() -> dict[str, Read]:
     files = sorted([*ROOT.glob("src/**/*.py"), *ROOT.glob("plugins/**/*.py")])
     trees = {path: ast.parse(path.read_text(), str(path)) for path in files}
     constants: dict[str, set[str]] = {}
     helpers: dict[str, int] = {}  # function name -> position of the parameter it passes to a getter
+    #: function name -> (position of its prefix parameter, [(suffix, getter, default)] it reads under it)
+    prefixed: dict[str, tuple[int, list[tuple[str, str, ast.expr | None]]]] = {}
+    inside: set[int] = set()  # the calls inside those helpers (recorded at their callers)
     for tree in trees.values():
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
@@ -63,29 +70,71 @@ def collect() -> dict[str, Read]:
                 for call in ast.walk(node):
                     if _getter(call) and isinstance(call.args[0], ast.Name) and call.args[0].id in params:
                         helpers[node.name] = params.index(call.args[0].id)
+                    suffix = _prefixed(call, params) if _getter(call) else None
+                    if suffix is not None:
+                        method = call.func.attr  # type: ignore[attr-defined]
+                        entry = prefixed.setdefault(node.name, (params.index(suffix[0]), []))
+                        entry[1].append((suffix[1], method, _default(call, method)))
+                if node.name in prefixed:  # its plain reads are its callers' too, read by them alone
+                    inside.update(id(call) for call in ast.walk(node))
+                    for call in ast.walk(node):
+                        if _getter(call) and _prefixed(call, params) is None:
+                            method = call.func.attr  # type: ignore[attr-defined]
+                            names = call.args if method == "first" else call.args[:1]
+                            prefixed[node.name][1].extend(
+                                ("=" + name, method, _default(call, method)) for arg in names
+                                for name in _names(arg, constants))
     reads: dict[str, Read] = {}
     for path, tree in trees.items():
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
+            called = getattr(node.func, "attr", getattr(node.func, "id", None))
+            if called in prefixed and len(node.args) > prefixed[called][0]:
+                prefix = node.args[prefixed[called][0]]
+                if isinstance(prefix, ast.Constant) and isinstance(prefix.value, str):
+                    for suffix, method, default in prefixed[called][1]:
+                        name = suffix[1:] if suffix.startswith("=") else f"{prefix.value}_{suffix}"
+                        _record(reads, name, _component(path), method, default)
+                continue
+            if id(node) in inside:
+                continue
             if _getter(node):
                 method = node.func.attr  # type: ignore[attr-defined]
                 args = node.args if method == "first" else node.args[:1]
-                default = node.args[1] if method in ("int", "float", "bool", "choice", "str") and len(node.args) > 1 \
-                    else None
+                default = _default(node, method)
             elif isinstance(node.func, ast.Name) and node.func.id in helpers and len(node.args) > helpers[node.func.id]:
                 method, args, default = "helper", [node.args[helpers[node.func.id]]], None
             else:
                 continue
             for arg in args:
                 for name in _names(arg, constants):
-                    read = reads.setdefault(name, Read())
-                    read.components.add(_component(path))
-                    if isinstance(default, ast.Constant) and default.value not in (None, ""):
-                        read.defaults.add(default.value)
-                    if method == "secret_text":
-                        reads.setdefault(name + "_FILE", Read()).components.add(_component(path))
+                    _record(reads, name, _component(path), method, default)
     return reads
+
+
+def _record(reads: dict[str, Read], name: str, component: str, method: str, default: ast.expr | None) -> None:
+    read = reads.setdefault(name, Read())
+    read.components.add(component)
+    if isinstance(default, ast.Constant) and default.value not in (None, ""):
+        read.defaults.add(default.value)
+    if method == "secret_text":
+        reads.setdefault(name + "_FILE", Read()).components.add(component)
+
+
+def _default(call: ast.Call, method: str) -> ast.expr | None:
+    return call.args[1] if method in ("int", "float", "bool", "choice", "str") and len(call.args) > 1 else None
+
+
+def _prefixed(call: ast.Call, params: list[str]) -> tuple[str, str] | None:
+    """(prefix parameter, suffix) of a getter called with ``f"{prefix}_SUFFIX"``, else None."""
+    arg = call.args[0]
+    if isinstance(arg, ast.JoinedStr) and len(arg.values) == 2:
+        head, tail = arg.values
+        if isinstance(head, ast.FormattedValue) and isinstance(head.value, ast.Name) and head.value.id in params \
+                and isinstance(tail, ast.Constant) and isinstance(tail.value, str) and tail.value.startswith("_"):
+            return head.value.id, tail.value[1:]
+    return None
 
 
 def _getter(node: ast.AST) -> bool:
@@ -123,7 +172,9 @@ def test_the_collector_finds_the_variables_of_each_kind_of_read() -> None:
     assert "JARVICE_BAREMETAL_CONNECTOR" in reads  # a module constant (CONNECTOR_VARIABLE)
     assert "JARVICE_SYSTEM_REGISTRY" in reads  # through the executor's _matching helper
     assert "JARVICE_JOB_SCRATCH_DIR" in reads  # the second name of settings.first
-    assert "JARVICE_SLURM_SSH_PKEY_FILE" in reads  # secret_text's file variant
+    assert "JARVICE_SLURM_SSH_PKEY_FILE" in reads  # secret_text's file variant, under the Slurm prefix
+    assert reads["JARVICE_GE_CLUSTER_PORT"].defaults == {22}  # a name under a prefix the caller gives
+    assert reads["JARVICE_GE_CLUSTER_PORT"].components == {"gridengine connector"}  # read by the caller's plugin
     assert "JARVICE_CMD" not in reads  # a job's environment, not a setting
 
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from dssr_core import BadRequest, fill_template, parse_template
+from dssr_core import BadRequest, fill_template
+from dssr_core._upstream import parse_template
 from dssr_server.wire import parse_submission
 from tests.helpers import encode, legacy_template, submit_args
 

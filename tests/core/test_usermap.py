@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from dssr_core import BadRequest, ConfigError
-from dssr_core import UserMappingFile as MappingFile
+from dssr_core.batch import UserMappingFile as MappingFile
 
 
 def openssh_key(kind: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dssr_core import Settings
-from dssr_core import UserMappingFile as MappingFile
+from dssr_core.batch import UserMappingFile as MappingFile
 from dssr_server import ServerSettings
 from dssr_slurm.settings import SlurmSettings
 from tests.core.test_usermap import openssh_key

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dssr_core import JobRef
-from dssr_core.proxy import JobProxy
+from dssr_core._proxy import JobProxy
 from tests.helpers import legacy_template, submit_args
 from tests.server.live import free_port
 from tests.singularity.cluster_support import job_dir

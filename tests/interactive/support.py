@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dssr_core import Downstream, JobRef, JobSpec, JobState, Settings
-from dssr_core.interactive import InteractiveSettings
-from dssr_core.proxy import JobProxy
+from dssr_core._interactive import InteractiveSettings
+from dssr_core._proxy import JobProxy
 from dssr_server.wire import info_answer
 from dssr_singularity import SingularityExecutor
 from tests.singularity.cluster_support import identity, unique, wait_end

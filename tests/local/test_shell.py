@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core import BadRequest, JobRef, JobSpec, JobState, LaunchContext, parse_template
+from dssr_core import BadRequest, JobRef, JobSpec, JobState, LaunchContext
+from dssr_core._upstream import parse_template
 from dssr_local.connector import LocalConnector
 from dssr_local.shell import ShellExecutor
 

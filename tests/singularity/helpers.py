@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dssr_core import JobSpec, Launch, LaunchContext, Settings
-from dssr_core.shell import exports
-from dssr_core.upstream import parse_template
+from dssr_core._shell import exports
+from dssr_core._upstream import parse_template
 from dssr_singularity import SingularityExecutor
 
 STANDIN_DIR = Path(__file__).resolve().parents[1] / "standin"

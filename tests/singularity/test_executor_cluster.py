@@ -79,7 +79,7 @@ def test_template_job_completes_with_the_success_marker_and_no_credential_leaks(
     ])
     text = template_text(cmd=cmd, devices='["overlay=0"]', body=body, repo="quay.io/acme/private-app:1",
                          docker_secret={"server": "quay.io", "username": "appuser", "password": app_password})
-    from dssr_core import parse_template
+    from dssr_core._upstream import parse_template
 
     spec = parse_template(text, 2, unique("tmpl"), 7).replace(identity=identity(cluster, "kirby"))
     ref, fscript = submit(ds, spec)

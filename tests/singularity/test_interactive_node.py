@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dssr_core import Settings
-from dssr_core.interactive import InteractiveSettings, vnc_password_file
+from dssr_core._interactive import InteractiveSettings, vnc_password_file
 
 from .helpers import (calls, context, executor, native_spec, run_nodes, standin_path, subcommand, template_spec,
                       write_secrets)

@@ -11,11 +11,12 @@ import pytest
 from dssr_core import (
     BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings,
 )
-from dssr_core.ssh import Result
-from dssr_slurm.backend import AcctRecord, JobPlan, SlurmBackend, SlurmJob
+from dssr_core.batch._ssh import Result
+from dssr_core.batch import JobPlan, QueuedJob
+from dssr_slurm.backend import AcctRecord, SlurmBackend
 from dssr_slurm.connector import SlurmConnector
-from dssr_slurm.index import QueueIndex
-from dssr_core.sharing import Batcher, SharedSnapshot
+from dssr_core.batch import QueueIndex
+from dssr_core.batch._sharing import Batcher, SharedSnapshot
 from tests.core.test_usermap import entry, openssh_key, write
 
 
@@ -23,13 +24,13 @@ class StandInBackend(SlurmBackend):
     """Stand-in for Slurm: canned squeue and sacct answers, records what was asked."""
 
     def __init__(self) -> None:
-        self.jobs: list[SlurmJob] = []
+        self.jobs: list[QueuedJob] = []
         self.records: dict[str, AcctRecord] = {}
         self.down = False
         self.cancels: list[tuple[str, str | None]] = []
         self.acct_calls: list[list[str]] = []
 
-    def queue(self) -> list[SlurmJob]:
+    def queue(self) -> list[QueuedJob]:
         if self.down:
             raise ClusterError("squeue: slurm_load_jobs error: Unable to contact slurm controller")
         return list(self.jobs)
@@ -91,19 +92,19 @@ def parts(tmp_path: Path) -> Iterator[tuple[SlurmConnector, StandInBackend, Stan
     backend, shell = StandInBackend(), StandInShell()
     conn.backend = backend
     conn.shell = shell  # type: ignore[assignment]
-    conn._snapshot = SharedSnapshot(lambda: QueueIndex.of(backend.queue()), 0.0)
-    conn._acct = Batcher(backend.accounting)
+    conn._snapshot = SharedSnapshot(lambda: QueueIndex.of(conn.queue(), conn.job_state), 0.0)
+    conn._acct = Batcher(conn.accounting)
     yield conn, backend, shell
     conn.close()
 
 
-def job(jobid: str, name: str, state: str, user: str = "kirby") -> SlurmJob:
-    return SlurmJob(jobid=jobid, name=name, user=user, state=state, nodes=("node1",))
+def job(jobid: str, name: str, state: str, user: str = "kirby") -> QueuedJob:
+    return QueuedJob(jobid=jobid, name=name, user=user, state=state, nodes=("node1",))
 
 
 def test_start_up_reports_each_bad_setting_in_one_line_and_does_not_raise(tmp_path: Path) -> None:
     conn = SlurmConnector(settings(tmp_path, JARVICE_SLURM_SSH_PKEY="bm90IGEga2V5"))
-    problems = conn.check()
+    problems = [check.why for check in [*conn.local_checks(), *conn.diagnose(None)] if not check.ok]
     assert any("JARVICE_SLURM_SSH_PKEY" in p for p in problems)
     assert any("does not answer" in p or "Cannot reach" in p for p in problems)
     assert all("\n" not in p for p in problems)
@@ -333,7 +334,7 @@ def test_a_service_key_file_that_is_not_a_key_is_named_by_its_variable(tmp_path:
     env = settings(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(key_file)).as_dict()
     del env["JARVICE_SLURM_SSH_PKEY"]
     conn = SlurmConnector(Settings(env))
-    assert any(p.startswith("JARVICE_SLURM_SSH_PKEY_FILE ") for p in conn.check())
+    assert any(check.why.startswith("JARVICE_SLURM_SSH_PKEY_FILE ") for check in conn.local_checks() if not check.ok)
     conn.close()
 
 

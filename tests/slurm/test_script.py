@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core import JobFiles
+from dssr_core.batch import JobFiles
 from dssr_slurm.backend import BatchRequest
-from dssr_core import parse_once_output
+from dssr_core.batch import parse_once_output
 from dssr_slurm.script import LAUNCH, batch_script, submission_script
 
 SECRET = "hunter2-registry-password"

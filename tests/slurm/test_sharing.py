@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 
 from dssr_core import ClusterError
-from dssr_core.sharing import Batcher, SharedSnapshot
+from dssr_core.batch._sharing import Batcher, SharedSnapshot
 
 
 def test_snapshot_is_reused_within_its_ttl_and_refreshed_after() -> None:
@@ -173,7 +173,7 @@ def test_after_each_fetch_the_freed_memory_is_handed_back_to_the_system(monkeypa
     # each fetch (over slurmrestd at 1,000 jobs: 86-88 MB without, 68-69 MB with; poll_cycle.py --scale)
     import platform
 
-    from dssr_core import sharing
+    from dssr_core.batch import _sharing as sharing
 
     if platform.libc_ver()[0] == "glibc":
         assert sharing._malloc_trim is not None

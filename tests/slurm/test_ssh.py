@@ -1,4 +1,4 @@
-"""dssr_core.ssh: private keys in every accepted form, and the host-key policy."""
+"""dssr_core.batch._ssh: private keys in every accepted form, and the host-key policy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import paramiko
 import pytest
 
 from dssr_core import ClusterError, ConfigError
-from dssr_core.ssh import HostKeyPolicy, fingerprint, load_private_key
+from dssr_core.batch._ssh import HostKeyPolicy, fingerprint, load_private_key
 from tests.core.test_usermap import openssh_key
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from dssr_core import BadRequest, ClusterError, Identity, Settings
 from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend
-from dssr_slurm.remote import ServiceShell, build_pool
+from dssr_core.batch import ServiceShell, build_pool
 from dssr_slurm.rest import RestBackend
 from dssr_slurm.settings import SlurmSettings
 from tests.cluster.harness import Cluster

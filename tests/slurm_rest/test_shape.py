@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from dssr_core import BadRequest, Identity, JobFiles, JobSpec, Launch
-from dssr_slurm.backend import BatchRequest, JobPlan
+from dssr_core import BadRequest, Identity, JobSpec, Launch
+from dssr_core.batch import JobFiles
+from dssr_core.batch import JobPlan
+from dssr_slurm.backend import BatchRequest
 from dssr_slurm.rest.adapter import shape_of
 from dssr_slurm.shape import FITS, UNDECIDED, Partition, Shape
 from dssr_slurm.rest.transport import Response
@@ -112,7 +114,7 @@ def test_a_job_that_fits_is_answered_after_its_release_with_no_look(version: str
     rest, client = backend(version, GET_nodes=[load(version, "nodes")], GET_partitions=[load(version, "partitions")],
                            GET_jobs=[Response(200, {"jobs": []}, "{}"), Response(200, {"jobs": listed}, "{}")],
                            POST_submit=[submitted], **{f"POST_{jobid}": [Response(200, {}, "{}")]})
-    assert rest.submit(plan(version))[0] == jobid
+    assert rest.submit(plan(version)).jobid == jobid
     assert f"GET /slurm/{version}/job/{jobid}" not in client.calls
     assert [c for c in client.calls if c.startswith("POST")] == [f"POST /slurm/{version}/job/submit",
                                                                  f"POST /slurm/{version}/job/{jobid}"]

@@ -8,9 +8,11 @@ from abc import ABC, abstractmethod
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
 
-from dssr_core import BadRequest, expand_nodelist, format_seconds
+from dssr_core import BadRequest
+from dssr_core.batch import expand_nodelist, format_seconds
 
-from ..backend import AcctRecord, BatchRequest, PREFIX, SlurmJob
+from dssr_core.batch import PREFIX, QueuedJob
+from ..backend import AcctRecord, BatchRequest
 from ..shape import Node, Partition, Shape, gpu_count
 
 #: base states after which a job is no longer in slurmctld's queue (squeue's default view)
@@ -89,10 +91,10 @@ class Adapter(ABC):
     def pinged(self, body: Mapping[str, Any]) -> bool:
         """True when the ``GET ping`` answer says a slurmctld is up."""
 
-    def job(self, item: Mapping[str, Any], now: float) -> SlurmJob:
+    def job(self, item: Mapping[str, Any], now: float) -> QueuedJob:
         """One entry of ``GET jobs`` / ``GET job/{id}``."""
         state = self.state(item)
-        return SlurmJob(
+        return QueuedJob(
             jobid=str(item.get("job_id", "")),
             name=str(item.get("name", "")),
             user=str(item.get("user_name", "")),
@@ -132,12 +134,12 @@ class Adapter(ABC):
         ``step=ID,ID`` with the commas encoded: v0.0.38 (22.05) refuses a raw comma."""
         return f"{self.slurmdb}/jobs?" + urlencode({"step": ",".join(jobids)})
 
-    def queue(self, body: Mapping[str, Any], now: float | None = None) -> list[SlurmJob]:
+    def queue(self, body: Mapping[str, Any], now: float | None = None) -> list[QueuedJob]:
         """The jobs of this downstream still in the queue (squeue's default view)."""
         now = time.time() if now is None else now
         return [job for item in body.get("jobs") or [] if (job := self.queued(item, now)) is not None]
 
-    def queued(self, item: Any, now: float) -> SlurmJob | None:
+    def queued(self, item: Any, now: float) -> QueuedJob | None:
         """One entry of ``GET jobs`` as a job of :meth:`queue` (None: not this downstream's, or ended)."""
         if not isinstance(item, Mapping) or not str(item.get("name", "")).startswith(PREFIX):
             return None

@@ -7,24 +7,16 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
-from dssr_core import (
-    BadRequest,
-    Check,
-    ClusterError,
-    DssrError,
-    Identity,
-    NamedJob,
-    OnceAttempt,
-    Settings,
-    Batcher,
-    submit_once,
-)
-from dssr_core import CLUSTER_USER_PATTERN, ClusterInfo, failed, passed
+from dssr_core import BadRequest, Check, ClusterError, DssrError, Identity, Settings, Submission
+from dssr_core.batch import Batcher, NamedJob, OnceAttempt, ServiceShell, submit_once
+from dssr_core import ClusterInfo, failed, passed
+from dssr_core.batch import CLUSTER_USER_PATTERN
 
-from ..backend import AcctRecord, BatchRequest, JobPlan, SlurmBackend, SlurmJob, named_job
+from dssr_core.batch import JobPlan, QueuedJob
+from ..backend import AcctRecord, BatchRequest, SlurmBackend, batch_request, named_job
 from ..resources import parse_rest
 from ..script import batch_script
 from . import errors
@@ -32,7 +24,7 @@ from .adapter import Adapter, scontrol_text
 from .settings import RestSettings
 from .judge import Judge
 from .tokens import ServiceToken, claims_of, scrub, slurm_user_of
-from .transport import Channel, HttpClient, Items, Response
+from .transport import HttpClient, Items, Response
 from .versions import SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
 
 log = logging.getLogger(__name__)
@@ -42,14 +34,6 @@ ACCT_BATCH = 50
 _JOBID = re.compile(r"^[0-9]+\Z")
 #: claims naming the cluster user in a Slurm-accepted token
 USER_CLAIMS = ("sun", "username", "preferred_username")
-
-
-class ServiceShell(Protocol):
-    """The connector's SSH shell of the service user."""
-
-    def run(self, command: str, *, timeout: float | None = None, idempotent: bool = True) -> Any: ...
-
-    def open_tunnel(self, host: str, port: int) -> Channel: ...
 
 
 class RestBackend(SlurmBackend):
@@ -146,7 +130,7 @@ class RestBackend(SlurmBackend):
 
     # --- SlurmBackend ---------------------------------------------------------------------
 
-    def queue(self) -> list[SlurmJob]:
+    def queue(self) -> list[QueuedJob]:
         adapter, now = self.adapter, time.time()
         # converted as decoded: a 1,000-job answer never has all its jobs' objects in memory at once
         response = self._service(
@@ -161,11 +145,11 @@ class RestBackend(SlurmBackend):
         parts = self._service("GET", f"{slurm}/partitions", "listing partitions").body.get("partitions")
         return parse_rest(nodes if isinstance(nodes, list) else [], parts if isinstance(parts, list) else [])
 
-    def _jobs_named(self, names: list[str]) -> dict[str, list[SlurmJob]]:
+    def _jobs_named(self, names: list[str]) -> dict[str, list[QueuedJob]]:
         """The jobs of these names, from one ``GET jobs`` as the service account (coordinator of every
         user's account, so it sees every user's jobs)."""
         wanted = set(names)
-        found: dict[str, list[SlurmJob]] = {name: [] for name in names}
+        found: dict[str, list[QueuedJob]] = {name: [] for name in names}
         for job in self.queue():
             if job.name in wanted:
                 found[job.name].append(job)
@@ -193,7 +177,7 @@ class RestBackend(SlurmBackend):
                 return value
         raise BadRequest("The bearer token names no cluster user (claim sun, username or preferred_username).")
 
-    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+    def submit(self, plan: JobPlan) -> Submission:
         """The batch script writes the job folder itself when the job starts (no shell as the
         user beforehand); the secrets travel in the job's environment, never in the text."""
         identity = plan.spec.identity
@@ -203,12 +187,12 @@ class RestBackend(SlurmBackend):
         script = batch_script(
             files, plan.spec.gpus, launch.success_marker, embed=(launch.node_script, sorted(launch.secrets))
         )
-        request = plan.request(script, workdir=files.user_scratch, environment=dict(launch.secrets))
+        request = batch_request(plan, script, workdir=files.user_scratch, environment=dict(launch.secrets))
         attempt = _RestAttempt(self, replace(request, hold=True), identity)
         jobid, existed = submit_once(attempt, keep_held=plan.spec.held)
         if not plan.spec.held:
             self.judge.after_release(jobid, request)
-        return jobid, existed, script
+        return Submission(jobid, script=script, existed=existed)
 
     def submit_request(self, request: BatchRequest, identity: Identity) -> str:
         """``POST job/submit`` of ``request`` as the token's user, as it is (no once protocol): the job id."""
@@ -360,7 +344,7 @@ class _RestAttempt(OnceAttempt):
             jobs = self._own_listing()
         return [named_job(job) for job in jobs]
 
-    def _own_listing(self) -> list[SlurmJob]:
+    def _own_listing(self) -> list[QueuedJob]:
         adapter = self.backend.adapter
         body = self._call("GET", f"{adapter.slurm}/jobs", "listing jobs").body
         now = time.time()

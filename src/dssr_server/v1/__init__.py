@@ -16,17 +16,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from dssr_core import (
-    BadRequest,
-    Conflict,
-    Downstream,
-    JobRef,
-    JobState,
-    NotFound,
-    Unprocessable,
-    parse_int,
-    shown,
-)
+from dssr_core import BadRequest, Conflict, Downstream, JobRef, JobState, NotFound, Unprocessable, shown
+from dssr_core._validate import parse_int
 
 from . import shapes
 from .access import Access, Caller

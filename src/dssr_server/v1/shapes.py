@@ -26,12 +26,10 @@ from dssr_core import (
     NotFound,
     Submission,
     Unprocessable,
-    numeric_id,
     shown,
-    validate_jobid,
-    validate_name,
-    validate_number,
 )
+from dssr_core._validate import validate_jobid, validate_name, validate_number
+from dssr_core.batch import numeric_id
 
 _WALLTIME = re.compile(r"\A(\d{1,4}-)?\d{1,5}(:\d{1,2}){0,2}\Z")
 _WORD = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}\Z")

@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .connector import Connector, Stream
-from .errors import ClusterError, DssrError
-from .interactive import HELP_FILE, LABEL_PATTERN, MARKER_FILE, URL_FILE, InteractiveSettings, ServiceAccess
-from .job import JobInfo, JobRef, JobState, JobStatus
+from ._connector import Connector, Stream
+from ._errors import ClusterError, DssrError
+from ._interactive import HELP_FILE, LABEL_PATTERN, MARKER_FILE, URL_FILE, InteractiveSettings, ServiceAccess
+from ._job import JobInfo, JobRef, JobState, JobStatus
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dssr_core.services")  # its name in logs, stable
 
 #: seconds a job found not interactive (no marker yet) is not asked again: short, since the marker of a
 #: starting job is what its link waits for

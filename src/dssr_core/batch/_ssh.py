@@ -19,15 +19,19 @@ import re
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 
-import paramiko
 
-from . import metrics
-from .errors import ClusterError
-from .sshkeys import HostKeyPolicy, fingerprint, load_private_key
+from .. import metrics
+from .._errors import ClusterError
+from ._sshkeys import HostKeyPolicy, fingerprint, load_private_key
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import paramiko
+
+
+log = logging.getLogger("dssr_core.batch.ssh")  # its name in logs, stable
 #: the logger every paramiko Transport writes to (its default log channel)
 PARAMIKO_TRANSPORT_LOGGER = "paramiko.transport"
 
@@ -141,6 +145,8 @@ class SSHPool:
             return fresh
 
     def _connect(self, login: Login) -> paramiko.Transport:
+        import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
         where = f"{self.host}:{self.port}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -230,6 +236,8 @@ class SSHPool:
         raise AssertionError("unreachable")
 
     def _exec(self, transport: paramiko.Transport, command: str, limit: float, stdin: bytes | None) -> Result:
+        import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
         deadline = time.monotonic() + limit
         try:
             channel = transport.open_session(timeout=min(limit, self.connect_timeout))
@@ -249,6 +257,8 @@ class SSHPool:
                 pass  # the connection is gone; the caller has its answer or its error already
 
     def _collect(self, channel: paramiko.Channel, deadline: float, limit: float, stdin: bytes | None) -> Result:
+        import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
         out, err = bytearray(), bytearray()
         try:
             if stdin:
@@ -290,6 +300,8 @@ class SSHPool:
         slurmrestd that listens only on the cluster's login node.  Raises
         :class:`ClusterError` when the host refuses the forward or cannot be reached.
         """
+        import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
         limit = self.connect_timeout if timeout is None else timeout
         for attempt in (1, 2):
             transport = self.transport(login)
@@ -308,6 +320,8 @@ class SSHPool:
 
         Raises :class:`ClusterError` when the host cannot be reached or its key is refused.
         """
+        import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
         where = f"{self.host}:{self.port}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)

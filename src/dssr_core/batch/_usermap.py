@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import BadRequest, ConfigError
-from .ssh import Login
-from .sshkeys import load_private_key
-from .validate import CLUSTER_USER_PATTERN
+from .._errors import BadRequest, ConfigError
+from ._ssh import Login
+from ._sshkeys import load_private_key
+from .._validate import CLUSTER_USER_PATTERN
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from typing import Any
 import jwt
 
 from . import metrics
-from .checks import Check, failed, passed
-from .config import Settings
-from .errors import BadRequest, ConfigError
-from .job import Identity
+from ._checks import Check, failed, passed
+from ._config import Settings
+from ._errors import BadRequest, ConfigError
+from ._job import Identity
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dssr_core.identity")  # its name in logs, stable
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 

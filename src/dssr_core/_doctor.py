@@ -13,17 +13,17 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterator, TextIO
 
-from .checks import Check, failed, passed
-from .config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
-from .connector import Connector
-from .downstream import Downstream
-from .errors import ClusterError, DssrError, InUse, NotFound
-from .executor import Executor
-from .identity import TokenVerifier
-from .interactive import InteractiveSettings
-from .job import Identity, JobRef, JobState, JobStatus
-from .plugins import load_connector, load_executor
-from .upstream import parse_template
+from ._checks import Check, failed, passed
+from ._config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
+from ._connector import Connector
+from ._downstream import Downstream
+from ._errors import ClusterError, DssrError, InUse, NotFound
+from ._executor import Executor
+from ._identity import TokenVerifier
+from ._interactive import InteractiveSettings
+from ._job import Identity, JobRef, JobState, JobStatus
+from ._plugins import load_connector, load_executor
+from ._upstream import parse_template
 
 #: the line the trial job prints when it ran to its end
 TRIAL_MARKER = "JARVICE_CMD_SUCCESS"

@@ -16,8 +16,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
-from . import metrics
-from .checks import Contact
+from .. import metrics
+from .._checks import Contact
 
 T = TypeVar("T")
 V = TypeVar("V")

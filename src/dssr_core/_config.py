@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .errors import ConfigError
+from ._errors import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

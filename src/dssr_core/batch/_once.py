@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .errors import ClusterError
+from .._errors import ClusterError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dssr_core.batch.once")  # its name in logs, stable
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,8 @@ class OnceAttempt(ABC):
         """Lift the user hold of this job."""
 
 
-def _slurm_order(jobid: str) -> int:
-    return int(jobid)
-
-
 def submit_once(
-    attempt: OnceAttempt, *, keep_held: bool = False, order: Callable[[str], int] = _slurm_order
+    attempt: OnceAttempt, *, keep_held: bool = False, order: Callable[[str], int] = int
 ) -> tuple[str, bool]:
     """Submit ``attempt``'s job unless a job of that name exists; return (job id, it already existed).
 

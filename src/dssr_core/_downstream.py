@@ -15,19 +15,19 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import metrics
-from .config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
-from .connector import Connector, split_by_state
-from .errors import BadRequest, ClusterError, DssrError
-from .executor import Executor
-from .interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
-from .job import ClusterInfo, ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, OutputChunk, Submission
-from .plugins import load_connector, load_executor
-from .services import JobServices
+from ._config import CONNECTOR_VARIABLE, EXECUTOR_VARIABLE, DownstreamSettings, Settings, choose_plugins
+from ._connector import Connector, split_by_state
+from ._errors import BadRequest, ClusterError, DssrError
+from ._executor import Executor
+from ._interactive import JOBS_DOMAIN_VARIABLE, InteractiveSettings, ServiceAccess
+from ._job import ClusterInfo, ExitStatus, FileEntry, JobInfo, JobRef, JobSpec, JobStatus, OutputChunk, Submission
+from ._plugins import load_connector, load_executor
+from ._services import JobServices
 
 if TYPE_CHECKING:  # PyJWT is imported only when a verifier is made
-    from .identity import TokenVerifier
+    from ._identity import TokenVerifier
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dssr_core.downstream")  # its name in logs, stable
 
 
 class Downstream:
@@ -72,7 +72,7 @@ class Downstream:
             execu = load_executor(plugins.executor, settings, setting=None if executor else EXECUTOR_VARIABLE)
             verifier = None
             if conn.requires_identity:
-                from .identity import TokenVerifier
+                from ._identity import TokenVerifier
 
                 verifier = TokenVerifier.from_settings(settings)
             interactive = InteractiveSettings.from_settings(settings)
@@ -216,7 +216,12 @@ class Downstream:
         return [check.why for check in self.connector.local_checks() if not check.ok and check.blocks]
 
     def check(self) -> list[str]:
-        return self.connector.check()
+        """The start-up report: the failed local checks the connector works on without (a bad entry of a
+        mapping file), then each failed check of :meth:`Connector.diagnose <dssr_core.Connector.diagnose>`
+        without node probes: ``dssr doctor``'s path, one sentence each (empty when all is well).  The
+        server warns of each and serves on."""
+        local = [check.why for check in self.connector.local_checks() if not check.ok and not check.blocks]
+        return local + [check.why for check in self.connector.diagnose(None) if not check.ok]
 
     def readiness(self, max_age: float) -> tuple[bool, dict[str, Any]]:
         """(ready, reason) from the connector's last contact with the cluster; never contacts it.

@@ -16,9 +16,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Mapping, Sequence
 
-from .checks import NodeProbe
-from .config import Settings
-from .job import JobSpec
+from ._checks import NodeProbe
+from ._config import Settings
+from ._job import JobSpec
 
 #: The variables every connector exports on each node before the node script runs.
 NODE_VARIABLES = (

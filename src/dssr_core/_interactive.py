@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .config import Settings
-from .errors import ConfigError
+from ._config import Settings
+from ._errors import ConfigError
 
 JOBS_DOMAIN_VARIABLE = "JARVICE_JOBS_DOMAIN"
 KEY_VARIABLE = "JARVICE_DSSR_INTERACTIVE_KEY"

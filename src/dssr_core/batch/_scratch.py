@@ -23,7 +23,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Mapping
 
-from .shell import command, exports
+from .._shell import command, exports
 
 #: a job's files, in its folder
 NODE_SCRIPT = "node.sh"

@@ -9,9 +9,11 @@ from __future__ import annotations
 import posixpath
 import re
 
-from dssr_core import BadRequest, ClusterError, FileEntry, command, shown
-
-from .remote import ServiceShell
+from .._errors import BadRequest, ClusterError
+from .._job import FileEntry
+from .._shell import command
+from .._validate import shown
+from ._shell import ServiceShell
 
 
 class FolderListing:

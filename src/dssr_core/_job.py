@@ -7,19 +7,17 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import BadRequest
-from .validate import (  # noqa: F401 - NAME_PATTERN and JOBID_PATTERN: kept importable from here
-    JOBID_PATTERN,
+from ._errors import BadRequest
+from ._validate import (
     MAX_INT64,
     MAX_NODES,
-    NAME_PATTERN,
     shown,
     validate_name,
     validate_number,
 )
 
 if TYPE_CHECKING:
-    from .interactive import ServiceAccess
+    from ._interactive import ServiceAccess
 
 
 class JobState(enum.Enum):

@@ -24,12 +24,12 @@ import socket
 import threading
 from dataclasses import dataclass
 
-from .connector import Stream
-from .errors import DssrError
-from .interactive import LABEL_PATTERN, JobsDomain
-from .services import JobServices, Target
+from ._connector import Stream
+from ._errors import DssrError
+from ._interactive import LABEL_PATTERN, JobsDomain
+from ._services import JobServices, Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dssr_core.proxy")  # its name in logs, stable
 
 #: the largest request head accepted (bytes)
 MAX_HEAD = 64 * 1024

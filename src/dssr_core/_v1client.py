@@ -17,10 +17,10 @@ import urllib.parse
 import urllib.request
 from typing import Any, Sequence
 
-from .config import Settings
-from .downstream import Downstream
-from .errors import BadRequest, ClusterError, NotFound
-from .job import ExitStatus, JobRef, JobSpec, JobState, JobStatus, Submission
+from ._config import Settings
+from ._downstream import Downstream
+from ._errors import BadRequest, ClusterError, NotFound
+from ._job import ExitStatus, JobRef, JobSpec, JobState, JobStatus, Submission
 
 #: the variable holding the bearer token for ``--url`` (so that it stays off the command line)
 TOKEN_VARIABLE = "DSSR_TOKEN"

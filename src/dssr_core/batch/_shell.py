@@ -1,46 +1,49 @@
-"""Commands on the cluster as the service user (``jarvice``) or as a job's user, over pooled SSH."""
+"""The service user's commands on the login (submit) host, over the pooled SSH connection."""
 
 from __future__ import annotations
 
-import paramiko
+from typing import TYPE_CHECKING
 
-from dssr_core import ClusterError, ConfigError
-from dssr_core import HostKeyPolicy, Login, Result, SSHPool, load_private_key
+from .._errors import ClusterError, ConfigError
+from ._settings import BatchSettings
+from ._ssh import Login, Result, SSHPool
+from ._sshkeys import HostKeyPolicy, load_private_key
 
-from .settings import SlurmSettings
+if TYPE_CHECKING:
+    import paramiko
 
 
-def build_pool(cfg: SlurmSettings) -> SSHPool:
-    """The SSH pool of the cluster's login node, with the configured host-key policy."""
+def build_pool(cfg: BatchSettings) -> SSHPool:
+    """The SSH pool of the login host, with the host-key policy ``cfg`` configures."""
     policy = HostKeyPolicy(
         known_hosts=cfg.known_hosts,
         expected_fingerprint=cfg.host_key,
         record_file=cfg.host_key_record,
-        record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD",
-        known_hosts_setting="JARVICE_SLURM_SSH_KNOWN_HOSTS",
-        fingerprint_setting="JARVICE_SLURM_SSH_HOST_KEY",
+        record_setting=cfg.variable("SSH_HOST_KEY_RECORD"),
+        known_hosts_setting=cfg.variable("SSH_KNOWN_HOSTS"),
+        fingerprint_setting=cfg.variable("SSH_HOST_KEY"),
     )
     return SSHPool(cfg.host, cfg.port, policy, command_timeout=cfg.command_timeout, keepalive=cfg.keepalive)
 
 
 class ServiceShell:
-    """Runs commands as the service user; what the slurmrestd backend is given as ``ssh``.
+    """Runs commands as the service user.
 
-    ``run(command, timeout=None, idempotent=True) -> Result`` (``.rc``, ``.stdout``,
-    ``.stderr``) and ``open_tunnel(host, port) -> paramiko.Channel``.  Both
-    raise :class:`~dssr_core.ClusterError` when the cluster cannot be reached.
+    ``run(command) -> Result`` (``.rc``, ``.stdout``, ``.stderr``) and
+    ``open_tunnel(host, port)``; both raise :class:`~dssr_core.ClusterError`
+    when the cluster cannot be reached.  A key that is missing or does not load
+    is :attr:`key_problem` (one sentence naming the variable, never the key),
+    and every command then raises.
     """
 
-    def __init__(self, pool: SSHPool, cfg: SlurmSettings) -> None:
+    def __init__(self, pool: SSHPool, cfg: BatchSettings) -> None:
         self.pool = pool
         self.user = cfg.service_user
         self._login: Login | None = None
         self.key_problem: str | None = None
         if cfg.service_key_text is None:
-            self.key_problem = (
-                "JARVICE_SLURM_SSH_PKEY (or JARVICE_SLURM_SSH_PKEY_FILE) is not set: "
-                "give the service user's private key."
-            )
+            key = cfg.variable("SSH_PKEY")
+            self.key_problem = f"{key} (or {key}_FILE) is not set: give the service user's private key."
         else:
             try:
                 self._login = Login(cfg.service_user, load_private_key(cfg.service_key_text, cfg.service_key_setting))

@@ -11,10 +11,10 @@ import sys
 from types import MappingProxyType
 from typing import Mapping, TypeVar
 
-from .config import Settings
-from .connector import Connector
-from .errors import PluginError
-from .executor import Executor
+from ._config import Settings
+from ._connector import Connector
+from ._errors import PluginError
+from ._executor import Executor
 
 if sys.version_info >= (3, 12):
     from importlib.metadata import EntryPoint, entry_points

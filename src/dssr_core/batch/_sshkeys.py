@@ -15,14 +15,16 @@ import io
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
-import paramiko
 
-from .errors import ClusterError, ConfigError
+from .._errors import ClusterError, ConfigError
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import paramiko
 
-_KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey)
+
+log = logging.getLogger("dssr_core.batch.sshkeys")  # its name in logs, stable
 
 
 def load_private_key(text: str, what: str = "the private key") -> paramiko.PKey:
@@ -30,6 +32,8 @@ def load_private_key(text: str, what: str = "the private key") -> paramiko.PKey:
 
     Raises :class:`ConfigError` naming ``what`` (never the key itself).
     """
+    import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
     text = text.strip()
     if text.startswith(("ssh-", "ecdsa-sha2-")) or "-----BEGIN SSH2 PUBLIC KEY" in text or "PUBLIC KEY-----" in text:
         raise ConfigError(f"{what} is a public key: give the private key (its public half goes in authorized_keys).")
@@ -38,7 +42,7 @@ def load_private_key(text: str, what: str = "the private key") -> paramiko.PKey:
             text = base64.b64decode("".join(text.split()), validate=True).decode("utf-8").strip()
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise ConfigError(f"{what} is neither a PEM/OpenSSH private key nor base64 of one.") from None
-    for cls in _KEY_CLASSES:
+    for cls in (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey):
         try:
             return cls.from_private_key(io.StringIO(text + "\n"))
         except paramiko.PasswordRequiredException:
@@ -86,6 +90,8 @@ class HostKeyPolicy:
         self._lock = threading.Lock()
         self._host_keys: paramiko.HostKeys | None = None
         if known_hosts:
+            import paramiko  # here, not at the top: loaded with the first SSH use, not on import
+
             try:
                 self._host_keys = paramiko.HostKeys(known_hosts)
             except (OSError, paramiko.SSHException) as exc:

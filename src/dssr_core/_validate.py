@@ -20,7 +20,7 @@ import binascii
 import re
 import reprlib
 
-from .errors import BadRequest
+from ._errors import BadRequest
 
 #: the largest integer SQLite (and a signed 64-bit field anywhere) holds
 MAX_INT64 = 2**63 - 1

@@ -17,11 +17,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Iterator, Mapping, Protocol, Sequence
 
-from .checks import Check, Contact, failed, passed
-from .config import Settings
-from .errors import NotSupported, PluginError
-from .executor import Executor
-from .job import (
+from ._checks import Check, Contact, failed, passed
+from ._config import Settings
+from ._errors import NotSupported, PluginError
+from ._executor import Executor
+from ._job import (
     ClusterInfo,
     ExitStatus,
     FileEntry,
@@ -34,7 +34,7 @@ from .job import (
     OutputChunk,
     Submission,
 )
-from .validate import parse_int
+from ._validate import parse_int
 
 
 class Stream(Protocol):
@@ -174,22 +174,9 @@ class Connector(ABC):
         A failed one is a fault the connector cannot work without: ``dssr-server``
         refuses to start (exit 2, the check's ``why`` as its one line, which names the
         variable to fix, never a secret) and ``dssr doctor`` prints each before the
-        cluster checks.  Never raises.  The default: none.
+        cluster checks (:meth:`diagnose`).  Never raises.  The default: none.
         """
         return iter(())
-
-    def check(self) -> list[str]:
-        """Start-up checks: one clear sentence per problem found (empty when all is well).
-
-        Run after :meth:`local_checks` passed.  The server logs them as warnings and
-        starts anyway (``/ready`` then says 503): what can only be known by reaching
-        the cluster belongs here, not in :meth:`local_checks`.
-        """
-        try:
-            self.ping()
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return [str(exc)]
-        return []
 
     def last_contact(self) -> Contact | None:
         """The outcome and time of the latest exchange with the cluster, without contacting it.
@@ -202,13 +189,16 @@ class Connector(ABC):
         """
         return None
 
-    def diagnose(self, executor: Executor) -> Iterator[Check]:
-        """Every check of the site's set-up this connector knows (``dssr doctor``), one at a time.
+    def diagnose(self, executor: Executor | None) -> Iterator[Check]:
+        """Every check of the site's set-up this connector knows that needs the cluster, one at a time:
+        the one path of both ``dssr doctor`` and the server's start-up report.
 
-        Yields :class:`~dssr_core.checks.Check` verdicts, each saying what to
-        change when it fails; never raises for a cluster fault (that is a
-        failed check).  Should also run ``executor.node_probes()`` on the
-        compute nodes.  The default checks that the cluster answers (:meth:`ping`).
+        Yields :class:`~dssr_core.Check` verdicts, each saying what to change
+        when it fails; never raises for a cluster fault (that is a failed
+        check).  Given an executor (``dssr doctor``), also runs
+        ``executor.node_probes()`` on the compute nodes; with None (the start-up
+        report, which must not wait for busy nodes) it leaves them out.  Run after
+        :meth:`local_checks`.  The default checks that the cluster answers (:meth:`ping`).
         """
         try:
             self.ping()

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import BadRequest
-from .job import JobSpec, UpstreamTemplate
-from .validate import decode_base64_text, script_lines, shown
+from ._errors import BadRequest
+from ._job import JobSpec, UpstreamTemplate
+from ._validate import decode_base64_text, script_lines, shown
 
 PARAMETERS_FIELD = "DOWNSTREAM_PARAMETERS"
 #: the template's keys that carry credentials: their values never leave the parser
