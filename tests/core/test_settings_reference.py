@@ -15,6 +15,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "settings.md"
@@ -69,7 +70,7 @@ def collect() -> dict[str, Read]:
             if not isinstance(node, ast.Call):
                 continue
             if _getter(node):
-                method = node.func.attr  # type: ignore[attr-defined]
+                method = node.func.attr  # type: ignore[attr-defined]  # _getter checked that the call's func is an attribute
                 args = node.args if method == "first" else node.args[:1]
                 default = node.args[1] if method in ("int", "float", "bool", "choice", "str") and len(node.args) > 1 \
                     else None
@@ -88,7 +89,7 @@ def collect() -> dict[str, Read]:
     return reads
 
 
-def _getter(node: ast.AST) -> bool:
+def _getter(node: ast.AST) -> TypeGuard[ast.Call]:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in GETTERS
             and bool(node.args))
 
