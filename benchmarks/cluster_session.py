@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.cluster import harness  # noqa: E402
+from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
 
 
 def on_cluster(measure: Callable[[harness.Cluster, Path], int]) -> int:

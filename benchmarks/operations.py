@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.server.live import Server  # noqa: E402
+from tests.server.live import Server
 
 ROUNDS = 500
 WARM = 2000

@@ -45,15 +45,15 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.cluster_session import on_cluster  # noqa: E402
-from tests.cluster import harness  # noqa: E402
-from tests.helpers import legacy_template, submit_args  # noqa: E402
-from tests.slurm.cluster_support import slurm_env  # noqa: E402
+from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
+from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests.helpers import legacy_template, submit_args  # noqa: E402 - needs the sys.path line above
+from tests.slurm.cluster_support import slurm_env  # noqa: E402 - needs the sys.path line above
 
 RUNNING, QUEUED = 32, 8
 SEQUENTIAL_SUBMITS = 16
@@ -137,7 +137,7 @@ class Bench:
                "JARVICE_SCHED_LOGLEVEL": "30", **extra_env}
         self.server = subprocess.Popen([python, "-m", "dssr_server"], env=env, cwd=workdir)
         self.url = f"http://127.0.0.1:{port}"
-        self.poll = call  # how cycle() calls the server
+        self.poll: Callable[..., tuple[int, Any]] = call  # how cycle() calls the server
         self.jobs: list[dict[str, Any]] = []
         deadline = time.monotonic() + 30
         while True:

@@ -24,14 +24,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dssr_core import Settings  # noqa: E402
-from dssr_slurm.connector import SlurmConnector  # noqa: E402
-from benchmarks.cluster_session import on_cluster  # noqa: E402
-from tests.cluster import harness  # noqa: E402
-from tests.interactive.clients import WebSocket, get  # noqa: E402
-from tests.interactive.support import Site, end, interactive_spec, submit, wait_running, wait_url  # noqa: E402
-from tests.server.live import free_port  # noqa: E402
-from tests.singularity.cluster_support import connector_settings  # noqa: E402
+from dssr_core import Settings  # noqa: E402 - needs the sys.path line above
+from dssr_slurm.connector import SlurmConnector  # noqa: E402 - needs the sys.path line above
+from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
+from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests.interactive.clients import WebSocket, get  # noqa: E402 - needs the sys.path line above
+from tests.interactive.support import Site, end, interactive_spec, submit, wait_running, wait_url  # noqa: E402 - needs the sys.path line above
+from tests.server.live import free_port  # noqa: E402 - needs the sys.path line above
+from tests.singularity.cluster_support import connector_settings  # noqa: E402 - needs the sys.path line above
 
 REQUESTS = 200
 ECHOES = 500

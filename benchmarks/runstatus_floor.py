@@ -15,13 +15,16 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Iterable
 
+from flask import Flask
+
 import dssr_server.__main__ as server
+from dssr_core import Downstream, Settings
+from dssr_server.app import create_app as real_create_app
 
 ANSWER = b"[null,null,null,null]\n"
-real_create_app = server.create_app
 
 
-def create_app(downstream: Any, settings: Any) -> Any:
+def create_app(downstream: Downstream, settings: Settings | None = None) -> Flask:
     app = real_create_app(downstream, settings)
     inner = app.wsgi_app
 
@@ -32,11 +35,11 @@ def create_app(downstream: Any, settings: Any) -> Any:
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(ANSWER)))])
         return [ANSWER]
 
-    app.wsgi_app = constant_runstatus
+    app.wsgi_app = constant_runstatus  # type: ignore[method-assign]  # WSGI middleware goes in as Flask documents
     return app
 
 
-server.create_app = create_app  # type: ignore[assignment]
+server.create_app = create_app  # type: ignore[attr-defined]  # replaces the name main() calls
 
 if __name__ == "__main__":
     sys.exit(server.main([]))

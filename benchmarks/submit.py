@@ -37,10 +37,10 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.cluster_session import on_cluster  # noqa: E402
-from benchmarks.poll_cycle import Bench, call, pct  # noqa: E402
-from tests.cluster import harness  # noqa: E402
-from tests.helpers import legacy_template, submit_args  # noqa: E402
+from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
+from benchmarks.poll_cycle import Bench, call, pct  # noqa: E402 - needs the sys.path line above
+from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests.helpers import legacy_template, submit_args  # noqa: E402 - needs the sys.path line above
 
 USERS = ("kirby", "mario", "dovahkiin")
 TARGET_SSH_RATIO, TARGET_SSH_P99_MS = 3.0, 100.0
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("sequential", "burst", "submitters", "threads"):
         if not 1 <= getattr(a, name) <= 2000:
             ap.error(f"--{name} between 1 and 2000, not {getattr(a, name)}")
-    run: Callable[[harness.Cluster, Path], int] = lambda cluster, workdir: measure(  # noqa: E731
+    run: Callable[[harness.Cluster, Path], int] = lambda cluster, workdir: measure(  # noqa: E731 - annotated, so the callback's type is checked
         cluster, workdir, interface=a.interface, python=a.server_python, sequential=a.sequential,
         burst_size=a.burst, submitters=a.submitters, threads=a.threads)
     return on_cluster(run)

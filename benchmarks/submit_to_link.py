@@ -32,17 +32,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dssr_core import Identity  # noqa: E402
-from dssr_core.testing.contract import unique_name  # noqa: E402
-from tests.cluster import sid  # noqa: E402
-from tests.interactive.sid_support import (  # noqa: E402
+from dssr_core import Identity  # noqa: E402 - needs the sys.path line above
+from dssr_core.testing.contract import unique_name  # noqa: E402 - needs the sys.path line above
+from tests.cluster import sid  # noqa: E402 - needs the sys.path line above
+from tests.interactive.sid_support import (  # noqa: E402 - needs the sys.path line above
     busybox_app,
     http_info,
     legacy_site,
     listening_since,
     template_submit,
 )
-from tests.interactive.support import end, interactive_spec, submit  # noqa: E402
+from tests.interactive.support import end, interactive_spec, submit  # noqa: E402 - needs the sys.path line above
 
 KINDS = ("native", "template, no /etc/NAE", "template, /etc/NAE")
 

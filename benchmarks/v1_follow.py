@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cluster_session import on_cluster
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cluster_session import on_cluster
 from tests.cluster import harness
 from tests.slurm.cluster_support import serve, slurm_env
 from tests.slurm_rest.test_backend_cluster import rest_env
@@ -45,7 +46,7 @@ def measure(args: argparse.Namespace, cluster: harness.Cluster, tmp: Path) -> in
             reads[0] += 1
             return original(*a, **kw)
 
-        server.downstream.connector.read_output = counted  # type: ignore[method-assign]
+        server.downstream.connector.read_output = counted  # type: ignore[method-assign]  # counts the reads, then calls the connector's own
         token = cluster.idp.mint(email="kirby@example.com", user="kirby", audience="jarvice")
         api = V1(server.url, token)
         lines = int(args.seconds * 10)

@@ -24,7 +24,7 @@ import http.client
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,7 +96,7 @@ INSERTS = st.sampled_from(INSERT_VALUES)
 
 
 @st.composite
-def templates(draw: Callable[[Any], Any]) -> str:
+def templates(draw: st.DrawFn) -> str:
     """A valid held job's template with up to two keys, its devices or its text made hostile."""
     keys: dict[str, str] = {}
     devices = ["sbatch_hold=True"]  # a job the fuzzer manages to submit stays queued: the state holds still
@@ -115,7 +115,7 @@ def templates(draw: Callable[[Any], Any]) -> str:
 
 
 @st.composite
-def hpc_scripts(draw: Callable[[Any], Any]) -> Any:
+def hpc_scripts(draw: st.DrawFn) -> Any:
     kind = draw(st.sampled_from(["template"] * 6 + ["not-base64", "non-ascii", "not-utf8", "other-key", "not-object"]))
     if kind == "template":
         return {"shell": base64.b64encode(draw(templates()).encode()).decode()}
@@ -130,7 +130,7 @@ def hpc_scripts(draw: Callable[[Any], Any]) -> Any:
     return draw(HOSTILE)
 
 
-def mutate(draw: Callable[[Any], Any], args: dict[str, Any]) -> dict[str, Any]:
+def mutate(draw: st.DrawFn, args: dict[str, Any]) -> dict[str, Any]:
     """``args`` with one or two fields hostile or missing, or an unknown key added."""
     count = draw(st.sampled_from([0, 1, 1, 1, 2]))
     for key in draw(st.lists(st.sampled_from(sorted(args) + ["(extra)"]), min_size=count, max_size=count, unique=True)):
@@ -146,7 +146,7 @@ def mutate(draw: Callable[[Any], Any], args: dict[str, Any]) -> dict[str, Any]:
 
 
 @st.composite
-def job_args(draw: Callable[[Any], Any], submit: bool, bearer: str) -> dict[str, Any]:
+def job_args(draw: st.DrawFn, submit: bool, bearer: str) -> dict[str, Any]:
     """An ``args`` object for a job endpoint.  Submissions are named ``fuzz-sub-*`` and the
     other endpoints ask about ``fuzz-job-*``: no job they name is one the fuzzer submitted,
     so none of them may legitimately answer 5xx (``/exitstatus`` of a running job) or change it."""
@@ -160,7 +160,7 @@ def job_args(draw: Callable[[Any], Any], submit: bool, bearer: str) -> dict[str,
 
 
 @st.composite
-def bodies(draw: Callable[[Any], Any], args: st.SearchStrategy[Any]) -> bytes:
+def bodies(draw: st.DrawFn, args: st.SearchStrategy[Any]) -> bytes:
     """A form body around ``args``, or one that is not a form of a JSON object."""
     kind = draw(st.sampled_from(["form"] * 8 + ["nothing", "not-json", "list", "raw", "two-args"]))
     if kind == "form":
@@ -177,7 +177,7 @@ def bodies(draw: Callable[[Any], Any], args: st.SearchStrategy[Any]) -> bytes:
 
 
 @st.composite
-def request_paths(draw: Callable[[Any], Any]) -> tuple[str, str]:
+def request_paths(draw: st.DrawFn) -> tuple[str, str]:
     """(path, kind) of a ``/request/...`` call: ``pvcls``, or ``fuzz-job-N/NUMBER/JOBID/METHOD`` made hostile."""
     if draw(st.integers(0, 2)) == 0:
         return "/request/pvcls", "pvcls"
@@ -198,7 +198,7 @@ QS_KEYS = {"pvcls": ["path", "details"], "tail": ["lines"]}
 
 
 @st.composite
-def qs_args(draw: Callable[[Any], Any], method: str) -> dict[str, Any]:
+def qs_args(draw: st.DrawFn, method: str) -> dict[str, Any]:
     """``{"qs": ...}`` for ``method``, with the keys it reads made hostile (now and then the whole ``qs``)."""
     qs: dict[str, Any] = {"lines": [str(draw(st.integers(1, 50)))], "path": [draw(st.sampled_from(["/", "/folder", "/data/folder"]))],
                           "details": [draw(st.sampled_from(["true", "false"]))]}
@@ -246,7 +246,7 @@ class Fuzzer:
             conn.close()
 
     def state(self) -> tuple[Any, Any]:
-        return tuple(json.loads(self.send("GET", path).body) for path in ("/running", "/queued"))  # type: ignore[return-value]
+        return tuple(json.loads(self.send("GET", path).body) for path in ("/running", "/queued"))
 
     def check(self, method: str, path: str, body: bytes | None, kind: str) -> Answer:
         before = self.state() if method == "POST" else None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from dssr_core import Connector, JobStatus, Settings
+
+if TYPE_CHECKING:
+    from schemathesis.schemas import APIOperation, BaseSchema
 
 
 #: the line an upstream template prints when the app's command succeeded
@@ -98,11 +101,23 @@ class ConnectorDouble(Connector):
     def ping(self) -> None:
         return None
 
-    def submit(self, spec, executor): raise NotImplementedError  # noqa: E704
-    def exit_status(self, ref): raise NotImplementedError  # noqa: E704
-    def cleanup(self, ref): raise NotImplementedError  # noqa: E704
-    def terminate(self, ref, force=False): raise NotImplementedError  # noqa: E704
-    def release(self, ref): raise NotImplementedError  # noqa: E704
-    def events(self, ref): raise NotImplementedError  # noqa: E704
-    def tail(self, ref, lines): raise NotImplementedError  # noqa: E704
-    def list_files(self, path, details=False): raise NotImplementedError  # noqa: E704
+    def submit(self, spec, executor): raise NotImplementedError
+    def exit_status(self, ref): raise NotImplementedError
+    def cleanup(self, ref): raise NotImplementedError
+    def terminate(self, ref, force=False): raise NotImplementedError
+    def release(self, ref): raise NotImplementedError
+    def events(self, ref): raise NotImplementedError
+    def tail(self, ref, lines): raise NotImplementedError
+    def list_files(self, path, details=False): raise NotImplementedError
+
+
+def each_operation(schema: BaseSchema) -> list[APIOperation[Any, Any, Any, Any]]:
+    """Every operation of an OpenAPI document loaded by schemathesis; one it cannot read raises why."""
+    from schemathesis.core.result import Err
+
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations

@@ -269,7 +269,7 @@ def vnc_password_file(password: str) -> bytes:
     try:
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
     except ImportError:  # cryptography < 43
-        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef,unused-ignore]
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef,unused-ignore]  # cryptography < 43 only: unused where the newer one is installed
     key = bytes(int(f"{b:08b}"[::-1], 2) for b in _VNC_KEY) * 3  # three equal keys: single DES
     encryptor = Cipher(TripleDES(key), modes.ECB()).encryptor()
     return encryptor.update(password.encode()[:8].ljust(8, b"\0")) + encryptor.finalize()

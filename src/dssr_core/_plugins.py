@@ -68,10 +68,10 @@ def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | 
 def load_connector(name: str, settings: Settings | None = None, *, setting: str | None = None) -> Connector:
     """Build the connector registered as ``name``; raises :class:`PluginError` listing the installed ones
     (led by ``setting``, the variable that chose it, as :meth:`Settings.label` shows it)."""
-    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings, setting)  # type: ignore[type-abstract]
+    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings, setting)  # type: ignore[type-abstract]  # the ABC is the base checked against; _load builds only its concrete subclasses
 
 
 def load_executor(name: str, settings: Settings | None = None, *, setting: str | None = None) -> Executor:
     """Build the executor registered as ``name``; raises :class:`PluginError` listing the installed ones
     (led by ``setting``, the variable that chose it, as :meth:`Settings.label` shows it)."""
-    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings, setting)  # type: ignore[type-abstract]
+    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings, setting)  # type: ignore[type-abstract]  # the ABC is the base checked against; _load builds only its concrete subclasses

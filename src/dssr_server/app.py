@@ -50,7 +50,7 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     settings = settings if settings is not None else Settings()
     server = ServerSettings.from_settings(settings)
     app = Flask("dssr_server")
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the default provider has it; Flask types app.json as the base provider
     # templates are small, but the default form-field limit (500 kB) is too tight for a few
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -64,8 +64,8 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     _install_auth(app, accepted)
     _install_error_handlers(app)
     # a plain /runstatus is answered before Flask sees it; every request, either way, is tracked
-    app.wsgi_app = RunstatusFastPath(app.wsgi_app, downstream, accepted)  # type: ignore[method-assign]
-    app.wsgi_app = RequestTracking(  # type: ignore[method-assign]
+    app.wsgi_app = RunstatusFastPath(app.wsgi_app, downstream, accepted)  # type: ignore[method-assign]  # WSGI middleware goes in as Flask documents
+    app.wsgi_app = RequestTracking(  # type: ignore[method-assign]  # WSGI middleware goes in as Flask documents
         app.wsgi_app, recorder, RouteLabels(app.url_map), access_lines=server.log_format == "json"
     )
     return app

@@ -49,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Point every "cluster tier:" skip at this file, so `-ra` folds them into ONE line."""
     rep: Any = yield
     if rep.skipped and isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
@@ -96,14 +96,14 @@ class _Guard:
         for step in steps:
             try:
                 step()
-            except Exception as e:  # teardown must go on
+            except Exception as e:  # noqa: BLE001 - teardown must go on
                 harness.log(f"teardown step failed: {e}")
         if self._session_lock is not None:
             self._session_lock.__exit__(None, None, None)
             self._session_lock = None
         if threading.current_thread() is threading.main_thread():
             for sig, old in self._old.items():
-                signal.signal(sig, old)  # type: ignore[arg-type]
+                signal.signal(sig, old)  # type: ignore[arg-type]  # what signal.signal gave back for it: a handler to restore
             self._old.clear()
 
 

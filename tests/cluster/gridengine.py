@@ -107,9 +107,9 @@ class GECluster:
     ssh_host_fingerprint: str
     known_hosts: Path
     service_user: str
-    users: dict  # name -> ClusterUser
+    users: dict[str, ClusterUser]  # name -> ClusterUser
     jarvice_key: Path
-    nodes: list
+    nodes: list[str]
     master: str
     queue: str
     pe: str
@@ -121,7 +121,7 @@ class GECluster:
     idp: TestIdP
     state_dir: Path
     log_dir: Path
-    ports: dict
+    ports: dict[str, int]
     version: str
     #: a copy of the Apptainer stand-in (tests/standin/apptainer), for JARVICE_SINGULARITY_BINARY; "" when absent
     standin: str = ""
@@ -132,7 +132,7 @@ class GECluster:
                 "LANG": "C.UTF-8", **ge_env()}
 
     def run(self, cmd: list[str] | str, user: str = SERVICE_USER, check: bool = True, timeout: float = 60,
-            input: str | None = None) -> subprocess.CompletedProcess:
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` (argv or bash script) as ``user`` on the login node (host name ``gemaster``)."""
         script = cmd if isinstance(cmd, str) else shlex.join(cmd)
         argv = ["bash", "-c", 'cd "$HOME" 2>/dev/null || cd /tmp; ' + script]
@@ -159,7 +159,7 @@ class GECluster:
     def key_for(self, user: str) -> Path:
         return self.jarvice_key if user == self.service_user else self.users[user].key_path
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -173,7 +173,7 @@ class GECluster:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "GECluster":
+    def from_json(cls, d: dict[str, Any]) -> "GECluster":
         d = dict(d)
         for k in ("known_hosts", "jarvice_key", "scratch", "sge_root", "accounting_file", "state_dir", "log_dir"):
             d[k] = Path(d[k])
@@ -183,9 +183,10 @@ class GECluster:
 
 
 # --------------------------------------------------------------------------- ledger (our own)
-def ledger() -> dict:
+def ledger() -> dict[str, Any]:
     try:
-        return json.loads(LEDGER.read_text())
+        led: dict[str, Any] = json.loads(LEDGER.read_text())
+        return led
     except (FileNotFoundError, ValueError):
         return {}
 
@@ -200,7 +201,7 @@ def ledger_add(kind: str, item: Any) -> None:
     write(LEDGER, json.dumps(d, indent=1), 0o600)
 
 
-def adopt_users(users: list[str], group_members: list, passwords: list) -> None:
+def adopt_users(users: list[str], group_members: list[Any], passwords: list[Any]) -> None:
     """Take over users another test cluster created (its ``down`` leaves them while this one is up)."""
     for u in users:
         ledger_add("users", u)
@@ -227,7 +228,7 @@ def _root_env(**extra: str) -> dict[str, str]:
     return {"PATH": SYS_PATH, "LANG": "C.UTF-8", "HOME": "/root", **ge_env(), **extra}
 
 
-def qconf(*args: str, editor: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def qconf(*args: str, editor: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """``qconf`` as root on the login node; ``editor``: a sed script that edits the object qconf opens."""
     env = _root_env()
     if editor is not None:
@@ -579,7 +580,7 @@ def down() -> float:
     return dt
 
 
-def hand_over_users(led: dict, users: list[str]) -> None:
+def hand_over_users(led: dict[str, Any], users: list[str]) -> None:
     """The Slurm cluster's ledger takes over the ``users`` we created, and their groups, passwords and dirs."""
     for u in users:
         harness.ledger_add("users", u)

@@ -126,7 +126,7 @@ class TestIdP:
     kid: str
     private_key_pem: str
     public_key_pem: str
-    jwks: dict
+    jwks: dict[str, Any]
 
     def mint(self, email: str | None = None, user: str | None = None, audience: str = "jarvice",
              lifespan: int = 600, **claims: Any) -> str:
@@ -163,17 +163,17 @@ class Cluster:
     ssh_host_fingerprint: str
     known_hosts: Path
     service_user: str
-    users: dict                    # name -> ClusterUser (kirby, mario, dovahkiin)
+    users: dict[str, ClusterUser]  # name -> ClusterUser (kirby, mario, dovahkiin)
     jarvice_key: Path
     jarvice_rsa_key: Path
     jarvice_ecdsa_key: Path
-    nodes: list
+    nodes: list[str]
     partition: str
     scratch: Path
     scratch_acl: Path | None
     scratch_acl_note: str          # why scratch_acl is None, or "" when it exists
     restd_url: str
-    rest_versions: list
+    rest_versions: list[str]
     slurm_version: str
     jwt_hs256_key: bytes
     idp: TestIdP
@@ -182,15 +182,15 @@ class Cluster:
     state_dir: Path
     log_dir: Path
     min_job_age: int
-    ports: dict
+    ports: dict[str, int]
     gpus_per_node: int = 0         # gres/gpu count of every node (device files stand in for the GPUs)
     # 26.05 (tests/cluster/sid.py) only:
     enter: Path | None = None      # script running argv inside the cluster's root (pivot_root), instead of chroot
     apptainer_version: str = ""    # the real Apptainer on the nodes; "" where the nodes have the stand-in
     registry: str = ""             # host:port of the plain-HTTP OCI registry on the test network (public images)
     private_registry: str = ""     # host:port of the one that wants a login (htpasswd)
-    registry_credentials: tuple = ()  # (user, password) for private_registry
-    images: dict = dataclasses.field(default_factory=dict)  # "public"/"private"/"nae" -> registry/repository (public: tags 1-4, private: 1, nae: 1-2)
+    registry_credentials: tuple[str, ...] = ()  # (user, password) for private_registry
+    images: dict[str, str] = dataclasses.field(default_factory=dict)  # "public"/"private"/"nae" -> registry/repository (public: tags 1-4, private: 1, nae: 1-2)
 
     def token(self, user: str, lifespan: int = 600) -> str:
         """HS256 Slurm token for ``user``, the same as ``scontrol token`` makes."""
@@ -206,7 +206,7 @@ class Cluster:
                 "LANG": "C.UTF-8", "SLURM_CONF": str(self.slurm_conf)}
 
     def run(self, cmd: list[str] | str, user: str = SERVICE_USER, check: bool = True,
-            timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+            timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` (argv list or bash script) as ``user`` with this cluster's Slurm env."""
         script = cmd if isinstance(cmd, str) else shlex.join(cmd)
         script = 'cd "$HOME" 2>/dev/null || cd /tmp; ' + script
@@ -242,7 +242,7 @@ class Cluster:
         return self.jarvice_key if user == self.service_user else self.users[user].key_path
 
     # -- (de)serialisation for DSSR_CLUSTER_REUSE
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -258,7 +258,7 @@ class Cluster:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Cluster":
+    def from_json(cls, d: dict[str, Any]) -> "Cluster":
         d = dict(d)
         for k in ("known_hosts", "jarvice_key", "jarvice_rsa_key", "jarvice_ecdsa_key", "scratch",
                   "slurm_conf", "state_dir", "log_dir"):
@@ -273,8 +273,8 @@ class Cluster:
 
 
 # --------------------------------------------------------------------------- small helpers
-def sh(argv: list[str], check: bool = True, timeout: float = 120, env: dict | None = None,
-       input: str | None = None, quiet_fail: bool = False) -> subprocess.CompletedProcess:
+def sh(argv: list[str], check: bool = True, timeout: float = 120, env: dict[str, str] | None = None,
+       input: str | None = None, quiet_fail: bool = False) -> subprocess.CompletedProcess[str]:
     cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=input)
     if check and cp.returncode != 0:
         raise HarnessError(f"{shlex.join(argv)} -> exit {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
@@ -312,13 +312,13 @@ def _chown(path: Path, owner: str | int | None, group: str | int | None) -> None
 
 
 def wait_for(what: str, pred: Callable[[], bool], timeout: float, logfile: Path | None = None,
-             procs: Iterable[subprocess.Popen] = ()) -> None:
+             procs: Iterable[subprocess.Popen[bytes]] = ()) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             if pred():
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001 - a probe may fail in any way until the service is up
             pass
         for p in procs:
             if p.poll() is not None:
@@ -341,7 +341,7 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def spawn(name: str, argv: list[str], env: dict | None = None, state: Path = STATE) -> subprocess.Popen:
+def spawn(name: str, argv: list[str], env: dict[str, str] | None = None, state: Path = STATE) -> subprocess.Popen[bytes]:
     """Start a foreground daemon in its own session; remember its pid (under ``state``) for ``down``."""
     (state / "log").mkdir(parents=True, exist_ok=True)
     out = open(state / "log" / f"{name}.out", "ab")
@@ -353,9 +353,10 @@ def spawn(name: str, argv: list[str], env: dict | None = None, state: Path = STA
 
 
 # --------------------------------------------------------------------------- ledger
-def ledger() -> dict:
+def ledger() -> dict[str, Any]:
     try:
-        return json.loads(LEDGER.read_text())
+        led: dict[str, Any] = json.loads(LEDGER.read_text())
+        return led
     except (FileNotFoundError, ValueError):
         return {}
 
@@ -536,7 +537,7 @@ def in_node(node: str, argv: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- MariaDB
-def start_mariadb(state: Path = STATE, port: int = MYSQL_PORT) -> subprocess.Popen:
+def start_mariadb(state: Path = STATE, port: int = MYSQL_PORT) -> subprocess.Popen[bytes]:
     """The host's MariaDB (Debian 12), a private instance with its data, socket and log under ``state``."""
     datadir = mkdir(state / "mysql", 0o750, "mysql", "mysql")
     sockdir = mkdir(state / "mysqld", 0o755, "mysql", "mysql")
@@ -568,7 +569,7 @@ def mysql(sql: str, state: Path = STATE) -> None:
 
 
 # --------------------------------------------------------------------------- Slurm configs
-def slurm_conf(*, cluster: str, ports: dict, paths: dict, nodes: dict, munge_socket: str | None,
+def slurm_conf(*, cluster: str, ports: dict[str, int], paths: dict[str, Any], nodes: dict[str, str], munge_socket: str | None,
                jwt_key: str, jwks: str, gpus: int = 0, extra: str = "", ctld_ip: str = BRIDGE_IP,
                scale: bool = False) -> str:
     gres = f" Gres=gpu:{gpus}" if gpus else ""
@@ -646,7 +647,7 @@ def fake_gpus(dev_dir: Path, count: int, seen_as: str | None = None) -> str:
             f"AutoDetect=off\nName=gpu File={files}\n")
 
 
-def slurmdbd_conf(*, ports: dict, paths: dict, munge_socket: str | None, jwt_key: str, jwks: str,
+def slurmdbd_conf(*, ports: dict[str, int], paths: dict[str, Any], munge_socket: str | None, jwt_key: str, jwks: str,
                   db: str, password: str, dbd_ip: str = BRIDGE_IP, mysql_port: int = MYSQL_PORT) -> str:
     auth_info = f"AuthInfo=socket={munge_socket}\n" if munge_socket else ""
     return f"""# Written by tests/cluster/harness.py
@@ -682,7 +683,7 @@ def sacctmgr_setup(run: Callable[[list[str]], Any], cluster: str) -> None:
     run(["sacctmgr", "-i", "add", "coordinator", f"account={','.join(ACCOUNTS)}", f"names={SERVICE_USER}"])
 
 
-def rest_get(url: str, user: str, token: str, timeout: float = 10) -> tuple[int, dict]:
+def rest_get(url: str, user: str, token: str, timeout: float = 10) -> tuple[int, dict[str, Any]]:
     import urllib.error
     import urllib.request
 
@@ -926,7 +927,7 @@ def up_2205() -> Cluster:
     return cluster
 
 
-def _paths_2205() -> dict:
+def _paths_2205() -> dict[str, Any]:
     return {"ctld_state": STATE / "slurmctld", "spool": STATE / "spool", "run": STATE / "run", "log": STATE / "log"}
 
 
@@ -1241,7 +1242,7 @@ CORE_2411 = ["c2411-munged", "c2411-slurmdbd", "c2411-slurmctld", "c2411-slurmre
              *[f"c2411-slurmd-{n}" for n in TNODES]]
 
 
-def status() -> dict:
+def status() -> dict[str, Any]:
     d: dict[str, Any] = {"state_file": STATE_FILE.exists()}
     d["daemons"] = {n: _pidfile_alive(n) for n in CORE_2205 + CORE_2411}
     d["alive_2205"] = STATE_FILE.exists() and all(d["daemons"][n] for n in CORE_2205)
@@ -1500,7 +1501,7 @@ def down() -> float:
     return dt
 
 
-def hand_over_users(led: dict) -> dict:
+def hand_over_users(led: dict[str, Any]) -> dict[str, Any]:
     """The Grid Engine cluster (tests/cluster/gridengine.py) runs jobs as the same users: its ledger
     takes over the users, groups, passwords and dirs this one created (its `down` removes them);
     returns what is left for this `down` to undo."""
@@ -1555,7 +1556,7 @@ class SessionLock:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
                     self.fd = None
-                    raise HarnessError(f"another session still holds {self.path} after {self.timeout:.0f}s")
+                    raise HarnessError(f"another session still holds {self.path} after {self.timeout:.0f}s") from None
                 time.sleep(1)
 
     def __exit__(self, *exc: object) -> None:
@@ -1611,7 +1612,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.action == "up":
             try:
                 up(with_2411=not a.without_2411)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - whatever failed, the logs are kept
                 log(f"up failed: {e}")
                 keep = save_logs()
                 log(f"logs kept in {keep}")
@@ -1657,7 +1658,7 @@ def _main_2605(action: str) -> int:
             return 0
         try:
             sid.up()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever failed, the logs are kept
             log(f"up-2605 failed: {e}")
             log(f"logs kept in {sid.save_logs()}")
             if os.environ.get("DSSR_CLUSTER_KEEP_FAILED") == "1":
@@ -1684,7 +1685,7 @@ def _main_ge(action: str) -> int:
             return 0
         try:
             gridengine.up()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever failed, the logs are kept
             log(f"up-ge failed: {e}")
             log(f"logs kept in {gridengine.save_logs()}")
             if os.environ.get("DSSR_CLUSTER_KEEP_FAILED") == "1":

@@ -229,7 +229,7 @@ def _drop_accounts() -> None:
 MARK = "DSSR_TEST_CLUSTER=2605"
 
 
-def _spawn(name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+def _spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     key, value = MARK.split("=")
     return harness.spawn(
         name,

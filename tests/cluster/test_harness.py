@@ -16,7 +16,7 @@ pytestmark = pytest.mark.cluster
 
 
 # ---------------------------------------------------------------- helpers
-def rest(cluster: Cluster, path: str, user: str, token: str) -> tuple[int, dict]:
+def rest(cluster: Cluster, path: str, user: str, token: str) -> tuple[int, dict[str, Any]]:
     return rest_get(cluster.restd_url + path, user, token, timeout=15)
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,10 +35,10 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {**clean, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state")}
 
 
-def run(tmp_path: Path, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("stdout", subprocess.PIPE)
     return subprocess.run([sys.executable, "-m", "dssr_core.cli", *argv], stderr=subprocess.PIPE, text=True,
-                          env=env(tmp_path), timeout=60, **kwargs)  # type: ignore[call-overload]
+                          env=env(tmp_path), timeout=60, **kwargs)
 
 
 @pytest.mark.parametrize("action", JOB_ACTIONS)
@@ -176,7 +177,7 @@ def test_version_is_the_distributions(tmp_path: Path) -> None:
 
 def test_every_subcommands_help_says_what_it_does(tmp_path: Path) -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "action")
-    names = sorted(sub.choices)  # type: ignore[arg-type]
+    names = sorted(sub.choices)  # type: ignore[arg-type]  # the subcommands' action: its choices are the subparsers by name
     assert {"submit", "wait", "doctor", "running", *JOB_ACTIONS} <= set(names)
     for name in names:
         result = run(tmp_path, name, "--help")

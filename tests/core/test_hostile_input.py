@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -154,7 +155,7 @@ def test_doubled_braces_around_the_field_stay_literal_as_with_str_format() -> No
         lambda big: Connector.check_lines(big),
     ],
 )
-def test_a_huge_value_is_not_echoed_whole_in_the_error(call) -> None:  # type: ignore[no-untyped-def]
+def test_a_huge_value_is_not_echoed_whole_in_the_error(call: Callable[[str], object]) -> None:
     big = "x" * 1_000_000
     with pytest.raises(BadRequest) as caught:
         call(big)

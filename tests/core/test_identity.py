@@ -15,7 +15,7 @@ from dssr_core import BadRequest, ConfigError, Settings, TokenVerifier
 ISSUER = "https://idp.example.com/realms/jarvice"
 
 
-def _pem(private: Any) -> str:
+def _pem(private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
     return private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
@@ -72,7 +72,7 @@ def test_a_token_with_its_claims_altered_is_refused(rsa_key: Any) -> None:
 
 
 def test_an_unsigned_token_is_refused(rsa_key: Any) -> None:
-    token = jwt.encode({"email": "kirby@example.com", "exp": int(time.time()) + 60}, None, algorithm="none")
+    token = jwt.encode({"email": "kirby@example.com", "exp": int(time.time()) + 60}, "", algorithm="none")
     with pytest.raises(BadRequest, match="bearer token is invalid"):
         verifier(rsa_key).verify_token(token)
 

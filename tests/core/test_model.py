@@ -60,7 +60,7 @@ def test_unsafe_job_names_are_refused(name: str) -> None:
 )
 def test_jobspec_refuses_bad_resources(field: str, value: object) -> None:
     with pytest.raises(BadRequest, match=field):
-        JobSpec(name="job-1", command="true", **{field: value})  # type: ignore[arg-type]
+        JobSpec(name="job-1", command="true", **{field: value})  # type: ignore[arg-type]  # a bad value on purpose
 
 
 def test_jobspec_refuses_negative_overlay() -> None:

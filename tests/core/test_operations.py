@@ -60,25 +60,25 @@ def downstream(tmp_path: Path) -> Iterator[Downstream]:
 
 
 def test_ready_when_the_last_contact_is_recent_and_good(downstream: Downstream) -> None:
-    downstream.connector.contact = Contact(time.time() - 5, True)  # type: ignore[attr-defined]
+    downstream.connector.contact = Contact(time.time() - 5, True)  # type: ignore[attr-defined]  # the connector double's contact
     ok, reason = downstream.readiness(60)
     assert ok and reason["status"] == "OK" and 4 <= reason["age"] <= 10
 
 
 def test_not_ready_when_the_last_contact_is_too_old(downstream: Downstream) -> None:
-    downstream.connector.contact = Contact(time.time() - 120, True)  # type: ignore[attr-defined]
+    downstream.connector.contact = Contact(time.time() - 120, True)  # type: ignore[attr-defined]  # the connector double's contact
     ok, reason = downstream.readiness(60)
     assert not ok and reason["status"] == "BAD" and "no contact with the cluster for" in reason["reason"]
 
 
 def test_not_ready_when_the_last_contact_failed_and_the_reason_says_why(downstream: Downstream) -> None:
-    downstream.connector.contact = Contact(time.time(), False, "squeue failed on the cluster: boom")  # type: ignore[attr-defined]
+    downstream.connector.contact = Contact(time.time(), False, "squeue failed on the cluster: boom")  # type: ignore[attr-defined]  # the connector double's contact
     ok, reason = downstream.readiness(60)
     assert not ok and reason["reason"] == "squeue failed on the cluster: boom"
 
 
 def test_the_snapshot_records_each_refresh_outcome_as_the_last_contact(recording: Recording) -> None:
-    answers: list[Any] = [[1], ClusterError("squeue failed on the cluster: down")]
+    answers: list[list[int] | ClusterError] = [[1], ClusterError("squeue failed on the cluster: down")]
 
     def fetch() -> list[int]:
         answer = answers.pop(0)
@@ -98,7 +98,7 @@ def test_the_snapshot_records_each_refresh_outcome_as_the_last_contact(recording
 
 
 def test_the_heartbeat_refreshes_a_stale_contact_without_any_request(downstream: Downstream, recording: Recording) -> None:
-    downstream.connector.contact = Contact(time.time() - 600, True)  # type: ignore[attr-defined]
+    downstream.connector.contact = Contact(time.time() - 600, True)  # type: ignore[attr-defined]  # the connector double's contact
     downstream.start_heartbeat(0.5)
     deadline = time.monotonic() + 5
     while not any(e[0] == "jobs" for e in recording.events) and time.monotonic() < deadline:

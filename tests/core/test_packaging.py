@@ -60,7 +60,7 @@ def test_the_sdist_holds_every_file_the_readme_links_to_and_the_license(sdist: P
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
         top = next(iter(archive.getnames())).split("/")[0]
-        license_text = archive.extractfile(f"{top}/LICENSE").read().decode()  # type: ignore[union-attr]
+        license_text = archive.extractfile(f"{top}/LICENSE").read().decode()  # type: ignore[union-attr]  # LICENSE is a regular file: it has a reader
     missing = {path for path in readme_paths() if path not in names}
     assert missing == set()
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
@@ -72,7 +72,7 @@ def test_a_wheel_built_from_the_sdist_works(sdist: Path, tmp_path: Path) -> None
     with tarfile.open(sdist) as archive:
         # the archive is our own; the "data" filter where this Python has it (3.11.4+, 3.10.12+)
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        archive.extractall(tmp_path / "unpacked", **safe)  # type: ignore[arg-type]
+        archive.extractall(tmp_path / "unpacked", **safe)  # type: ignore[arg-type]  # the filter argument, where this Python has it
     (source,) = (tmp_path / "unpacked").iterdir()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
                    check=True, capture_output=True, text=True, timeout=600)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -68,7 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def with_site(site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def with_site(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.syspath_prepend(str(site))
     yield site
     for module in [m for m in sys.modules if m == "dssr_example" or m.startswith("dssr_example.")]:
@@ -84,7 +85,7 @@ def test_bundled_plugins_are_listed_without_importing_them() -> None:
 
 def test_the_listing_is_read_only() -> None:
     with pytest.raises(TypeError):
-        available_connectors()["pbs"] = "x:y"  # type: ignore[index]
+        available_connectors()["pbs"] = "x:y"  # type: ignore[index]  # the write a read-only mapping refuses, on purpose
 
 
 def test_a_connector_from_another_distribution_is_listed(with_site: Path) -> None:
@@ -94,7 +95,7 @@ def test_a_connector_from_another_distribution_is_listed(with_site: Path) -> Non
 def test_a_connector_from_another_distribution_is_built_with_the_settings(with_site: Path) -> None:
     connector = load_connector("example", Settings({"DSSR_EXAMPLE_GREETING": "hi there"}))
     assert isinstance(connector, Connector) and connector.name == "example"
-    assert getattr(connector, "greeting") == "hi there"
+    assert vars(connector)["greeting"] == "hi there"
     assert Path(sys.modules["dssr_example.connector"].__file__ or "").is_relative_to(with_site)
 
 

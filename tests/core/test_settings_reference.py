@@ -18,6 +18,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "settings.md"
@@ -100,7 +101,7 @@ def collect() -> dict[str, Read]:
             if id(node) in inside:
                 continue
             if _getter(node):
-                method = node.func.attr  # type: ignore[attr-defined]
+                method = node.func.attr  # type: ignore[attr-defined]  # _getter checked that the call's func is an attribute
                 args = node.args if method == "first" else node.args[:1]
                 default = _default(node, method)
             elif isinstance(node.func, ast.Name) and node.func.id in helpers and len(node.args) > helpers[node.func.id]:
@@ -137,7 +138,7 @@ def _prefixed(call: ast.Call, params: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def _getter(node: ast.AST) -> bool:
+def _getter(node: ast.AST) -> TypeGuard[ast.Call]:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in GETTERS
             and bool(node.args))
 

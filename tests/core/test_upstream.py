@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from dssr_core import BadRequest, fill_template
+from dssr_core import BadRequest, JobSpec, fill_template
 from dssr_core._upstream import parse_template
 from dssr_server.wire import parse_submission
 from tests.helpers import encode, legacy_template, submit_args
 
 
-def parse(extra: dict[str, str] | None = None, **kw: object):
-    return parse_template(legacy_template(extra=extra, **kw), nodes=2, name="jarvice-kirby-42", number=42)  # type: ignore[arg-type]
+def parse(extra: dict[str, str] | None = None, **kw: object) -> JobSpec:
+    return parse_template(legacy_template(extra=extra, **kw), nodes=2, name="jarvice-kirby-42", number=42)  # type: ignore[arg-type]  # each test passes each key the type legacy_template wants
 
 
 def refused(match: str, extra: dict[str, str] | None = None, **kw: object) -> None:
@@ -45,8 +45,8 @@ def test_template_is_taken_from_the_configured_executor_entry() -> None:
 
 
 def test_appdef_version_2_and_above_is_accepted() -> None:
-    assert parse(appdef=2).template.appdef_version == 2  # type: ignore[union-attr]
-    assert parse(appdef=3).template.appdef_version == 3  # type: ignore[union-attr]
+    assert parse(appdef=2).template.appdef_version == 2  # type: ignore[union-attr]  # a parsed template is kept on the spec
+    assert parse(appdef=3).template.appdef_version == 3  # type: ignore[union-attr]  # a parsed template is kept on the spec
 
 
 def test_cores_per_node_come_from_jarvice_cpu_cores() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Callable
 
 import paramiko
 import pytest
@@ -17,9 +18,11 @@ from dssr_core.batch import UserMappingFile as MappingFile
 
 
 def openssh_key(kind: str) -> str:
-    key = {"ed25519": lambda: ed25519.Ed25519PrivateKey.generate(),
-           "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-           "ecdsa": lambda: ec.generate_private_key(ec.SECP256R1())}[kind]()
+    makers: dict[str, Callable[[], ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]]
+    makers = {"ed25519": lambda: ed25519.Ed25519PrivateKey.generate(),
+              "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+              "ecdsa": lambda: ec.generate_private_key(ec.SECP256R1())}
+    key = makers[kind]()
     fmt = serialization.PrivateFormat.OpenSSH if kind == "ed25519" else serialization.PrivateFormat.TraditionalOpenSSL
     return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
 

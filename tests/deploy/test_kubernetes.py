@@ -34,7 +34,8 @@ def one(kind: str, name: str | None = None) -> dict[str, Any]:
 
 
 def container() -> dict[str, Any]:
-    return one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    first: dict[str, Any] = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return first
 
 
 def test_the_example_has_a_deployment_a_service_a_configmap_and_secrets() -> None:
@@ -73,7 +74,9 @@ def test_probes_ask_live_and_ready_on_the_port_the_service_sends_to() -> None:
 
 
 def test_the_pod_runs_as_the_images_unprivileged_user() -> None:
-    uid = int(re.search(r"^ARG DSSR_UID=(\d+)$", (REPO / "Containerfile").read_text(), re.M).group(1))  # type: ignore[union-attr]
+    arg = re.search(r"^ARG DSSR_UID=(\d+)$", (REPO / "Containerfile").read_text(), re.M)
+    assert arg is not None, "the Containerfile sets no DSSR_UID"
+    uid = int(arg.group(1))
     security = one("Deployment")["spec"]["template"]["spec"]["securityContext"]
     assert security["runAsNonRoot"] is True and security["runAsUser"] == uid and security["fsGroup"] == uid
     assert container()["securityContext"] == {

@@ -128,7 +128,7 @@ def browse(url: str, profile: Path, screenshot: Path, timeout: float = 60) -> st
             assert time.monotonic() < deadline and browser.poll() is None, "Chromium did not start"
             time.sleep(0.2)
         port = int(port_file.read_text().split()[0])
-        pages = []
+        pages: list[dict[str, Any]] = []
         while not pages:
             assert time.monotonic() < deadline, "Chromium opened no page"
             listing = json.loads(get(f"http://127.0.0.1:{port}/json/list").body)

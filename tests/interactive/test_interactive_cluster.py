@@ -83,7 +83,7 @@ class TestAnAppOnTwoNodes:
         access = site.settings.access(ref.name, ref.number)
         # the job runs and has marked itself interactive, but the app sleeps before it listens
         deadline = time.monotonic() + 30
-        while site.ds.services.service_files(status) is None:  # type: ignore[union-attr]
+        while site.ds.services.service_files(status) is None:
             assert time.monotonic() < deadline, "the job never wrote its service folder"
             time.sleep(0.3)
         early = info_answer(site.ds.info(ref))
@@ -130,7 +130,7 @@ class TestAnAppOnTwoNodes:
             assert path.stat().st_mode & 0o077 == 0
         app_execs = [argv for argv in of(standin_calls(cluster, "kirby", ref.name), "exec") if "/bin/sh" in argv]
         assert len(app_execs) == 2  # one per node, each with its own folder bound read-only
-        binds = sorted(value for argv in app_execs for flag, value in zip(argv, argv[1:])
+        binds = sorted(value for argv in app_execs for flag, value in zip(argv, argv[1:], strict=False)
                        if flag == "-B" and value.endswith(":/etc/JARVICE:ro"))
         assert binds == [f"{job_dir(cluster, 'kirby', ref.name)}/.dssr-etc-jarvice-{i}:/etc/JARVICE:ro" for i in (0, 1)]
 

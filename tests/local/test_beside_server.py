@@ -67,7 +67,8 @@ def test_a_job_submitted_over_http_is_seen_stopped_and_its_name_kept_by_dssr(ser
     assert server.get("/running").json() == []
     # the server reaps the supervisor of the job the command line ended
     assert server.process is not None
-    wait_for(lambda: zombies(server.process.pid) == [] or None, timeout=10)  # type: ignore[union-attr]
+    pid = server.process.pid
+    wait_for(lambda: zombies(pid) == [] or None, timeout=10)
 
 
 def test_hold_and_release_beside_the_server(server: Server) -> None:

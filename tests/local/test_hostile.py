@@ -18,7 +18,7 @@ from .jobs import state_of, wait_end, wait_running
 
 
 def submit(connector: LocalConnector, name: str, command: str, **kw: object) -> JobRef:
-    submission = connector.submit(JobSpec(name=name, command=command, **kw), ShellExecutor(Settings({})))  # type: ignore[arg-type]
+    submission = connector.submit(JobSpec(name=name, command=command, **kw), ShellExecutor(Settings({})))  # type: ignore[arg-type]  # each test passes each field the type JobSpec wants
     return JobRef(name, 0, submission.jobid)
 
 

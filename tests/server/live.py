@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Literal, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -135,7 +135,7 @@ class Server(FormClient):
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
+def wait_for(check: Callable[[], T | Literal[False] | None], timeout: float = 20.0, interval: float = 0.1) -> T:
     """Poll ``check`` until it returns something other than None/False."""
     deadline = time.monotonic() + timeout
     while True:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import legacy_template, submit_args
-from tests.server.live import Server, wait_for
+from tests.server.live import Server, free_port, wait_for
 
 ROUNDS = 8
 BURST = 24
@@ -45,17 +45,17 @@ def test_every_accepted_job_runs_exactly_once_and_keeps_its_id_across_kill_9(tmp
     port: int | None = None
     kills = []
     for round_ in range(ROUNDS):
-        server = Server(state, env=env, **({"port": port} if port else {})).start()
+        server = Server(state, env=env, port=port or free_port()).start()
         port = server.port
         burst = [job(marks, f"crash-{round_}-{i}", round_ * 100 + i) for i in range(BURST)]
         delay = chance.uniform(0.0, 0.6)
         with ThreadPoolExecutor(8) as pool:
-            answers = pool.map(lambda args: try_submit(server, args), burst)
+            answers = pool.map(lambda args: try_submit(server, args), burst)  # noqa: B023 - called before the loop moves on
             time.sleep(delay)
             assert server.process is not None
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()
-            accepted = dict(zip((args["name"] for args in burst), answers))
+            accepted = dict(zip((args["name"] for args in burst), answers, strict=True))
         kills.append(sum(jobid is not None for jobid in accepted.values()))
 
         again = Server(state, env=env, port=port).start()
@@ -68,7 +68,7 @@ def test_every_accepted_job_runs_exactly_once_and_keeps_its_id_across_kill_9(tmp
                 accepted[args["name"]] = jobid
             for args in burst:
                 ref = {"name": args["name"], "number": args["number"], "jobid": accepted[args["name"]]}
-                end = wait_for(lambda: (a := again.post("/exitstatus", ref)).status == 200 and a.json(), timeout=60)
+                end = wait_for(lambda: (a := again.post("/exitstatus", ref)).status == 200 and a.json(), timeout=60)  # noqa: B023 - called before the loop moves on
                 assert end[0] == 0, (ref, end)
                 assert (marks / args["name"]).read_text() == "ran\n", f"{args['name']} did not run exactly once"
         finally:

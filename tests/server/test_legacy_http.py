@@ -44,7 +44,8 @@ def new_job(server: Server, command: str, **template: Any) -> dict[str, Any]:
 def runstatus(server: Server, job: dict[str, Any]) -> list[Any]:
     answer = server.post("/runstatus", job)
     assert answer.status == 200, answer.text
-    return answer.json()
+    statuses: list[Any] = answer.json()
+    return statuses
 
 
 def finished(server: Server, job: dict[str, Any], timeout: float = 30.0) -> list[Any]:
@@ -54,7 +55,8 @@ def finished(server: Server, job: dict[str, Any], timeout: float = 30.0) -> list
         if answer.status == 500:
             return None
         assert answer.status == 200, answer.text
-        return answer.json()
+        status: list[Any] = answer.json()
+        return status
     return wait_for(ask, timeout, interval=0.2)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.helpers import each_operation
 from tests.server.live import Server
 
 #: every path of LEGACY_API.md's endpoint table (``/request/<path>`` in its two documented forms)
@@ -22,8 +23,9 @@ LEGACY_PATHS = {
 }
 
 
-def document() -> dict:  # type: ignore[type-arg]
-    return json.loads(resources.files("dssr_server").joinpath("openapi.json").read_text())  # type: ignore[no-any-return]
+def document() -> dict[str, Any]:
+    written: dict[str, Any] = json.loads(resources.files("dssr_server").joinpath("openapi.json").read_text())
+    return written
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 #: the packaged document (the one the server serves, see the last test), loaded at collection
 SCHEMA = schemathesis.openapi.from_dict(document())
-OPERATIONS = {operation.label: operation for operation in (result.ok() for result in SCHEMA.get_all_operations())}
+OPERATIONS = {operation.label: operation for operation in each_operation(SCHEMA)}
 
 
 @pytest.mark.parametrize("label", sorted(OPERATIONS))
@@ -45,7 +47,7 @@ def test_the_server_answers_as_its_openapi_document_says(api: Server, label: str
     # schemathesis's own pytest integration does not run under pytest 9 yet: its strategies are driven here
     @settings(max_examples=30, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(OPERATIONS[label].as_strategy())
-    def call(case) -> None:  # type: ignore[no-untyped-def]
+    def call(case) -> None:
         # ``args`` is a form field holding JSON whose content (a template, a token) no schema can
         # describe fully: a schema-valid string may still be refused, so acceptance is not asserted
         case.call_and_validate(base_url=api.url, excluded_checks=[positive_data_acceptance])

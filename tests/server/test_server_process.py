@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -104,7 +104,7 @@ def test_a_job_survives_a_server_restart(tmp_path: Path) -> None:
 
     again = Server(state, port=server.port).start()
     try:
-        def ended() -> list | None:
+        def ended() -> list[Any] | None:
             answer = again.post("/exitstatus", job)
             return answer.json() if answer.status == 200 else None
         rc, elapsed, (stdout, termination) = wait_for(ended, timeout=30, interval=0.3)
@@ -120,6 +120,7 @@ def test_a_second_server_on_the_same_local_state_dir_is_refused_and_a_killed_one
         second = run_server("--connector", "local", "--executor", "shell", "--port", str(free_port()),
                             env={"JARVICE_LOCAL_STATE_DIR": str(state)})
         assert second.returncode == 2, second.stderr
+        assert first.process is not None
         assert f"JARVICE_LOCAL_STATE_DIR='{state}' is in use by another local connector (pid {first.process.pid})" \
             in second.stderr and "Traceback" not in second.stderr
         assert first.get("/live").status == 200

@@ -61,7 +61,7 @@ def test_server_settings_read_the_legacy_variable_names() -> None:
 
 def test_server_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ServerSettings.from_settings(Settings({})).port = 1  # type: ignore[misc]
+        ServerSettings.from_settings(Settings({})).port = 1  # type: ignore[misc]  # the write a frozen dataclass refuses, on purpose
 
 
 @pytest.mark.parametrize(

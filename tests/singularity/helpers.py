@@ -163,7 +163,7 @@ def calls(ctx: LaunchContext) -> list[dict[str, Any]]:
 
 
 def subcommand(call: Mapping[str, Any]) -> str:
-    argv = [a for a in call["argv"] if a not in ("-s", "-v", "-d", "-q")]
+    argv: list[str] = [a for a in call["argv"] if a not in ("-s", "-v", "-d", "-q")]
     return argv[0]
 
 

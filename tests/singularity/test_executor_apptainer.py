@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -11,10 +11,12 @@ an upstream template's quoting and credentials, which involve no runtime call.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
 from dssr_core import BadRequest, JobSpec, JobState
+from tests.cluster.harness import Cluster
 
 from .cluster_support import (downstream, identity, of, sha, slurm_fixtures, standin_calls, submit, unique,
                               wait_end)
@@ -29,7 +31,7 @@ cluster, connector = slurm_fixtures("slurm_cluster")
 
 
 def native(cluster, user="kirby", **kwargs) -> JobSpec:
-    values = dict(name=unique("sing"), nodes=2, image=f"docker.io/library/ubuntu:{unique('t')}",
+    values: dict[str, Any] = dict(name=unique("sing"), nodes=2, image=f"docker.io/library/ubuntu:{unique('t')}",
                   command='echo "rank $PROCESS_PROCID of $JOB_NNODES on $(hostname) in $PWD"',
                   identity=identity(cluster, user))
     values.update(kwargs)
@@ -61,7 +63,7 @@ def test_a_job_asking_more_gpus_than_a_node_has_is_refused_and_nothing_runs(clus
     assert standin_calls(cluster, "kirby", spec.name) == []
 
 
-def batch_script_text(cluster, user: str, jobid: str) -> str:
+def batch_script_text(cluster: Cluster, user: str, jobid: str) -> str:
     return cluster.run(["scontrol", "write", "batch_script", jobid, "-"], user=user).stdout
 
 

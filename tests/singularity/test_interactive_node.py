@@ -81,19 +81,19 @@ def fake_container(seconds: float, url: str | None = None, help_link: bool = Fal
     return "unshare --mount sh -c '" + " && ".join(steps) + "'"
 
 
-def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess.CompletedProcess:
+def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": rank, "PROCESS_NODENAME": f"node{int(rank) + 1}"}
     return subprocess.run(["bash", "-c", script], env={**base, **env}, cwd=job_dir, capture_output=True, text=True,
                           timeout=60)
 
 
-def start_template(script: str, job_dir: str) -> subprocess.Popen:
+def start_template(script: str, job_dir: str) -> subprocess.Popen[bytes]:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": "0", "PROCESS_NODENAME": "node1"}
     return subprocess.Popen(["bash", "-c", script], env=env, cwd=job_dir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def stop(job: subprocess.Popen) -> None:
+def stop(job: subprocess.Popen[bytes]) -> None:
     """End the template and everything it started (its process group)."""
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()

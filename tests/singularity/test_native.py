@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dssr_core import BadRequest, ConfigError
 
 from .helpers import (b64, calls, context, executor, native_spec, run_nodes, shellcheck, standin_path,
-                      subcommand, template_spec, write_secrets)
+                      subcommand, template_spec)
 
 
 def exec_call(ctx):
@@ -167,7 +168,7 @@ def test_an_unreadable_credentials_file_is_a_config_error_naming_the_variable(tm
         executor(JARVICE_SINGULARITY_REGISTRY_AUTHS=str(tmp_path / "missing.json"))
 
 
-SCRIPT_VARIANTS = {
+SCRIPT_VARIANTS: dict[str, dict[str, Any]] = {
     "native": dict(),
     "native-gpu-tmpfs-env": dict(gpus=2, overlay_mb=0, environment={"A": "x y", "B": "$(id)"},
                                  command="echo 'a b' \"$HOME\" && exit 3"),

@@ -14,7 +14,7 @@ from .helpers import STANDIN
 IMAGE_OK = "# DSSR APPTAINER STAND-IN IMAGE (not a SIF file; no container in it)\nsource: docker://x\n"
 
 
-def standin(tmp_path: Path, *argv: str, env: dict | None = None, prog: str = "apptainer"):
+def standin(tmp_path: Path, *argv: str, env: dict[str, str] | None = None, prog: str = "apptainer"):
     link = tmp_path / prog
     if not link.exists():
         link.symlink_to(STANDIN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ SEED_VARIABLES = {
 PRINT_ALL = "\n".join(f'printf "%s=%s\\n" {name} "${name}"' for name in sorted(SEED_VARIABLES))
 
 
-def filled_values(tmp_path: Path, spec_kwargs: dict | None = None, env: dict | None = None) -> dict[str, str]:
+def filled_values(tmp_path: Path, spec_kwargs: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> dict[str, str]:
     """Run the filled template in bash (after writing the secrets file as a connector does): variable -> value."""
     ctx = context(tmp_path)
     launch = executor(**(env or {})).launch(template_spec(body=PRINT_ALL, **(spec_kwargs or {})), ctx)
@@ -57,6 +58,7 @@ def test_a_command_with_spaces_quotes_and_substitutions_survives_intact_and_does
 def test_registry_credentials_are_not_in_the_filled_template(tmp_path):
     spec = template_spec(docker_secret={"server": "index.docker.io", "username": "appuser", "password": "app-S3cret"},
                          ctrsecret={"quay.io": {"auth": b64("ctr:ctr-S3cret")}})
+    assert spec.template is not None
     assert "JOBOBJ_CTRSECRET=ey" in spec.template.text
     launch = executor(JARVICE_DOCKER_USERNAME=b64("sysuser"), JARVICE_DOCKER_PASSWORD=b64("sys-S3cret")).launch(
         spec, context(tmp_path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Generator
 
 import yaml
 from dssr_core import Downstream, Settings
@@ -71,7 +71,7 @@ class Server:
         self.downstream.close()
 
 
-def serve(env: dict[str, str]) -> Iterator[Server]:
+def serve(env: dict[str, str]) -> Generator[Server, None, None]:
     settings = Settings(env)
     server = Server(Downstream.from_settings(settings), settings)
     try:

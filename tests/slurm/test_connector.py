@@ -91,7 +91,7 @@ def parts(tmp_path: Path) -> Iterator[tuple[SlurmConnector, StandInBackend, Stan
     conn = SlurmConnector(settings(tmp_path))
     backend, shell = StandInBackend(), StandInShell()
     conn.backend = backend
-    conn.shell = shell  # type: ignore[assignment]
+    conn.shell = shell  # type: ignore[assignment]  # the stand-in shell records the commands instead of running them
     conn._snapshot = SharedSnapshot(lambda: QueueIndex.of(conn.queue(), conn.job_state), 0.0)
     conn._acct = Batcher(conn.accounting)
     yield conn, backend, shell
@@ -201,7 +201,7 @@ def test_reserved_scheduler_flags_are_refused(parts: tuple[SlurmConnector, Stand
     spec = JobSpec(name="x", command="true", scheduler_flags={"output": "/etc/passwd"},
                    identity=Identity(email="kirby@example.com"))
     with pytest.raises(BadRequest, match="--output"):
-        conn.submit(spec, None)  # type: ignore[arg-type]
+        conn.submit(spec, None)  # type: ignore[arg-type]  # no executor: the refusal comes first
     assert shell.commands == []
 
 
@@ -240,7 +240,7 @@ def submitted_options(conn: SlurmConnector, spec: JobSpec, monkeypatch: pytest.M
 
     monkeypatch.setattr(conn.pool, "run", stand_in_run)
     conn.backend = CliBackend(conn.shell, conn.pool, conn.mapping, conn.cfg)
-    submission = conn.submit(spec, StandInExecutor())  # type: ignore[arg-type]
+    submission = conn.submit(spec, StandInExecutor())  # type: ignore[arg-type]  # the stand-in executor has what submit uses
     assert submission.jobid == "101"
     return seen[0], submission.script
 
@@ -259,7 +259,7 @@ def test_exclusive_unless_lifted_never_for_gpu_or_interactive_jobs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     conn, _, _ = parts
-    script, _ = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com"), **kw), monkeypatch)  # type: ignore[arg-type]
+    script, _ = submitted_options(conn, JobSpec(name="x", command="true", identity=Identity(email="kirby@example.com"), **kw), monkeypatch)  # type: ignore[arg-type]  # each case passes each field the type JobSpec wants
     assert ("--exclusive" in sbatch_line(script)) is exclusive
 
 

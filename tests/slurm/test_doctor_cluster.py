@@ -201,7 +201,7 @@ def jwks_url(slurm_cluster: Cluster) -> Iterator[str]:
     body = json.dumps(slurm_cluster.idp.jwks).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:  # http.server's name
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()

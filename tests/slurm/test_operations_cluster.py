@@ -97,7 +97,7 @@ def test_ready_turns_bad_when_the_last_good_contact_is_too_old(slurm_cluster: Cl
         status, reason = client.get("/ready")
         assert status == 503 and "no contact with the cluster for" in reason["reason"]
         server.downstream.start_heartbeat(0.5)  # what dssr-server runs: it brings readiness back
-        wait_for("ready again", lambda: client.get("/ready")[0] == 200, 10)
+        wait_for("ready again", lambda: client.get("/ready")[0] == 200, 10)  # noqa: B023 - called before the loop moves on
 
 
 def test_slurmrestd_calls_are_counted_by_route(slurm_cluster: Cluster, tmp_path: Path) -> None:
@@ -121,10 +121,10 @@ def test_a_dropped_ssh_connection_is_reopened_and_counted_as_a_reconnect(slurm_c
     for server in serve(slurm_env(slurm_cluster, tmp_path)):
         client = Client(server.url)
         assert client.get("/running")[0] == 200
-        pool = server.downstream.connector.pool  # type: ignore[attr-defined]
+        pool = server.downstream.connector.pool  # type: ignore[attr-defined]  # the Slurm connector's SSH pool
         (transport,) = pool._transports.values()
         transport.sock.shutdown(socket.SHUT_RDWR)  # the network drops the connection under it
-        wait_for("the connection to die", lambda: not transport.is_active(), 10)
+        wait_for("the connection to die", lambda: not transport.is_active(), 10)  # noqa: B023 - called before the loop moves on
         time.sleep(1)  # past JARVICE_SLURM_STATUS_TTL: the next poll runs squeue again
         status, _ = client.get("/queued")
         assert status == 200

@@ -182,7 +182,12 @@ def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
     cluster, (a, b), token, names = replicas
     # killed 0.15 s in, or as soon as the first submission is answered (the others are then under way)
     answered = threading.Event()
-    killer = threading.Thread(target=lambda: (answered.wait(0.15), a.kill()))
+
+    def kill_a() -> None:
+        answered.wait(0.15)
+        a.kill()
+
+    killer = threading.Thread(target=kill_a)
     killer.start()
     first = at_once([(r, args_for(n, token)) for n in names for r in (a, b)], answered)
     killer.join()

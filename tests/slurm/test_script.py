@@ -190,7 +190,7 @@ def test_the_same_job_written_by_many_servers_at_once_never_fails_and_leaves_who
     node = "echo hi\n" * 20_000
     results = run_submissions(submission(tmp_path, node), slurm_standin(tmp_path, DSSR_STANDIN_BARRIER="8"), 8)
     assert [rc for rc, _, _ in results] == [0] * 8, [err for _, _, err in results]
-    assert len({parse_once_output(out) and parse_once_output(out)[0] for _, out, _ in results}) == 1  # type: ignore[index]
+    assert len({parse_once_output(out) and parse_once_output(out)[0] for _, out, _ in results}) == 1  # type: ignore[index]  # indexed only when not None (the and)
     assert Path(f.node_script).read_text() == node
     assert sorted(os.listdir(f.job_dir)) == [".secrets.env", "batch.sh", "launch.sh", "node.sh"]
 
@@ -218,7 +218,7 @@ def test_a_job_asked_held_stays_held_and_only_once(tmp_path: Path) -> None:
     env = slurm_standin(tmp_path)
     env["DSSR_STANDIN_BARRIER"] = "3"
     results = run_submissions(submission(tmp_path, keep_held=True), env, 3)
-    assert {parse_once_output(out) and parse_once_output(out)[0] for _, out, _ in results} == {"100"}  # type: ignore[index]
+    assert {parse_once_output(out) and parse_once_output(out)[0] for _, out, _ in results} == {"100"}  # type: ignore[index]  # indexed only when not None (the and)
     live = [job for job in jobs_in(env) if job[3] != "CANCELLED"]
     assert [(job[0], job[4]) for job in live] == [("100", "JobHeldUser")]
 

@@ -15,7 +15,12 @@ from dssr_core.batch._sharing import Batcher, SharedSnapshot
 def test_snapshot_is_reused_within_its_ttl_and_refreshed_after() -> None:
     now = [0.0]
     calls: list[int] = []
-    snap = SharedSnapshot(lambda: calls.append(1) or len(calls), ttl=2.0, clock=lambda: now[0])
+
+    def fetch() -> int:
+        calls.append(1)
+        return len(calls)
+
+    snap = SharedSnapshot(fetch, ttl=2.0, clock=lambda: now[0])
     assert snap.get() == 1 and snap.get() == 1
     now[0] = 2.5
     assert snap.get() == 2
@@ -97,7 +102,7 @@ def test_concurrent_callers_share_one_refresh() -> None:
 
 
 def test_a_failed_refresh_is_an_error_for_its_callers_and_is_not_kept() -> None:
-    outcomes = [ClusterError("down"), 7]
+    outcomes: list[ClusterError | int] = [ClusterError("down"), 7]
 
     def fetch() -> int:
         value = outcomes.pop(0)
@@ -113,7 +118,12 @@ def test_a_failed_refresh_is_an_error_for_its_callers_and_is_not_kept() -> None:
 
 def test_invalidate_forces_the_next_refresh() -> None:
     calls: list[int] = []
-    snap = SharedSnapshot(lambda: calls.append(1) or len(calls), ttl=60.0)
+
+    def fetch() -> int:
+        calls.append(1)
+        return len(calls)
+
+    snap = SharedSnapshot(fetch, ttl=60.0)
     snap.get()
     snap.invalidate()
     assert snap.get() == 2
@@ -152,7 +162,12 @@ def test_every_refresh_runs_in_the_snapshots_own_thread_with_the_callers_context
 
     request = contextvars.ContextVar("request", default="-")
     seen: list[tuple[int, str]] = []
-    snap = SharedSnapshot(lambda: seen.append((threading.get_ident(), request.get())) or len(seen), ttl=0.0)
+
+    def fetch() -> int:
+        seen.append((threading.get_ident(), request.get()))
+        return len(seen)
+
+    snap = SharedSnapshot(fetch, ttl=0.0)
     callers: list[int] = []
 
     def ask(name: str) -> None:
@@ -178,7 +193,12 @@ def test_after_each_fetch_the_freed_memory_is_handed_back_to_the_system(monkeypa
     if platform.libc_ver()[0] == "glibc":
         assert sharing._malloc_trim is not None
     trims: list[int] = []
-    monkeypatch.setattr(sharing, "_malloc_trim", lambda pad: trims.append(pad) or 1)
+
+    def trim(pad: int) -> int:
+        trims.append(pad)
+        return 1
+
+    monkeypatch.setattr(sharing, "_malloc_trim", trim)
     now = [0.0]
     snap = SharedSnapshot(lambda: len(trims), ttl=2.0, clock=lambda: now[0])
     snap.get()

@@ -18,6 +18,7 @@ import pytest
 
 from dssr_core.testing.contract import unique_name, wait_for
 from tests.cluster.harness import Cluster
+from tests.helpers import each_operation
 from tests.slurm.cluster_support import Server, serve, slurm_env
 from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.v1client import V1
@@ -43,7 +44,7 @@ def server(
     else:
         env = rest_env(slurm_cluster, tmp, "v0.0.38", "true", **V1_ENV)
     for server in serve(env):
-        server.interface = request.param  # type: ignore[attr-defined]
+        server.interface = request.param  # type: ignore[attr-defined]  # the fixture tags the server with its interface
         yield server
 
 
@@ -83,7 +84,7 @@ def test_a_job_lives_its_whole_life_through_v1_only(server: Server, as_user: Cal
     streamed = b"".join(kirby.stream(location + "/output?follow=true")).decode()
     assert streamed.startswith("one\ntwo\n"), streamed  # then srun's word on the exit code
     end = ended(kirby, location)
-    if server.interface == "cli":  # type: ignore[attr-defined]
+    if server.interface == "cli":  # type: ignore[attr-defined]  # tagged by the fixture
         # the exit code comes from accounting, which may take a moment to have the job's end
         end = wait_for(
             "the exit code", lambda: (job := kirby.get(location).json())["exit_code"] is not None and job, 30
@@ -228,7 +229,7 @@ def test_every_v1_operation_fuzzed_on_the_cluster_answers_as_documented_and_neve
     kirby = as_user("kirby")
     target = kirby.post("/v1/jobs", spec("true", held=True)).json()
     before = {job["jobid"] for job in kirby.get("/v1/jobs?limit=1000").json()["jobs"]}
-    operations = [result.ok() for result in schemathesis.openapi.from_dict(document()).get_all_operations()]
+    operations = each_operation(schemathesis.openapi.from_dict(document()))
     headers = {"Authorization": f"Bearer {kirby.token}"}
     try:
         for operation in operations:
@@ -237,7 +238,7 @@ def test_every_v1_operation_fuzzed_on_the_cluster_answers_as_documented_and_neve
                 max_examples=12, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
             )
             @given(operation.as_strategy())
-            def call(case) -> None:  # type: ignore[no-untyped-def]
+            def call(case) -> None:
                 if isinstance(case.body, dict):
                     case.body["held"] = True  # a generated command line never runs
                 if case.path_parameters and "job" in case.path_parameters and len(str(case.path_parameters)) % 2:

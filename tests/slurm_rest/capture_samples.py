@@ -28,10 +28,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from dssr_slurm.backend import BatchRequest  # noqa: E402
-from dssr_slurm.rest.versions import adapter_for  # noqa: E402
-from tests.cluster import sid  # noqa: E402
-from tests.cluster.harness import STATE, Cluster, SessionLock  # noqa: E402
+from dssr_slurm.backend import BatchRequest  # noqa: E402 - needs the sys.path line above
+from dssr_slurm.rest.versions import adapter_for  # noqa: E402 - needs the sys.path line above
+from tests.cluster import sid  # noqa: E402 - needs the sys.path line above
+from tests.cluster.harness import STATE, Cluster, SessionLock  # noqa: E402 - needs the sys.path line above
 
 OUT = Path(__file__).resolve().parent / "samples"
 

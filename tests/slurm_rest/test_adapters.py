@@ -28,7 +28,7 @@ def full_request(**changes: object) -> BatchRequest:
         hold=True, extra={"account": "nintendo", "qos": "high"}, environment={"A": "1"},
     )
     fields.update(changes)
-    return BatchRequest(**fields)  # type: ignore[arg-type]
+    return BatchRequest(**fields)  # type: ignore[arg-type]  # each test passes each field the type BatchRequest wants
 
 
 def test_v0038_body_maps_every_field_with_script_beside_job() -> None:

@@ -79,7 +79,7 @@ def batch(cluster: Cluster, name: str, script: str, **kw: object) -> BatchReques
     unique = f"jarvice_rest-{name}-{int(time.time() * 1000) % 10**8}"
     return BatchRequest(name=unique, user="kirby", script="#!/bin/bash\n" + script + "\n", nodes=1, ntasks=1,
                         exclusive=False, workdir=workdir, output=f"{workdir}/{unique}.out",
-                        partition=cluster.partition, time_limit="00:02:00", **kw)  # type: ignore[arg-type]
+                        partition=cluster.partition, time_limit="00:02:00", **kw)  # type: ignore[arg-type]  # each test passes each field the type BatchRequest wants
 
 
 def until(what: str, probe: Callable[[], T | None], timeout: float = 60) -> T:

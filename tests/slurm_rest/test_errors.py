@@ -80,7 +80,7 @@ def test_an_incomplete_accounting_record_comes_back_as_it_is_beside_the_others(v
     body = {**recorded.body, "jobs": [{**first, "name": "allocation"}, *recorded.body["jobs"][1:]]}
 
     class Recorded(HttpClient):
-        def request(self, method: str, path: str, **kw: object) -> Response:  # type: ignore[override]
+        def request(self, method: str, path: str, **kw: object) -> Response:
             return Response(recorded.status, body, "")
 
     settings = RestSettings("http", "h", 1, version, False, 1.0, token="x")

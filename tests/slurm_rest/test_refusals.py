@@ -28,7 +28,7 @@ class Replay(HttpClient):
         self.answers = answers
         self.calls: list[str] = []
 
-    def request(self, method: str, path: str, **kw: Any) -> Response:  # type: ignore[override]
+    def request(self, method: str, path: str, **kw: Any) -> Response:
         self.calls.append(f"{method} {path}")
         key = f"{method} {path.split('?')[0].rsplit('/', 1)[-1]}"
         queue = self.answers[key]

@@ -17,7 +17,7 @@ from dssr_slurm.rest.transport import HttpClient
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:  # http.server's name
         if self.path == "/slow":
             threading.Event().wait(2)
         body = json.dumps({"path": self.path, "peer": self.client_address[1],

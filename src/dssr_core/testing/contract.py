@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Literal, TypeVar
 
 import pytest
 
@@ -30,7 +30,7 @@ from dssr_core import BadRequest, Check, ClusterError, Downstream, ExitStatus, J
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60, every: float = 0.3) -> T:
+def wait_for(what: str, probe: Callable[[], T | Literal[False] | None], timeout: float = 60, every: float = 0.3) -> T:
     """Poll ``probe`` until it returns something other than None/False; fail the test after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -92,7 +92,7 @@ class ConnectorContract:
         self._submitted.append(ref)
         return ref
 
-    def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float | None = None) -> T:
+    def wait_for(self, what: str, probe: Callable[[], T | Literal[False] | None], timeout: float | None = None) -> T:
         return wait_for(what, probe, self.timeout if timeout is None else timeout, self.poll_interval)
 
     def wait_state(self, ds: Downstream, ref: JobRef, state: JobState) -> None:
