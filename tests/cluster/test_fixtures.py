@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import fixtures
+from tests.cluster import fixtures, packages
 
 
 class _RecordingLock:
@@ -29,7 +29,7 @@ class _RecordingLock:
 def _run(monkeypatch: pytest.MonkeyPatch, *, up_already: bool) -> list[str]:
     events: list[str] = []
     monkeypatch.setenv("DSSR_CLUSTER_REUSE", "1")
-    monkeypatch.setattr(fixtures.harness, "preflight", lambda: None)
+    monkeypatch.setattr(packages, "preflight", lambda: None)
     guard = fixtures._Guard(lambda shared: _RecordingLock(events, shared))  # type: ignore[arg-type,return-value]
     state = {"up": up_already}
 

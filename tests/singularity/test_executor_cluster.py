@@ -38,7 +38,7 @@ def native(cluster, user="kirby", **kwargs) -> JobSpec:
 
 def test_gpu_job_gets_slurm_gpus_on_every_node_and_runs_with_nv(cluster, connector):
     if not cluster.gpus_per_node:
-        pytest.fail(f"{cluster.name} declares no GPUs (tests/cluster/harness.py NODE_GPUS)")
+        pytest.fail(f"{cluster.name} declares no GPUs (tests/cluster/slurmconf.py NODE_GPUS)")
     ds = downstream(connector, JARVICE_SINGULARITY_OVERLAY_SIZE="0")
     spec = native(cluster, gpus=1, command='echo "rank $PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"')
     ref, _ = submit(ds, spec)
