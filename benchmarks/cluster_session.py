@@ -11,23 +11,23 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests import cluster as testbed  # noqa: E402 - needs the sys.path line above
 
 
-def on_cluster(measure: Callable[[harness.Cluster, Path], int]) -> int:
+def on_cluster(measure: Callable[[testbed.Cluster, Path], int]) -> int:
     """``measure(cluster, workdir)`` under the session lock (no test session takes the cluster down
     meanwhile); a cluster brought up here is taken down afterwards.  Returns its exit status."""
-    why = harness.preflight()
+    why = testbed.preflight()
     if why:
         print(f"cannot run: {why}")
         return 2
-    with harness.SessionLock():
-        cluster = harness.load("slurm-22.05") if harness.alive("slurm-22.05") else None
+    with testbed.SessionLock():
+        cluster = testbed.load("slurm-22.05") if testbed.alive("slurm-22.05") else None
         started_here = cluster is None
-        cluster = cluster or harness.up()
+        cluster = cluster or testbed.up()
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 return measure(cluster, Path(tmp))
         finally:
             if started_here:
-                harness.down()
+                testbed.down()

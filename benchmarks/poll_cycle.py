@@ -1,7 +1,7 @@
 """The upstream's poll cycle against the real test cluster, through the real HTTP server.
 
 Run as root on the test bed: ``python benchmarks/poll_cycle.py``.  It reuses a
-test cluster that is up (``python tests/cluster/harness.py up``), or brings one
+test cluster that is up (``python -m tests.cluster up``), or brings one
 up and takes it down afterwards.  The server (``python -m dssr_server``, slurm
 connector, shell executor) runs in its own process, so its RSS is its own.
 
@@ -12,7 +12,7 @@ Every loop is bounded in count and in time.
 
 Scale mode, a real site's size: ``python benchmarks/poll_cycle.py --scale 400,1000``.
 For each size N, under the exclusive session lock: the 22.05 cluster goes into
-its scale configuration (``harness.set_scale_2205``: 512 CPUs per node,
+its scale configuration (``testbed.set_scale_2205``: 512 CPUs per node,
 ``jobacct_gather/none``), N jobs named as the upstream names its jobs
 (``jarvice_<name>``, owner kirby, payload ``sleep``) are submitted with plain
 ``sbatch`` as kirby (the load; what is measured is the polling), and once all
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
-from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests import cluster as testbed  # noqa: E402 - needs the sys.path line above
 from tests.helpers import legacy_template, submit_args  # noqa: E402 - needs the sys.path line above
 from tests.slurm.cluster_support import slurm_env  # noqa: E402 - needs the sys.path line above
 
@@ -127,7 +127,7 @@ def memory_in_use_gib() -> tuple[float, float]:
 
 
 class Bench:
-    def __init__(self, cluster: harness.Cluster, workdir: Path, python: str = sys.executable,
+    def __init__(self, cluster: testbed.Cluster, workdir: Path, python: str = sys.executable,
                  **extra_env: str) -> None:
         self.cluster = cluster
         port = free_port()
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     return failed
 
 
-def measure(cluster: harness.Cluster, workdir: Path) -> int:
+def measure(cluster: testbed.Cluster, workdir: Path) -> int:
     bench = Bench(cluster, workdir)
     t_end = time.monotonic() + DEADLINE
     try:
@@ -265,18 +265,18 @@ def measure(cluster: harness.Cluster, workdir: Path) -> int:
 
 
 # ------------------------------------------------------------------ scale mode
-MAX_SCALE = 2 * harness.SCALE_CPUS - 24  # a few CPUs of the scale nodes stay free
+MAX_SCALE = 2 * testbed.SCALE_CPUS - 24  # a few CPUs of the scale nodes stay free
 TARGET_MS_PER_JOB, TARGET_P99_MS, TARGET_RSS_MB = 1.0, 5.0, 80.0
 FLOOR_CALLS = 500
 SCALE_DEADLINE = 420.0  # seconds for one size, from the scale configuration to the last cycle
 
 
-def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, python: str, cycles: int,
+def scale(cluster: testbed.Cluster, workdir: Path, n: int, interface: str, python: str, cycles: int,
           keep_alive: bool = False) -> int:
     """One size of the scale mode (see the module docstring); 0 when every target is met."""
     t_end = time.monotonic() + SCALE_DEADLINE
     cluster.wait_idle(120)
-    harness.set_scale_2205(True)
+    testbed.set_scale_2205(True)
     bench = None
     jobids: list[str] = []
     try:
@@ -323,7 +323,7 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
         try:
             cluster.wait_idle(300)
         finally:
-            harness.set_scale_2205(False)
+            testbed.set_scale_2205(False)
     per_job = statistics.median(times) * 1000 / n
     p99 = pct(runstatus, 99) * 1000
     checks = [per_job <= TARGET_MS_PER_JOB, p99 <= TARGET_P99_MS, peak <= TARGET_RSS_MB]
@@ -349,12 +349,12 @@ def scale(cluster: harness.Cluster, workdir: Path, n: int, interface: str, pytho
     return 0 if all(checks) else 1
 
 
-def records_held(cluster: harness.Cluster) -> int:
+def records_held(cluster: testbed.Cluster) -> int:
     """How many job records slurmctld holds, ended ones included (they stay for MinJobAge and until purged)."""
     return len(cluster.run(["squeue", "-h", "-t", "all", "-o", "%i"], user="root", timeout=60).stdout.split())
 
 
-def load(cluster: harness.Cluster, n: int) -> list[str]:
+def load(cluster: testbed.Cluster, n: int) -> list[str]:
     """``n`` sleeping jobs named as the upstream's (``jarvice_<name>``), submitted by kirby with plain sbatch."""
     script = (f"seq 1 {n} | xargs -P 4 -I@ sbatch --parsable --job-name=jarvice_scale-{os.getpid()}-@ "
               "--mem=64 --output=/dev/null --wrap='exec sleep 1800'")
@@ -362,7 +362,7 @@ def load(cluster: harness.Cluster, n: int) -> list[str]:
     return [line.split(";")[0] for line in out]
 
 
-def cancel(cluster: harness.Cluster, jobids: list[str]) -> None:
+def cancel(cluster: testbed.Cluster, jobids: list[str]) -> None:
     for start in range(0, len(jobids), 200):
         cluster.run(["scancel", *jobids[start:start + 200]], user="root", check=False, timeout=120)
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from dssr_core import Settings  # noqa: E402 - needs the sys.path line above
 from dssr_slurm.connector import SlurmConnector  # noqa: E402 - needs the sys.path line above
 from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
-from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests import cluster as testbed  # noqa: E402 - needs the sys.path line above
 from tests.interactive.clients import WebSocket, get  # noqa: E402 - needs the sys.path line above
 from tests.interactive.support import Site, end, interactive_spec, submit, wait_running, wait_url  # noqa: E402 - needs the sys.path line above
 from tests.server.live import free_port  # noqa: E402 - needs the sys.path line above
@@ -43,7 +43,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(cluster: harness.Cluster, workdir: Path) -> int:
+def measure(cluster: testbed.Cluster, workdir: Path) -> int:
     connector = SlurmConnector(Settings(connector_settings(cluster, workdir)))
     port = free_port()
     site = Site(connector, f"http://jobs.localhost:{port}", port)
@@ -72,7 +72,7 @@ def measure(cluster: harness.Cluster, workdir: Path) -> int:
             return times
 
         proxied = echo_times(WebSocket(url.split("?")[0] + "ws", connect=site.address))
-        node_address = harness.NODES[status.nodes[0]]
+        node_address = testbed.NODES[status.nodes[0]]
         direct = echo_times(WebSocket(f"http://{node_address}:{site.settings.service_port}/ws"))
         t0 = time.perf_counter()
         with ThreadPoolExecutor(CONCURRENT) as pool:

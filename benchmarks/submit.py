@@ -2,7 +2,7 @@
 
 Run as root on the test bed, with nothing else running: ``python benchmarks/submit.py`` (over SSH) or
 ``python benchmarks/submit.py --interface http`` (over slurmrestd v0.0.38).  It reuses the Slurm 22.05
-test cluster when it is up (``python tests/cluster/harness.py up``), or brings one up and takes it
+test cluster when it is up (``python -m tests.cluster up``), or brings one up and takes it
 down afterwards.  ``--server-python`` runs the server with another checkout's interpreter (the code
 before a change).  Prints, in one run:
 
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
 from benchmarks.poll_cycle import Bench, call, pct  # noqa: E402 - needs the sys.path line above
-from tests.cluster import harness  # noqa: E402 - needs the sys.path line above
+from tests import cluster as testbed  # noqa: E402 - needs the sys.path line above
 from tests.helpers import legacy_template, submit_args  # noqa: E402 - needs the sys.path line above
 
 USERS = ("kirby", "mario", "dovahkiin")
@@ -52,7 +52,7 @@ DEADLINE = 600.0  # seconds for the whole measurement, once the cluster is up
 class Submitter(Bench):
     """The server process of poll_cycle's Bench, with submissions as several users and a burst mode."""
 
-    def __init__(self, cluster: harness.Cluster, workdir: Path, python: str, interface: str, threads: int) -> None:
+    def __init__(self, cluster: testbed.Cluster, workdir: Path, python: str, interface: str, threads: int) -> None:
         extra = {"WAITRESS_THREADS": str(threads)}
         if interface == "http":
             extra.update(JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
@@ -79,7 +79,7 @@ class Submitter(Bench):
         return took, status, body
 
 
-def floor(cluster: harness.Cluster, interface: str, count: int) -> list[float]:
+def floor(cluster: testbed.Cluster, interface: str, count: int) -> list[float]:
     """One held submission as kirby outside the server, ``count`` times (the jobs are cancelled)."""
     user = cluster.users["kirby"]
     times, ids = [], []
@@ -125,7 +125,7 @@ def floor(cluster: harness.Cluster, interface: str, count: int) -> list[float]:
     return times
 
 
-def burst_floor(cluster: harness.Cluster, count: int, submitters: int) -> float:
+def burst_floor(cluster: testbed.Cluster, count: int, submitters: int) -> float:
     """Jobs/s of ``count`` plain ``sbatch`` of a job like the benchmark's (``true``, one task, started at
     once) from ``submitters`` concurrent channels of one kept SSH session as kirby: what Slurm itself
     takes on this machine while it starts the jobs, with no server and no protocol."""
@@ -213,7 +213,7 @@ def burst(bench: Submitter, plan: list[dict[str, Any]], submitters: int, port: i
     return {"elapsed": elapsed, "results": results, "delta": delta, "peak": peak[0]}
 
 
-def report_burst(label: str, outcome: dict[str, Any], plan: list[dict[str, Any]], cluster: harness.Cluster) -> bool:
+def report_burst(label: str, outcome: dict[str, Any], plan: list[dict[str, Any]], cluster: testbed.Cluster) -> bool:
     results, delta, n = outcome["results"], outcome["delta"], len(plan)
     statuses = [status for _, status, _ in results]
     ids = [body[0] for _, status, body in results if status == 200]
@@ -239,7 +239,7 @@ def report_burst(label: str, outcome: dict[str, Any], plan: list[dict[str, Any]]
     return ok
 
 
-def measure(cluster: harness.Cluster, workdir: Path, *, interface: str, python: str, sequential: int,
+def measure(cluster: testbed.Cluster, workdir: Path, *, interface: str, python: str, sequential: int,
             burst_size: int, submitters: int, threads: int) -> int:
     t_end = time.monotonic() + DEADLINE
     cluster.wait_idle(120)
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("sequential", "burst", "submitters", "threads"):
         if not 1 <= getattr(a, name) <= 2000:
             ap.error(f"--{name} between 1 and 2000, not {getattr(a, name)}")
-    run: Callable[[harness.Cluster, Path], int] = lambda cluster, workdir: measure(  # noqa: E731 - annotated, so the callback's type is checked
+    run: Callable[[testbed.Cluster, Path], int] = lambda cluster, workdir: measure(  # noqa: E731 - annotated, so the callback's type is checked
         cluster, workdir, interface=a.interface, python=a.server_python, sequential=a.sequential,
         burst_size=a.burst, submitters=a.submitters, threads=a.threads)
     return on_cluster(run)

@@ -1,6 +1,6 @@
 """Submit to link, for each kind of interactive job, on the Slurm 26.05 cluster with the real Apptainer.
 
-Run as root on the test bed, with that cluster up (``python tests/cluster/harness.py up-2605``; it is
+Run as root on the test bed, with that cluster up (``python -m tests.cluster up-2605``; it is
 reused, never brought up or down here)::
 
     python benchmarks/submit_to_link.py [--runs N] [--interface ssh|http]
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from dssr_core import Identity  # noqa: E402 - needs the sys.path line above
 from dssr_core.testing.contract import unique_name  # noqa: E402 - needs the sys.path line above
-from tests.cluster import sid  # noqa: E402 - needs the sys.path line above
+from tests.cluster import slurm2605  # noqa: E402 - needs the sys.path line above
 from tests.interactive.sid_support import (  # noqa: E402 - needs the sys.path line above
     busybox_app,
     http_info,
@@ -82,11 +82,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--interface", choices=("ssh", "http"), default="ssh")
     args = parser.parse_args()
-    with sid.session_lock(shared=True):
-        if not sid.alive():
-            print("cannot run: the Slurm 26.05 cluster is not up (python tests/cluster/harness.py up-2605)")
+    with slurm2605.session_lock(shared=True):
+        if not slurm2605.alive():
+            print("cannot run: the Slurm 26.05 cluster is not up (python -m tests.cluster up-2605)")
             return 2
-        cluster = sid.load()
+        cluster = slurm2605.load()
         assert cluster is not None
         extra: dict[str, str] = {}
         if args.interface == "http":

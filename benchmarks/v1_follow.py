@@ -23,13 +23,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cluster_session import on_cluster
-from tests.cluster import harness
+from tests import cluster as testbed
 from tests.slurm.cluster_support import serve, slurm_env
 from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.v1client import V1
 
 
-def measure(args: argparse.Namespace, cluster: harness.Cluster, tmp: Path) -> int:
+def measure(args: argparse.Namespace, cluster: testbed.Cluster, tmp: Path) -> int:
     extra = {"WAITRESS_THREADS": str(args.followers + 8), "JARVICE_DSSR_MAX_FOLLOWERS": str(args.followers)}
     env = (
         slurm_env(cluster, tmp, **extra)

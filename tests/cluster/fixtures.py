@@ -2,21 +2,22 @@
 
 Load with ``pytest_plugins = ["tests.cluster.fixtures"]``. Fixtures:
 
-* ``slurm_cluster``     -> ``tests.cluster.harness.Cluster`` (Slurm 22.05, two nodes, sshd, slurmrestd)
+* ``slurm_cluster``     -> ``tests.cluster.Cluster`` (Slurm 22.05, two nodes, sshd, slurmrestd)
 * ``slurm2411_cluster`` -> ``Cluster`` for Slurm 24.11 (chroot), started only when a test asks for it
 * ``gridengine_cluster`` -> ``tests.cluster.gridengine.GECluster`` (Grid Engine 8.1.9: qmaster, two execd
   in namespaces, sshd), independent of the Slurm ones (own lock, network, state, ledger)
 * ``slurm2605_cluster`` -> ``Cluster`` for Slurm 26.05 with the real Apptainer and an OCI registry
-  (Debian sid root, tests/cluster/sid.py), started only when a test asks for it; independent of
+  (Debian sid root, tests/cluster/slurm2605.py), started only when a test asks for it; independent of
   the other two (own lock, network, state), so it can be up beside them
 
 and ``require_debian_root(*packages)`` for tests of the same tier that need no cluster.
 
 Without root or the Debian packages every cluster test is skipped with one line
 saying why; with ``CI=true`` that is a failure instead. ``DSSR_CLUSTER_REUSE=1``
-uses a cluster left up by ``python tests/cluster/harness.py up`` and leaves it up.
+uses a cluster left up by ``python -m tests.cluster up`` and leaves it up.
 See docs/test-cluster.md.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -27,12 +28,21 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.cluster import gridengine, harness, sid
+from tests.cluster import gridengine, packages, slurm, slurm2411, slurm2605
+from tests.cluster.base import HarnessError, log
 from tests.cluster.gridengine import GECluster
-from tests.cluster.harness import Cluster
+from tests.cluster.locks import SessionLock
+from tests.cluster.model import Cluster
 
-__all__ = ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster", "gridengine_cluster", "Cluster", "GECluster",
-           "require_debian_root"]
+__all__ = [
+    "slurm_cluster",
+    "slurm2411_cluster",
+    "slurm2605_cluster",
+    "gridengine_cluster",
+    "Cluster",
+    "GECluster",
+    "require_debian_root",
+]
 
 
 def _ci() -> bool:
@@ -45,7 +55,8 @@ def _reuse() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "cluster: needs the real Slurm test cluster (root, Debian packages); see docs/test-cluster.md")
+        "markers", "cluster: needs the real Slurm test cluster (root, Debian packages); see docs/test-cluster.md"
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -65,13 +76,12 @@ _SKIP_LINE = 1
 class _Guard:
     """Runs the teardown once: from the fixture finalizer, at exit, or on SIGTERM/SIGHUP."""
 
-    def __init__(self, lock: Callable[[bool], harness.SessionLock] = lambda shared: harness.SessionLock(shared=shared)
-                 ) -> None:
+    def __init__(self, lock: Callable[[bool], SessionLock] = lambda shared: slurm.session_lock(shared=shared)) -> None:
         self._make_lock = lock
         self._steps: list[Callable[[], object]] = []
         self._lock = threading.Lock()
         self._old: dict[int, object] = {}
-        self._session_lock: harness.SessionLock | None = None
+        self._session_lock: SessionLock | None = None
         atexit.register(self.run)
 
     def arm(self, step: Callable[[], object]) -> None:
@@ -96,19 +106,19 @@ class _Guard:
         for step in steps:
             try:
                 step()
-            except Exception as e:  # noqa: BLE001 - teardown must go on
-                harness.log(f"teardown step failed: {e}")
+            except Exception as e:  # noqa: BLE001 - teardown must go on whatever one step raised
+                log(f"teardown step failed: {e}")
         if self._session_lock is not None:
             self._session_lock.__exit__(None, None, None)
             self._session_lock = None
         if threading.current_thread() is threading.main_thread():
             for sig, old in self._old.items():
-                signal.signal(sig, old)  # type: ignore[arg-type]  # what signal.signal gave back for it: a handler to restore
+                signal.signal(sig, old)  # type: ignore[arg-type]  # signal.signal returned it, so it is a handler signal.signal takes back
             self._old.clear()
 
 
 _guard = _Guard()
-_guard_2605 = _Guard(lambda shared: sid.session_lock(shared=shared))
+_guard_2605 = _Guard(lambda shared: slurm2605.session_lock(shared=shared))
 _guard_ge = _Guard(lambda shared: gridengine.session_lock(shared=shared))
 
 
@@ -123,28 +133,35 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def require_debian_root(*packages: str) -> float:
+def require_debian_root(*needed: str) -> float:
     """This tier's rule for tests that need root and Debian ``packages`` but no cluster (container
-    image, nginx): skipped with the tier's one line elsewhere, a failure with ``CI=true``. Installs
+    image, nginx) from Debian ``needed``: skipped with the tier's one line elsewhere, a failure with ``CI=true``. Installs
     what is missing; returns the seconds that took."""
-    why = harness.preflight(packages)
+    why = packages.preflight(needed)
     if why:
         _unavailable(why)
     try:
-        return harness.ensure_packages(packages)
-    except harness.HarnessError as e:
+        return packages.ensure_packages(needed)
+    except HarnessError as e:
         _unavailable(_first_line(e))
         raise  # not reached: _unavailable skips or fails
 
 
-def _own_cluster(guard: _Guard, label: str, load: Callable[[], Any], alive: Callable[[], bool],
-                 up: Callable[[], Any], down: Callable[[], object],
-                 save_logs: Callable[[], object], packages: list[str] | None = None) -> Iterator[Any]:
+def _own_cluster(
+    guard: _Guard,
+    label: str,
+    load: Callable[[], Any],
+    alive: Callable[[], bool],
+    up: Callable[[], Any],
+    down: Callable[[], object],
+    save_logs: Callable[[], object],
+    needed: list[str] | None = None,
+) -> Iterator[Any]:
     """A cluster with a lock of its own: reused (lock shared) when asked and alive, else brought up by this
     session (lock exclusive). A session that reuses leaves what it brought up running, so that
     several reusing sessions never tear down a cluster another one is using; otherwise it is torn
     down at session end."""
-    why = harness.preflight() if packages is None else harness.preflight(packages)
+    why = packages.preflight() if needed is None else packages.preflight(needed)
     if why:
         _unavailable(why)
     if _reuse():
@@ -175,27 +192,33 @@ def _own_cluster(guard: _Guard, label: str, load: Callable[[], Any], alive: Call
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[Cluster]:
-    """The Slurm 22.05 cluster (see harness.Cluster for the fields)."""
-    yield from _own_cluster(_guard, "Slurm test cluster", lambda: harness.load("slurm-22.05"),
-                            lambda: harness.alive("slurm-22.05"), lambda: harness.up(with_2411=False),
-                            harness.down, harness.save_logs)
+    """The Slurm 22.05 cluster (see tests/cluster/model.py for the fields)."""
+    yield from _own_cluster(
+        _guard,
+        "Slurm test cluster",
+        lambda: slurm.load("slurm-22.05"),
+        lambda: slurm.alive("slurm-22.05"),
+        lambda: slurm.up(with_2411=False),
+        slurm.down,
+        slurm.save_logs,
+    )
 
 
 @pytest.fixture(scope="session")
 def slurm2411_cluster(slurm_cluster: Cluster) -> Iterator[Cluster]:
     """The Slurm 24.11 cluster (Debian 13 chroot); brought up on first use."""
-    if _reuse() and harness.alive("slurm-24.11"):
-        cluster = harness.load("slurm-24.11")
+    if _reuse() and slurm.alive("slurm-24.11"):
+        cluster = slurm.load("slurm-24.11")
         assert cluster is not None
         yield cluster
         return
     try:
         if not _reuse():
-            _guard.arm(harness.down_2411)
-        cluster = harness.up_2411(slurm_cluster)
+            _guard.arm(slurm2411.down_2411)
+        cluster = slurm2411.up_2411(slurm_cluster)
     except Exception as e:
-        keep = harness.save_logs()
-        harness.down_2411()
+        keep = slurm.save_logs()
+        slurm2411.down_2411()
         if _ci():
             raise
         pytest.skip(f"cluster tier: the Slurm 24.11 cluster did not start: {_first_line(e)} (logs: {keep})")
@@ -206,11 +229,27 @@ def slurm2411_cluster(slurm_cluster: Cluster) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def slurm2605_cluster() -> Iterator[Cluster]:
     """The Slurm 26.05 cluster with the real Apptainer (Debian sid root); brought up on first use."""
-    yield from _own_cluster(_guard_2605, "Slurm 26.05 cluster", sid.load, sid.alive, sid.up, sid.down, sid.save_logs)
+    yield from _own_cluster(
+        _guard_2605,
+        "Slurm 26.05 cluster",
+        slurm2605.load,
+        slurm2605.alive,
+        slurm2605.up,
+        slurm2605.down,
+        slurm2605.save_logs,
+    )
 
 
 @pytest.fixture(scope="session")
 def gridengine_cluster() -> Iterator[GECluster]:
     """The Grid Engine 8.1.9 cluster (tests/cluster/gridengine.py); brought up on first use (about 2 s)."""
-    yield from _own_cluster(_guard_ge, "Grid Engine cluster", gridengine.load, gridengine.alive, gridengine.up,
-                            gridengine.down, gridengine.save_logs, packages=gridengine.PACKAGES)
+    yield from _own_cluster(
+        _guard_ge,
+        "Grid Engine cluster",
+        gridengine.load,
+        gridengine.alive,
+        gridengine.up,
+        gridengine.down,
+        gridengine.save_logs,
+        needed=gridengine.PACKAGES,
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import fixtures, harness
+from tests.cluster import fixtures, packages
 
 
 class _RecordingLock:
@@ -29,8 +29,8 @@ class _RecordingLock:
 def _run(monkeypatch: pytest.MonkeyPatch, *, up_already: bool) -> list[str]:
     events: list[str] = []
     monkeypatch.setenv("DSSR_CLUSTER_REUSE", "1")
-    monkeypatch.setattr(harness, "preflight", lambda: None)
-    guard = fixtures._Guard(lambda shared: _RecordingLock(events, shared))  # type: ignore[arg-type,return-value]  # a stand-in lock: records instead of locking
+    monkeypatch.setattr(packages, "preflight", lambda: None)
+    guard = fixtures._Guard(lambda shared: _RecordingLock(events, shared))  # type: ignore[arg-type,return-value]  # a recording stand-in for the session lock
     state = {"up": up_already}
 
     def alive() -> bool:

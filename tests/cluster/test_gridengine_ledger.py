@@ -10,17 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import gridengine, harness
+from tests.cluster import ledger
+from tests.cluster.ledger import Ledger
 
 
 @pytest.fixture
 def ledgers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    for module, name in ((harness, "slurm"), (gridengine, "ge")):
-        monkeypatch.setattr(module, "DATA", tmp_path / name)
-        monkeypatch.setattr(module, "LEDGER", tmp_path / name / "ledger.json")
-    monkeypatch.setattr(harness, "write", lambda path, text, mode=0o644, *a: Path(path).write_text(text))
-    monkeypatch.setattr(gridengine, "write", lambda path, text, mode=0o644, *a: Path(path).write_text(text))
-    monkeypatch.setattr(gridengine, "mkdir", lambda path, *a: Path(path).mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(ledger, "SLURM", Ledger(tmp_path / "slurm" / "ledger.json"))
+    monkeypatch.setattr(ledger, "GRIDENGINE", Ledger(tmp_path / "ge" / "ledger.json"))
     return tmp_path / "slurm" / "ledger.json", tmp_path / "ge" / "ledger.json"
 
 
@@ -34,7 +31,7 @@ SLURM_MADE = {
 
 def test_the_slurm_teardown_hands_its_users_to_a_live_grid_engine_cluster(ledgers: tuple[Path, Path]) -> None:
     _, ge = ledgers
-    left = harness.hand_over_users(dict(SLURM_MADE))
+    left = ledger.hand_over(dict(SLURM_MADE), to=ledger.GRIDENGINE)
     assert left == {"symlinks": [["/usr/local/bin/apptainer", "/x"]]}  # only its own things stay its to undo
     taken = json.loads(ge.read_text())
     assert taken["users"] == ["jarvice", "kirby"] and taken["group_members"] == [["jarvice", "kirby"]]
@@ -43,8 +40,16 @@ def test_the_slurm_teardown_hands_its_users_to_a_live_grid_engine_cluster(ledger
 
 def test_the_grid_engine_teardown_hands_its_users_to_a_live_slurm_cluster(ledgers: tuple[Path, Path]) -> None:
     slurm, _ = ledgers
-    harness.DATA.mkdir(parents=True)
-    gridengine.hand_over_users({"group_members": [["jarvice", "mario"]], "passwords": [["mario", "!"]]}, ["mario"])
+    made = {"users": ["mario", "gone"], "group_members": [["jarvice", "mario"]], "passwords": [["mario", "!"]]}
+    ledger.hand_over(made, to=ledger.SLURM, users=["mario"])  # only the users that still exist
     taken = json.loads(slurm.read_text())
     assert taken["users"] == ["mario"] and taken["passwords"] == [["mario", "!"]]
     assert taken["group_members"] == [["jarvice", "mario"]]
+
+
+def test_a_ledger_is_written_for_root_only(ledgers: tuple[Path, Path]) -> None:
+    slurm, _ = ledgers
+    ledger.SLURM.add("dirs", "/run/sshd")
+    ledger.SLURM.add("dirs", "/run/sshd")
+    assert json.loads(slurm.read_text()) == {"dirs": ["/run/sshd"]}  # recorded once
+    assert slurm.stat().st_mode & 0o777 == 0o600

@@ -1,4 +1,5 @@
-"""Tests of the test cluster itself: every promise of tests/cluster/harness.py, on the real daemons."""
+"""Tests of the Slurm 22.05/24.11 test clusters themselves: every promise of tests/cluster/slurm*.py, on the real daemons."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.cluster.harness import Cluster, rest_get
+from tests.cluster.model import Cluster
+from tests.cluster.slurmconf import rest_get
 
 pytestmark = pytest.mark.cluster
 
@@ -29,8 +31,9 @@ def wait_sacct(cluster: Cluster, jobid: str, user: str = "root", timeout: float 
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        out = cluster.run(["sacct", "-X", "-P", "-n", "-j", jobid, "--format=State,ExitCode"], user=user,
-                          check=False).stdout.strip()
+        out = cluster.run(
+            ["sacct", "-X", "-P", "-n", "-j", jobid, "--format=State,ExitCode"], user=user, check=False
+        ).stdout.strip()
         last = out
         if out and out.split("|")[0] not in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED"):
             state, code = out.splitlines()[0].split("|")
@@ -44,8 +47,15 @@ def ssh_client(cluster: Cluster, user: str, key: Path) -> Any:
     cl = paramiko.SSHClient()
     cl.load_host_keys(str(cluster.known_hosts))
     cl.set_missing_host_key_policy(paramiko.RejectPolicy())
-    cl.connect(cluster.host, port=cluster.ssh_port, username=user, key_filename=str(key),
-               allow_agent=False, look_for_keys=False, timeout=15)
+    cl.connect(
+        cluster.host,
+        port=cluster.ssh_port,
+        username=user,
+        key_filename=str(key),
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=15,
+    )
     return cl
 
 
@@ -118,8 +128,7 @@ def test_rs256_token_from_the_test_idp_is_accepted_by_slurmrestd(slurm_cluster: 
     token = c.idp.mint("kirby@example.com", user="kirby")
     header = jwt.get_unverified_header(token)
     assert header["kid"] == c.idp.kid and header["alg"] == "RS256"
-    claims = jwt.decode(token, c.idp.public_key_pem, algorithms=["RS256"], audience="account",
-                        issuer=c.idp.issuer)
+    claims = jwt.decode(token, c.idp.public_key_pem, algorithms=["RS256"], audience="account", issuer=c.idp.issuer)
     assert claims["azp"] == "jarvice" and claims["sun"] == "kirby" and claims["email"] == "kirby@example.com"
     status, body = rest(c, "/slurm/v0.0.38/jobs", "kirby", token)
     assert status == 200 and not body.get("errors"), body
@@ -138,6 +147,7 @@ def test_sshd_accepts_the_jarvice_keys_and_runs_slurm_commands(slurm_cluster: Cl
             host_key = cl.get_transport().get_remote_server_key()
             import base64
             import hashlib
+
             fp = "SHA256:" + base64.b64encode(hashlib.sha256(host_key.asbytes()).digest()).decode().rstrip("=")
             assert fp == c.ssh_host_fingerprint
             rc, out, err = ssh_run(cl, "id -un; squeue -h -o %i >/dev/null && echo squeue-ok")
@@ -157,8 +167,15 @@ def test_sshd_refuses_a_password_login(slurm_cluster: Cluster) -> None:
     cl.load_host_keys(str(slurm_cluster.known_hosts))
     cl.set_missing_host_key_policy(paramiko.RejectPolicy())
     with pytest.raises(paramiko.AuthenticationException) as e:
-        cl.connect(slurm_cluster.host, port=slurm_cluster.ssh_port, username="kirby", password="kirby",
-                   allow_agent=False, look_for_keys=False, timeout=15)
+        cl.connect(
+            slurm_cluster.host,
+            port=slurm_cluster.ssh_port,
+            username="kirby",
+            password="kirby",
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=15,
+        )
     cl.close()
     assert getattr(e.value, "allowed_types", ["publickey"]) == ["publickey"]
 
@@ -197,8 +214,9 @@ def test_apptainer_standin_is_on_the_path_of_jobs(slurm_cluster: Cluster) -> Non
     standin = Path(__file__).resolve().parents[1] / "standin" / "apptainer"
     if not standin.exists():
         pytest.skip("tests/standin/apptainer not written yet")
-    out = slurm_cluster.run(["srun", "-N2", "-n2", "bash", "-c", "command -v apptainer singularity | wc -l"],
-                            user="kirby").stdout.split()
+    out = slurm_cluster.run(
+        ["srun", "-N2", "-n2", "bash", "-c", "command -v apptainer singularity | wc -l"], user="kirby"
+    ).stdout.split()
     assert out == ["2", "2"]
 
 
@@ -210,8 +228,10 @@ def test_2411_rest_v0040_v0041_v0042_list_jobs_with_a_token(slurm2411_cluster: C
     jobid = sbatch(c, "kirby", "--hold", "--wrap", "sleep 300")
     try:
         for v in c.rest_versions:
-            for user, token in (("jarvice", c.token("jarvice")),
-                                ("jarvice", c.idp.mint("jarvice@example.com", user="jarvice"))):
+            for user, token in (
+                ("jarvice", c.token("jarvice")),
+                ("jarvice", c.idp.mint("jarvice@example.com", user="jarvice")),
+            ):
                 status, body = rest(c, f"/slurm/{v}/jobs", user, token)
                 assert status == 200 and not body.get("errors"), (v, body)
                 assert int(jobid) in [j["job_id"] for j in body["jobs"]], v
@@ -240,5 +260,6 @@ def test_2411_job_files_in_scratch_show_on_the_host_at_the_same_path(slurm2411_c
     target.unlink()
     standin = Path(__file__).resolve().parents[1] / "standin" / "apptainer"
     if standin.exists():
-        assert c.run(["srun", "bash", "-c", "command -v apptainer singularity | wc -l"],
-                     user="kirby").stdout.split() == ["2"]
+        assert c.run(
+            ["srun", "bash", "-c", "command -v apptainer singularity | wc -l"], user="kirby"
+        ).stdout.split() == ["2"]

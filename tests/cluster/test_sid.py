@@ -1,4 +1,4 @@
-"""Tests of the Slurm 26.05 test cluster itself (tests/cluster/sid.py): every promise it makes, on the real daemons."""
+"""Tests of the Slurm 26.05 test cluster itself (tests/cluster/slurm2605.py): every promise it makes, on the real daemons."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import sid
-from tests.cluster.harness import Cluster, rest_get
+from tests.cluster import slurm2605 as sid
+from tests.cluster.model import Cluster
+from tests.cluster.slurmconf import rest_get
 
 pytestmark = pytest.mark.cluster
 
@@ -31,9 +32,7 @@ def wait_sacct(cluster: Cluster, jobid: str, timeout: float = 60) -> tuple[str, 
     raise AssertionError(f"job {jobid} not finished in sacct after {timeout}s: {out!r}")
 
 
-def in_job(
-    cluster: Cluster, user: str, script: str, timeout: float = 180
-) -> tuple[int, str, str]:
+def in_job(cluster: Cluster, user: str, script: str, timeout: float = 180) -> tuple[int, str, str]:
     """``script`` in a one-node job step as ``user`` (in a scratch folder of the user's own)."""
     cp = cluster.run(
         ["srun", "-N1", "bash", "-c", f'cd "$(mktemp -d)" && {script}'],
@@ -55,9 +54,7 @@ def test_two_idle_slurm_2605_nodes_and_a_two_node_step_spans_both(
 
 
 def test_accounting_records_a_failed_jobs_exit_code(slurm2605_cluster: Cluster) -> None:
-    jobid = slurm2605_cluster.run(
-        ["sbatch", "--parsable", "--wrap", "exit 3"], user="mario"
-    ).stdout.strip()
+    jobid = slurm2605_cluster.run(["sbatch", "--parsable", "--wrap", "exit 3"], user="mario").stdout.strip()
     assert wait_sacct(slurm2605_cluster, jobid.split(";")[0]) == ("FAILED", "3:0")
 
 
@@ -92,9 +89,7 @@ def test_the_private_registry_wants_its_credentials(slurm2605_cluster: Cluster) 
     assert (rc, out.strip()) == (0, "private"), err
     # and the registry itself says so: 401 without a login
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(
-            f"http://{c.private_registry}/v2/dssr/private/tags/list", timeout=10
-        )
+        urllib.request.urlopen(f"http://{c.private_registry}/v2/dssr/private/tags/list", timeout=10)
     assert e.value.code == 401
 
 
@@ -131,9 +126,7 @@ def test_ssh_is_key_only_and_lands_in_the_sid_root(slurm2605_cluster: Cluster) -
         timeout=15,
     )
     try:
-        _, out, _ = cl.exec_command(
-            "sinfo -h -N -o %N; command -v apptainer", timeout=30
-        )
+        _, out, _ = cl.exec_command("sinfo -h -N -o %N; command -v apptainer", timeout=30)
         assert out.read().decode().split() == ["snode1", "snode2", "/usr/bin/apptainer"]
     finally:
         cl.close()
@@ -146,9 +139,7 @@ def test_slurmrestd_offers_the_2605_parsers_to_hs256_and_idp_tokens(
 ) -> None:
     c = slurm2605_cluster
     assert {"v0.0.43", "v0.0.44", "v0.0.45"} <= set(c.rest_versions)
-    code, body = rest_get(
-        f"{c.restd_url}/slurm/v0.0.45/jobs/", "kirby", c.token("kirby"), timeout=15
-    )
+    code, body = rest_get(f"{c.restd_url}/slurm/v0.0.45/jobs/", "kirby", c.token("kirby"), timeout=15)
     assert code == 200 and "jobs" in body
     code, _ = rest_get(
         f"{c.restd_url}/slurm/v0.0.45/jobs/",
@@ -157,9 +148,7 @@ def test_slurmrestd_offers_the_2605_parsers_to_hs256_and_idp_tokens(
         timeout=15,
     )
     assert code == 200
-    code, _ = rest_get(
-        f"{c.restd_url}/slurm/v0.0.45/jobs/", "kirby", "not-a-token", timeout=15
-    )
+    code, _ = rest_get(f"{c.restd_url}/slurm/v0.0.45/jobs/", "kirby", "not-a-token", timeout=15)
     assert code in (
         401,
         511,
@@ -170,22 +159,10 @@ def test_jobs_get_a_dev_of_their_own_and_the_cluster_shares_nothing_with_the_oth
     slurm2605_cluster: Cluster,
 ) -> None:
     c = slurm2605_cluster
-    rc, out, err = in_job(
-        c, "kirby", "stat -c %a /dev/fuse; awk '$2 == \"/dev\" {print $1}' /proc/mounts"
-    )
+    rc, out, err = in_job(c, "kirby", "stat -c %a /dev/fuse; awk '$2 == \"/dev\" {print $1}' /proc/mounts")
     assert (rc, out.split()) == (0, ["666", "dssr-dev"]), err
-    host_dev = [
-        ln.split()[0]
-        for ln in Path("/proc/self/mounts").read_text().splitlines()
-        if ln.split()[1] == "/dev"
-    ]
+    host_dev = [ln.split()[0] for ln in Path("/proc/self/mounts").read_text().splitlines() if ln.split()[1] == "/dev"]
     assert "dssr-dev" not in host_dev
-    assert c.state_dir == sid.STATE and not str(sid.STATE).startswith(
-        "/run/dssr-test-cluster"
-    )
-    assert all(
-        u.uid >= sid.UID_BASE for u in c.users.values()
-    )  # not the host's accounts of the 22.05 cluster
-    assert {c.ports["ctld"], c.ports["ssh"], c.ports["restd"]}.isdisjoint(
-        {6817, 7817, 22022, 6820, 7820}
-    )
+    assert c.state_dir == sid.STATE and not str(sid.STATE).startswith("/run/dssr-test-cluster")
+    assert all(u.uid >= sid.UID_BASE for u in c.users.values())  # not the host's accounts of the 22.05 cluster
+    assert {c.ports["ctld"], c.ports["ssh"], c.ports["restd"]}.isdisjoint({6817, 7817, 22022, 6820, 7820})

@@ -69,18 +69,20 @@ def collect() -> dict[str, Read]:
             if isinstance(node, ast.FunctionDef):
                 params = [a.arg for a in node.args.args]
                 for call in ast.walk(node):
-                    if _getter(call) and isinstance(call.args[0], ast.Name) and call.args[0].id in params:
+                    if not _getter(call):
+                        continue
+                    if isinstance(call.args[0], ast.Name) and call.args[0].id in params:
                         helpers[node.name] = params.index(call.args[0].id)
-                    suffix = _prefixed(call, params) if _getter(call) else None
-                    if suffix is not None:
-                        method = call.func.attr  # type: ignore[attr-defined]
-                        entry = prefixed.setdefault(node.name, (params.index(suffix[0]), []))
-                        entry[1].append((suffix[1], method, _default(call, method)))
+                    under = _prefixed(call, params)
+                    if under is not None:
+                        method = call.func.attr  # type: ignore[attr-defined]  # _getter checked the call's func is an attribute
+                        entry = prefixed.setdefault(node.name, (params.index(under[0]), []))
+                        entry[1].append((under[1], method, _default(call, method)))
                 if node.name in prefixed:  # its plain reads are its callers' too, read by them alone
                     inside.update(id(call) for call in ast.walk(node))
                     for call in ast.walk(node):
                         if _getter(call) and _prefixed(call, params) is None:
-                            method = call.func.attr  # type: ignore[attr-defined]
+                            method = call.func.attr  # type: ignore[attr-defined]  # _getter checked the call's func is an attribute
                             names = call.args if method == "first" else call.args[:1]
                             prefixed[node.name][1].extend(
                                 ("=" + name, method, _default(call, method)) for arg in names

@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from tests.cluster import harness
+from tests.cluster.base import tail
+from tests.cluster.images import debootstrap_root
 
 PACKAGES = ("podman", "runc", "debootstrap")
 CACHE = Path("/var/cache/dssr-test-container")
@@ -85,7 +86,7 @@ class Podman:
         """The debootstrap'ed root as BASE_IMAGE (the root is made once and cached). Seconds spent."""
         t0 = time.monotonic()
         self.clean()
-        harness.debootstrap_root(BASE_ROOT, "bookworm", BASE_INCLUDE)
+        debootstrap_root(BASE_ROOT, "bookworm", BASE_INCLUDE)
         tar = subprocess.run(
             [
                 "tar",
@@ -133,7 +134,7 @@ class Podman:
                 timeout=1200,
             ).returncode
         if rc != 0:
-            raise RuntimeError(f"podman build failed ({rc}); see {log}:{harness.tail(log)}")
+            raise RuntimeError(f"podman build failed ({rc}); see {log}:{tail(log)}")
         return time.monotonic() - t0
 
 

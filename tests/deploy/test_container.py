@@ -14,7 +14,7 @@ from typing import Iterator, NoReturn
 
 import pytest
 
-from tests.cluster import harness
+from tests.cluster import log
 from tests.cluster.fixtures import Cluster, require_debian_root
 from tests.deploy.podman import IMAGE, IMAGE_UID, PACKAGES, Container, Podman
 from tests.helpers import SUCCESS_MARKER, legacy_template, submit_args
@@ -34,7 +34,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     try:
         base = podman.import_base()
         build = podman.build(REPO, tmp_path_factory.mktemp("image") / "build.log")
-        harness.log(f"container image built in {build:.1f}s (base root imported in {base:.1f}s)")
+        log(f"container image built in {build:.1f}s (base root imported in {base:.1f}s)")
         yield podman
     finally:
         podman.clean()

@@ -26,7 +26,7 @@ import pytest
 from dssr_server.wire import info_answer
 from dssr_singularity.images import sif_name
 from dssr_core.testing.contract import unique_name
-from tests.cluster import sid
+from tests.cluster import slurm2605
 from tests.server.live import free_port
 from tests.slurm.cluster_support import Server
 from tests.slurm.test_http_cluster import Client
@@ -153,14 +153,14 @@ def legacy_rest(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int
 
 def nae_image(cluster) -> str:
     if "nae" not in cluster.images:
-        pytest.fail("the running 26.05 cluster has no dssr/nae image: python tests/cluster/harness.py down-2605, "
+        pytest.fail("the running 26.05 cluster has no dssr/nae image: python -m tests.cluster down-2605, "
                     "then up-2605 (its images changed)")
     return str(cluster.images["nae"])
 
 
 def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_opens_the_app(cluster, legacy):
     server, client, port = legacy
-    files = sid.NAE_FILES["1"]
+    files = slurm2605.NAE_FILES["1"]
     spec = interactive_spec(cluster, nodes=1, image=f"{nae_image(cluster)}:1", command=busybox_app(delay=3), url=None)
     ref, fscript = submit(server.downstream, spec)
     try:

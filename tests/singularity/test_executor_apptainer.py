@@ -1,7 +1,7 @@
 """The Singularity executor on the real Apptainer 1.4 (Slurm 26.05 test cluster), through the legacy HTTP API.
 
 A dssr-server (``dssr_server`` under waitress) runs against the 26.05 cluster of
-tests/cluster/sid.py. Jobs pull busybox images from the cluster's own OCI
+tests/cluster/slurm2605.py. Jobs pull busybox images from the cluster's own OCI
 registries (a public one and one that wants a login) and run in real
 containers, one per node, as the mapped users. Nothing here goes through the
 Apptainer stand-in.
@@ -23,7 +23,7 @@ import pytest
 from dssr_core import Downstream, Identity, JobSpec, Settings
 from dssr_singularity import SingularityExecutor
 from dssr_core.testing.contract import unique_name, wait_for
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.slurm.cluster_support import Server, serve, slurm_env
 from tests.slurm.test_http_cluster import Client, listed

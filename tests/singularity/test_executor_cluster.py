@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dssr_core import BadRequest, JobSpec, JobState
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 
 from .cluster_support import (downstream, identity, of, sha, slurm_fixtures, standin_calls, submit, unique,
                               wait_end)
@@ -40,7 +40,7 @@ def native(cluster, user="kirby", **kwargs) -> JobSpec:
 
 def test_gpu_job_gets_slurm_gpus_on_every_node_and_runs_with_nv(cluster, connector):
     if not cluster.gpus_per_node:
-        pytest.fail(f"{cluster.name} declares no GPUs (tests/cluster/harness.py NODE_GPUS)")
+        pytest.fail(f"{cluster.name} declares no GPUs (tests/cluster/slurmconf.py NODE_GPUS)")
     ds = downstream(connector, JARVICE_SINGULARITY_OVERLAY_SIZE="0")
     spec = native(cluster, gpus=1, command='echo "rank $PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"')
     ref, _ = submit(ds, spec)
@@ -64,7 +64,7 @@ def test_a_job_asking_more_gpus_than_a_node_has_is_refused_and_nothing_runs(clus
 
 
 def batch_script_text(cluster: Cluster, user: str, jobid: str) -> str:
-    return cluster.run(["scontrol", "write", "batch_script", jobid, "-"], user=user).stdout
+    return str(cluster.run(["scontrol", "write", "batch_script", jobid, "-"], user=user).stdout)
 
 
 def test_template_job_completes_with_the_success_marker_and_no_credential_leaks(cluster, connector, caplog):

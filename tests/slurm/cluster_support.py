@@ -9,7 +9,7 @@ from typing import Generator
 
 import yaml
 from dssr_core import Downstream, Settings
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 
 
 def mapping_file(cluster: Cluster, path: Path, users: tuple[str, ...] = ("kirby", "mario", "dovahkiin")) -> Path:

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import pytest
 
 from dssr_core import (
-    BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings,
+    BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings, Submission,
 )
 from dssr_core.batch._ssh import Result
 from dssr_core.batch import JobPlan, QueuedJob
@@ -43,7 +43,7 @@ class StandInBackend(SlurmBackend):
     def user_for(self, identity: Identity | None) -> str:
         raise AssertionError("not used")
 
-    def submit(self, plan: JobPlan) -> tuple[str, bool, str]:
+    def submit(self, plan: JobPlan) -> Submission:
         raise AssertionError("not used")
 
     def cancel(self, jobid: str, signal: str | None = None) -> None:

@@ -28,8 +28,8 @@ import pytest
 
 from dssr_core import Settings
 from dssr_core.cli import main
-from tests.cluster import harness
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster, daemons, slurm2205
+from tests.cluster.base import port_open, wait_for
 from tests.slurm.cluster_support import mapping_file, slurm_env
 
 pytestmark = pytest.mark.cluster
@@ -149,19 +149,19 @@ def test_unwritable_and_unreadable_scratch_folders_are_named(env: dict[str, str]
 
 def test_accounting_down_is_named(slurm_cluster: Cluster, env: dict[str, str]) -> None:
     """Stops the shared slurmdbd for the few seconds of one doctor run, and starts it again in a finally."""
-    pidfile = harness.STATE / "pids" / "slurmdbd.pid"
+    pidfile = slurm2205.STATE / "pids" / "slurmdbd.pid"
     record = json.loads(pidfile.read_text())
     environ = dict(
         item.split("=", 1) for item in Path(f"/proc/{record['pid']}/environ").read_bytes().decode().split("\0") if "=" in item
     )
     os.kill(record["pid"], signal.SIGTERM)
     try:
-        harness.wait_for("slurmdbd to stop", lambda: not Path(f"/proc/{record['pid']}").exists()
-                         or "zombie" in harness._proc_state(record["pid"]), 30)
+        wait_for("slurmdbd to stop", lambda: not Path(f"/proc/{record['pid']}").exists()
+                         or "zombie" in daemons.proc_state(record["pid"]), 30)
         rc, lines = doctor(env)
     finally:
-        harness.spawn("slurmdbd", record["argv"], env=environ)
-        harness.wait_for("slurmdbd", lambda: harness.port_open(harness.BRIDGE_IP, harness.PORTS_2205["dbd"]), 60)
+        slurm2205.spawn("slurmdbd", record["argv"], env=environ)
+        wait_for("slurmdbd", lambda: port_open(slurm2205.BRIDGE_IP, slurm2205.PORTS_2205["dbd"]), 60)
     assert rc == 1
     fail = line(lines, "FAIL sacct answers (accounting, slurmdbd)")
     assert "start slurmdbd" in fail

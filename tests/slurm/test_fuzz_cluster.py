@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.fuzz import Fuzzer, run_fuzz
 from tests.slurm.cluster_support import Server, serve, slurm_env
 

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.slurm.cluster_support import Server, serve, slurm_env
 from dssr_core.testing.contract import unique_name, wait_for

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from dssr_core.testing.contract import unique_name, wait_for
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.server.test_operations import sample
 from tests.slurm.cluster_support import Server, serve, slurm_env

@@ -16,7 +16,7 @@ import pytest
 from dssr_core import BadRequest, ClusterError, Downstream, Identity, JobRef, JobSpec, JobState, Settings
 from dssr_local.shell import ShellExecutor
 from dssr_slurm.connector import SlurmConnector
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.slurm.cluster_support import slurm_env
 from tests.slurm_rest.test_backend_cluster import CASES, rest_env
 

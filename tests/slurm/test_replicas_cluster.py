@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import pytest
 
 from dssr_core.testing.contract import unique_name
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.server.live import free_port
 from tests.slurm.cluster_support import slurm_env

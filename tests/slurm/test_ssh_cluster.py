@@ -8,7 +8,7 @@ import pytest
 
 from dssr_core import ClusterError, Settings
 from dssr_slurm.connector import SlurmConnector
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.slurm.cluster_support import slurm_env
 
 pytestmark = pytest.mark.cluster

@@ -11,7 +11,7 @@ import pytest
 from dssr_core import Downstream, Identity, JobRef, JobSpec, Settings, metrics
 from dssr_local.shell import ShellExecutor
 from dssr_slurm.connector import SlurmConnector
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.slurm.cluster_support import slurm_env
 from tests.slurm_rest.test_backend_cluster import rest_env
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from dssr_core.testing.contract import unique_name, wait_for
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.helpers import each_operation
 from tests.slurm.cluster_support import Server, serve, slurm_env
 from tests.slurm_rest.test_backend_cluster import rest_env

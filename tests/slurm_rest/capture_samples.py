@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Record real slurmrestd answers into samples/<version>/*.json for the adapters' unit tests.
 
-Run against the test clusters (``python tests/cluster/harness.py up`` and, for v0.0.43-45,
-``python tests/cluster/sid.py up`` first):
+Run against the test clusters (``python -m tests.cluster up`` and, for v0.0.43-45,
+``python -m tests.cluster up-2605`` first):
 
     python tests/slurm_rest/capture_samples.py [--refusals] [VERSION...]
 
@@ -30,8 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from dssr_slurm.backend import BatchRequest  # noqa: E402 - needs the sys.path line above
 from dssr_slurm.rest.versions import adapter_for  # noqa: E402 - needs the sys.path line above
-from tests.cluster import sid  # noqa: E402 - needs the sys.path line above
-from tests.cluster.harness import STATE, Cluster, SessionLock  # noqa: E402 - needs the sys.path line above
+from tests.cluster import Cluster, load, session_lock, slurm2605  # noqa: E402 - needs the sys.path line above
 
 OUT = Path(__file__).resolve().parent / "samples"
 
@@ -154,12 +153,8 @@ SOURCES = {
 
 def clusters() -> dict[str, Cluster]:
     """The test clusters that are up, by name."""
-    state = STATE / "cluster.json"
-    found = {k: Cluster.from_json(v) for k, v in json.loads(state.read_text()).items()} if state.exists() else {}
-    newest = sid.load()
-    if newest is not None:
-        found[newest.name] = newest
-    return found
+    up = (load("slurm-22.05"), load("slurm-24.11"), slurm2605.load())
+    return {cluster.name: cluster for cluster in up if cluster is not None}
 
 
 def main() -> None:
@@ -170,7 +165,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"no test cluster offers {', '.join(unknown)}; recordable: {', '.join(SOURCES)}")
     # shared session locks: no test session takes a cluster down while its answers are recorded
-    with SessionLock(shared=True), sid.session_lock(shared=True):
+    with session_lock(shared=True), slurm2605.session_lock(shared=True):
         up = clusters()
         for version in wanted:
             if SOURCES[version] not in up:

@@ -14,7 +14,7 @@ from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend
 from dssr_core.batch import ServiceShell, build_pool
 from dssr_slurm.rest import RestBackend
 from dssr_slurm.settings import SlurmSettings
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 from tests.slurm.cluster_support import slurm_env
 
 pytestmark = pytest.mark.cluster

@@ -13,7 +13,7 @@ from dssr_core import Downstream, Identity, JobSpec, Settings
 from dssr_core.testing import ConnectorContract
 from dssr_local.shell import ShellExecutor
 from dssr_slurm.connector import SlurmConnector
-from tests.cluster.harness import Cluster
+from tests.cluster import Cluster
 
 from .test_backend_cluster import rest_env
 

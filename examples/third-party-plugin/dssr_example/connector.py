@@ -72,7 +72,7 @@ class ExampleConnector(Connector):
     def ping(self) -> None:
         pass
 
-    def diagnose(self, executor: Executor) -> Iterator[Check]:
+    def diagnose(self, executor: Executor | None) -> Iterator[Check]:
         """``dssr doctor``: the default check (``ping``), then this connector's own."""
         yield from super().diagnose(executor)
         greeting = self.settings.raw("DSSR_EXAMPLE_GREETING")

@@ -1,0 +1,5 @@
+"""``python -m tests.cluster up|down|status ...``: see tests/cluster/cli.py."""
+
+from tests.cluster.cli import run
+
+run()
