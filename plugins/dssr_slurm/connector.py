@@ -43,7 +43,7 @@ from .cli import CliBackend
 from .extras import SlurmExtras
 from .index import QueueIndex
 from .listing import FolderListing
-from .remote import ServiceShell, build_pool
+from .remote import ServiceShell, UnusablePolicy, build_pool
 from .service import NodeAddresses, open_service, read_job_file
 from .settings import SlurmSettings
 from .states import exit_code, job_state
@@ -302,7 +302,9 @@ class SlurmConnector(SlurmExtras, Connector):
         else:
             yield passed(what, self.shell.login.key.get_name())
         cfg = self.cfg
-        if self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
+        if isinstance(self.pool.policy, UnusablePolicy):
+            yield failed("the login node's host key is pinned", self.pool.policy.problem)
+        elif self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
             yield failed(
                 f"the known_hosts file holds the login node's key ({cfg.host}:{cfg.port})",
                 f"JARVICE_SLURM_SSH_KNOWN_HOSTS={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add it "
@@ -314,6 +316,8 @@ class SlurmConnector(SlurmExtras, Connector):
         problems: list[str] = []
         if self.shell.key_problem:
             problems.append(self.shell.key_problem)
+        if isinstance(self.pool.policy, UnusablePolicy):
+            problems.append(self.pool.policy.problem)
         problems.extend(self.backend.problems())
         try:
             self.ping()

@@ -10,16 +10,39 @@ from dssr_core import HostKeyPolicy, Login, Result, SSHPool, load_private_key
 from .settings import SlurmSettings
 
 
+class UnusablePolicy(HostKeyPolicy):
+    """The host-key policy when the configured one cannot be built (a known_hosts file that cannot
+    be read, a malformed fingerprint): it refuses every key, saying why.  The fault is a local check
+    of its own (start-up stops on it), so that it hides none of the others (issue 21)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__()
+        self.problem = problem
+
+    def knows(self, host: str, port: int) -> bool | None:
+        return None
+
+    def describe(self) -> str:
+        return "none usable"
+
+    def check(self, host: str, port: int, key: paramiko.PKey) -> None:
+        raise ClusterError(f"{self.problem} Refusing to connect.", transient=False)
+
+
 def build_pool(cfg: SlurmSettings) -> SSHPool:
     """The SSH pool of the cluster's login node, with the configured host-key policy."""
-    policy = HostKeyPolicy(
-        known_hosts=cfg.known_hosts,
-        expected_fingerprint=cfg.host_key,
-        record_file=cfg.host_key_record,
-        record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD",
-        known_hosts_setting="JARVICE_SLURM_SSH_KNOWN_HOSTS",
-        fingerprint_setting="JARVICE_SLURM_SSH_HOST_KEY",
-    )
+    policy: HostKeyPolicy
+    try:
+        policy = HostKeyPolicy(
+            known_hosts=cfg.known_hosts,
+            expected_fingerprint=cfg.host_key,
+            record_file=cfg.host_key_record,
+            record_setting="JARVICE_SLURM_SSH_HOST_KEY_RECORD",
+            known_hosts_setting="JARVICE_SLURM_SSH_KNOWN_HOSTS",
+            fingerprint_setting="JARVICE_SLURM_SSH_HOST_KEY",
+        )
+    except ConfigError as exc:
+        policy = UnusablePolicy(str(exc))
     return SSHPool(cfg.host, cfg.port, policy, command_timeout=cfg.command_timeout, keepalive=cfg.keepalive)
 
 
@@ -35,13 +58,14 @@ class ServiceShell:
         self.pool = pool
         self.user = cfg.service_user
         self._login: Login | None = None
-        self.key_problem: str | None = None
-        if cfg.service_key_text is None:
+        #: why the service user cannot log in, found here (a local fault, named by its variable)
+        self.key_problem: str | None = cfg.service_key_problem
+        if self.key_problem is None and cfg.service_key_text is None:
             self.key_problem = (
                 "JARVICE_SLURM_SSH_PKEY (or JARVICE_SLURM_SSH_PKEY_FILE) is not set: "
                 "give the service user's private key."
             )
-        else:
+        elif self.key_problem is None and cfg.service_key_text is not None:
             try:
                 self._login = Login(cfg.service_user, load_private_key(cfg.service_key_text, cfg.service_key_setting))
             except ConfigError as exc:

@@ -10,6 +10,8 @@ from dssr_core import ConfigError, ScratchLayout, Settings
 
 DEFAULT_SCRATCH = "/jxe_scratch"
 DEFAULT_MAPPING_FILE = "users_id_mapping_configuration.yaml"
+#: the service user's private key (text, or ``SERVICE_KEY_VARIABLE + "_FILE"``: a file holding it)
+SERVICE_KEY_VARIABLE = "JARVICE_SLURM_SSH_PKEY"
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class SlurmSettings:
     service_key_text: str | None
     #: the variable that gave it: JARVICE_SLURM_SSH_PKEY, or JARVICE_SLURM_SSH_PKEY_FILE (a mounted file)
     service_key_setting: str
+    #: why the key could not be read (its file unreadable, or both variables set); a local check
+    #: reports it, beside the others, instead of it hiding every other fault (issue 21)
+    service_key_problem: str | None
     known_hosts: str | None
     host_key: str | None
     #: where first-seen host keys are kept across restarts (trust on first use only)
@@ -57,13 +62,14 @@ class SlurmSettings:
             if not posixpath.isabs(item):
                 raise ConfigError(f"JARVICE_PVCLS_ROOTS: {item!r} is not an absolute path.")
             roots.append(posixpath.normpath(item))
-        key_setting, key_text = settings.secret_text("JARVICE_SLURM_SSH_PKEY")
+        key_setting, key_text, key_problem = _service_key(settings)
         return cls(
             host=host,
             port=settings.int("JARVICE_SLURM_CLUSTER_PORT", 22, minimum=1, maximum=65535),
             service_user=settings.str("JARVICE_SLURM_SSH_USER", "jarvice") or "jarvice",
             service_key_text=key_text,
             service_key_setting=key_setting,
+            service_key_problem=key_problem,
             known_hosts=settings.str("JARVICE_SLURM_SSH_KNOWN_HOSTS"),
             host_key=settings.str("JARVICE_SLURM_SSH_HOST_KEY"),
             host_key_record=_record_path(settings),
@@ -90,6 +96,15 @@ class SlurmSettings:
 
     def output_file(self, user: str, slurm_name: str) -> str:
         return self.layout.output_file(user, slurm_name)
+
+
+def _service_key(settings: Settings) -> tuple[str, str | None, str | None]:
+    """(the variable that gives the service user's key, its text, why it cannot be read)."""
+    try:
+        setting, text = settings.secret_text(SERVICE_KEY_VARIABLE)
+    except ConfigError as exc:
+        return settings.first(SERVICE_KEY_VARIABLE + "_FILE", SERVICE_KEY_VARIABLE)[0], None, str(exc)
+    return setting, text, None
 
 
 def _record_path(settings: Settings) -> str | None:
