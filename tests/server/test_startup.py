@@ -187,6 +187,8 @@ def public_key_line() -> str:
      "JARVICE_SLURM_SSH_PKEY_FILE='/nonexistent/key' cannot be read (No such file or directory)."),
     ({"JARVICE_SLURM_SSH_PKEY_FILE": "FOLDER", "JARVICE_SLURM_SSH_PKEY": ""},
      "JARVICE_SLURM_SSH_PKEY_FILE='{tmp}/folder' cannot be read (Is a directory)."),
+    ({"JARVICE_USERS_ID_MAPPING_FILE": "FOLDER"},
+     "JARVICE_USERS_ID_MAPPING_FILE: The user-id mapping file {tmp}/folder cannot be read (Is a directory)."),
     ({"JARVICE_SLURM_SSH_KNOWN_HOSTS": "FOLDER"},
      "JARVICE_SLURM_SSH_KNOWN_HOSTS='{tmp}/folder' cannot be read (Is a directory)."),
 ])
