@@ -43,7 +43,7 @@ from .cli import CliBackend
 from .extras import SlurmExtras
 from .index import QueueIndex
 from .listing import FolderListing
-from .remote import ServiceShell, UnusablePolicy, build_pool
+from .remote import ServiceShell, UnusablePolicy, build_pool, host_key_checks
 from .service import NodeAddresses, open_service, read_job_file
 from .settings import SlurmSettings
 from .states import exit_code, job_state
@@ -301,15 +301,7 @@ class SlurmConnector(SlurmExtras, Connector):
             yield failed(what, self.shell.key_problem)
         else:
             yield passed(what, self.shell.login.key.get_name())
-        cfg = self.cfg
-        if isinstance(self.pool.policy, UnusablePolicy):
-            yield failed("the login node's host key is pinned", self.pool.policy.problem)
-        elif self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
-            yield failed(
-                f"the known_hosts file holds the login node's key ({cfg.host}:{cfg.port})",
-                f"JARVICE_SLURM_SSH_KNOWN_HOSTS={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add it "
-                f"(ssh-keyscan -p {cfg.port} {cfg.host}, checked with the cluster's administrators).",
-            )
+        yield from host_key_checks(self.pool, self.cfg)
         yield from self.backend.local_checks()
 
     def check(self) -> list[str]:

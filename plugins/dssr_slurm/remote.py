@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import paramiko
 
-from dssr_core import ClusterError, ConfigError
+from typing import Iterator
+
+from dssr_core import Check, ClusterError, ConfigError, failed
 from dssr_core import HostKeyPolicy, Login, Result, SSHPool, load_private_key
 
 from .settings import SlurmSettings
@@ -44,6 +46,18 @@ def build_pool(cfg: SlurmSettings) -> SSHPool:
     except ConfigError as exc:
         policy = UnusablePolicy(str(exc))
     return SSHPool(cfg.host, cfg.port, policy, command_timeout=cfg.command_timeout, keepalive=cfg.keepalive)
+
+
+def host_key_checks(pool: SSHPool, cfg: SlurmSettings) -> Iterator[Check]:
+    """Local: the configured host-key pin can be used, and a known_hosts file holds the login node's key."""
+    if isinstance(pool.policy, UnusablePolicy):
+        yield failed("the login node's host key is pinned", pool.policy.problem)
+    elif pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
+        yield failed(
+            f"the known_hosts file holds the login node's key ({cfg.host}:{cfg.port})",
+            f"JARVICE_SLURM_SSH_KNOWN_HOSTS={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add it "
+            f"(ssh-keyscan -p {cfg.port} {cfg.host}, checked with the cluster's administrators).",
+        )
 
 
 class ServiceShell:
