@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Start jarvice-dssr for a Slurm cluster (SSH interface). Edit the values, then:
-#   bash launch-slurm.sh
-# Every variable is described in docs/slurm.md. Secrets come from files, never from this script.
+# Start jarvice-dssr for a Slurm cluster (SSH interface): a template to copy and edit.
+#
+# 1. Change every value on a line marked "# SITE:" to your site's (the comment says what it is);
+#    the other values are sound defaults. Every variable is described in docs/settings.md.
+# 2. Put the files this script reads in /etc/jarvice-dssr/ (each named below; secrets come from
+#    files, never from this script): the service user's key, known_hosts, the user-id mapping
+#    file, the registry credentials and the upstream token.
+# 3. Check the settings against the cluster, then serve:
+#      bash launch-slurm.sh doctor [--submit you@example.com]
+#          runs `dssr doctor` (docs/operations.md) with exactly these settings instead of the
+#          server: one OK/FAIL line per check, exit status 0 when every check passed
+#      bash launch-slurm.sh [dssr-server flags, e.g. --port 5001]
+#          runs dssr-server with these settings (exit status 2: a bad setting, named on stderr)
 set -euo pipefail
 
 # -- the cluster ---------------------------------------------------------------------------
 export JARVICE_BAREMETAL_CONNECTOR=slurm
 export JARVICE_SLURM_INTERFACE=cli
-export JARVICE_SLURM_CLUSTER_ADDR=login1.cluster.example
-export JARVICE_SLURM_CLUSTER_PORT=22
-export JARVICE_SLURM_SSH_USER=jarvice
+export JARVICE_SLURM_CLUSTER_ADDR=login1.cluster.example  # SITE: the login node's address
+export JARVICE_SLURM_CLUSTER_PORT=22  # SITE: its SSH port
+export JARVICE_SLURM_SSH_USER=jarvice  # SITE: the service user (coordinator of the users' accounts)
 # the service user's private key (PEM/OpenSSH text or base64 of it), read from its file by the server
 export JARVICE_SLURM_SSH_PKEY_FILE=/etc/jarvice-dssr/jarvice_ed25519
 # pin the login node's host key: a known_hosts file, or its fingerprint
@@ -20,22 +30,22 @@ export JARVICE_SLURM_STATUS_TTL=2
 export JARVICE_SLURM_KILL_GRACE=10
 
 # -- storage and users ---------------------------------------------------------------------
-export JARVICE_BAREMETAL_SCRATCH_DIR=/jxe_scratch
+export JARVICE_BAREMETAL_SCRATCH_DIR=/jxe_scratch  # SITE: the shared folder jobs run in
 export JARVICE_PVCLS_ROOTS=""
 export JARVICE_USERS_ID_MAPPING_FILE=/etc/jarvice-dssr/users_id_mapping_configuration.yaml
 
 # -- the upstream's identity provider (bearer tokens are verified) --------------------------
 export JARVICE_JWT_VERIFY=true
-export JARVICE_JWT_ISSUER=https://keycloak.example/realms/jarvice
-export JARVICE_JWT_JWKS_URL="$JARVICE_JWT_ISSUER/protocol/openid-connect/certs"
-export JARVICE_JWT_AUDIENCE=jarvice
+export JARVICE_JWT_ISSUER=https://keycloak.example/realms/jarvice  # SITE: the realm's issuer
+export JARVICE_JWT_JWKS_URL="$JARVICE_JWT_ISSUER/protocol/openid-connect/certs"  # SITE: its keys (Keycloak's path)
+export JARVICE_JWT_AUDIENCE=jarvice  # SITE: the portal's client id
 export JARVICE_JWT_LEEWAY=60
 
 # -- what runs on the nodes ----------------------------------------------------------------
 export JARVICE_BAREMETAL_EXECUTOR=singularity
-export JARVICE_SYSTEM_REGISTRY=us-docker.pkg.dev
-export JARVICE_SYSTEM_REPO_BASE=jarvice-system/images
-export JARVICE_IMAGES_TAG=jarvice-master
+export JARVICE_SYSTEM_REGISTRY=us-docker.pkg.dev  # SITE: the registry of JARVICE's system images
+export JARVICE_SYSTEM_REPO_BASE=jarvice-system/images  # SITE: their repository
+export JARVICE_IMAGES_TAG=jarvice-master  # SITE: the tag of your JARVICE release
 # registry credentials, base64 (they reach jobs only through each job's 0600 secrets file)
 JARVICE_DOCKER_USERNAME="$(base64 -w0 < /etc/jarvice-dssr/registry_user)"
 JARVICE_DOCKER_PASSWORD="$(base64 -w0 < /etc/jarvice-dssr/registry_password)"
@@ -60,4 +70,8 @@ export WAITRESS_PORT=5000
 export WAITRESS_THREADS=16
 export JARVICE_SCHED_LOGLEVEL=20
 
+if [ "${1:-}" = doctor ]; then
+    shift
+    exec dssr doctor "$@"
+fi
 exec dssr-server "$@"

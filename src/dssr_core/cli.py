@@ -10,12 +10,12 @@ naming the value); every non-zero status comes with one line on stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
 import sys
 from typing import TYPE_CHECKING, Sequence, TextIO
 
+from ._cliout import WRITE_ERRORS, drop_stdout
 from ._config import Settings, choose_plugins
 from ._downstream import Downstream
 from ._errors import BadRequest, ClusterError, DssrError, NotFound
@@ -89,8 +89,8 @@ def _jobid(text: str) -> str:
 
 EPILOG = """exit status: 0 done; 1 the cluster or the job says no (unknown job, a name already
 taken, a job not ended yet, a cluster fault); 2 bad usage or a bad setting; 130 interrupted;
-141 the reader of its output went away (as for any tool killed by SIGPIPE).  Every non-zero
-status but 141 comes with one line on stderr."""
+141 the reader of its output went away (as for any tool killed by SIGPIPE); 1 too when its
+output cannot be written (a full disk).  Every non-zero status but 141 comes with one line on stderr."""
 
 
 def _version() -> str:
@@ -317,6 +317,10 @@ def _lists(downstream: Downstream, action: str, out: TextIO) -> int:
 
 def _run(argv: Sequence[str] | None, out: TextIO, settings: Settings | None) -> int:
     args = build_parser().parse_args(argv)
+    for flag in ("--url", "--connector", "--executor"):
+        given = getattr(args, flag[2:])
+        if given is not None and not given.strip():  # typed, yet no value: the default would be taken silently
+            return _fail(f"{flag} is empty: give a value, or leave the flag out.", 2)
     if args.action == "plugins":
         return _plugins(out)
     base = settings if settings is not None else Settings()
@@ -377,15 +381,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, settin
             sys.stdout.flush()
             raise
         out.flush()
-    except BrokenPipeError:
-        # The reader went away (``dssr running | head -1``): no traceback, and no second
-        # error when Python flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    except BrokenPipeError:  # the reader went away (``dssr running | head -1``): no traceback, nor one at exit
+        drop_stdout()
         return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        # ``dssr tail ... > /dev/full``, a full or failing disk: said, not a traceback nor a silent 0
+        drop_stdout()
+        return _fail(f"cannot write its output ({exc.strerror or exc}).", 1)
     return code
 
 

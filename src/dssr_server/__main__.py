@@ -13,12 +13,13 @@ import argparse
 import errno
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
 from importlib import metadata
 from types import FrameType
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import dssr_core
 from dssr_core import (
@@ -32,6 +33,9 @@ from dssr_core import (
     Settings,
     runs_host_commands,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from .app import AUTH_TOKEN_VARIABLE, MAX_BODY, create_app
 from .logs import configure as configure_logging
@@ -62,8 +66,16 @@ def version() -> str:
         return dssr_core.__version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a ``--help`` or ``--version`` that cannot be written fails (argparse drops the error and exits 0)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if message:
+            (file or sys.stderr).write(message)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dssr-server",
         description="Serve the JARVICE legacy downstream API on a connector and an executor.",
         epilog="exit status: 0 stopped by SIGTERM or SIGINT; 2 a bad setting, one line on stderr naming it "
@@ -95,7 +107,23 @@ def settings_from(args: argparse.Namespace, env: Settings | None = None) -> Sett
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        try:
+            args = parse_args(argv)
+        except SystemExit:  # --help, --version: their output must reach its reader before the exit status says so
+            sys.stdout.flush()
+            raise
+    except OSError as exc:  # --help or --version into a closed pipe or a full disk: never a silent 0
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing is written again at exit
+        os.close(devnull)
+        if isinstance(exc, BrokenPipeError):
+            return 128 + signal.SIGPIPE  # as any tool killed by SIGPIPE (dssr too)
+        print(f"dssr-server: cannot write its output ({exc.strerror or exc}).", file=sys.stderr)
+        return 1
+    empty = [flag for flag in FLAGS if getattr(args, flag[2:]) is not None and not getattr(args, flag[2:]).strip()]
+    if empty:  # typed, yet no value: the default would be taken silently
+        return _refuse(*(f"{flag} is empty: give a value, or leave the flag out." for flag in empty))
     settings = settings_from(args)
     try:
         server_settings = ServerSettings.from_settings(settings)
@@ -176,7 +204,7 @@ def _bind_failure(settings: Settings, server: ServerSettings, exc: OSError | Val
     """Why the listening socket could not be made, naming the setting to change."""
     host = settings.label(BIND_VARIABLE) if settings.raw(BIND_VARIABLE) else "the default address"
     port = settings.label("WAITRESS_PORT")
-    where = f"{server.host}:{server.port}"
+    where = f"{url_host(server.host)}:{server.port}"
     code = exc.errno if isinstance(exc, OSError) else None
     why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
     if code == errno.EADDRINUSE:
@@ -198,7 +226,7 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
     reach = "network" if reachable_from_network(server.host) else "loopback only"
     log.info(
         "dssr-server listening on http://%s:%s (%s; connector %s, executor %s, %d threads, %s; %s; jarvice-dssr %s)",
-        server.host,
+        url_host(server.host),
         server.port,
         reach,
         downstream.connector.name,
@@ -223,6 +251,12 @@ def _report(downstream: Downstream, server: ServerSettings, settings: Settings) 
         )
     for problem in downstream.check():
         log.warning("start-up check: %s", problem)
+
+
+def url_host(host: str) -> str:
+    """``host`` as a URL's authority writes it: an IPv6 address in brackets (``[::1]``)."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
 
 
 def reachable_from_network(host: str) -> bool:

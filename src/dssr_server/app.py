@@ -10,7 +10,7 @@ from typing import Callable
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dssr_core import Downstream, Settings, metrics
+from dssr_core import ConfigError, Downstream, Settings, metrics
 from dssr_core._validate import bounded
 
 from . import v1
@@ -59,7 +59,7 @@ def create_app(downstream: Downstream, settings: Settings | None = None) -> Flas
     app.register_blueprint(register(downstream, server.script_key or server.executor))
     _install_operations(app, downstream, recorder, server.ready_max_age)
     _install_openapi(app)
-    accepted = bearer_check(settings.str(AUTH_TOKEN_VARIABLE))
+    accepted = bearer_check(upstream_token(settings))
     app.register_blueprint(v1.register(downstream, V1Settings.from_settings(settings), accepted))
     _install_auth(app, accepted)
     _install_error_handlers(app)
@@ -101,6 +101,28 @@ def _where() -> str:
 
 def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": message}), status
+
+
+def upstream_token(settings: Settings) -> str | None:
+    """``JARVICE_DSSR_AUTH_TOKEN`` without the white space around it (a trailing newline of the file or the
+    secret it came from: no client sends one); None when unset.  A :class:`ConfigError` (never showing the
+    value) when it is blank or holds a space, a control character or a character beyond ASCII, which no
+    client sends as one ``Bearer`` token (headers are ASCII): every request would be refused."""
+    value = settings.raw(AUTH_TOKEN_VARIABLE)
+    if value is None:
+        return None
+    token = value.strip()
+    if not token:
+        raise ConfigError(
+            f"{AUTH_TOKEN_VARIABLE} is blank: set it to a long random string (e.g. openssl rand -hex 32), or unset it."
+        )
+    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in token):
+        raise ConfigError(
+            f"{AUTH_TOKEN_VARIABLE} holds a space, a control character or a character beyond ASCII, which no "
+            "client sends in 'Authorization: Bearer <token>': use ASCII letters, digits and punctuation "
+            "(e.g. openssl rand -hex 32)."
+        )
+    return token
 
 
 def bearer_check(token: str | None) -> Callable[[str], bool] | None:

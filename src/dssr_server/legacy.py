@@ -18,9 +18,20 @@ TEXT = "text/plain; charset=utf-8"
 _EMPTY_METHODS = frozenset({"ping", "connect"})
 
 
+#: the bodies Flask reads form fields from
+_FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def form_args() -> dict[str, Any]:
-    """The request's form field ``args`` (:func:`.wire.args_object`)."""
-    return wire.args_object(request.form.get("args"))
+    """The request's form field ``args`` (:func:`.wire.args_object`); a body that is no form is named by
+    its content type (a client sending JSON learns why its ``args`` was not seen)."""
+    raw = request.form.get("args")
+    if raw is None and request.mimetype not in _FORMS:
+        kind = f"of type {shown(request.mimetype)}" if request.mimetype else "without a Content-Type"
+        raise BadRequest(
+            f"The request body is {kind}, not a form: send args=<JSON object> as application/x-www-form-urlencoded."
+        )
+    return wire.args_object(raw)
 
 
 def runstatus(downstream: Downstream, args: Mapping[str, Any]) -> list[Any]:

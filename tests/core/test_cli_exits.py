@@ -245,3 +245,43 @@ def test_an_unknown_plugin_from_the_environment_is_named_by_its_variable(tmp_pat
                                  env={**env(tmp_path), "JARVICE_BAREMETAL_CONNECTOR": "pbs"}, timeout=60)
     assert by_variable.returncode == 2
     assert by_variable.stderr.startswith('dssr: JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs".')
+
+
+# -- issue 21's kinds tried again: output that cannot be written, flags typed without a value --------------
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["plugins"], ["tail", "--name", "long", "1"]])
+def test_output_that_cannot_be_written_is_exit_1_with_one_line(tmp_path: Path, argv: list[str]) -> None:
+    """`dssr ... > /dev/full`: it said nothing and exited 0 (argparse), or ended in a traceback."""
+    if argv[0] == "tail":  # more output than a buffer holds: the write fails before the end
+        code, _ = dssr(tmp_path, "submit", "--name", "long", "--", "seq 1 200000")
+        assert code == 0
+        assert dssr(tmp_path, "wait", "--name", "long", "1")[0] == 0
+    with open("/dev/full", "w") as full:
+        result = run(tmp_path, *argv, stdout=full)
+    assert result.returncode == 1
+    assert result.stderr == "dssr: cannot write its output (No space left on device).\n"
+
+
+@pytest.mark.parametrize("flag", ["--connector", "--executor", "--url"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_flag_typed_without_a_value_is_bad_usage_naming_it(tmp_path: Path, flag: str, value: str) -> None:
+    """`dssr --connector "" running` ran the default connector, silently."""
+    result = run(tmp_path, flag, value, "running")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"dssr: {flag} is empty: give a value, or leave the flag out.\n"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["tail", "--name", "x", "--lines", "-5", "1"], "argument -n/--lines: '-5' is not an integer >= 1"),
+    (["tail", "--name", "x", "--lines", "abc", "1"], "argument -n/--lines: 'abc' is not an integer >= 1"),
+    (["wait", "--name", "x", "--timeout", "-1", "1"], "argument --timeout: '-1' is not a number of seconds >= 0"),
+])
+def test_numbers_that_are_not_what_they_claim_are_bad_usage(tmp_path: Path, argv: list[str], words: str) -> None:
+    result = run(tmp_path, *argv)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_state_folder_that_is_a_file_is_a_bad_setting_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a folder")
+    result = run(tmp_path, "running")
+    assert result.returncode == 2
+    assert result.stderr == f"dssr: JARVICE_LOCAL_STATE_DIR='{tmp_path}/state' cannot be created: File exists.\n"

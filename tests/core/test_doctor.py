@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,90 @@ def test_beside_the_readmes_try_it_server_the_doctor_says_the_server_holds_the_s
     assert rc == 0, lines
     assert lines[0] == "OK settings parse — connector local, executor shell"  # the CLI works beside its server
     assert not [x for x in lines if "FAIL" in x]
+
+
+def unreadable_key_lines(tmp_path: Path, key_file: Path, **extra: str) -> tuple[int, list[str]]:
+    return doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_PKEY="", JARVICE_SLURM_SSH_PKEY_FILE=str(key_file), **extra))
+
+
+@pytest.mark.parametrize("kind, why", [("directory", "Is a directory"), ("missing", "No such file or directory")])
+def test_an_unreadable_key_file_is_its_own_line_and_the_other_local_checks_still_run(
+    tmp_path: Path, kind: str, why: str
+) -> None:
+    key_file = tmp_path / "key"
+    if kind == "directory":
+        key_file.mkdir()
+    rc, lines = unreadable_key_lines(tmp_path, key_file, JARVICE_USERS_ID_MAPPING_FILE=str(tmp_path / "none.yaml"),
+                                     JARVICE_SLURM_SSH_KNOWN_HOSTS=str(tmp_path / "no_known_hosts"))
+    assert rc == 1
+    assert lines[0] == "OK settings parse — connector slurm, executor singularity"
+    assert lines[1] == (f"FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
+                        f"JARVICE_SLURM_SSH_PKEY_FILE='{key_file}' cannot be read ({why}).")
+    assert lines[2] == ("FAIL the login node's host key is pinned — JARVICE_SLURM_SSH_KNOWN_HOSTS="
+                        f"'{tmp_path}/no_known_hosts' cannot be read (No such file or directory).")
+    assert lines[3].startswith(f"FAIL the user-id mapping file {tmp_path}/none.yaml loads — ")
+    assert "JARVICE_USERS_ID_MAPPING_FILE" in lines[3]
+    assert lines[4].startswith("FAIL SSH reaches 127.0.0.1:")  # the cluster checks still run after them
+
+
+def test_both_key_variables_set_is_the_keys_own_line(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("whatever")
+    rc, lines = doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(tmp_path / "key")))
+    assert rc == 1 and lines[0].startswith("OK settings parse")
+    assert lines[1] == ("FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
+                        "JARVICE_SLURM_SSH_PKEY and JARVICE_SLURM_SSH_PKEY_FILE are both set: give only one.")
+    assert lines[2].startswith("OK the user-id mapping file ")
+
+
+def test_a_malformed_host_key_fingerprint_is_its_own_line(tmp_path: Path) -> None:
+    rc, lines = doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_HOST_KEY="aa:bb"))
+    assert rc == 1 and lines[0].startswith("OK settings parse") and lines[1].startswith("OK the service user's key")
+    assert lines[2] == ("FAIL the login node's host key is pinned — JARVICE_SLURM_SSH_HOST_KEY='aa:bb' is not of the "
+                        "form SHA256:<base64> (as printed by ssh-keygen -lf).")
+    assert lines[3].startswith("OK the user-id mapping file ")
+
+
+def test_a_key_file_of_mode_000_read_by_another_user_is_its_own_line(tmp_path: Path) -> None:
+    """The file exists but this user may not read it: as root (who reads anything) the doctor runs in a
+    forked child that dropped to the unprivileged ``nobody`` first."""
+    import os
+    import pwd
+    import tempfile
+
+    from tests.core.test_usermap import openssh_key
+
+    folder = Path(tempfile.mkdtemp(prefix="dssr-doctor-"))  # pytest's own folders are 0700: nobody could not look in
+    folder.chmod(0o755)
+    key_file = folder / "key"
+    key_file.write_text(openssh_key("ed25519"))
+    env = slurm_env(tmp_path, JARVICE_SLURM_SSH_PKEY="", JARVICE_SLURM_SSH_PKEY_FILE=str(key_file))
+    rc, lines = doctor(env)  # readable: it loads (and every module the doctor needs is now imported)
+    assert lines[1] == "OK the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — ssh-ed25519"
+    key_file.chmod(0)
+    if os.geteuid() != 0:
+        rc, lines = doctor(env)
+    else:
+        nobody = pwd.getpwnam("nobody")
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            try:
+                os.close(reader)
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                seen = os.path.isfile(key_file)  # it sees the file: only reading it is refused
+                code, got = doctor(env)
+                os.write(writer, "\n".join([str(code) if seen else "unseen", *got]).encode())
+            finally:
+                os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader) as pipe:
+            said = pipe.read().splitlines()
+        os.waitpid(child, 0)
+        assert said and said[0] != "unseen", said
+        rc, lines = int(said[0]), said[1:]
+    shutil.rmtree(folder)
+    assert rc == 1 and lines[0].startswith("OK settings parse")
+    assert lines[1] == (f"FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
+                        f"JARVICE_SLURM_SSH_PKEY_FILE='{key_file}' cannot be read (Permission denied).")

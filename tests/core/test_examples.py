@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,33 @@ def code_reads(name: str) -> bool:
     return name in collect()
 
 
-def launch(tmp_path: Path, token: str | None = "a-long-random-upstream-secret") -> tuple[subprocess.CompletedProcess[str], Path]:
-    """examples/launch-slurm.sh as a site runs it, with its /etc/jarvice-dssr files in a temporary folder and a
-    stand-in dssr-server (named as one: it only writes down the environment and arguments it was started with)."""
+#: the lines of examples/launch-slurm.sh an administrator must change: `export NAME=value  # SITE: what it is`
+SITE_LINE = re.compile(r"^export ([A-Z][A-Z0-9_]*)=(.*?)  # SITE: (.+)$", re.M)
+
+
+def site_values() -> dict[str, str]:
+    """The variables examples/launch-slurm.sh marks as the site's to change, with the example's values."""
+    return {name: value for name, value, _ in SITE_LINE.findall((EXAMPLES / "launch-slurm.sh").read_text())}
+
+
+def render_launch_script(etc: Path, site: dict[str, str] | None = None) -> str:
+    """examples/launch-slurm.sh with its /etc/jarvice-dssr files in ``etc`` and, when ``site`` is given, each
+    marked site value replaced (``site`` must give every marked variable, and only those)."""
+    text = (EXAMPLES / "launch-slurm.sh").read_text().replace("/etc/jarvice-dssr/", f"{etc}/")
+    if site is not None:
+        assert sorted(site) == sorted(site_values()), "give a value for each SITE line, and only for those"
+        for name, value in site.items():
+            line = f"export {name}={shlex.quote(value)}"
+            text, count = re.subn(rf"^export {name}=.*  # SITE: .*$", lambda _, line=line: line, text, flags=re.M)
+            assert count == 1, name
+    return text
+
+
+def launch(tmp_path: Path, token: str | None = "a-long-random-upstream-secret",
+           argv: tuple[str, ...] | list[str] = ("--port", "5001")) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """examples/launch-slurm.sh as a site runs it, with its /etc/jarvice-dssr files in a temporary folder and
+    stand-ins of dssr-server and dssr (named as such: each only writes down its name and the environment and
+    arguments it was started with)."""
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "jarvice_ed25519").write_text(private_key())
@@ -54,17 +79,19 @@ def launch(tmp_path: Path, token: str | None = "a-long-random-upstream-secret") 
     if token is not None:
         (etc / "upstream_token").write_text(token)
     script = tmp_path / "launch-slurm.sh"
-    script.write_text((EXAMPLES / "launch-slurm.sh").read_text().replace("/etc/jarvice-dssr/", f"{etc}/"))
+    script.write_text(render_launch_script(etc))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     record = tmp_path / "started.json"
-    (bin_dir / "dssr-server").write_text(
-        f"#!{sys.executable}\nimport json, os, sys\n"
-        f"json.dump({{'argv': sys.argv[1:], 'env': dict(os.environ)}}, open({str(record)!r}, 'w'))\n"
-    )
-    (bin_dir / "dssr-server").chmod(0o755)
+    for program in ("dssr-server", "dssr"):
+        (bin_dir / program).write_text(
+            f"#!{sys.executable}\nimport json, os, sys\n"
+            f"json.dump({{'program': {program!r}, 'argv': sys.argv[1:], 'env': dict(os.environ)}}, "
+            f"open({str(record)!r}, 'w'))\n"
+        )
+        (bin_dir / program).chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    return subprocess.run(["bash", str(script), "--port", "5001"], capture_output=True, text=True, env=env,
+    return subprocess.run(["bash", str(script), *argv], capture_output=True, text=True, env=env,
                           timeout=60), record
 
 
@@ -84,7 +111,7 @@ def test_the_launch_scripts_settings_pass_the_codes_own_parsers(tmp_path: Path) 
     result, record = launch(tmp_path)
     assert result.returncode == 0, result.stderr
     started = json.loads(record.read_text())
-    assert started["argv"] == ["--port", "5001"]  # its arguments reach the server
+    assert started["program"] == "dssr-server" and started["argv"] == ["--port", "5001"]  # its arguments reach it
     exported = {k: v for k, v in started["env"].items() if k.startswith(("JARVICE_", "WAITRESS_"))}
     settings = Settings(exported)
 
@@ -104,6 +131,26 @@ def test_the_launch_scripts_settings_pass_the_codes_own_parsers(tmp_path: Path) 
     assert mapping.problems == () and mapping.users == ["kirby", "mario"]
     unread = [name for name in exported if not code_reads(name)]
     assert unread == []
+
+
+def test_the_launch_script_marks_the_values_a_site_changes() -> None:
+    marked = site_values()
+    assert {"JARVICE_SLURM_CLUSTER_ADDR", "JARVICE_JWT_ISSUER", "JARVICE_SYSTEM_REGISTRY"} <= set(marked)
+    # no value naming a host of this example's own is left unmarked
+    text = (EXAMPLES / "launch-slurm.sh").read_text()
+    unmarked = [line for line in text.splitlines() if re.search(r"\.example\b|pkg\.dev", line)
+                and line.startswith("export") and "# SITE: " not in line]
+    assert unmarked == []
+
+
+def test_launch_script_doctor_runs_dssr_doctor_with_the_scripts_settings_instead_of_the_server(tmp_path: Path) -> None:
+    """`bash launch-slurm.sh doctor ARGS` execs `dssr doctor ARGS` (a stand-in dssr, named as one, writes
+    down what it was started with); the server is not started."""
+    result, record = launch(tmp_path, argv=["doctor", "--submit", "kirby@example.com"])
+    assert result.returncode == 0, result.stderr
+    started = json.loads(record.read_text())
+    assert started["program"] == "dssr" and started["argv"] == ["doctor", "--submit", "kirby@example.com"]
+    assert started["env"]["JARVICE_SLURM_CLUSTER_ADDR"] == "login1.cluster.example"
 
 
 @pytest.mark.parametrize("token", [None, ""])

@@ -185,6 +185,12 @@ def public_key_line() -> str:
      "set JARVICE_JWT_PUBLIC_KEY or JARVICE_JWT_JWKS_URL, or JARVICE_JWT_VERIFY=false."),
     ({"JARVICE_SLURM_SSH_PKEY_FILE": "/nonexistent/key", "JARVICE_SLURM_SSH_PKEY": ""},
      "JARVICE_SLURM_SSH_PKEY_FILE='/nonexistent/key' cannot be read (No such file or directory)."),
+    ({"JARVICE_SLURM_SSH_PKEY_FILE": "FOLDER", "JARVICE_SLURM_SSH_PKEY": ""},
+     "JARVICE_SLURM_SSH_PKEY_FILE='{tmp}/folder' cannot be read (Is a directory)."),
+    ({"JARVICE_USERS_ID_MAPPING_FILE": "FOLDER"},
+     "JARVICE_USERS_ID_MAPPING_FILE: The user-id mapping file {tmp}/folder cannot be read (Is a directory)."),
+    ({"JARVICE_SLURM_SSH_KNOWN_HOSTS": "FOLDER"},
+     "JARVICE_SLURM_SSH_KNOWN_HOSTS='{tmp}/folder' cannot be read (Is a directory)."),
 ])
 def test_a_local_fault_of_the_slurm_settings_stops_start_up_naming_the_variable(
     tmp_path: Path, change: dict[str, str], words: str
@@ -193,7 +199,9 @@ def test_a_local_fault_of_the_slurm_settings_stops_start_up_naming_the_variable(
     (tmp_path / "empty.yaml").write_text("")
     write(tmp_path / "nobody.yaml", [{"mail": "kirby@example.com", "mapped_user": "kirby"}])
     (tmp_path / "known_hosts").write_text(f"[login.example.org]:22 {public_key_line()}\n")  # another host's
-    files = {"MALFORMED": "bad.yaml", "EMPTY": "empty.yaml", "NOBODY": "nobody.yaml", "OTHER_HOSTS": "known_hosts"}
+    (tmp_path / "folder").mkdir()
+    files = {"MALFORMED": "bad.yaml", "EMPTY": "empty.yaml", "NOBODY": "nobody.yaml", "OTHER_HOSTS": "known_hosts",
+             "FOLDER": "folder"}
     change = {k: str(tmp_path / files[v]) if v in files else public_key_line() if v == "PUBLIC" else v
               for k, v in change.items()}
     env = slurm_env(tmp_path, **change)

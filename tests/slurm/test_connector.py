@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import pytest
 
 from dssr_core import (
-    BadRequest, ClusterError, ConfigError, Identity, JobRef, JobSpec, JobState, Settings, Submission,
+    BadRequest, ClusterError, Identity, JobRef, JobSpec, JobState, Settings, Submission,
 )
 from dssr_core.batch._ssh import Result
 from dssr_core.batch import JobPlan, QueuedJob
@@ -338,8 +338,20 @@ def test_a_service_key_file_that_is_not_a_key_is_named_by_its_variable(tmp_path:
     conn.close()
 
 
-def test_an_unreadable_service_key_file_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+def test_an_unreadable_service_key_file_is_a_blocking_local_fault_naming_the_variable(tmp_path: Path) -> None:
+    """Not an exception of the connector's start: a local check of its own, so that the doctor reports
+    it beside the other local faults (issue 21); a blocking one, so that dssr-server stops on it."""
     env = settings(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(tmp_path / "missing")).as_dict()
     del env["JARVICE_SLURM_SSH_PKEY"]
-    with pytest.raises(ConfigError, match="JARVICE_SLURM_SSH_PKEY_FILE=.*missing.* cannot be read"):
-        SlurmConnector(Settings(env))
+    conn = SlurmConnector(Settings(env))
+    try:
+        failing = [check for check in conn.local_checks() if not check.ok]
+        assert [check.why for check in failing] == [
+            f"JARVICE_SLURM_SSH_PKEY_FILE='{tmp_path}/missing' cannot be read (No such file or directory)."
+        ]
+        assert failing[0].blocks
+        assert failing[0].why in conn.check()
+        with pytest.raises(ClusterError, match="JARVICE_SLURM_SSH_PKEY_FILE=.*missing.* cannot be read"):
+            conn.shell.run("true")
+    finally:
+        conn.close()

@@ -15,10 +15,12 @@ import http.server
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -268,3 +270,52 @@ def test_dssr_connector_slurm_doctor_probes_the_nodes_for_the_executor_a_slurm_s
     assert lines[0] == "OK settings parse — connector slurm, executor singularity"
     for node in slurm_cluster.nodes:
         line(lines, f"OK the container runtime on {node}")
+
+
+def test_the_example_launch_scripts_settings_pass_every_check_of_the_doctor_on_the_cluster(
+    slurm_cluster: Cluster, tmp_path: Path, jwks_url: str
+) -> None:
+    """examples/launch-slurm.sh as an administrator runs it before serving (`bash launch-slurm.sh doctor`),
+    with its SITE values and its /etc/jarvice-dssr files those of the test cluster: every check passes, the
+    script's own executor's too (singularity: the cluster's nodes have the stand-in apptainer).  Every
+    address left in it is this machine's: nothing is sent off it."""
+    from tests.core.test_examples import render_launch_script
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copyfile(slurm_cluster.jarvice_key, etc / "jarvice_ed25519")
+    shutil.copyfile(slurm_cluster.known_hosts, etc / "known_hosts")
+    mapping_file(slurm_cluster, etc / "users_id_mapping_configuration.yaml")
+    (etc / "registry_user").write_text("robot")
+    (etc / "registry_password").write_text("pa55")
+    (etc / "upstream_token").write_text(secrets.token_hex(32))
+    script = tmp_path / "launch-slurm.sh"
+    script.write_text(render_launch_script(etc, {
+        "JARVICE_SLURM_CLUSTER_ADDR": slurm_cluster.host,
+        "JARVICE_SLURM_CLUSTER_PORT": str(slurm_cluster.ssh_port),
+        "JARVICE_SLURM_SSH_USER": slurm_cluster.service_user,
+        "JARVICE_BAREMETAL_SCRATCH_DIR": str(slurm_cluster.scratch),
+        "JARVICE_JWT_ISSUER": slurm_cluster.idp.issuer,  # checked in tokens, never fetched
+        "JARVICE_JWT_JWKS_URL": jwks_url,  # the test identity provider's keys, on loopback
+        "JARVICE_JWT_AUDIENCE": "jarvice",
+        "JARVICE_SYSTEM_REGISTRY": "127.0.0.1:5000",  # the stand-in apptainer pulls nothing from it
+        "JARVICE_SYSTEM_REPO_BASE": "jarvice-system/images",
+        "JARVICE_IMAGES_TAG": "jarvice-test",
+    }))
+    # the addresses left: the cluster's and the key server's (loopback), and the issuer's name (never resolved)
+    assert slurm_cluster.host == "127.0.0.1"
+    exports = "\n".join(x for x in script.read_text().splitlines() if x.startswith("export "))
+    assert set(re.findall(r"https?://([^/:\"']+)", exports)) <= {"127.0.0.1", "idp.test"}
+    assert not re.search(r"\.example\b|pkg\.dev", exports)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    result = subprocess.run(["bash", str(script), "doctor"], capture_output=True, text=True, env=env, timeout=400)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines and all(x.startswith("OK ") for x in lines), result.stdout
+    assert lines[0] == "OK settings parse — connector slurm, executor singularity"
+    assert lines[1] == "OK the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — ssh-ed25519"
+    for start in ("OK SSH reaches 127.0.0.1:", "OK the service user 'jarvice' logs in", "OK sacct answers",
+                  "OK the container runtime on node", "OK kirby@example.com's key logs in as 'kirby'",
+                  "OK the container runtime on node2", "OK 'jarvice' coordinates account 'nintendo'",
+                  "OK bearer-token keys load — JARVICE_JWT_JWKS_URL: 1 key(s)"):
+        line(lines, start)

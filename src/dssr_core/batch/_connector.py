@@ -31,7 +31,7 @@ from ._jobs import PREFIX, EndedJob, JobPlan, QueuedJob, QueueIndex
 from ._listing import FolderListing
 from ._settings import BatchSettings
 from ._sharing import Batcher, SharedSnapshot
-from ._shell import ServiceShell, build_pool
+from ._shell import ServiceShell, UnusablePolicy, build_pool
 from ._usermap import UserMappingFile
 
 log = logging.getLogger("dssr_core.batch.connector")
@@ -343,7 +343,9 @@ class BatchConnector(Connector):
             yield failed(what, self.shell.key_problem)
         else:
             yield passed(what, self.shell.login.key.get_name())
-        if self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
+        if isinstance(self.pool.policy, UnusablePolicy):
+            yield failed("the login host's host key is pinned", self.pool.policy.problem)
+        elif self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
             yield failed(
                 f"the known_hosts file holds the login host's key ({cfg.host}:{cfg.port})",
                 f"{cfg.variable('SSH_KNOWN_HOSTS')}={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add "

@@ -35,6 +35,9 @@ class BatchSettings:
     service_key_text: str | None
     #: the variable that gave it: ``<PREFIX>_SSH_PKEY``, or ``<PREFIX>_SSH_PKEY_FILE`` (a mounted file)
     service_key_setting: str
+    #: why the key could not be read (its file unreadable, or both variables set): a local check reports
+    #: it beside the others, instead of it hiding every other fault
+    service_key_problem: str | None
     known_hosts: str | None
     host_key: str | None
     #: where first-seen host keys are kept across restarts (trust on first use only)
@@ -72,7 +75,11 @@ class BatchSettings:
         record = settings.str(f"{prefix}_SSH_HOST_KEY_RECORD")
         if record and not posixpath.isabs(record):
             raise ConfigError(f"{prefix}_SSH_HOST_KEY_RECORD={record!r} is not an absolute path.")
-        key_setting, key_text = settings.secret_text(f"{prefix}_SSH_PKEY")
+        key_problem = None
+        try:
+            key_setting, key_text = settings.secret_text(f"{prefix}_SSH_PKEY")
+        except ConfigError as exc:
+            key_setting, key_text, key_problem = f"{prefix}_SSH_PKEY_FILE", None, str(exc)
         return {
             "prefix": prefix,
             "host": host,
@@ -80,6 +87,7 @@ class BatchSettings:
             "service_user": settings.str(f"{prefix}_SSH_USER", "jarvice") or "jarvice",
             "service_key_text": key_text,
             "service_key_setting": key_setting,
+            "service_key_problem": key_problem,
             "known_hosts": settings.str(f"{prefix}_SSH_KNOWN_HOSTS"),
             "host_key": settings.str(f"{prefix}_SSH_HOST_KEY"),
             "host_key_record": record,
