@@ -39,6 +39,13 @@ class SlurmJob:
     elapsed: str = "00:00:00"
     nodes: tuple[str, ...] = ()
     reason: str = ""
+    #: seconds since the epoch; None when Slurm does not say (a pending job's start and a running
+    #: job's end are only forecasts)
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    #: Slurm's comment: the spec's digest (:meth:`dssr_core.JobSpec.digest`) unless the spec gave one
+    comment: str = ""
 
 
 #: The name of a record slurmdbd made from a job's end alone.  slurmctld sends a job's start record
@@ -62,6 +69,10 @@ class AcctRecord:
     elapsed: str = "00:00:00"
     #: ``rc:signal`` as sacct prints it
     exit_code: str = "0:0"
+    #: seconds since the epoch; None when accounting does not say
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -162,7 +173,9 @@ class JobPlan:
             time_limit=spec.walltime,
             partition=spec.partition,
             licenses=spec.licenses,
-            extra=dict(spec.scheduler_flags),
+            # the spec's digest where the connector reads it back with the job's state (a comment the spec
+            # gives wins: then nothing tells whether a later submission of the name asks the same)
+            extra={"comment": spec.digest(), **spec.scheduler_flags},
             environment=dict(environment or {}),
         )
 

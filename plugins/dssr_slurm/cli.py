@@ -12,7 +12,16 @@ from dssr_core import Check, Login, Result, SSHPool, UserMappingFile
 from . import cli_checks
 
 from .backend import PREFIX, AcctRecord, JobPlan, SlurmBackend, SlurmJob
-from .parsing import SACCT_FIELDS, SEP, SINFO_FORMAT, parse_sacct, parse_sinfo, parse_squeue, squeue_format
+from .parsing import (
+    SACCT_FIELDS,
+    SEP,
+    SINFO_FORMAT,
+    TIME_FORMAT_ENV,
+    parse_sacct,
+    parse_sinfo,
+    parse_squeue,
+    squeue_format,
+)
 from .remote import ServiceShell
 from .script import batch_script, submission_script
 from .settings import SlurmSettings
@@ -77,7 +86,8 @@ class CliBackend(SlurmBackend):
 
     def queue(self) -> list[SlurmJob]:
         marker = "\x1e" + secrets.token_hex(8) + SEP
-        result = self._run(command("squeue", "-h", "-a", "-t", "all", "-o", squeue_format(marker)), "squeue")
+        squeue = command("squeue", "-h", "-a", "-t", "all", "-o", squeue_format(marker))
+        result = self._run(f"{TIME_FORMAT_ENV} {squeue}", "squeue")
         return parse_squeue(result.stdout, marker, PREFIX)
 
     def _read_shape(self) -> Shape:
@@ -98,7 +108,7 @@ class CliBackend(SlurmBackend):
                 "-j",
                 ",".join(chunk),
             )
-            records.update(parse_sacct(self._run(cmd, "sacct").stdout, chunk))
+            records.update(parse_sacct(self._run(f"{TIME_FORMAT_ENV} {cmd}", "sacct").stdout, chunk))
         return records
 
     def user_for(self, identity: Identity | None) -> str:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dssr_core import (
     BadRequest,
@@ -145,26 +145,24 @@ class SlurmConnector(SlurmExtras, Connector):
         return job
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
-        job = self._find(ref)
-        code: int | None = None
-        if job is not None:
-            state, detail, elapsed, owner = job_state(job.state), job.state, job.elapsed, job.user
-            code = self._accounted_exit_code(ref) if state.finished else None
+        seen: SlurmJob | AcctRecord | None = self._find(ref)
+        if seen is not None:
+            code = self._accounted_exit_code(ref) if job_state(seen.state).finished else None
+        elif (seen := self._accounted(ref)) is None:
+            return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
         else:
-            record = self._accounted(ref)
-            if record is None:
-                return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
-            state, detail, elapsed, owner = job_state(record.state), record.state, record.elapsed, record.user
-            code = exit_code(record.exit_code)
+            code = exit_code(seen.exit_code)
+        state, detail, elapsed, owner = job_state(seen.state), seen.state, seen.elapsed, seen.user
+        times: dict[str, Any] = {"submitted": seen.submitted, "started": seen.started, "ended": seen.ended}
         if not state.finished:
             raise ClusterError(f"Job {ref.jobid} has not finished yet (Slurm says {detail}); ask again later.")
         # slurmrestd 22.05 (v0.0.38) records 0 for every job: a 0 is believed of a completed job only
         code = code if code or state is JobState.COMPLETED else None
         if not CLUSTER_USER_PATTERN.match(owner):
-            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail, exit_code=code)
+            return replace(ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail, exit_code=code), **times)
         self._remember_owner(ref.jobid, owner)
         output = self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
-        return ExitStatus(ref, state, elapsed, output, detail, owner=owner, exit_code=code)
+        return replace(ExitStatus(ref, state, elapsed, output, detail, owner=owner, exit_code=code), **times)
 
     def _remember_owner(self, jobid: str, owner: str) -> None:
         with self._owners_lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from dssr_core import JobRef, JobStatus
+from dssr_core import JobRef, JobState, JobStatus
 from dssr_core import NAME_PATTERN
 
 from .backend import PREFIX, SlurmJob
@@ -51,6 +51,9 @@ class QueueIndex:
                     owner=job.user,
                     detail=job.state,
                     reason=job.reason,
+                    submitted=job.submitted,
+                    started=job.started if state is not JobState.QUEUED else None,
+                    spec_digest=job.comment,
                 )
             )
         return cls(

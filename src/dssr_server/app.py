@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from dssr_core import Downstream, Settings, bounded, metrics
 
 from . import v1
-from .errors import PROBLEM, error_answer, problem_answer
+from .errors import PROBLEM, allow_header, error_answer, problem_answer
 from .fastpath import RunstatusFastPath
 from .legacy import register
 from .metrics import PrometheusRecorder
@@ -138,7 +138,9 @@ def _install_error_handlers(app: Flask) -> None:
         if _on_v1():
             return _problem(exc)
         status = exc.code or 500
-        return _error(f"{exc.name}: {_where()}", status)
+        answer, status = _error(f"{exc.name}: {_where()}", status)
+        answer.headers.update(allow_header(exc))
+        return answer, status
 
     @app.errorhandler(Exception)
     def raised(exc: Exception) -> tuple[Response, int]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -109,6 +111,43 @@ def test_hold_release_and_delete_act_on_the_cluster(as_user: Callable[..., V1]) 
     assert kirby.post(running + "/hold").status == 409
     assert kirby.delete(running + "?force=true").status == 204
     assert ended(kirby, running)["state"] == "cancelled"
+
+
+def test_a_name_that_exists_with_another_spec_is_a_conflict_naming_what_differs(as_user: Callable[..., V1]) -> None:
+    kirby = as_user("kirby")
+    body = spec("sleep 30", held=True)
+    created = kirby.post("/v1/jobs", body)
+    location = created.headers["location"]
+    assert created.status == 201 and kirby.post("/v1/jobs", body).status == 200
+    conflict = kirby.post("/v1/jobs", {**body, "command": "sleep 31", "nodes": 2})
+    assert conflict.status == 409 and conflict.problem["fields"] == ["nodes", "command"], conflict.body
+    assert created.json()["id"] in conflict.problem["detail"]
+    assert kirby.post("/v1/jobs", {**body, "walltime": "00:10:00"}).problem["fields"] == ["walltime"]
+    job = kirby.get(location).json()
+    assert job["state"] == "queued" and "Held" in job["reason"]  # the conflicts left the job as it was
+    assert kirby.post("/v1/jobs", body).headers["location"] == location
+    assert kirby.delete(location + "?force=true").status == 204
+
+
+def test_a_job_tells_when_it_was_submitted_started_and_ended_in_utc(as_user: Callable[..., V1]) -> None:
+    kirby = as_user("kirby")
+    before = time.time()
+    location = kirby.post("/v1/jobs", spec("sleep 2", held=True)).headers["location"]
+    queued = kirby.get(location).json()
+    assert (queued["started"], queued["ended"]) == (None, None) and abs(_seconds(queued["submitted"]) - before) < 10
+    listed = V1(kirby.url, SHARED).get(f"/v1/jobs?name={queued['name']}").json()["jobs"]
+    assert [job["submitted"] for job in listed] == [queued["submitted"]]
+    assert kirby.post(location + "/release").status == 204
+    running = wait_for("the job to run", lambda: (job := kirby.get(location).json())["state"] == "running" and job, 60)
+    assert running["ended"] is None and _seconds(queued["submitted"]) <= _seconds(running["started"])
+    # an ended job still in slurmctld: its times from squeue (once it has left, from sacct: test_parsing.py)
+    end = ended(kirby, location)
+    assert end["submitted"] == queued["submitted"] and end["started"] == running["started"]
+    assert _seconds(end["started"]) < _seconds(end["ended"]) <= time.time() + 2
+
+
+def _seconds(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def test_the_legacy_api_and_v1_see_the_same_job_alike(server: Server, as_user: Callable[..., V1]) -> None:
