@@ -67,8 +67,10 @@ def error_answer(exc: Exception, where: str) -> tuple[str, int]:
         if isinstance(exc, Busy):
             # a bound the server keeps on purpose, not a failure: said once per interval, not per request
             skipped = _busy.take()
-            if skipped is not None:
-                log.warning("%s refused: %s (%d more refused in the last %.0f s)", where, exc, skipped, _busy.interval)
+            if skipped:
+                log.warning("%s refused: %s (and %d more in the last %.0f s)", where, exc, skipped, _busy.interval)
+            elif skipped is not None:
+                log.warning("%s refused: %s", where, exc)
         elif isinstance(exc, ClusterError) and exc.transient:
             log.info("%s: %s (the upstream will ask again)", where, exc)
         elif exc.http_status >= 500:

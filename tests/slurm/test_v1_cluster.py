@@ -8,7 +8,6 @@ shared token; jobs run with the ``shell`` executor as the mapped users.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,6 +20,7 @@ import pytest
 from dssr_core.testing.contract import unique_name, wait_for
 from tests.cluster.harness import Cluster
 from tests.slurm.cluster_support import Server, serve, slurm_env
+from tests.slurm.follow_support import follow_check
 from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.v1client import V1
 
@@ -219,28 +219,21 @@ def test_the_cluster_lists_its_partition_and_nodes_with_their_resources(server: 
     assert cluster["totals"]["cpus"]["total"] == sum(node["cpus"]["total"] for node in cluster["nodes"])
 
 
-def test_followers_of_several_jobs_get_every_line_once_in_order(as_user: Callable[..., V1]) -> None:
-    kirby = as_user("kirby")
-    lines = 30
-    locations = [
-        kirby.post("/v1/jobs", spec(f"for i in $(seq 1 {lines}); do echo job{j}-$i; sleep 0.2; done")).headers[
-            "location"
-        ]
-        for j in range(2)
-    ]
-    got: dict[int, list[bytes]] = {}
-
-    def follow(index: int) -> None:
-        got[index] = list(kirby.stream(locations[index % 2] + "/output?follow=true", timeout=120))
-
-    threads = [threading.Thread(target=follow, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(150)
-    for index, pieces in got.items():
-        assert b"".join(pieces).decode().splitlines() == [f"job{index % 2}-{i}" for i in range(1, lines + 1)]
-    assert len(got) == 6
+def test_followers_of_running_jobs_get_every_line_once_in_order_with_threads_and_ssh_channels_bounded(
+    server: Server, as_user: Callable[..., V1]
+) -> None:
+    """benchmarks/v1_follow.py's check (50 followers x 10 jobs x 60 s), smaller: 12 followers (the bound of
+    V1_ENV) of 4 jobs for 10 s; the bounds it asserts are follow_support's."""
+    report = follow_check(
+        server, as_user("kirby"), followers=12, jobs=4, seconds=10, interval=0.5, tag=unique_name("follow")
+    )
+    print("\n".join(report.lines()))
+    assert not report.wrong and report.closed == 12, report.lines()
+    assert report.ended_follower_ok and report.ended_follower_seconds < 5, report.lines()
+    assert report.busy_status == 503 and report.busy_retry_after, report.lines()
+    assert report.threads_peak <= report.threads_before, report.lines()
+    assert report.ssh_peak <= report.ssh_bound and report.reads <= report.reads_bound, report.lines()
+    assert report.ok
 
 
 def _legacy(url: str, path: str, args: Any = None, ok_only: bool = False) -> Any:
