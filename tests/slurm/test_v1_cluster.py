@@ -49,6 +49,41 @@ def server(
         yield server
 
 
+#: where the life of a job (and the 409 and times that the connector reads back) is checked: (cluster
+#: fixture, interface: ``cli`` for squeue/sacct/sbatch over SSH, else the slurmrestd API version)
+LIVES = [
+    pytest.param(("slurm_cluster", "cli"), id="22.05-ssh"),
+    pytest.param(("slurm_cluster", "v0.0.38"), id="22.05-rest-v0.0.38"),
+    pytest.param(("slurm2411_cluster", "cli"), id="24.11-ssh"),
+    pytest.param(("slurm2411_cluster", "v0.0.40"), id="24.11-rest-v0.0.40"),
+    pytest.param(("slurm2411_cluster", "v0.0.42"), id="24.11-rest-v0.0.42"),
+]
+
+
+@pytest.fixture(scope="module", params=LIVES)
+def life(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Cluster]]:
+    fixture, interface = request.param
+    cluster: Cluster = request.getfixturevalue(fixture)
+    tmp = tmp_path_factory.mktemp(f"slurm-v1-life-{interface}")
+    if interface == "cli":
+        env = slurm_env(cluster, tmp, **V1_ENV)
+    else:
+        env = rest_env(cluster, tmp, interface, "true", **V1_ENV)
+    for server in serve(env):
+        server.interface = interface  # type: ignore[attr-defined]
+        yield server, cluster
+
+
+@pytest.fixture(scope="module")
+def life_user(life: tuple[Server, Cluster]) -> Callable[..., V1]:
+    server, cluster = life
+
+    def make(user: str, **claims: Any) -> V1:
+        return V1(server.url, cluster.idp.mint(email=f"{user}@example.com", user=user, audience="jarvice", **claims))
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def as_user(slurm_cluster: Cluster, server: Server) -> Callable[..., V1]:
     def make(user: str, **claims: Any) -> V1:
@@ -72,8 +107,8 @@ def ended(api: V1, location: str, timeout: float = 90) -> dict[str, Any]:
     return wait_for(f"{location} to end", done, timeout)
 
 
-def test_a_job_lives_its_whole_life_through_v1_only(server: Server, as_user: Callable[..., V1]) -> None:
-    kirby = as_user("kirby")
+def test_a_job_lives_its_whole_life_through_v1_only(life: tuple[Server, Cluster], life_user: Callable[..., V1]) -> None:
+    server, kirby = life[0], life_user("kirby")
     body = spec("echo one; sleep 2; echo two; exit 3", number=5)
     created = kirby.post("/v1/jobs", body)
     assert created.status == 201, created.body
@@ -85,16 +120,19 @@ def test_a_job_lives_its_whole_life_through_v1_only(server: Server, as_user: Cal
     streamed = b"".join(kirby.stream(location + "/output?follow=true")).decode()
     assert streamed.startswith("one\ntwo\n"), streamed  # then srun's word on the exit code
     end = ended(kirby, location)
-    if server.interface == "cli":  # type: ignore[attr-defined]
-        # the exit code comes from accounting, which may take a moment to have the job's end
+    if server.interface != "v0.0.38":  # type: ignore[attr-defined]
+        # the exit code comes from accounting, which may take a moment to have the job's end (a job this short
+        # ends before slurmdbd has its start: its record stays a nameless placeholder until then, over 30 s
+        # once on 24.11 with the whole module running on a loaded machine)
         end = wait_for(
-            "the exit code", lambda: (job := kirby.get(location).json())["exit_code"] is not None and job, 30
+            "the exit code", lambda: (job := kirby.get(location).json())["exit_code"] is not None and job, 90
         )
         assert end["exit_code"] == 3
     else:  # slurmrestd 22.05 records every job's exit code as 0: none is told rather than a wrong one
         assert end["exit_code"] is None
     assert (end["state"], end["rc"], end["owner"]) == ("failed", 1, "kirby")
     assert kirby.get(location + "/output").body.decode() == streamed  # what was followed is the whole output
+    assert end["submitted"] and end["started"] and end["ended"] and end["started"] <= end["ended"]
 
 
 def test_hold_release_and_delete_act_on_the_cluster(as_user: Callable[..., V1]) -> None:
@@ -113,8 +151,8 @@ def test_hold_release_and_delete_act_on_the_cluster(as_user: Callable[..., V1]) 
     assert ended(kirby, running)["state"] == "cancelled"
 
 
-def test_a_name_that_exists_with_another_spec_is_a_conflict_naming_what_differs(as_user: Callable[..., V1]) -> None:
-    kirby = as_user("kirby")
+def test_a_name_that_exists_with_another_spec_is_a_conflict_naming_what_differs(life_user: Callable[..., V1]) -> None:
+    kirby = life_user("kirby")
     body = spec("sleep 30", held=True)
     created = kirby.post("/v1/jobs", body)
     location = created.headers["location"]
@@ -129,8 +167,8 @@ def test_a_name_that_exists_with_another_spec_is_a_conflict_naming_what_differs(
     assert kirby.delete(location + "?force=true").status == 204
 
 
-def test_a_job_tells_when_it_was_submitted_started_and_ended_in_utc(as_user: Callable[..., V1]) -> None:
-    kirby = as_user("kirby")
+def test_a_job_tells_when_it_was_submitted_started_and_ended_in_utc(life_user: Callable[..., V1]) -> None:
+    kirby = life_user("kirby")
     before = time.time()
     location = kirby.post("/v1/jobs", spec("sleep 2", held=True)).headers["location"]
     queued = kirby.get(location).json()
