@@ -122,7 +122,7 @@ def test_a_job_lives_its_whole_life_through_v1_only(life: tuple[Server, Cluster]
     end = ended(kirby, location)
     if server.interface != "v0.0.38":  # type: ignore[attr-defined]
         # the exit code comes from accounting, which may take a moment to have the job's end (a job this short
-        # ends before slurmdbd has its start: its record stays a nameless placeholder until then, over 30 s
+        # ends before slurmdbd has its start, whose record may stay a nameless placeholder until then: over 30 s
         # once on 24.11 with the whole module running on a loaded machine)
         end = wait_for(
             "the exit code", lambda: (job := kirby.get(location).json())["exit_code"] is not None and job, 90
