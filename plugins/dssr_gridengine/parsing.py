@@ -86,6 +86,7 @@ def parse_qstat(text: str, prefix: str = PREFIX) -> list[QueuedJob]:
         )
         job["state"] = job["state"] or (item.findtext("state") or "").strip()
         job["start"] = job["start"] or (item.findtext("JAT_start_time") or "").strip()
+        job["submitted"] = job.get("submitted") or (item.findtext("JB_submission_time") or "").strip()
         queue = (item.findtext("queue_name") or "").strip()
         host = queue.partition("@")[2]
         if host and host not in job["nodes"]:
@@ -101,9 +102,19 @@ def parse_qstat(text: str, prefix: str = PREFIX) -> list[QueuedJob]:
             state=job["state"],
             elapsed=_since(job["start"], now),
             nodes=tuple(job["nodes"]),
+            submitted=_epoch(job.get("submitted", "")),
+            started=_epoch(job["start"]),
         )
         for jobid, job in jobs.items()
     ]
+
+
+def _epoch(text: str) -> float | None:
+    """qstat's local ISO time (the submit host's zone, as ``date`` printed "now") as seconds since the epoch."""
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
 
 
 def _since(start: str, now: datetime) -> str:
@@ -144,6 +155,9 @@ def parse_accounting(text: str, jobids: Iterable[str], prefix: str = PREFIX) -> 
             elapsed=format_seconds(end - start if start else 0),
             # the script's status is worth believing only of a job that started and was not deleted
             exit_code=exit_status if failed == 0 and state is not JobState.CANCELLED else None,
+            submitted=float(submitted) or None,
+            started=float(start) or None,
+            ended=float(end) or None,
         )
         if jobid not in found or submitted >= found[jobid][0]:
             found[jobid] = (submitted, record)

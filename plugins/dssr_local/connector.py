@@ -121,7 +121,7 @@ class LocalConnector(LocalExtras, Connector):
                 known = self.store.find_uncollected(spec.name)
                 if known is not None:
                     return Submission(known.jobid, known.script, existed=True)
-                jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command)
+                jobid = self.store.insert(spec.name, spec.number, spec.held, spec.nodes, spec.command, spec.digest())
                 job_dir = self.jobs_dir / str(jobid)
                 try:
                     script = prepare_job(self.local, self.hostname, self.user, jobid, job_dir, spec, executor)
@@ -295,8 +295,8 @@ class LocalConnector(LocalExtras, Connector):
         if not record.collected:
             output = last_lines(Path(record.job_dir) / OUTPUT_FILE, MAX_OUTPUT_LINES) or ""
         elapsed = format_seconds(record.elapsed_seconds())
-        end = ExitStatus(ref, record.state, elapsed=elapsed, output=output, detail=record.state.name)
-        return dataclasses.replace(end, owner=self.user, exit_code=record.exit_code)
+        end = ExitStatus(ref, record.state, elapsed, output, record.state.name, self.user, record.exit_code)
+        return dataclasses.replace(end, submitted=record.submitted, started=record.started, ended=record.ended)
 
     def cleanup(self, ref: JobRef) -> None:
         with self._held():

@@ -46,6 +46,9 @@ def job_status(record: JobRecord, now: float, hostname: str, user: str) -> JobSt
         elapsed=format_seconds(record.elapsed_seconds(now)),
         owner=user,
         detail="HELD" if record.held else record.state.name,
+        submitted=record.submitted,
+        started=record.started if running else None,
+        spec_digest=record.spec_digest,
     )
 
 

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid_start TEXT,
     exit_code INTEGER,
     reason TEXT NOT NULL DEFAULT '',
-    collected INTEGER NOT NULL DEFAULT 0
+    collected INTEGER NOT NULL DEFAULT 0,
+    spec_digest TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs(name);
@@ -62,6 +63,7 @@ class JobRecord:
     exit_code: int | None
     reason: str
     collected: bool
+    spec_digest: str = ""
 
     @property
     def jobid(self) -> str:
@@ -93,6 +95,9 @@ class JobStore:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "spec_digest" not in columns:  # a database of an earlier version
+                self._db.execute("ALTER TABLE jobs ADD COLUMN spec_digest TEXT NOT NULL DEFAULT ''")
         except sqlite3.Error as exc:
             raise ClusterError(
                 f"The local job database {str(path)!r} cannot be opened: {exc}.", transient=False
@@ -123,12 +128,12 @@ class JobStore:
             raise
         self._execute("COMMIT")
 
-    def insert(self, name: str, number: int, held: bool, nodes: int, command: str) -> int:
+    def insert(self, name: str, number: int, held: bool, nodes: int, command: str, spec_digest: str = "") -> int:
         """A new queued job; its folder is filled in by :meth:`set_prepared` in the same :meth:`transaction`."""
         cur = self._execute(
-            "INSERT INTO jobs (name, number, state, held, nodes, command, job_dir, submitted)"
-            " VALUES (?, ?, ?, ?, ?, ?, '', ?)",
-            (name, number, JobState.QUEUED.value, int(held), nodes, command, time.time()),
+            "INSERT INTO jobs (name, number, state, held, nodes, command, job_dir, submitted, spec_digest)"
+            " VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
+            (name, number, JobState.QUEUED.value, int(held), nodes, command, time.time(), spec_digest),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid

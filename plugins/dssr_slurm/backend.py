@@ -43,6 +43,10 @@ class AcctRecord:
     elapsed: str = "00:00:00"
     #: ``rc:signal`` as sacct prints it
     exit_code: str = "0:0"
+    #: seconds since the epoch; None when accounting does not say
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -134,7 +138,9 @@ def batch_request(
         time_limit=spec.walltime,
         partition=spec.partition,
         licenses=spec.licenses,
-        extra=dict(spec.scheduler_flags),
+        # the spec's digest where the connector reads it back with the job's state (a comment the spec
+        # gives wins: then nothing tells whether a later submission of the name asks the same)
+        extra={"comment": spec.digest(), **spec.scheduler_flags},
         environment=dict(environment or {}),
     )
 

@@ -15,7 +15,16 @@ from . import cli_checks
 
 from dssr_core.batch import JobPlan, PREFIX, QueuedJob
 from .backend import AcctRecord, SlurmBackend, batch_request
-from .parsing import SACCT_FIELDS, SEP, SINFO_FORMAT, parse_sacct, parse_sinfo, parse_squeue, squeue_format
+from .parsing import (
+    SACCT_FIELDS,
+    SEP,
+    SINFO_FORMAT,
+    TIME_FORMAT_ENV,
+    parse_sacct,
+    parse_sinfo,
+    parse_squeue,
+    squeue_format,
+)
 from .script import batch_script, submission_script
 from .settings import SlurmSettings
 from .shape import Shape, ShapeCheck
@@ -70,7 +79,8 @@ class CliBackend(SlurmBackend):
 
     def queue(self) -> list[QueuedJob]:
         marker = "\x1e" + secrets.token_hex(8) + SEP
-        result = self._run(command("squeue", "-h", "-a", "-t", "all", "-o", squeue_format(marker)), "squeue")
+        squeue = command("squeue", "-h", "-a", "-t", "all", "-o", squeue_format(marker))
+        result = self._run(f"{TIME_FORMAT_ENV} {squeue}", "squeue")
         return parse_squeue(result.stdout, marker, PREFIX)
 
     def _read_shape(self) -> Shape:
@@ -91,7 +101,7 @@ class CliBackend(SlurmBackend):
                 "-j",
                 ",".join(chunk),
             )
-            records.update(parse_sacct(self._run(cmd, "sacct").stdout, chunk))
+            records.update(parse_sacct(self._run(f"{TIME_FORMAT_ENV} {cmd}", "sacct").stdout, chunk))
         return records
 
     def user_for(self, identity: Identity | None) -> str:

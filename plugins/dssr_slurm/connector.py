@@ -78,7 +78,17 @@ class SlurmConnector(SlurmExtras, BatchConnector):
             # slurmrestd 22.05 (v0.0.38) records 0 for every job: a 0 is believed of a completed job only
             code = code if code or state is JobState.COMPLETED else None
             ended[jobid] = EndedJob(
-                record.jobid, record.name, record.user, state, record.state, record.elapsed, code, record.complete
+                record.jobid,
+                record.name,
+                record.user,
+                state,
+                record.state,
+                record.elapsed,
+                code,
+                record.complete,
+                submitted=record.submitted,
+                started=record.started,
+                ended=record.ended,
             )
         return ended
 

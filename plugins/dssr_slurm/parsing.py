@@ -21,10 +21,20 @@ from .shape import Node, Partition, Shape, gpu_count
 from .states import clean_state
 
 SEP = "\x1f"
-#: squeue fields before the name (``%i %u %T %M %N %r``), then ``%j``
-SQUEUE_FIELDS = ("%i", "%u", "%T", "%M", "%N", "%r", "%j")
+#: squeue fields before the name (``%i %u %T %M %N %r``, submit, start and end time ``%V %S %e``, comment
+#: ``%k``), then ``%j``
+SQUEUE_FIELDS = ("%i", "%u", "%T", "%M", "%N", "%r", "%V", "%S", "%e", "%k", "%j")
 #: sacct fields, the name last
-SACCT_FIELDS = ("JobID", "User", "State", "ExitCode", "Elapsed", "JobName")
+SACCT_FIELDS = ("JobID", "User", "State", "ExitCode", "Elapsed", "Submit", "Start", "End", "JobName")
+#: squeue and sacct print times as seconds since the epoch with this in their environment (Slurm's
+#: slurm_make_time_str: a strftime format), never in the cluster's local time zone
+TIME_FORMAT_ENV = "SLURM_TIME_FORMAT=%s"
+
+
+def epoch(text: str) -> float | None:
+    """A time printed under :data:`TIME_FORMAT_ENV` -> seconds; ``N/A``, ``Unknown``, ``None``, 0 -> None."""
+    text = text.strip()
+    return float(text) if text.isdigit() and int(text) > 0 else None
 
 
 def squeue_format(marker: str) -> str:
@@ -44,7 +54,7 @@ def parse_squeue(text: str, marker: str, prefix: str) -> list[QueuedJob]:
         parts = record.split(SEP, len(SQUEUE_FIELDS) - 1)
         if len(parts) != len(SQUEUE_FIELDS) or not parts[0].strip().isdigit():
             raise ClusterError("squeue printed a record that cannot be read.")
-        jobid, user, state, elapsed, nodes, reason, name = parts
+        jobid, user, state, elapsed, nodes, reason, submitted, started, ended, comment, name = parts
         if not name.startswith(prefix):
             continue
         try:
@@ -60,6 +70,10 @@ def parse_squeue(text: str, marker: str, prefix: str) -> list[QueuedJob]:
                 elapsed=normalize_elapsed(elapsed),
                 nodes=hosts,
                 reason=reason.strip(),
+                submitted=epoch(submitted),
+                started=epoch(started),
+                ended=epoch(ended),
+                comment=comment.strip(),
             )
         )
     return jobs
@@ -87,8 +101,11 @@ def parse_sacct(text: str, jobids: Iterable[str]) -> dict[str, AcctRecord]:
             state=clean_state(state),
             elapsed=normalize_elapsed(elapsed),
             exit_code=exit_code.strip() or "0:0",
+            submitted=epoch(submitted),
+            started=epoch(started),
+            ended=epoch(ended),
         )
-        for jobid, (_, user, state, exit_code, elapsed, name) in records.items()
+        for jobid, (_, user, state, exit_code, elapsed, submitted, started, ended, name) in records.items()
     }
 
 

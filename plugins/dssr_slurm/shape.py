@@ -75,6 +75,10 @@ UNDECIDED = Verdict(decided=False)
 FITS = Verdict(decided=True)
 
 
+#: extra flags that change nothing of where a job may run (the connector's own ``--comment``: the spec's digest)
+NEUTRAL_FLAGS = frozenset({"comment"})
+
+
 @dataclass(frozen=True)
 class Shape:
     nodes: tuple[Node, ...]
@@ -82,7 +86,7 @@ class Shape:
 
     def verdict(self, request: BatchRequest) -> Verdict:
         """Whether ``request`` could ever run on this cluster as configured."""
-        if request.extra or request.licenses:
+        if set(request.extra) - NEUTRAL_FLAGS or request.licenses:
             return UNDECIDED
         if request.partition:
             partition = self.partitions.get(request.partition)

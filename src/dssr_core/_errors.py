@@ -53,9 +53,14 @@ class Forbidden(DssrError):
 
 
 class Conflict(DssrError):
-    """The request clashes with what exists: e.g. a job of that name submitted with another spec."""
+    """The request clashes with what exists: e.g. a job of that name submitted with another spec
+    (``fields`` names what differs)."""
 
     http_status = 409
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class Unprocessable(BadRequest):

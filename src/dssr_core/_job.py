@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -154,6 +156,40 @@ class JobSpec:
     def replace(self, **changes: Any) -> "JobSpec":
         return dataclasses.replace(self, **changes)
 
+    def digest(self) -> str:
+        """What this spec asks for, as a short text a connector keeps with the job (:attr:`JobStatus.spec_digest`):
+        a hash per field of :data:`DIGEST_FIELDS`, so :meth:`digest_differences` can name what differs."""
+        values = [getattr(self, name) for name in DIGEST_FIELDS]
+        values[-1] = sorted(self.environment.items())
+        text = [json.dumps(value, sort_keys=True, default=str) for value in values]
+        return DIGEST_TAG + ".".join(hashlib.blake2s(t.encode(), digest_size=3).hexdigest() for t in text)
+
+    @staticmethod
+    def digest_differences(kept: str, new: str) -> tuple[str, ...]:
+        """The fields of :data:`DIGEST_FIELDS` whose hashes differ between two :meth:`digest` texts
+        (none when either is not a digest: nothing is known)."""
+        parts = [d[len(DIGEST_TAG) :].split(".") if d.startswith(DIGEST_TAG) else [] for d in (kept, new)]
+        if not all(len(p) == len(DIGEST_FIELDS) for p in parts):
+            return ()
+        return tuple(name for name, a, b in zip(DIGEST_FIELDS, *parts, strict=True) if a != b)
+
+
+#: the fields of a :class:`JobSpec` its :meth:`~JobSpec.digest` covers (``held`` is an instruction, not the job)
+DIGEST_FIELDS = (
+    "number",
+    "nodes",
+    "cores",
+    "gpus",
+    "memory_gb",
+    "walltime",
+    "partition",
+    "exclusive",
+    "image",
+    "command",
+    "environment",
+)
+DIGEST_TAG = "dssr1-"
+
 
 @dataclass(frozen=True)
 class JobStatus:
@@ -171,6 +207,11 @@ class JobStatus:
     detail: str = ""
     #: why a queued job waits, in the scheduler's words (``Priority``, ``JobHeldUser``); empty when not said
     reason: str = ""
+    #: when the job was submitted and started (seconds since the epoch), when the scheduler says
+    submitted: float | None = None
+    started: float | None = None
+    #: the :meth:`JobSpec.digest` the job was submitted with, when the connector keeps it
+    spec_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +229,10 @@ class ExitStatus:
     owner: str | None = None
     #: the exit code of the job's script (0-255), when the scheduler recorded it
     exit_code: int | None = None
+    #: when the job was submitted, started and ended (seconds since the epoch), when the scheduler says
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
 
     @property
     def rc(self) -> int:

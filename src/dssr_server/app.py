@@ -14,7 +14,7 @@ from dssr_core import ConfigError, Downstream, Settings, metrics
 from dssr_core._validate import bounded
 
 from . import v1
-from .errors import PROBLEM, error_answer, problem_answer
+from .errors import PROBLEM, allow_header, error_answer, problem_answer
 from .fastpath import RunstatusFastPath
 from .legacy import register
 from .metrics import PrometheusRecorder
@@ -161,7 +161,9 @@ def _install_error_handlers(app: Flask) -> None:
         if _on_v1():
             return _problem(exc)
         status = exc.code or 500
-        return _error(f"{exc.name}: {_where()}", status)
+        answer, status = _error(f"{exc.name}: {_where()}", status)
+        answer.headers.update(allow_header(exc))
+        return answer, status
 
     @app.errorhandler(Exception)
     def raised(exc: Exception) -> tuple[Response, int]:

@@ -12,11 +12,13 @@ whichever path served the request.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from dssr_core import Busy, ClusterError, DssrError, Unauthorized, Unprocessable
+from dssr_core import Busy, ClusterError, Conflict, DssrError, Unauthorized, Unprocessable
 
 log = logging.getLogger("dssr_server.app")
 
@@ -26,6 +28,31 @@ PROBLEM = "application/problem+json"
 RETRY_AFTER = 5
 #: problem ``type`` URIs: one per kind of error
 TYPE_PREFIX = "urn:jarvice-dssr:problem:"
+#: seconds between two log lines of a server at a bound it keeps (:class:`~dssr_core.Busy`)
+BUSY_LOG_INTERVAL = 60.0
+
+
+class _Throttle:
+    """True at most once per ``interval`` (thread-safe)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.last = -interval
+        self.skipped = 0
+
+    def take(self) -> int | None:
+        """None inside the interval; else how many were skipped since the last one let through."""
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last < self.interval:
+                self.skipped += 1
+                return None
+            self.last, skipped, self.skipped = now, self.skipped, 0
+            return skipped
+
+
+_busy = _Throttle(BUSY_LOG_INTERVAL)
 
 
 def error_answer(exc: Exception, where: str) -> tuple[str, int]:
@@ -37,7 +64,14 @@ def error_answer(exc: Exception, where: str) -> tuple[str, int]:
     ``internal error`` without a word of it.
     """
     if isinstance(exc, DssrError):
-        if isinstance(exc, ClusterError) and exc.transient:
+        if isinstance(exc, Busy):
+            # a bound the server keeps on purpose, not a failure: said once per interval, not per request
+            skipped = _busy.take()
+            if skipped:
+                log.warning("%s refused: %s (and %d more in the last %.0f s)", where, exc, skipped, _busy.interval)
+            elif skipped is not None:
+                log.warning("%s refused: %s", where, exc)
+        elif isinstance(exc, ClusterError) and exc.transient:
             log.info("%s: %s (the upstream will ask again)", where, exc)
         elif exc.http_status >= 500:
             log.error("%s failed: %s", where, exc)
@@ -68,6 +102,7 @@ def problem_answer(exc: Exception, where: str) -> tuple[int, dict[str, Any], dic
         status = exc.code or 500
         detail = f"{exc.name}: {where}"
         kind, title = "http", exc.name
+        headers.update(allow_header(exc))
     else:
         detail, status = error_answer(exc, where)
         kind, title = _kind(exc, status)
@@ -83,7 +118,16 @@ def problem_answer(exc: Exception, where: str) -> tuple[int, dict[str, Any], dic
     body: dict[str, Any] = {"type": TYPE_PREFIX + kind, "title": title, "status": status, "detail": detail}
     if isinstance(exc, Unprocessable) and exc.field:
         body["field"] = exc.field
+    if isinstance(exc, Conflict) and exc.fields:
+        body["fields"] = list(exc.fields)
     return status, body, headers
+
+
+def allow_header(exc: HTTPException) -> dict[str, str]:
+    """``Allow`` naming the methods of the resource, for a ``405`` (RFC 9110 requires it)."""
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        return {"Allow": ", ".join(sorted(exc.valid_methods))}
+    return {}
 
 
 def _kind(exc: Exception, status: int) -> tuple[str, str]:

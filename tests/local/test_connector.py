@@ -434,3 +434,28 @@ def test_local_and_shell_are_found_through_entry_points(local_env: Mapping[str, 
         assert isinstance(load_executor("shell", Settings({})), ShellExecutor)
     finally:
         connector.close()
+
+
+def test_a_job_database_of_an_earlier_version_gains_the_spec_digest_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    from dssr_local.store import JobStore
+
+    path = tmp_path / "jobs.db"
+    old = sqlite3.connect(path)  # the table as it was before the spec digest
+    old.executescript(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, number INTEGER NOT NULL,"
+        " state TEXT NOT NULL, held INTEGER NOT NULL DEFAULT 0, nodes INTEGER NOT NULL DEFAULT 1,"
+        " command TEXT NOT NULL DEFAULT '', job_dir TEXT NOT NULL, script TEXT NOT NULL DEFAULT '',"
+        " submitted REAL NOT NULL, started REAL, ended REAL, pid INTEGER, pid_start TEXT, exit_code INTEGER,"
+        " reason TEXT NOT NULL DEFAULT '', collected INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO jobs (name, number, state, job_dir, submitted) VALUES ('before', 1, 'queued', '/x', 100);"
+    )
+    old.commit()
+    old.close()
+    store = JobStore(path)
+    kept = store.get(1)
+    assert kept is not None and (kept.name, kept.spec_digest, kept.submitted) == ("before", "", 100.0)
+    new = store.insert("after", 2, False, 1, "true", "dssr1-abc")
+    assert store.get(new).spec_digest == "dssr1-abc"  # type: ignore[union-attr]
+    store.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -126,7 +128,49 @@ def test_errors_are_problem_details(api: V1) -> None:
     assert api.get("/v1/jobs?state=sleeping").problem["status"] == 400
     assert api.get("/v1/jobs?cursor=%%%").problem["status"] == 400
     assert api.get("/v1/nothing").problem["status"] == 404
-    assert api.call("PUT", "/v1/jobs").problem["status"] == 405
+    not_allowed = api.call("PUT", "/v1/jobs")
+    assert not_allowed.problem["status"] == 405 and set(not_allowed.headers["allow"].split(", ")) >= {"GET", "POST"}
+    assert api.call("PATCH", "/v1/jobs/x:0:1/hold").headers["allow"].split(", ").count("POST") == 1
+    legacy = api.call("GET", "/submit")  # the legacy API's 405 says its methods too
+    assert legacy.status == 405 and "POST" in legacy.headers["allow"]
+
+
+def test_a_name_that_exists_with_another_spec_is_a_conflict_naming_what_differs(api: V1) -> None:
+    body = spec("sleep 30", held=True)
+    created = api.post("/v1/jobs", body)
+    location = created.headers["location"]
+    assert api.post("/v1/jobs", body).status == 200
+    # held is what to do with the job, not the job: asking again without it is the same spec (as /submit)
+    conflict = api.post("/v1/jobs", {**body, "command": "sleep 31", "cores": 2, "held": True})
+    assert conflict.status == 409 and conflict.type == "application/problem+json"
+    assert conflict.problem["type"].endswith("conflict") and conflict.problem["fields"] == ["cores", "command"]
+    assert created.json()["id"] in conflict.problem["detail"] and "cores, command differ" in conflict.problem["detail"]
+    assert api.post("/v1/jobs", {**body, "environment": {"A": "1"}}).problem["fields"] == ["environment"]
+    assert api.get(location).json()["state"] == "queued"  # the conflict changed nothing (still held)
+    again = api.post("/v1/jobs", body)
+    assert again.status == 200 and again.headers["location"] == location
+    assert api.delete(location).status == 204
+
+
+def test_a_job_tells_when_it_was_submitted_started_and_ended_in_utc(api: V1) -> None:
+    before = time.time()
+    location = api.post("/v1/jobs", spec("sleep 1", held=True)).headers["location"]
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    queued = api.get(location).json()
+    assert iso.match(queued["submitted"]) and (queued["started"], queued["ended"]) == (None, None)
+    assert abs(_seconds(queued["submitted"]) - before) < 5
+    listed = [j for j in api.get("/v1/jobs?state=queued").json()["jobs"] if j["id"] == queued["id"]]
+    assert listed[0]["submitted"] == queued["submitted"]
+    assert api.post(location + "/release").status == 204
+    running = wait_for(lambda: (job := api.get(location).json())["state"] == "running" and job)
+    assert iso.match(running["started"]) and running["ended"] is None
+    end = ended(api, location)
+    assert end["submitted"] == queued["submitted"] and end["started"] == running["started"]
+    assert _seconds(end["submitted"]) <= _seconds(end["started"]) < _seconds(end["ended"]) <= time.time() + 1
+
+
+def _seconds(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def test_the_cluster_is_this_host_as_one_node(api: V1) -> None:
@@ -147,7 +191,7 @@ def test_a_follower_gets_every_line_once_in_order_and_the_stream_closes_when_the
     assert b"".join(api.stream(location + "/output?follow=true&lines=2")).decode() == "line-19\nline-20\n"
 
 
-def test_followers_beyond_the_bound_are_answered_503_with_retry_after(api: V1) -> None:
+def test_followers_beyond_the_bound_are_answered_503_with_retry_after(server: Server, api: V1) -> None:
     location = api.post("/v1/jobs", spec("sleep 5; echo done")).headers["location"]
     streams = [api.stream(location + "/output?follow=true") for _ in range(2)]
     results: list[bytes] = []
@@ -157,9 +201,14 @@ def test_followers_beyond_the_bound_are_answered_503_with_retry_after(api: V1) -
     time.sleep(1.0)
     busy = api.get(location + "/output?follow=true")
     assert busy.status == 503 and busy.headers["retry-after"].isdigit() and busy.problem["type"].endswith("busy")
+    again = api.get(location + "/output?follow=true")
+    assert again.status == 503
     for thread in threads:
         thread.join(30)
     assert results == [b"done\n", b"done\n"]
+    # a bound kept on purpose is no error: one warning for both refusals, nothing at ERROR
+    refusals = [line for line in server.log().splitlines() if "streams at most" in line]
+    assert len(refusals) == 1 and "WARNING" in refusals[0] and "ERROR" not in refusals[0], refusals
 
 
 def test_the_legacy_api_and_v1_agree_on_a_job(server: Server, api: V1) -> None:

@@ -59,7 +59,9 @@ class Server:
         from dssr_server.serve import create_server
 
         self.downstream = downstream
-        self.server = create_server(create_app(downstream, settings), host="127.0.0.1", port=0, threads=16,
+        # WAITRESS_THREADS as dssr-server reads it (16 here unless set): /v1's follower bound is half of it
+        threads = settings.int("WAITRESS_THREADS", 16, minimum=1, maximum=256)
+        self.server = create_server(create_app(downstream, settings), host="127.0.0.1", port=0, threads=threads,
                                     max_body=MAX_BODY)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -8,10 +8,11 @@ shared token; jobs run with the ``shell`` executor as the mapped users.
 from __future__ import annotations
 
 import json
-import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -20,6 +21,7 @@ from dssr_core.testing.contract import unique_name, wait_for
 from tests.cluster import Cluster
 from tests.helpers import each_operation
 from tests.slurm.cluster_support import Server, serve, slurm_env
+from tests.slurm.follow_support import follow_check
 from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.v1client import V1
 
@@ -48,6 +50,41 @@ def server(
         yield server
 
 
+#: where the life of a job (and the 409 and times that the connector reads back) is checked: (cluster
+#: fixture, interface: ``cli`` for squeue/sacct/sbatch over SSH, else the slurmrestd API version)
+LIVES = [
+    pytest.param(("slurm_cluster", "cli"), id="22.05-ssh"),
+    pytest.param(("slurm_cluster", "v0.0.38"), id="22.05-rest-v0.0.38"),
+    pytest.param(("slurm2411_cluster", "cli"), id="24.11-ssh"),
+    pytest.param(("slurm2411_cluster", "v0.0.40"), id="24.11-rest-v0.0.40"),
+    pytest.param(("slurm2411_cluster", "v0.0.42"), id="24.11-rest-v0.0.42"),
+]
+
+
+@pytest.fixture(scope="module", params=LIVES)
+def life(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Cluster]]:
+    fixture, interface = request.param
+    cluster: Cluster = request.getfixturevalue(fixture)
+    tmp = tmp_path_factory.mktemp(f"slurm-v1-life-{interface}")
+    if interface == "cli":
+        env = slurm_env(cluster, tmp, **V1_ENV)
+    else:
+        env = rest_env(cluster, tmp, interface, "true", **V1_ENV)
+    for server in serve(env):
+        server.interface = interface  # type: ignore[attr-defined]
+        yield server, cluster
+
+
+@pytest.fixture(scope="module")
+def life_user(life: tuple[Server, Cluster]) -> Callable[..., V1]:
+    server, cluster = life
+
+    def make(user: str, **claims: Any) -> V1:
+        return V1(server.url, cluster.idp.mint(email=f"{user}@example.com", user=user, audience="jarvice", **claims))
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def as_user(slurm_cluster: Cluster, server: Server) -> Callable[..., V1]:
     def make(user: str, **claims: Any) -> V1:
@@ -71,8 +108,8 @@ def ended(api: V1, location: str, timeout: float = 90) -> dict[str, Any]:
     return wait_for(f"{location} to end", done, timeout)
 
 
-def test_a_job_lives_its_whole_life_through_v1_only(server: Server, as_user: Callable[..., V1]) -> None:
-    kirby = as_user("kirby")
+def test_a_job_lives_its_whole_life_through_v1_only(life: tuple[Server, Cluster], life_user: Callable[..., V1]) -> None:
+    server, kirby = life[0], life_user("kirby")
     body = spec("echo one; sleep 2; echo two; exit 3", number=5)
     created = kirby.post("/v1/jobs", body)
     assert created.status == 201, created.body
@@ -84,16 +121,19 @@ def test_a_job_lives_its_whole_life_through_v1_only(server: Server, as_user: Cal
     streamed = b"".join(kirby.stream(location + "/output?follow=true")).decode()
     assert streamed.startswith("one\ntwo\n"), streamed  # then srun's word on the exit code
     end = ended(kirby, location)
-    if server.interface == "cli":  # type: ignore[attr-defined]  # tagged by the fixture
-        # the exit code comes from accounting, which may take a moment to have the job's end
+    if server.interface != "v0.0.38":  # type: ignore[attr-defined]  # tagged by the fixture
+        # the exit code comes from accounting, which may take a moment to have the job's end (a job this short
+        # ends before slurmdbd has its start, whose record may stay a nameless placeholder until then: over 30 s
+        # once on 24.11 with the whole module running on a loaded machine)
         end = wait_for(
-            "the exit code", lambda: (job := kirby.get(location).json())["exit_code"] is not None and job, 30
+            "the exit code", lambda: (job := kirby.get(location).json())["exit_code"] is not None and job, 90
         )
         assert end["exit_code"] == 3
     else:  # slurmrestd 22.05 records every job's exit code as 0: none is told rather than a wrong one
         assert end["exit_code"] is None
     assert (end["state"], end["rc"], end["owner"]) == ("failed", 1, "kirby")
     assert kirby.get(location + "/output").body.decode() == streamed  # what was followed is the whole output
+    assert end["submitted"] and end["started"] and end["ended"] and end["started"] <= end["ended"]
 
 
 def test_hold_release_and_delete_act_on_the_cluster(as_user: Callable[..., V1]) -> None:
@@ -110,6 +150,43 @@ def test_hold_release_and_delete_act_on_the_cluster(as_user: Callable[..., V1]) 
     assert kirby.post(running + "/hold").status == 409
     assert kirby.delete(running + "?force=true").status == 204
     assert ended(kirby, running)["state"] == "cancelled"
+
+
+def test_a_name_that_exists_with_another_spec_is_a_conflict_naming_what_differs(life_user: Callable[..., V1]) -> None:
+    kirby = life_user("kirby")
+    body = spec("sleep 30", held=True)
+    created = kirby.post("/v1/jobs", body)
+    location = created.headers["location"]
+    assert created.status == 201 and kirby.post("/v1/jobs", body).status == 200
+    conflict = kirby.post("/v1/jobs", {**body, "command": "sleep 31", "nodes": 2})
+    assert conflict.status == 409 and conflict.problem["fields"] == ["nodes", "command"], conflict.body
+    assert created.json()["id"] in conflict.problem["detail"]
+    assert kirby.post("/v1/jobs", {**body, "walltime": "00:10:00"}).problem["fields"] == ["walltime"]
+    job = kirby.get(location).json()
+    assert job["state"] == "queued" and "Held" in job["reason"]  # the conflicts left the job as it was
+    assert kirby.post("/v1/jobs", body).headers["location"] == location
+    assert kirby.delete(location + "?force=true").status == 204
+
+
+def test_a_job_tells_when_it_was_submitted_started_and_ended_in_utc(life_user: Callable[..., V1]) -> None:
+    kirby = life_user("kirby")
+    before = time.time()
+    location = kirby.post("/v1/jobs", spec("sleep 2", held=True)).headers["location"]
+    queued = kirby.get(location).json()
+    assert (queued["started"], queued["ended"]) == (None, None) and abs(_seconds(queued["submitted"]) - before) < 10
+    listed = V1(kirby.url, SHARED).get(f"/v1/jobs?name={queued['name']}").json()["jobs"]
+    assert [job["submitted"] for job in listed] == [queued["submitted"]]
+    assert kirby.post(location + "/release").status == 204
+    running = wait_for("the job to run", lambda: (job := kirby.get(location).json())["state"] == "running" and job, 60)
+    assert running["ended"] is None and _seconds(queued["submitted"]) <= _seconds(running["started"])
+    # an ended job still in slurmctld: its times from squeue (once it has left, from sacct: test_parsing.py)
+    end = ended(kirby, location)
+    assert end["submitted"] == queued["submitted"] and end["started"] == running["started"]
+    assert _seconds(end["started"]) < _seconds(end["ended"]) <= time.time() + 2
+
+
+def _seconds(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def test_the_legacy_api_and_v1_see_the_same_job_alike(server: Server, as_user: Callable[..., V1]) -> None:
@@ -181,28 +258,21 @@ def test_the_cluster_lists_its_partition_and_nodes_with_their_resources(server: 
     assert cluster["totals"]["cpus"]["total"] == sum(node["cpus"]["total"] for node in cluster["nodes"])
 
 
-def test_followers_of_several_jobs_get_every_line_once_in_order(as_user: Callable[..., V1]) -> None:
-    kirby = as_user("kirby")
-    lines = 30
-    locations = [
-        kirby.post("/v1/jobs", spec(f"for i in $(seq 1 {lines}); do echo job{j}-$i; sleep 0.2; done")).headers[
-            "location"
-        ]
-        for j in range(2)
-    ]
-    got: dict[int, list[bytes]] = {}
-
-    def follow(index: int) -> None:
-        got[index] = list(kirby.stream(locations[index % 2] + "/output?follow=true", timeout=120))
-
-    threads = [threading.Thread(target=follow, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(150)
-    for index, pieces in got.items():
-        assert b"".join(pieces).decode().splitlines() == [f"job{index % 2}-{i}" for i in range(1, lines + 1)]
-    assert len(got) == 6
+def test_followers_of_running_jobs_get_every_line_once_in_order_with_threads_and_ssh_channels_bounded(
+    server: Server, as_user: Callable[..., V1]
+) -> None:
+    """benchmarks/v1_follow.py's check (50 followers x 10 jobs x 60 s), smaller: 12 followers (the bound of
+    V1_ENV) of 4 jobs for 10 s; the bounds it asserts are follow_support's."""
+    report = follow_check(
+        server, as_user("kirby"), followers=12, jobs=4, seconds=10, interval=0.5, tag=unique_name("follow")
+    )
+    print("\n".join(report.lines()))
+    assert not report.wrong and report.closed == 12, report.lines()
+    assert report.ended_follower_ok and report.ended_follower_seconds < 5, report.lines()
+    assert report.busy_status == 503 and report.busy_retry_after, report.lines()
+    assert report.threads_peak <= report.threads_before, report.lines()
+    assert report.ssh_peak <= report.ssh_bound and report.reads <= report.reads_bound, report.lines()
+    assert report.ok
 
 
 def _legacy(url: str, path: str, args: Any = None, ok_only: bool = False) -> Any:

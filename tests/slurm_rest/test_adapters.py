@@ -203,3 +203,29 @@ def test_release_body_is_wrapped_in_v0039_only(version: str) -> None:
     body is accepted with HTTP 200 by 24.11 and changes nothing (the job stays held)."""
     expected = {"job": {"hold": False}} if version == "v0.0.39" else {"hold": False}
     assert adapter_for(version).release_body() == expected
+
+
+def _raw_seconds(value: object) -> object:
+    """A recorded time as the version wrote it: a plain int (v0.0.38) or ``{"set", "number"}`` (v0.0.40 on)."""
+    return value["number"] if isinstance(value, dict) else value
+
+
+@needs_samples
+@pytest.mark.parametrize("version", VERSIONS)
+def test_times_are_read_from_the_queue_and_from_accounting_in_every_version(version: str) -> None:
+    adapter, known = adapter_for(version), ids(version)
+    items = {str(item["job_id"]): item for item in load(version, "jobs").body["jobs"]}
+    jobs = {j.jobid: j for j in adapter.queue(load(version, "jobs").body)}
+    running, held = jobs[known["running"]], jobs[known["held"]]
+    raw = items[known["running"]]
+    assert running.submitted == _raw_seconds(raw["submit_time"]) and running.started == _raw_seconds(raw["start_time"])
+    assert running.submitted is not None and running.started is not None and running.submitted <= running.started
+    assert held.submitted == _raw_seconds(items[known["held"]]["submit_time"]) and held.submitted is not None
+    for item in load(version, "acct").body["jobs"]:
+        record, times = adapter.acct(item), item["time"]
+        assert (record.submitted, record.started, record.ended) == tuple(
+            float(t) if t else None for t in (times["submission"], times["start"], times["end"])
+        )
+    fails = adapter.acct(next(i for i in load(version, "acct").body["jobs"] if str(i["job_id"]) == known["fails"]))
+    assert fails.submitted is not None and fails.started is not None and fails.ended is not None
+    assert fails.submitted <= fails.started <= fails.ended

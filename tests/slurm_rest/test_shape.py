@@ -134,3 +134,18 @@ def test_a_shape_that_cannot_be_read_leaves_jobs_undecided_and_is_not_read_again
     assert check.verdict(ask()) == UNDECIDED
     assert check.refuse(ask(memory_gb=99_999)) == UNDECIDED  # nothing to refuse by: Slurm itself judges
     assert reads == [1]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_spec_digest_goes_in_the_comment_unless_the_spec_gives_one_and_changes_no_verdict(version: str) -> None:
+    from dssr_slurm.rest.versions import adapter_for
+
+    mine = plan(version, cores=2)
+    request = mine.request("#!/bin/bash\n", workdir="/s")
+    assert adapter_for(version).submit_body(request)["job"]["comment"] == mine.spec.digest()
+    assert f"--comment={mine.spec.digest()}" in request.sbatch_options()
+    theirs = plan(version, scheduler_flags={"comment": "site note"}).request("#!/bin/bash\n", workdir="/s")
+    assert theirs.extra["comment"] == "site note"
+    huge = plan(version, memory_gb=99_999).request("#!/bin/bash\n", workdir="/s")
+    shape = shape_of(load(version, "nodes").body, load(version, "partitions").body)
+    assert shape.verdict(huge).decided  # the comment does not make a job the cluster's shape cannot judge

@@ -72,6 +72,9 @@ class Adapter(ABC):
             state=state_name(current or "UNKNOWN").split(" ")[0],
             elapsed=format_seconds(seconds or 0),
             exit_code=self.exit_code(item),
+            submitted=_time(times, "submission"),
+            started=_time(times, "start"),
+            ended=_time(times, "end"),
         )
 
     def release_body(self) -> dict[str, Any]:
@@ -102,6 +105,10 @@ class Adapter(ABC):
             elapsed=elapsed(item, state, now),
             nodes=nodes(item),
             reason=reason(item),
+            submitted=_time(item, "submit_time"),
+            started=_time(item, "start_time"),
+            ended=_time(item, "end_time"),
+            comment=comment if isinstance(comment := item.get("comment"), str) else "",
         )
 
     def show_fields(self, item: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -163,6 +170,13 @@ def number(value: Any) -> int | None:
             return None
         return number(value.get("number"))
     return None
+
+
+def _time(item: Any, key: str) -> float | None:
+    """A time of a job entry (an int, or ``{set, infinite, number}`` from v0.0.40 on) in seconds since the
+    epoch; None when unset or 0 (Slurm's "not yet")."""
+    seconds = number(item.get(key)) if isinstance(item, Mapping) else None
+    return float(seconds) if seconds is not None and seconds > 0 else None
 
 
 def state_name(value: Any) -> str:

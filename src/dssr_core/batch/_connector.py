@@ -206,24 +206,25 @@ class BatchConnector(Connector):
         return self.ended_elsewhere(ref)
 
     def exit_status(self, ref: JobRef) -> ExitStatus:
-        job = self.find(ref)
-        if job is not None:
-            state, detail, elapsed, owner = self.job_state(job.state), job.state, job.elapsed, job.user
+        seen: QueuedJob | EndedJob | None = self.find(ref)
+        if isinstance(seen, QueuedJob):
+            state, detail = self.job_state(seen.state), seen.state
             code = self._accounted_exit_code(ref) if state.finished else None
+        elif (seen := self.ended(ref)) is None:
+            return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
         else:
-            end = self.ended(ref)
-            if end is None:
-                return ExitStatus(ref=ref, state=JobState.UNKNOWN, detail="UNKNOWN")
-            state, detail, elapsed, owner, code = end.state, end.detail, end.elapsed, end.user, end.exit_code
+            state, detail, code = seen.state, seen.detail, seen.exit_code
         if not state.finished:
             raise ClusterError(
                 f"Job {ref.jobid} has not finished yet ({self.scheduler} says {detail}); ask again later."
             )
-        if not CLUSTER_USER_PATTERN.match(owner):
-            return ExitStatus(ref=ref, state=state, elapsed=elapsed, detail=detail, exit_code=code)
-        self._remember_owner(ref.jobid, owner)
-        output = self._read_tail(self.cfg.output_file(owner, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
-        return ExitStatus(ref, state, elapsed, output, detail, owner=owner, exit_code=code)
+        end = ExitStatus(ref=ref, state=state, elapsed=seen.elapsed, detail=detail, exit_code=code)
+        end = replace(end, submitted=seen.submitted, started=seen.started, ended=seen.ended)
+        if not CLUSTER_USER_PATTERN.match(seen.user):
+            return end
+        self._remember_owner(ref.jobid, seen.user)
+        output = self._read_tail(self.cfg.output_file(seen.user, PREFIX + ref.name), EXIT_TAIL, missing_ok=True)
+        return replace(end, output=output, owner=seen.user)
 
     def _accounted_exit_code(self, ref: JobRef) -> int | None:
         """The exit code accounting holds for an ended job still in the queue (the queue does not say

@@ -31,6 +31,13 @@ class QueuedJob:
     nodes: tuple[str, ...] = ()
     #: why it waits, in the scheduler's words; empty when not said
     reason: str = ""
+    #: seconds since the epoch; None when the scheduler does not say (a pending job's start and a
+    #: running job's end are only forecasts)
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    #: the job's free-text comment: where a connector keeps the spec's digest (:meth:`dssr_core.JobSpec.digest`)
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class EndedJob:
     #: False while the record holds the job's end but not yet its name (the scheduler writes the two
     #: apart): nothing can say whose end it is until then, so the answer is "ask again shortly"
     complete: bool = True
+    #: seconds since the epoch; None when accounting does not say
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,9 @@ class QueueIndex:
                     owner=job.user,
                     detail=job.state,
                     reason=job.reason,
+                    submitted=job.submitted,
+                    started=job.started if state is not JobState.QUEUED else None,
+                    spec_digest=job.comment,
                 )
             )
         return cls(

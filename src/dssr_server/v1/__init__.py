@@ -16,7 +16,18 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from dssr_core import BadRequest, Conflict, Downstream, JobRef, JobState, NotFound, Unprocessable, shown
+from dssr_core import (
+    BadRequest,
+    Conflict,
+    Downstream,
+    JobRef,
+    JobSpec,
+    JobState,
+    JobStatus,
+    NotFound,
+    Unprocessable,
+    shown,
+)
 from dssr_core._validate import parse_int
 
 from . import shapes
@@ -77,8 +88,17 @@ def register(downstream: Downstream, settings: V1Settings, shared: Callable[[str
         who = caller()
         if who.identity is not None:
             spec = spec.replace(identity=who.identity)
+        digest = spec.digest()
+        # a job of the name with another spec is refused before submit could act on it (release its hold)
+        for job in downstream.jobs():  # the shared snapshot
+            if job.ref.name == spec.name and who.may_see(job.owner):
+                _same_spec(spec.name, job, digest)
         submission = downstream.submit(spec)
         ref = JobRef(spec.name, spec.number, submission.jobid)
+        if submission.existed:  # a job that appeared meanwhile
+            status = downstream.runstatus(ref)
+            if status is not None:
+                _same_spec(spec.name, status, digest)
         location = f"{PREFIX}/jobs/{quote(shapes.job_id(ref), safe=':+')}"
         return jsonify(shapes.submitted(ref, submission)), 200 if submission.existed else 201, {"Location": location}
 
@@ -157,6 +177,18 @@ def register(downstream: Downstream, settings: V1Settings, shared: Callable[[str
         return jsonify(shapes.cluster_answer(downstream.cluster()))
 
     return bp
+
+
+def _same_spec(name: str, job: JobStatus, digest: str) -> None:
+    """Conflict naming what differs when ``job`` (of that name) was submitted with another spec than ``digest``'s;
+    nothing when the connector keeps no digest of the job (it cannot tell)."""
+    differs = JobSpec.digest_differences(job.spec_digest, digest)
+    if differs:
+        raise Conflict(
+            f"A job named {shown(name)} exists ({shown(shapes.job_id(job.ref))}) with another spec: "
+            f"{', '.join(differs)} {'differs' if len(differs) == 1 else 'differ'}.",
+            fields=differs,
+        )
 
 
 def _unknown(ref: JobRef) -> NotFound:

@@ -17,11 +17,14 @@ whole output, and then the stream closes.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Iterator
 
-from dssr_core import Busy, ClusterError, Downstream, JobRef, NotFound
+from dssr_core import Busy, ClusterError, Downstream, DssrError, JobRef, NotFound
+
+log = logging.getLogger(__name__)
 
 #: bytes asked of the connector per read
 CHUNK = 65536
@@ -74,7 +77,16 @@ class Feed:
             return self.base + cut
 
     def _fetch(self) -> None:
-        live = self.downstream.runstatus(self.ref) is not None
+        try:
+            live = self.downstream.runstatus(self.ref) is not None
+        except ClusterError as exc:
+            if not exc.transient:
+                raise
+            # the cluster did not answer this once (a dropped connection): the stream goes on, asked again
+            # at the next interval, rather than ending as if the job had
+            log.info("following job %s: %s (asked again in %.1f s)", self.ref.jobid, exc, self.interval)
+            self.fetched = time.monotonic()
+            return
         while True:
             try:
                 chunk = self.downstream.read_output(self.ref, self.end, CHUNK)
@@ -107,7 +119,12 @@ class Following:
 
     def __iter__(self) -> Iterator[bytes]:
         while not self.closed:
-            data, self.offset, done = self.feed.read(self.offset)
+            try:
+                data, self.offset, done = self.feed.read(self.offset)
+            except DssrError as exc:
+                # the answer has begun (or waitress would answer a bare 500): end the stream, said in the log
+                log.warning("following job %s stopped: %s", self.feed.ref.jobid, exc)
+                return
             if data:
                 yield data
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from dssr_core import (
@@ -145,6 +146,9 @@ def live_job(status: JobStatus) -> dict[str, Any]:
         "reason": status.reason or None if status.state is JobState.QUEUED else None,
         "exit_code": None,
         "rc": None,
+        "submitted": when(status.submitted),
+        "started": when(status.started) if status.state is not JobState.QUEUED else None,
+        "ended": None,
     }
 
 
@@ -163,7 +167,18 @@ def ended_job(end: ExitStatus) -> dict[str, Any]:
         "reason": None,
         "exit_code": end.exit_code,
         "rc": end.rc,
+        "submitted": when(end.submitted),
+        "started": when(end.started),
+        "ended": when(end.ended),
     }
+
+
+def when(seconds: float | None) -> str | None:
+    """Seconds since the epoch -> ISO 8601 UTC (``2026-12-02T03:58:01Z``); None (or 0: a scheduler's "not
+    yet") -> None."""
+    if not seconds or seconds < 0:
+        return None
+    return datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cluster_answer(info: ClusterInfo) -> dict[str, Any]:
