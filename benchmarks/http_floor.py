@@ -108,8 +108,9 @@ def main() -> int:
                 ("dssr", "/runstatus", "waitress, dssr-server's app, POST /runstatus (fast path)"),
             ):
                 wall, cpu = measure(kind, path, root, new)
-                print(f"  {label}: {wall:.3f} ms per request, server CPU {cpu:.3f} ms per request "
-                      f"({REQUESTS} requests)")
+                print(
+                    f"  {label}: {wall:.3f} ms per request, server CPU {cpu:.3f} ms per request ({REQUESTS} requests)"
+                )
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -82,8 +82,12 @@ class KeepAlive:
         if args is None:
             self.conn.request("GET", path)
         else:
-            self.conn.request("POST", path, body=urllib.parse.urlencode({"args": json.dumps(args)}),
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.conn.request(
+                "POST",
+                path,
+                body=urllib.parse.urlencode({"args": json.dumps(args)}),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
         resp = self.conn.getresponse()
         body = resp.read()
         return resp.status, json.loads(body or b"null") if resp.status == 200 else body.decode()
@@ -127,14 +131,20 @@ def memory_in_use_gib() -> tuple[float, float]:
 
 
 class Bench:
-    def __init__(self, cluster: testbed.Cluster, workdir: Path, python: str = sys.executable,
-                 **extra_env: str) -> None:
+    def __init__(self, cluster: testbed.Cluster, workdir: Path, python: str = sys.executable, **extra_env: str) -> None:
         self.cluster = cluster
         port = free_port()
         self.ttl = 2.0
-        env = {**os.environ, **slurm_env(cluster, workdir), "JARVICE_SLURM_STATUS_TTL": f"{self.ttl:g}",
-               "WAITRESS_PORT": str(port), "WAITRESS_BIND_ADDRESS": "127.0.0.1", "WAITRESS_THREADS": "16",
-               "JARVICE_SCHED_LOGLEVEL": "30", **extra_env}
+        env = {
+            **os.environ,
+            **slurm_env(cluster, workdir),
+            "JARVICE_SLURM_STATUS_TTL": f"{self.ttl:g}",
+            "WAITRESS_PORT": str(port),
+            "WAITRESS_BIND_ADDRESS": "127.0.0.1",
+            "WAITRESS_THREADS": "16",
+            "JARVICE_SCHED_LOGLEVEL": "30",
+            **extra_env,
+        }
         self.server = subprocess.Popen([python, "-m", "dssr_server"], env=env, cwd=workdir)
         self.url = f"http://127.0.0.1:{port}"
         self.poll: Callable[..., tuple[int, Any]] = call  # how cycle() calls the server
@@ -187,8 +197,12 @@ class Bench:
     def close(self) -> None:
         try:
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda j: call(self.url, f"/request/{j['name']}/{j['number']}/{j['jobid']}/abort",
-                                             {"qs": {}}), self.jobs))
+                list(
+                    pool.map(
+                        lambda j: call(self.url, f"/request/{j['name']}/{j['number']}/{j['jobid']}/abort", {"qs": {}}),
+                        self.jobs,
+                    )
+                )
             time.sleep(2)
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda j: call(self.url, "/exitstatus", j), self.jobs))
@@ -200,14 +214,27 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", metavar="N[,N...]", help="scale mode: these numbers of running jobs, e.g. 400,1000")
-    ap.add_argument("--interface", choices=["cli", "http"], default="cli",
-                    help="scale mode: the connector's interface (cli: SSH, http: slurmrestd)")
-    ap.add_argument("--server-python", default=sys.executable,
-                    help="scale mode: the interpreter running dssr-server (another checkout's venv)")
-    ap.add_argument("--cycles", type=int, help="scale mode: poll cycles per size (default: 4,000 /runstatus calls "
-                                               "in all, at least 10 cycles)")
-    ap.add_argument("--keep-alive", action="store_true",
-                    help="scale mode: poll over one persistent connection (default: a new one per request)")
+    ap.add_argument(
+        "--interface",
+        choices=["cli", "http"],
+        default="cli",
+        help="scale mode: the connector's interface (cli: SSH, http: slurmrestd)",
+    )
+    ap.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="scale mode: the interpreter running dssr-server (another checkout's venv)",
+    )
+    ap.add_argument(
+        "--cycles",
+        type=int,
+        help="scale mode: poll cycles per size (default: 4,000 /runstatus calls in all, at least 10 cycles)",
+    )
+    ap.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="scale mode: poll over one persistent connection (default: a new one per request)",
+    )
     a = ap.parse_args(argv)
     if not a.scale:
         return on_cluster(measure)
@@ -219,8 +246,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--scale: each size between 1 and {MAX_SCALE}, not {a.scale!r}")
     failed = 0
     for n in sizes:  # one hold of the session lock per size
-        failed |= on_cluster(functools.partial(scale, n=n, interface=a.interface, python=a.server_python,
-                                               cycles=a.cycles or max(10, 4000 // n), keep_alive=a.keep_alive))
+        failed |= on_cluster(
+            functools.partial(
+                scale,
+                n=n,
+                interface=a.interface,
+                python=a.server_python,
+                cycles=a.cycles or max(10, 4000 // n),
+                keep_alive=a.keep_alive,
+            )
+        )
     return failed
 
 
@@ -252,14 +287,22 @@ def measure(cluster: testbed.Cluster, workdir: Path) -> int:
         rss = rss_mb(bench.server.pid)
     finally:
         bench.close()
-    print(f"poll cycle ({RUNNING} running, {QUEUED} queued), {len(cycles)} cycles: "
-          f"median {statistics.median(cycles) * 1000:.1f} ms, max {max(cycles) * 1000:.1f} ms  (target <= 100 ms)")
-    print(f"/runstatus: median {statistics.median(runstatus) * 1000:.2f} ms, p99 {pct(runstatus, 99) * 1000:.2f} ms"
-          f"  ({len(runstatus)} calls; target median <= 5 ms)")
-    print(f"sequential /submit: median {statistics.median(sequential) * 1000:.1f} ms over {len(sequential)}"
-          f"  (target <= 60 ms)")
-    print(f"{CONCURRENT_SUBMITTERS} concurrent submitters: {concurrent_rate:.1f} jobs/s"
-          f" over {RUNNING + QUEUED - SEQUENTIAL_SUBMITS - 1} jobs  (target >= 30)")
+    print(
+        f"poll cycle ({RUNNING} running, {QUEUED} queued), {len(cycles)} cycles: "
+        f"median {statistics.median(cycles) * 1000:.1f} ms, max {max(cycles) * 1000:.1f} ms  (target <= 100 ms)"
+    )
+    print(
+        f"/runstatus: median {statistics.median(runstatus) * 1000:.2f} ms, p99 {pct(runstatus, 99) * 1000:.2f} ms"
+        f"  ({len(runstatus)} calls; target median <= 5 ms)"
+    )
+    print(
+        f"sequential /submit: median {statistics.median(sequential) * 1000:.1f} ms over {len(sequential)}"
+        f"  (target <= 60 ms)"
+    )
+    print(
+        f"{CONCURRENT_SUBMITTERS} concurrent submitters: {concurrent_rate:.1f} jobs/s"
+        f" over {RUNNING + QUEUED - SEQUENTIAL_SUBMITS - 1} jobs  (target >= 30)"
+    )
     print(f"server RSS: {rss:.1f} MB  (target <= 80 MB)")
     return 0
 
@@ -271,8 +314,9 @@ FLOOR_CALLS = 500
 SCALE_DEADLINE = 420.0  # seconds for one size, from the scale configuration to the last cycle
 
 
-def scale(cluster: testbed.Cluster, workdir: Path, n: int, interface: str, python: str, cycles: int,
-          keep_alive: bool = False) -> int:
+def scale(
+    cluster: testbed.Cluster, workdir: Path, n: int, interface: str, python: str, cycles: int, keep_alive: bool = False
+) -> int:
     """One size of the scale mode (see the module docstring); 0 when every target is met."""
     t_end = time.monotonic() + SCALE_DEADLINE
     cluster.wait_idle(120)
@@ -280,9 +324,15 @@ def scale(cluster: testbed.Cluster, workdir: Path, n: int, interface: str, pytho
     bench = None
     jobids: list[str] = []
     try:
-        extra = {} if interface == "cli" else {
-            "JARVICE_SLURM_INTERFACE": "http", "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
-            "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1]}
+        extra = (
+            {}
+            if interface == "cli"
+            else {
+                "JARVICE_SLURM_INTERFACE": "http",
+                "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
+                "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1],
+            }
+        )
         bench = Bench(cluster, workdir, python, **extra)
         memory_before, memory_total = memory_in_use_gib()
         started = time.perf_counter()
@@ -327,25 +377,41 @@ def scale(cluster: testbed.Cluster, workdir: Path, n: int, interface: str, pytho
     per_job = statistics.median(times) * 1000 / n
     p99 = pct(runstatus, 99) * 1000
     checks = [per_job <= TARGET_MS_PER_JOB, p99 <= TARGET_P99_MS, peak <= TARGET_RSS_MB]
-    print(f"scale {n} running ({'SSH' if interface == 'cli' else 'slurmrestd'}; {python}"
-          f"{'; one persistent connection' if keep_alive else ''}): "
-          f"{len(jobids)} jobs submitted in {submitted:.1f} s")
-    print(f"  poll cycle, {len(times)} cycles: median {statistics.median(times) * 1000:.0f} ms, "
-          f"max {max(times) * 1000:.0f} ms = {per_job:.2f} ms per running job  "
-          f"(target <= {TARGET_MS_PER_JOB:g}) {'PASS' if checks[0] else 'FAIL'}")
-    print(f"  server CPU: {server_cpu * 1000 / len(times) / n:.2f} ms per running job per cycle "
-          f"(the server process alone; the client shares these cores)")
-    print(f"  /running + /queued: median {statistics.median(listings) * 1000:.0f} ms (a new squeue every "
-          f"{bench.ttl:g} s); machine load average {load_average:.1f} on {os.cpu_count()} cores")
+    print(
+        f"scale {n} running ({'SSH' if interface == 'cli' else 'slurmrestd'}; {python}"
+        f"{'; one persistent connection' if keep_alive else ''}): "
+        f"{len(jobids)} jobs submitted in {submitted:.1f} s"
+    )
+    print(
+        f"  poll cycle, {len(times)} cycles: median {statistics.median(times) * 1000:.0f} ms, "
+        f"max {max(times) * 1000:.0f} ms = {per_job:.2f} ms per running job  "
+        f"(target <= {TARGET_MS_PER_JOB:g}) {'PASS' if checks[0] else 'FAIL'}"
+    )
+    print(
+        f"  server CPU: {server_cpu * 1000 / len(times) / n:.2f} ms per running job per cycle "
+        f"(the server process alone; the client shares these cores)"
+    )
+    print(
+        f"  /running + /queued: median {statistics.median(listings) * 1000:.0f} ms (a new squeue every "
+        f"{bench.ttl:g} s); machine load average {load_average:.1f} on {os.cpu_count()} cores"
+    )
     print(f"  HTTP floor: /live median {statistics.median(floor) * 1000:.2f} ms ({FLOOR_CALLS} calls)")
-    print(f"  /runstatus: median {statistics.median(runstatus) * 1000:.2f} ms, p99 {p99:.2f} ms, "
-          f"max {max(runstatus) * 1000:.0f} ms ({len(runstatus)} calls; target p99 <= {TARGET_P99_MS:g}) {'PASS' if checks[1] else 'FAIL'}")
-    print(f"  server RSS: {rss:.1f} MB, peak {peak:.1f} MB  (target <= {TARGET_RSS_MB:g}) "
-          f"{'PASS' if checks[2] else 'FAIL'}")
-    print(f"  machine memory in use: {memory_before:.1f} GiB before the jobs, {memory_loaded:.1f} GiB with them "
-          f"(of {memory_total:.1f} GiB)")
-    print(f"  slurmctld held {records} job records, {records - n} of them ended jobs not yet purged (slurmrestd's "
-          f"GET /jobs lists them all; squeue only the live ones)")
+    print(
+        f"  /runstatus: median {statistics.median(runstatus) * 1000:.2f} ms, p99 {p99:.2f} ms, "
+        f"max {max(runstatus) * 1000:.0f} ms ({len(runstatus)} calls; target p99 <= {TARGET_P99_MS:g}) {'PASS' if checks[1] else 'FAIL'}"
+    )
+    print(
+        f"  server RSS: {rss:.1f} MB, peak {peak:.1f} MB  (target <= {TARGET_RSS_MB:g}) "
+        f"{'PASS' if checks[2] else 'FAIL'}"
+    )
+    print(
+        f"  machine memory in use: {memory_before:.1f} GiB before the jobs, {memory_loaded:.1f} GiB with them "
+        f"(of {memory_total:.1f} GiB)"
+    )
+    print(
+        f"  slurmctld held {records} job records, {records - n} of them ended jobs not yet purged (slurmrestd's "
+        f"GET /jobs lists them all; squeue only the live ones)"
+    )
     return 0 if all(checks) else 1
 
 
@@ -356,15 +422,17 @@ def records_held(cluster: testbed.Cluster) -> int:
 
 def load(cluster: testbed.Cluster, n: int) -> list[str]:
     """``n`` sleeping jobs named as the upstream's (``jarvice_<name>``), submitted by kirby with plain sbatch."""
-    script = (f"seq 1 {n} | xargs -P 4 -I@ sbatch --parsable --job-name=jarvice_scale-{os.getpid()}-@ "
-              "--mem=64 --output=/dev/null --wrap='exec sleep 1800'")
+    script = (
+        f"seq 1 {n} | xargs -P 4 -I@ sbatch --parsable --job-name=jarvice_scale-{os.getpid()}-@ "
+        "--mem=64 --output=/dev/null --wrap='exec sleep 1800'"
+    )
     out = cluster.run(script, user="kirby", timeout=SCALE_DEADLINE).stdout.split()
     return [line.split(";")[0] for line in out]
 
 
 def cancel(cluster: testbed.Cluster, jobids: list[str]) -> None:
     for start in range(0, len(jobids), 200):
-        cluster.run(["scancel", *jobids[start:start + 200]], user="root", check=False, timeout=120)
+        cluster.run(["scancel", *jobids[start : start + 200]], user="root", check=False, timeout=120)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
 from dssr_core import Settings  # noqa: E402 - needs the sys.path line above
 from dssr_slurm.connector import SlurmConnector  # noqa: E402 - needs the sys.path line above
-from benchmarks.cluster_session import on_cluster  # noqa: E402 - needs the sys.path line above
 from tests import cluster as testbed  # noqa: E402 - needs the sys.path line above
 from tests.interactive.clients import WebSocket, get  # noqa: E402 - needs the sys.path line above
 from tests.interactive.support import Site, end, interactive_spec, submit, wait_running, wait_url  # noqa: E402 - needs the sys.path line above
@@ -85,12 +85,18 @@ def measure(cluster: testbed.Cluster, workdir: Path) -> int:
         connector.close()
     ms = 1000
     print(f"submission to info url (job start + app listening): {to_url:.1f} s")
-    print(f"HTTP request through the proxy, new connection each: median {statistics.median(http) * ms:.1f} ms, "
-          f"p99 {pct(http, 0.99) * ms:.1f} ms ({REQUESTS} requests)")
-    print(f"WebSocket echo on one proxied tunnel: median {statistics.median(proxied) * ms:.2f} ms, "
-          f"p99 {pct(proxied, 0.99) * ms:.2f} ms ({ECHOES} echoes)")
-    print(f"WebSocket echo straight to the node: median {statistics.median(direct) * ms:.2f} ms, "
-          f"p99 {pct(direct, 0.99) * ms:.2f} ms")
+    print(
+        f"HTTP request through the proxy, new connection each: median {statistics.median(http) * ms:.1f} ms, "
+        f"p99 {pct(http, 0.99) * ms:.1f} ms ({REQUESTS} requests)"
+    )
+    print(
+        f"WebSocket echo on one proxied tunnel: median {statistics.median(proxied) * ms:.2f} ms, "
+        f"p99 {pct(proxied, 0.99) * ms:.2f} ms ({ECHOES} echoes)"
+    )
+    print(
+        f"WebSocket echo straight to the node: median {statistics.median(direct) * ms:.2f} ms, "
+        f"p99 {pct(direct, 0.99) * ms:.2f} ms"
+    )
     print(f"HTTP requests/s through the proxy with {CONCURRENT} concurrent clients: {rate:.0f}")
     return 0
 

@@ -55,9 +55,13 @@ class Submitter(Bench):
     def __init__(self, cluster: testbed.Cluster, workdir: Path, python: str, interface: str, threads: int) -> None:
         extra = {"WAITRESS_THREADS": str(threads)}
         if interface == "http":
-            extra.update(JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
-                         JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
-                         JARVICE_SLURMRESTD_API_VERSION="v0.0.38", JARVICE_SLURMRESTD_VIA_SSH="true")
+            extra.update(
+                JARVICE_SLURM_INTERFACE="http",
+                JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
+                JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
+                JARVICE_SLURMRESTD_API_VERSION="v0.0.38",
+                JARVICE_SLURMRESTD_VIA_SSH="true",
+            )
         super().__init__(cluster, workdir, python, **extra)
         self.interface = interface
         self.tag = f"sub{os.getpid()}"
@@ -91,8 +95,15 @@ def floor(cluster: testbed.Cluster, interface: str, count: int) -> list[float]:
         # as the server's pool connects: TCP_NODELAY, or each command waits on delayed ACKs (~40 ms)
         sock = socket.create_connection((cluster.host, cluster.ssh_port), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.connect(cluster.host, cluster.ssh_port, username=user.name, key_filename=str(user.key_path),
-                       look_for_keys=False, allow_agent=False, sock=sock)
+        client.connect(
+            cluster.host,
+            cluster.ssh_port,
+            username=user.name,
+            key_filename=str(user.key_path),
+            look_for_keys=False,
+            allow_agent=False,
+            sock=sock,
+        )
         transport = client.get_transport()
         assert transport is not None
         try:
@@ -110,14 +121,24 @@ def floor(cluster: testbed.Cluster, interface: str, count: int) -> list[float]:
     else:
         token = cluster.idp.mint(email=user.email, user=user.name)
         workdir = f"{cluster.scratch}/users/kirby"
-        body = json.dumps({"script": "#!/bin/bash\ntrue\n", "job": {
-            "name": "jarvice_floor", "hold": True, "current_working_directory": workdir,
-            "standard_output": "/dev/null", "environment": {"PATH": "/bin"}}}).encode()
+        body = json.dumps(
+            {
+                "script": "#!/bin/bash\ntrue\n",
+                "job": {
+                    "name": "jarvice_floor",
+                    "hold": True,
+                    "current_working_directory": workdir,
+                    "standard_output": "/dev/null",
+                    "environment": {"PATH": "/bin"},
+                },
+            }
+        ).encode()
         headers = {"X-SLURM-USER-NAME": user.name, "X-SLURM-USER-TOKEN": token, "Content-Type": "application/json"}
         for _ in range(count):
             start = time.perf_counter()
-            request = urllib.request.Request(f"{cluster.restd_url}/slurm/v0.0.38/job/submit", data=body,
-                                             headers=headers, method="POST")
+            request = urllib.request.Request(
+                f"{cluster.restd_url}/slurm/v0.0.38/job/submit", data=body, headers=headers, method="POST"
+            )
             with urllib.request.urlopen(request, timeout=30) as answer:
                 ids.append(str(json.loads(answer.read())["job_id"]))
             times.append(time.perf_counter() - start)
@@ -136,8 +157,15 @@ def burst_floor(cluster: testbed.Cluster, count: int, submitters: int) -> float:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(cluster.host, cluster.ssh_port, username=user.name, key_filename=str(user.key_path),
-                   look_for_keys=False, allow_agent=False, sock=sock)
+    client.connect(
+        cluster.host,
+        cluster.ssh_port,
+        username=user.name,
+        key_filename=str(user.key_path),
+        look_for_keys=False,
+        allow_agent=False,
+        sock=sock,
+    )
     transport = client.get_transport()
     assert transport is not None
     tag = f"jarvice_floorburst-{os.getpid()}"
@@ -162,8 +190,10 @@ def metrics(url: str) -> dict[str, float]:
     """The server's /metrics samples that say where time went: ``name{labels}`` -> value."""
     with urllib.request.urlopen(url + "/metrics", timeout=30) as answer:
         text = answer.read().decode()
-    wanted = re.compile(r"^(dssr_cluster_call_duration_seconds_(?:sum|count)|dssr_http_request_duration_seconds_"
-                        r"(?:sum|count)|dssr_ssh_connections_opened_total)(\{[^}]*\})? ([0-9.e+-]+)$")
+    wanted = re.compile(
+        r"^(dssr_cluster_call_duration_seconds_(?:sum|count)|dssr_http_request_duration_seconds_"
+        r"(?:sum|count)|dssr_ssh_connections_opened_total)(\{[^}]*\})? ([0-9.e+-]+)$"
+    )
     found = {}
     for line in text.splitlines():
         match = wanted.match(line)
@@ -219,28 +249,44 @@ def report_burst(label: str, outcome: dict[str, Any], plan: list[dict[str, Any]]
     ids = [body[0] for _, status, body in results if status == 200]
     rate = n / outcome["elapsed"]
     names = [f"jarvice_{a['name']}" for a in plan]
-    listed = cluster.run(["squeue", "-h", "-t", "all", "-n", ",".join(names), "-o", "%j"], user="root",
-                         timeout=60).stdout.split()
+    listed = cluster.run(
+        ["squeue", "-h", "-t", "all", "-n", ",".join(names), "-o", "%j"], user="root", timeout=60
+    ).stdout.split()
     per_name = {name: listed.count(name) for name in names}
     once = all(count == 1 for count in per_name.values())
     ok = statuses.count(200) == n and len(set(ids)) == n and once
     latency = [took for took, _, _ in results]
     request_s = delta.get('dssr_http_request_duration_seconds_sum{endpoint="/submit"}', 0.0) / n
     cluster_s = sum(v for k, v in delta.items() if k.startswith("dssr_cluster_call_duration_seconds_sum")) / n
-    print(f"  {label}: {n} submissions, {rate:.1f} jobs/s (target >= {TARGET_JOBS_PER_S:g}) "
-          f"{'PASS' if rate >= TARGET_JOBS_PER_S else 'FAIL'}; /submit median {statistics.median(latency) * 1000:.0f}"
-          f" ms, p99 {pct(latency, 99) * 1000:.0f} ms")
-    print(f"    answers: {statuses.count(200)} x 200, {sum(1 for s in statuses if s >= 500)} x 5xx, "
-          f"{len(set(ids))} distinct job ids; one job per name in slurmctld: {'yes' if once else 'NO'}; "
-          f"peak connections of the server to the cluster: {outcome['peak']}")
-    print(f"    per submission: {statistics.mean(latency) * 1000:.0f} ms at the client = "
-          f"{cluster_s * 1000:.0f} ms in cluster calls + {(request_s - cluster_s) * 1000:.0f} ms in the server "
-          f"+ {(statistics.mean(latency) - request_s) * 1000:.0f} ms before the server took the request")
+    print(
+        f"  {label}: {n} submissions, {rate:.1f} jobs/s (target >= {TARGET_JOBS_PER_S:g}) "
+        f"{'PASS' if rate >= TARGET_JOBS_PER_S else 'FAIL'}; /submit median {statistics.median(latency) * 1000:.0f}"
+        f" ms, p99 {pct(latency, 99) * 1000:.0f} ms"
+    )
+    print(
+        f"    answers: {statuses.count(200)} x 200, {sum(1 for s in statuses if s >= 500)} x 5xx, "
+        f"{len(set(ids))} distinct job ids; one job per name in slurmctld: {'yes' if once else 'NO'}; "
+        f"peak connections of the server to the cluster: {outcome['peak']}"
+    )
+    print(
+        f"    per submission: {statistics.mean(latency) * 1000:.0f} ms at the client = "
+        f"{cluster_s * 1000:.0f} ms in cluster calls + {(request_s - cluster_s) * 1000:.0f} ms in the server "
+        f"+ {(statistics.mean(latency) - request_s) * 1000:.0f} ms before the server took the request"
+    )
     return ok
 
 
-def measure(cluster: testbed.Cluster, workdir: Path, *, interface: str, python: str, sequential: int,
-            burst_size: int, submitters: int, threads: int) -> int:
+def measure(
+    cluster: testbed.Cluster,
+    workdir: Path,
+    *,
+    interface: str,
+    python: str,
+    sequential: int,
+    burst_size: int,
+    submitters: int,
+    threads: int,
+) -> int:
     t_end = time.monotonic() + DEADLINE
     cluster.wait_idle(120)
     bench = Submitter(cluster, workdir, python, interface, threads)
@@ -259,29 +305,40 @@ def measure(cluster: testbed.Cluster, workdir: Path, *, interface: str, python: 
                 print(f"/submit failed: {status} {body}")
                 return 1
             seq.append(took)
-        floor_ms, median_ms, p99_ms = (statistics.median(floor_times) * 1000, statistics.median(seq) * 1000,
-                                       pct(seq, 99) * 1000)
+        floor_ms, median_ms, p99_ms = (
+            statistics.median(floor_times) * 1000,
+            statistics.median(seq) * 1000,
+            pct(seq, 99) * 1000,
+        )
         what = "one sbatch -H over a kept SSH session" if interface == "cli" else "one held POST job/submit"
-        print(f"submit ({'SSH' if interface == 'cli' else 'slurmrestd v0.0.38'}; {python}; {threads} server threads;"
-              f" load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        print(
+            f"submit ({'SSH' if interface == 'cli' else 'slurmrestd v0.0.38'}; {python}; {threads} server threads;"
+            f" load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
         print(f"  floor, {what} as kirby: median {floor_ms:.1f} ms over {len(floor_times)}")
         if interface == "cli":
             checks = [median_ms <= TARGET_SSH_RATIO * floor_ms, p99_ms <= TARGET_SSH_P99_MS]
-            targets = f"targets: median <= {TARGET_SSH_RATIO:g} x floor = {TARGET_SSH_RATIO * floor_ms:.1f} ms, " \
-                      f"p99 <= {TARGET_SSH_P99_MS:g} ms"
+            targets = (
+                f"targets: median <= {TARGET_SSH_RATIO:g} x floor = {TARGET_SSH_RATIO * floor_ms:.1f} ms, "
+                f"p99 <= {TARGET_SSH_P99_MS:g} ms"
+            )
         else:
             checks = [median_ms <= TARGET_REST_MEDIAN_MS, p99_ms <= TARGET_REST_P99_MS]
             targets = f"targets: median <= {TARGET_REST_MEDIAN_MS:g} ms, p99 <= {TARGET_REST_P99_MS:g} ms"
-        print(f"  /submit one at a time: median {median_ms:.1f} ms, p99 {p99_ms:.1f} ms over {len(seq)} ({targets})"
-              f" {'PASS' if all(checks) else 'FAIL'}")
+        print(
+            f"  /submit one at a time: median {median_ms:.1f} ms, p99 {p99_ms:.1f} ms over {len(seq)} ({targets})"
+            f" {'PASS' if all(checks) else 'FAIL'}"
+        )
         failed |= not all(checks)
         after = metrics(bench.url)
         spent = {key: (after.get(key, 0.0) - before.get(key, 0.0)) / len(seq) for key in after}
         request_s = spent.get('dssr_http_request_duration_seconds_sum{endpoint="/submit"}', 0.0)
         cluster_s = sum(v for k, v in spent.items() if k.startswith("dssr_cluster_call_duration_seconds_sum"))
-        print(f"    per submission: {statistics.mean(seq) * 1000:.1f} ms at the client = {cluster_s * 1000:.1f} ms in "
-              f"cluster calls + {(request_s - cluster_s) * 1000:.1f} ms in the server + "
-              f"{(statistics.mean(seq) - request_s) * 1000:.1f} ms in HTTP (client, waitress)")
+        print(
+            f"    per submission: {statistics.mean(seq) * 1000:.1f} ms at the client = {cluster_s * 1000:.1f} ms in "
+            f"cluster calls + {(request_s - cluster_s) * 1000:.1f} ms in the server + "
+            f"{(statistics.mean(seq) - request_s) * 1000:.1f} ms in HTTP (client, waitress)"
+        )
         for label, users in (("one user", USERS[:1]), ("three users", USERS)):
             if time.monotonic() > t_end:
                 print("  (deadline reached: bursts left out)")
@@ -293,8 +350,10 @@ def measure(cluster: testbed.Cluster, workdir: Path, *, interface: str, python: 
         if interface == "cli":  # last: its jobs would load the machine under the figures above
             cluster.wait_idle(300)
             rate = burst_floor(cluster, burst_size, submitters)
-            print(f"  burst floor, {burst_size} plain sbatch (jobs that start at once) from {submitters} channels "
-                  f"of one SSH session: {rate:.1f} jobs/s")
+            print(
+                f"  burst floor, {burst_size} plain sbatch (jobs that start at once) from {submitters} channels "
+                f"of one SSH session: {rate:.1f} jobs/s"
+            )
     finally:
         bench.close()
         cluster.wait_idle(300)
@@ -314,8 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= getattr(a, name) <= 2000:
             ap.error(f"--{name} between 1 and 2000, not {getattr(a, name)}")
     run: Callable[[testbed.Cluster, Path], int] = lambda cluster, workdir: measure(  # noqa: E731 - annotated, so the callback's type is checked
-        cluster, workdir, interface=a.interface, python=a.server_python, sequential=a.sequential,
-        burst_size=a.burst, submitters=a.submitters, threads=a.threads)
+        cluster,
+        workdir,
+        interface=a.interface,
+        python=a.server_python,
+        sequential=a.sequential,
+        burst_size=a.burst,
+        submitters=a.submitters,
+        threads=a.threads,
+    )
     return on_cluster(run)
 
 

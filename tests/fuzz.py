@@ -49,49 +49,194 @@ REQUEST_METHODS = ["ping", "connect", "shutdown", "abort", "info", "tail", "scre
 # value (or removed): each hostile value then meets the check it must fail.
 #: the classes of value that broke a check once: each is drawn often
 KNOWN_BAD_VALUES: list[Any] = [
-    "", " ", "²", "\u0662", "１", "1\n", "1\r", "nl-test\n", "a b", "a;reboot", "../..", "$(id)",
-    "9999999999999999999", "18446744073709551616", "-1", "0x10", "1e3", "1_000", " 7 ", "\x00", "é",
-    "{DOWNSTREAM_PARAMETERS:>99}", "\u2028", "true", "x" * 20_000,
-    -1, 0, 2**31, 2**32, 2**63 - 1, 2**63, 2**64, 10**30, -(2**63) - 1, None, True, False, 1.5, 1e300, [], {},
+    "",
+    " ",
+    "²",
+    "\u0662",
+    "１",
+    "1\n",
+    "1\r",
+    "nl-test\n",
+    "a b",
+    "a;reboot",
+    "../..",
+    "$(id)",
+    "9999999999999999999",
+    "18446744073709551616",
+    "-1",
+    "0x10",
+    "1e3",
+    "1_000",
+    " 7 ",
+    "\x00",
+    "é",
+    "{DOWNSTREAM_PARAMETERS:>99}",
+    "\u2028",
+    "true",
+    "x" * 20_000,
+    -1,
+    0,
+    2**31,
+    2**32,
+    2**63 - 1,
+    2**63,
+    2**64,
+    10**30,
+    -(2**63) - 1,
+    None,
+    True,
+    False,
+    1.5,
+    1e300,
+    [],
+    {},
 ]
 KNOWN_BAD = st.sampled_from(KNOWN_BAD_VALUES)
 INTEGERS = st.one_of(KNOWN_BAD.filter(lambda v: isinstance(v, int)), st.integers(-(2**70), 2**70))
 HOSTILE_TEXT = st.one_of(
-    KNOWN_BAD.filter(lambda v: isinstance(v, str)), st.text(max_size=30),
+    KNOWN_BAD.filter(lambda v: isinstance(v, str)),
+    st.text(max_size=30),
     st.builds(lambda c, n: c * n, st.sampled_from("ax9é\n{"), st.integers(200, 30_000)),
 )
 HOSTILE = st.one_of(
-    KNOWN_BAD, KNOWN_BAD, KNOWN_BAD, KNOWN_BAD.map(lambda v: [v]), HOSTILE_TEXT, INTEGERS,
-    st.lists(HOSTILE_TEXT, max_size=3), st.dictionaries(HOSTILE_TEXT, INTEGERS, max_size=2),
+    KNOWN_BAD,
+    KNOWN_BAD,
+    KNOWN_BAD,
+    KNOWN_BAD.map(lambda v: [v]),
+    HOSTILE_TEXT,
+    INTEGERS,
+    st.lists(HOSTILE_TEXT, max_size=3),
+    st.dictionaries(HOSTILE_TEXT, INTEGERS, max_size=2),
 )
-NUMERIC_BAD = st.sampled_from([
-    "²", "\u0662", "１", "9999999999999999999", "18446744073709551616", "1\n", " 1", "-1", "0", "1e3", "0x10",
-    "1_000", "", 2**63, 2**64, 10**30, -1, 0, 1.5, True, None,
-])
-NAME_BAD = st.sampled_from(["nl-test\n", "fuzz-job-0\n", "a b", "-a", ".", "a/b", "é", "x" * 200, "x" * 100_000,
-                            "a;id", "", 7, None, ["fuzz-job-0"]])
+NUMERIC_BAD = st.sampled_from(
+    [
+        "²",
+        "\u0662",
+        "１",
+        "9999999999999999999",
+        "18446744073709551616",
+        "1\n",
+        " 1",
+        "-1",
+        "0",
+        "1e3",
+        "0x10",
+        "1_000",
+        "",
+        2**63,
+        2**64,
+        10**30,
+        -1,
+        0,
+        1.5,
+        True,
+        None,
+    ]
+)
+NAME_BAD = st.sampled_from(
+    [
+        "nl-test\n",
+        "fuzz-job-0\n",
+        "a b",
+        "-a",
+        ".",
+        "a/b",
+        "é",
+        "x" * 200,
+        "x" * 100_000,
+        "a;id",
+        "",
+        7,
+        None,
+        ["fuzz-job-0"],
+    ]
+)
 #: hostile values aimed at one field's checks
-FIELD_BAD = {"number": NUMERIC_BAD, "nodes": NUMERIC_BAD, "jobid": st.one_of(NUMERIC_BAD, NAME_BAD),
-             "lines": st.one_of(NUMERIC_BAD, NUMERIC_BAD.map(lambda v: [v])), "name": NAME_BAD,
-             "path": st.sampled_from(["/../..", "../../etc", "/data/..", "a\n", "\x00", "/x" * 3000, ["/" + "y" * 5000]])}
+FIELD_BAD = {
+    "number": NUMERIC_BAD,
+    "nodes": NUMERIC_BAD,
+    "jobid": st.one_of(NUMERIC_BAD, NAME_BAD),
+    "lines": st.one_of(NUMERIC_BAD, NUMERIC_BAD.map(lambda v: [v])),
+    "name": NAME_BAD,
+    "path": st.sampled_from(["/../..", "../../etc", "/data/..", "a\n", "\x00", "/x" * 3000, ["/" + "y" * 5000]]),
+}
 
-TEMPLATE_KEYS = ["JOBOBJ_APPDEFVERSION", "JARVICE_CPU_CORES", "JOBOBJ_GPUS", "JOBOBJ_RAM", "JOBOBJ_WALLTIME",
-                 "JOBOBJ_ARCH", "JOBOBJ_LICENSES", "JOBOBJ_CTRSECRET", "JOBOBJ_DOCKER_SECRET", "JOBOBJ_INTERACTIVE",
-                 "JOBOBJ_NAE", "JOBOBJ_REPO", "JARVICE_CMD"]
+TEMPLATE_KEYS = [
+    "JOBOBJ_APPDEFVERSION",
+    "JARVICE_CPU_CORES",
+    "JOBOBJ_GPUS",
+    "JOBOBJ_RAM",
+    "JOBOBJ_WALLTIME",
+    "JOBOBJ_ARCH",
+    "JOBOBJ_LICENSES",
+    "JOBOBJ_CTRSECRET",
+    "JOBOBJ_DOCKER_SECRET",
+    "JOBOBJ_INTERACTIVE",
+    "JOBOBJ_NAE",
+    "JOBOBJ_REPO",
+    "JARVICE_CMD",
+]
 TEMPLATE_VALUES = st.one_of(
-    st.sampled_from(["", "0", "1", "2", "²", "\u0662", "999999999", "9999999999999", "True", "[]", "é", "{", "}}",
-                     "{{}}", "x" * 5000, "$(id)", "e30=", "@@@", '{{"server": 1}}']),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "1",
+            "2",
+            "²",
+            "\u0662",
+            "999999999",
+            "9999999999999",
+            "True",
+            "[]",
+            "é",
+            "{",
+            "}}",
+            "{{}}",
+            "x" * 5000,
+            "$(id)",
+            "e30=",
+            "@@@",
+            '{{"server": 1}}',
+        ]
+    ),
     st.text(max_size=20),
 )
 DEVICES = st.one_of(
-    st.sampled_from(["exclusive=False", "exclusive=maybe", "overlay=\u0662", "overlay=99999999", "overlay=5",
-                     "partition=a b", "partition=ok", "sbatch_x=\u00e9", "sbatch_qos=normal", "sbatch_=1", "bogus=1",
-                     "noequals", "sbatch_hold=maybe"]),
+    st.sampled_from(
+        [
+            "exclusive=False",
+            "exclusive=maybe",
+            "overlay=\u0662",
+            "overlay=99999999",
+            "overlay=5",
+            "partition=a b",
+            "partition=ok",
+            "sbatch_x=\u00e9",
+            "sbatch_qos=normal",
+            "sbatch_=1",
+            "bogus=1",
+            "noequals",
+            "sbatch_hold=maybe",
+        ]
+    ),
     st.text(max_size=12),
 )
-INSERT_VALUES = ["{DOWNSTREAM_PARAMETERS:>200000}", "{DOWNSTREAM_PARAMETERS}", "{DOWNSTREAM_PARAMETERS!r}",
-                           "{0}", "{}", "{", "}", "{{", "\x0cJOBOBJ_DOCKER_SECRET=x", "{DOWNSTREAM_PARAMETERS}\n" * 50,
-                 "\u2028JOBOBJ_APPDEFVERSION=1", "JOBOBJ_APPDEFVERSION=1", "é" * 1000]
+INSERT_VALUES = [
+    "{DOWNSTREAM_PARAMETERS:>200000}",
+    "{DOWNSTREAM_PARAMETERS}",
+    "{DOWNSTREAM_PARAMETERS!r}",
+    "{0}",
+    "{}",
+    "{",
+    "}",
+    "{{",
+    "\x0cJOBOBJ_DOCKER_SECRET=x",
+    "{DOWNSTREAM_PARAMETERS}\n" * 50,
+    "\u2028JOBOBJ_APPDEFVERSION=1",
+    "JOBOBJ_APPDEFVERSION=1",
+    "é" * 1000,
+]
 INSERTS = st.sampled_from(INSERT_VALUES)
 
 
@@ -151,11 +296,20 @@ def job_args(draw: st.DrawFn, submit: bool, bearer: str) -> dict[str, Any]:
     other endpoints ask about ``fuzz-job-*``: no job they name is one the fuzzer submitted,
     so none of them may legitimately answer 5xx (``/exitstatus`` of a running job) or change it."""
     if submit:
-        args = {"name": f"fuzz-sub-{draw(st.integers(0, 30))}", "number": draw(st.integers(0, 3)),
-                "nodes": draw(st.integers(1, 2)), "hpc_script": draw(hpc_scripts()), "bearer": bearer}
+        args = {
+            "name": f"fuzz-sub-{draw(st.integers(0, 30))}",
+            "number": draw(st.integers(0, 3)),
+            "nodes": draw(st.integers(1, 2)),
+            "hpc_script": draw(hpc_scripts()),
+            "bearer": bearer,
+        }
     else:
-        args = {"name": f"fuzz-job-{draw(st.integers(0, 3))}", "number": draw(st.integers(0, 3)),
-                "jobid": str(draw(st.sampled_from([1, 2, 3, 10**6]))), "force": draw(st.booleans())}
+        args = {
+            "name": f"fuzz-job-{draw(st.integers(0, 3))}",
+            "number": draw(st.integers(0, 3)),
+            "jobid": str(draw(st.sampled_from([1, 2, 3, 10**6]))),
+            "force": draw(st.booleans()),
+        }
     return mutate(draw, args)
 
 
@@ -181,12 +335,20 @@ def request_paths(draw: st.DrawFn) -> tuple[str, str]:
     """(path, kind) of a ``/request/...`` call: ``pvcls``, or ``fuzz-job-N/NUMBER/JOBID/METHOD`` made hostile."""
     if draw(st.integers(0, 2)) == 0:
         return "/request/pvcls", "pvcls"
-    parts = [f"fuzz-job-{draw(st.integers(0, 3))}", str(draw(st.integers(0, 3))), str(draw(st.sampled_from([1, 2, 10**6])))]
+    parts = [
+        f"fuzz-job-{draw(st.integers(0, 3))}",
+        str(draw(st.integers(0, 3))),
+        str(draw(st.sampled_from([1, 2, 10**6]))),
+    ]
     method = draw(st.sampled_from(REQUEST_METHODS + ["tail"] * 4))
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
         where = draw(st.integers(0, len(parts) - 1))
-        parts[where] = draw(st.one_of(HOSTILE_TEXT.filter(lambda t: "/" not in t and t not in ("", ".", "..")),
-                                      st.sampled_from(["%00", "%0A", "a%2Fb"])))
+        parts[where] = draw(
+            st.one_of(
+                HOSTILE_TEXT.filter(lambda t: "/" not in t and t not in ("", ".", "..")),
+                st.sampled_from(["%00", "%0A", "a%2Fb"]),
+            )
+        )
     if draw(st.integers(0, 9)) == 0:
         parts = parts[: draw(st.integers(0, 2))]
     path = "/".join(urllib.parse.quote(part, safe="%") for part in parts + [method])
@@ -200,8 +362,11 @@ QS_KEYS = {"pvcls": ["path", "details"], "tail": ["lines"]}
 @st.composite
 def qs_args(draw: st.DrawFn, method: str) -> dict[str, Any]:
     """``{"qs": ...}`` for ``method``, with the keys it reads made hostile (now and then the whole ``qs``)."""
-    qs: dict[str, Any] = {"lines": [str(draw(st.integers(1, 50)))], "path": [draw(st.sampled_from(["/", "/folder", "/data/folder"]))],
-                          "details": [draw(st.sampled_from(["true", "false"]))]}
+    qs: dict[str, Any] = {
+        "lines": [str(draw(st.integers(1, 50)))],
+        "path": [draw(st.sampled_from(["/", "/folder", "/data/folder"]))],
+        "details": [draw(st.sampled_from(["true", "false"]))],
+    }
     keys = QS_KEYS.get(method, sorted(qs))
     for key in draw(st.lists(st.sampled_from(keys), max_size=len(keys), unique=True)):
         aimed = FIELD_BAD.get(key, HOSTILE)
@@ -252,7 +417,9 @@ class Fuzzer:
         before = self.state() if method == "POST" else None
         answer = self.send(method, path, body)
         where = f"{method} {path[:80]} {(body or b'')[:200]!r}"
-        assert answer.status < 500 or (path, answer.status) in FIVE_OK, f"{where}: {answer.status} {answer.body[:300]!r}"
+        assert answer.status < 500 or (path, answer.status) in FIVE_OK, (
+            f"{where}: {answer.status} {answer.body[:300]!r}"
+        )
         if answer.status >= 400 or kind not in TEXT_OK:
             assert answer.content_type.startswith("application/json"), f"{where}: {answer.content_type}"
             value = json.loads(answer.body)
@@ -271,7 +438,20 @@ def sweep_values(few: bool = False) -> list[Any]:
     return values + [[v] for v in values if isinstance(v, str)]
 
 
-FEW: list[Any] = ["²", "\u0662", "1\n", "nl-test\n", "9999999999999999999", "x" * 20_000, 2**63, 10**30, -1, None, True, []]
+FEW: list[Any] = [
+    "²",
+    "\u0662",
+    "1\n",
+    "nl-test\n",
+    "9999999999999999999",
+    "x" * 20_000,
+    2**63,
+    10**30,
+    -1,
+    None,
+    True,
+    [],
+]
 
 
 def form(args: Any) -> bytes:
@@ -282,9 +462,17 @@ def sweep(fuzzer: Fuzzer, few: bool = False) -> None:
     """Each known-bad value in each field of each endpoint, and in each key of the template, once."""
     values = sweep_values(few)
     job = {"name": "fuzz-job-0", "number": 0, "jobid": "1", "force": False}
-    submit = {"name": "fuzz-sub-0", "number": 0, "nodes": 1, "bearer": fuzzer.bearer,
-              "hpc_script": {"shell": base64.b64encode(legacy_template("sleep 600", extra={
-                  "JOBOBJ_DEVICES": '["sbatch_hold=True"]'}).encode()).decode()}}
+    submit = {
+        "name": "fuzz-sub-0",
+        "number": 0,
+        "nodes": 1,
+        "bearer": fuzzer.bearer,
+        "hpc_script": {
+            "shell": base64.b64encode(
+                legacy_template("sleep 600", extra={"JOBOBJ_DEVICES": '["sbatch_hold=True"]'}).encode()
+            ).decode()
+        },
+    }
     for field_name in list(job) + ["(extra)"]:
         for value in values:
             for path in JOB_PATHS:
@@ -295,11 +483,21 @@ def sweep(fuzzer: Fuzzer, few: bool = False) -> None:
     for key in TEMPLATE_KEYS + ["JOBOBJ_DEVICES"]:
         for value in [v for v in values if isinstance(v, str)] + ["{", "}", '["overlay=\u0662"]', '["bogus"]']:
             text = legacy_template("sleep 600", extra={"JOBOBJ_DEVICES": '["sbatch_hold=True"]', key: value})
-            fuzzer.check("POST", "/submit", form({**submit, "hpc_script": {"shell": base64.b64encode(text.encode()).decode()}}), "json")
+            fuzzer.check(
+                "POST",
+                "/submit",
+                form({**submit, "hpc_script": {"shell": base64.b64encode(text.encode()).decode()}}),
+                "json",
+            )
     for insert in INSERT_VALUES:
         text = legacy_template("sleep 600", extra={"JOBOBJ_DEVICES": '["sbatch_hold=True"]'})
         text = text.replace("{DOWNSTREAM_PARAMETERS}\n", "{DOWNSTREAM_PARAMETERS}\n" + insert + "\n", 1)
-        fuzzer.check("POST", "/submit", form({**submit, "hpc_script": {"shell": base64.b64encode(text.encode()).decode()}}), "json")
+        fuzzer.check(
+            "POST",
+            "/submit",
+            form({**submit, "hpc_script": {"shell": base64.b64encode(text.encode()).decode()}}),
+            "json",
+        )
     for method in REQUEST_METHODS + ["pvcls"]:
         base = "/request/pvcls" if method == "pvcls" else f"/request/fuzz-job-0/0/1/{method}"
         kind = method if method in ("tail", "pvcls", "info") else "empty"
@@ -319,8 +517,9 @@ def sweep(fuzzer: Fuzzer, few: bool = False) -> None:
 def run_fuzz(fuzzer: Fuzzer, examples: int, few: bool = False) -> None:
     """The sweep, then every endpoint group with ``examples`` random requests each (deterministic)."""
     sweep(fuzzer, few)
-    budget = settings(max_examples=examples, derandomize=True, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+    budget = settings(
+        max_examples=examples, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
 
     @budget
     @given(st.sampled_from(GET_PATHS))
@@ -345,9 +544,13 @@ def run_fuzz(fuzzer: Fuzzer, examples: int, few: bool = False) -> None:
         fuzzer.check("POST", path, body, kind)
 
     @budget
-    @given(st.sampled_from(["PUT", "DELETE", "PATCH", "GET", "POST"]),
-           st.one_of(st.sampled_from(GET_PATHS + JOB_PATHS + ["/submit", "/nope", "/request", "/" + "x" * 5000]),
-                     st.text(alphabet="/abc%.", max_size=30).map(lambda p: "/" + p)))
+    @given(
+        st.sampled_from(["PUT", "DELETE", "PATCH", "GET", "POST"]),
+        st.one_of(
+            st.sampled_from(GET_PATHS + JOB_PATHS + ["/submit", "/nope", "/request", "/" + "x" * 5000]),
+            st.text(alphabet="/abc%.", max_size=30).map(lambda p: "/" + p),
+        ),
+    )
     def wrong(method: str, path: str) -> None:
         if (method == "GET") != (path in GET_PATHS):
             fuzzer.check(method, urllib.parse.quote(path, safe="/%"), b"" if method != "GET" else None, "json")

@@ -101,14 +101,29 @@ class ConnectorDouble(Connector):
     def ping(self) -> None:
         return None
 
-    def submit(self, spec, executor): raise NotImplementedError
-    def exit_status(self, ref): raise NotImplementedError
-    def cleanup(self, ref): raise NotImplementedError
-    def terminate(self, ref, force=False): raise NotImplementedError
-    def release(self, ref): raise NotImplementedError
-    def events(self, ref): raise NotImplementedError
-    def tail(self, ref, lines): raise NotImplementedError
-    def list_files(self, path, details=False): raise NotImplementedError
+    def submit(self, spec, executor):
+        raise NotImplementedError
+
+    def exit_status(self, ref):
+        raise NotImplementedError
+
+    def cleanup(self, ref):
+        raise NotImplementedError
+
+    def terminate(self, ref, force=False):
+        raise NotImplementedError
+
+    def release(self, ref):
+        raise NotImplementedError
+
+    def events(self, ref):
+        raise NotImplementedError
+
+    def tail(self, ref, lines):
+        raise NotImplementedError
+
+    def list_files(self, path, details=False):
+        raise NotImplementedError
 
 
 def each_operation(schema: BaseSchema) -> list[APIOperation[Any, Any, Any, Any]]:

@@ -10,8 +10,19 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from dssr_core import BadRequest, ClusterError, Executor, JobRef, JobSpec, JobState, Settings, Submission, command
-from dssr_core import Check, shown
+from dssr_core import (
+    BadRequest,
+    Check,
+    ClusterError,
+    Executor,
+    JobRef,
+    JobSpec,
+    JobState,
+    Settings,
+    Submission,
+    command,
+    shown,
+)
 from dssr_core.batch import CLUSTER_USER_PATTERN, PREFIX, BatchConnector, EndedJob, JobPlan, QueuedJob, submit_once
 
 from .attempt import SshAttempt, first_line

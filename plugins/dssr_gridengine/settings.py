@@ -30,14 +30,14 @@ class GESettings(BatchSettings):
     def from_settings(cls, settings: Settings) -> "GESettings":
         common = cls.common(settings, "JARVICE_GE", "a Grid Engine submit host")
         words = {
-            "JARVICE_GE_PE": settings.str("JARVICE_GE_PE", "dssr"),
-            "JARVICE_GE_QUEUE": settings.str("JARVICE_GE_QUEUE"),
-            "JARVICE_GE_GPU_RESOURCE": settings.str("JARVICE_GE_GPU_RESOURCE"),
+            "JARVICE_GE_PE": settings.text("JARVICE_GE_PE", "dssr"),
+            "JARVICE_GE_QUEUE": settings.text("JARVICE_GE_QUEUE"),
+            "JARVICE_GE_GPU_RESOURCE": settings.text("JARVICE_GE_GPU_RESOURCE"),
         }
         for name, value in words.items():
             if value is not None and not _WORD.match(value):
                 raise ConfigError(f"{name}={value!r} is not a Grid Engine object name (letters, digits, _.@-).")
-        accounting = settings.str("JARVICE_GE_ACCOUNTING_FILE", DEFAULT_ACCOUNTING) or DEFAULT_ACCOUNTING
+        accounting = settings.text("JARVICE_GE_ACCOUNTING_FILE", DEFAULT_ACCOUNTING) or DEFAULT_ACCOUNTING
         if accounting != DEFAULT_ACCOUNTING and not posixpath.isabs(accounting):
             raise ConfigError(f"JARVICE_GE_ACCOUNTING_FILE={accounting!r} is not an absolute path.")
         return cls(

@@ -62,6 +62,8 @@ MAX_OUTPUT_LINES = 10_000
 
 class LocalConnector(LocalExtras, Connector):
     name = "local"
+    default_executor = "shell"
+    runs_jobs_here = True
     requires_identity = False
 
     def __init__(self, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from dssr_core import ConfigError, Settings
 
 def default_state_dir(settings: Settings) -> Path:
     """``$XDG_STATE_HOME/jarvice-dssr/local`` (``~/.local/state/...`` when unset)."""
-    base = settings.str("XDG_STATE_HOME")
+    base = settings.text("XDG_STATE_HOME")
     if base is None:
         base = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "jarvice-dssr" / "local"
@@ -30,17 +30,17 @@ class LocalSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LocalSettings":
-        state = settings.str("JARVICE_LOCAL_STATE_DIR")
+        state = settings.text("JARVICE_LOCAL_STATE_DIR")
         state_dir = Path(state).expanduser() if state else default_state_dir(settings)
-        data = settings.str("JARVICE_LOCAL_DATA_DIR")
+        data = settings.text("JARVICE_LOCAL_DATA_DIR")
         data_dir = Path(data).expanduser() if data else state_dir / "data"
         local = cls(
             state_dir=state_dir.absolute(),
             data_dir=data_dir.absolute(),
-            max_jobs=settings.int("JARVICE_LOCAL_MAX_JOBS", os.cpu_count() or 1, minimum=1),
-            kill_grace=settings.float("JARVICE_LOCAL_KILL_GRACE", 10.0, minimum=0.0),
-            max_nodes=settings.int("JARVICE_LOCAL_MAX_NODES", 16, minimum=1, maximum=1024),
-            beside_server=settings.bool("JARVICE_LOCAL_BESIDE_SERVER", False),
+            max_jobs=settings.integer("JARVICE_LOCAL_MAX_JOBS", os.cpu_count() or 1, minimum=1),
+            kill_grace=settings.number("JARVICE_LOCAL_KILL_GRACE", 10.0, minimum=0.0),
+            max_nodes=settings.integer("JARVICE_LOCAL_MAX_NODES", 16, minimum=1, maximum=1024),
+            beside_server=settings.flag("JARVICE_LOCAL_BESIDE_SERVER", False),
         )
         local.make_dirs()
         return local

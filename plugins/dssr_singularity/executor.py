@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Mapping, Sequence
 
-from dssr_core import Check, Executor, JobSpec, Launch, LaunchContext, NodeProbe, Settings
-from dssr_core import failed, passed
-from dssr_core import command
+from dssr_core import Check, Executor, JobSpec, Launch, LaunchContext, NodeProbe, Settings, command, failed, passed
 
 from .native import native_launch
 from .settings import SingularitySettings
@@ -16,6 +14,7 @@ from .template import template_launch
 
 class SingularityExecutor(Executor):
     name: ClassVar[str] = "singularity"
+    confines_jobs = True
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

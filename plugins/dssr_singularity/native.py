@@ -6,8 +6,17 @@ import hashlib
 import re
 from importlib import resources
 
-from dssr_core import BadRequest, ConfigError, JobSpec, Launch, LaunchContext
-from dssr_core import SERVICE_DIR, ServiceAccess, command, substitute
+from dssr_core import (
+    SERVICE_DIR,
+    BadRequest,
+    ConfigError,
+    JobSpec,
+    Launch,
+    LaunchContext,
+    ServiceAccess,
+    command,
+    substitute,
+)
 
 from .images import NO_CREDENTIALS, Credentials, from_auths, registry_of, sif_name, validate_image
 from .settings import SingularitySettings

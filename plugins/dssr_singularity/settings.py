@@ -49,21 +49,21 @@ class SingularitySettings:
             raise ConfigError("JARVICE_LOCAL_REPO_BASE is not set: it is required when JARVICE_LOCAL_REGISTRY is set.")
         tmpdir = _matching(settings, "JARVICE_SINGULARITY_TMPDIR", _PATH, "an absolute path") or "/tmp"
         return cls(
-            overlay_mb=settings.int("JARVICE_SINGULARITY_OVERLAY_SIZE", 600, minimum=0, maximum=10_000_000),
-            verbose=settings.bool("JARVICE_SINGULARITY_VERBOSE", False),
+            overlay_mb=settings.integer("JARVICE_SINGULARITY_OVERLAY_SIZE", 600, minimum=0, maximum=10_000_000),
+            verbose=settings.flag("JARVICE_SINGULARITY_VERBOSE", False),
             tmpdir=tmpdir,
             binary=_matching(settings, "JARVICE_SINGULARITY_BINARY", _BINARY, "a command name or path") or "",
             system_registry=_matching(settings, "JARVICE_SYSTEM_REGISTRY", _REGISTRY, "a registry host[:port]"),
             system_repo_base=_matching(settings, "JARVICE_SYSTEM_REPO_BASE", _REPO_BASE, "a repository path"),
             images_tag=_matching(settings, "JARVICE_IMAGES_TAG", _TAG, "an image tag") or "latest",
-            system_username=settings.base64("JARVICE_DOCKER_USERNAME"),
-            system_password=settings.base64("JARVICE_DOCKER_PASSWORD"),
+            system_username=settings.base64_text("JARVICE_DOCKER_USERNAME"),
+            system_password=settings.base64_text("JARVICE_DOCKER_PASSWORD"),
             local_registry=local_registry,
             local_repo_base=local_repo_base,
             http_proxy=_matching(settings, "JARVICE_BAREMETAL_HTTP_PROXY", _PROXY, "an http(s):// URL") or "",
             https_proxy=_matching(settings, "JARVICE_BAREMETAL_HTTPS_PROXY", _PROXY, "an http(s):// URL") or "",
             no_proxy=_matching(settings, "JARVICE_BAREMETAL_NO_PROXY", _NO_PROXY, "a comma-separated host list") or "",
-            registry_auths=_auths_file(settings.str("JARVICE_SINGULARITY_REGISTRY_AUTHS")),
+            registry_auths=_auths_file(settings.text("JARVICE_SINGULARITY_REGISTRY_AUTHS")),
             insecure_registries=_registries(settings, "JARVICE_SINGULARITY_INSECURE_REGISTRIES"),
         )
 
@@ -73,7 +73,7 @@ class SingularitySettings:
 
 
 def _matching(settings: Settings, name: str, pattern: re.Pattern[str], what: str) -> str | None:
-    value = settings.str(name)
+    value = settings.text(name)
     if value is not None and not pattern.match(value):
         raise ConfigError(f"{name}={value!r} is not {what}.")
     return value
@@ -81,7 +81,7 @@ def _matching(settings: Settings, name: str, pattern: re.Pattern[str], what: str
 
 def _registries(settings: Settings, name: str) -> tuple[str, ...]:
     """A comma-separated list of ``host[:port]``; each entry must be one (no scheme, no path, no wildcard)."""
-    value = settings.str(name) or ""
+    value = settings.text(name) or ""
     entries = tuple(part.strip().lower() for part in value.split(",") if part.strip())
     for entry in entries:
         if not _REGISTRY.match(entry):

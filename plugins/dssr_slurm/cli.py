@@ -6,14 +6,20 @@ import logging
 import secrets
 from typing import Iterable, Iterator
 
-from dssr_core import BadRequest, ClusterError, Identity, Submission, command
-from dssr_core.batch import parse_once_output
-from dssr_core import Check
-from dssr_core.batch import Login, Result, ServiceShell, SSHPool, UserMappingFile
+from dssr_core import BadRequest, Check, ClusterError, Identity, Submission, command
+from dssr_core.batch import (
+    PREFIX,
+    JobPlan,
+    Login,
+    QueuedJob,
+    Result,
+    ServiceShell,
+    SSHPool,
+    UserMappingFile,
+    parse_once_output,
+)
 
 from . import cli_checks
-
-from dssr_core.batch import JobPlan, PREFIX, QueuedJob
 from .backend import AcctRecord, SlurmBackend, batch_request
 from .parsing import (
     SACCT_FIELDS,

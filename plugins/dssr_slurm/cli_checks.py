@@ -10,11 +10,9 @@ import posixpath
 import secrets
 from typing import Iterator
 
-from dssr_core import Check, ClusterError, ConfigError, DssrError, command
-from dssr_core import failed, passed
-from dssr_core.batch import Login, SSHPool, UserMappingFile
+from dssr_core import Check, ClusterError, ConfigError, DssrError, command, failed, passed
+from dssr_core.batch import Login, ServiceShell, SSHPool, UserMappingFile
 
-from dssr_core.batch import ServiceShell
 from .settings import SlurmSettings
 
 #: the variable naming the user-id mapping file (named by every fault of the file)

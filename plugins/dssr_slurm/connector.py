@@ -13,8 +13,20 @@ import logging
 import threading
 from typing import Callable, Iterator, Mapping, Sequence
 
-from dssr_core import BadRequest, Check, ClusterError, Executor, Identity, JobState, Settings, Stream, Submission
-from dssr_core import JobSpec, JobStatus, command
+from dssr_core import (
+    BadRequest,
+    Check,
+    ClusterError,
+    Executor,
+    Identity,
+    JobSpec,
+    JobState,
+    JobStatus,
+    Settings,
+    Stream,
+    Submission,
+    command,
+)
 from dssr_core.batch import CLUSTER_USER_PATTERN, PREFIX, BatchConnector, EndedJob, JobPlan, QueuedJob
 
 from .backend import SlurmBackend

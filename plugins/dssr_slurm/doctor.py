@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from dssr_core import Check, ClusterError, Executor, NodeProbe, command
-from dssr_core import failed, passed
+from dssr_core import Check, ClusterError, Executor, NodeProbe, command, failed, passed
 from dssr_core.batch import Login
 
 if TYPE_CHECKING:

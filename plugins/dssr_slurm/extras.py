@@ -10,9 +10,9 @@ from __future__ import annotations
 import secrets
 
 from dssr_core import ClusterError, ClusterInfo, command
+from dssr_core.batch import ServiceShell
 
 from .backend import SlurmBackend
-from dssr_core.batch import ServiceShell
 from .resources import parse_scontrol
 
 #: the exit status of the read when the job's output file does not exist

@@ -13,9 +13,8 @@ import re
 from typing import Iterable
 
 from dssr_core import ClusterError
-from dssr_core.batch import expand_nodelist, normalize_elapsed
+from dssr_core.batch import QueuedJob, expand_nodelist, normalize_elapsed
 
-from dssr_core.batch import QueuedJob
 from .backend import AcctRecord
 from .shape import Node, Partition, Shape, gpu_count
 from .states import clean_state

@@ -17,9 +17,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dssr_core import command
-from dssr_core.batch import JobFiles, NodeLaunch, OnceCommands, launch_wrapper, once_script, write_at_start
+from dssr_core.batch import (
+    JobFiles,
+    NodeLaunch,
+    OnceCommands,
+    launch_wrapper,
+    once_script,
+    write_at_start,
+    write_job_files,
+)
 from dssr_core.batch import batch_script as neutral_batch_script
-from dssr_core.batch import write_job_files
 
 from .backend import BatchRequest
 from .states import GONE_WORDS, QUEUED, RUNNING

@@ -15,10 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-
-from dssr_core import ClusterError, command
-from dssr_core import SERVICE_DIR
-
+from dssr_core import SERVICE_DIR, ClusterError, command
 from dssr_core.batch import ServiceShell
 
 #: seconds node addresses are reused before ``scontrol`` is asked again

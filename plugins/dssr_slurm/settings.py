@@ -22,5 +22,5 @@ class SlurmSettings(BatchSettings):
         return cls(
             **cls.common(settings, "JARVICE_SLURM", "the cluster's login node"),
             interface=settings.choice("JARVICE_SLURM_INTERFACE", "cli", ("cli", "http")),
-            kill_grace=settings.float("JARVICE_SLURM_KILL_GRACE", 10.0, minimum=0.0),
+            kill_grace=settings.number("JARVICE_SLURM_KILL_GRACE", 10.0, minimum=0.0),
         )

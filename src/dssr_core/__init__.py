@@ -44,9 +44,6 @@ from ._executor import Executor, Launch, LaunchContext
 from ._interactive import PROXY_LISTEN_VARIABLE, SERVICE_DIR, InteractiveSettings, ServiceAccess, substitute
 from ._job import (
     ClusterInfo,
-    NodeInfo,
-    OutputChunk,
-    PartitionInfo,
     ExitStatus,
     FileEntry,
     Identity,
@@ -55,6 +52,9 @@ from ._job import (
     JobSpec,
     JobState,
     JobStatus,
+    NodeInfo,
+    OutputChunk,
+    PartitionInfo,
     Submission,
     UpstreamTemplate,
 )

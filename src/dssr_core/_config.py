@@ -9,13 +9,12 @@ allowed.  Plugins read their own variables through the same getters.
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
 import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from ._errors import ConfigError
+from ._errors import ConfigError, PluginError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -32,7 +31,7 @@ class Settings:
         #: variable -> what the user typed to set it (a command-line flag), for messages
         self._labels: dict[str, str] = dict(labels or {})
 
-    def label(self, name: builtins.str) -> builtins.str:
+    def label(self, name: str) -> str:
         """How messages name ``name``: the flag that set it (``--port``), else the variable itself."""
         return self._labels.get(name, name)
 
@@ -52,7 +51,7 @@ class Settings:
                 return name, self.raw(name)
         return names[0], None
 
-    def secret_text(self, name: builtins.str) -> tuple[builtins.str, builtins.str | None]:
+    def secret_text(self, name: str) -> tuple[str, str | None]:
         """A secret given as text in ``name`` or as a file named by ``name_FILE`` (a mounted secret).
 
         Returns (the variable that gave it, its text), or (``name``, None) when neither is set.
@@ -76,7 +75,7 @@ class Settings:
             raise ConfigError(f"{self.label(file_name)}={path!r} is empty.")
         return file_name, content
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
@@ -84,19 +83,19 @@ class Settings:
             return default
         return value
 
-    def require(self, name: builtins.str) -> builtins.str:
-        value = self.str(name, required=True)
+    def require(self, name: str) -> str:
+        value = self.text(name, required=True)
         assert value is not None
         return value
 
-    def int(
+    def integer(
         self,
-        name: builtins.str,
-        default: builtins.int,
+        name: str,
+        default: int,
         *,
-        minimum: builtins.int | None = None,
-        maximum: builtins.int | None = None,
-    ) -> builtins.int:
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -110,9 +109,7 @@ class Settings:
             )
         return number
 
-    def float(
-        self, name: builtins.str, default: builtins.float, *, minimum: builtins.float | None = None
-    ) -> builtins.float:
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
         value = self.raw(name)
         if value is None:
             return default
@@ -124,7 +121,7 @@ class Settings:
             raise ConfigError(f"{self.label(name)}={value!r} is out of range: use a number >= {minimum}.")
         return number
 
-    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
+    def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -135,7 +132,7 @@ class Settings:
             return False
         raise ConfigError(f"{self.label(name)}={value!r} is not a boolean: use true or false.")
 
-    def choice(self, name: builtins.str, default: builtins.str, allowed: Iterable[builtins.str]) -> builtins.str:
+    def choice(self, name: str, default: str, allowed: Iterable[str]) -> str:
         allowed = list(allowed)
         value = self.raw(name)
         if value is None:
@@ -144,7 +141,7 @@ class Settings:
             raise ConfigError(f"{self.label(name)}={value!r} is not allowed: use one of {', '.join(allowed)}.")
         return value
 
-    def base64(self, name: builtins.str, default: builtins.str = "", *, secret: builtins.bool = True) -> builtins.str:
+    def base64_text(self, name: str, default: str = "", *, secret: bool = True) -> str:
         """A base64-encoded text value, decoded (the seed's way of passing credentials)."""
         value = self.raw(name)
         if value is None:
@@ -155,7 +152,7 @@ class Settings:
             shown = "its value" if secret else repr(value)
             raise ConfigError(f"{self.label(name)}: {shown} is not valid base64 text.") from None
 
-    def as_dict(self) -> dict[builtins.str, builtins.str]:
+    def as_dict(self) -> dict[str, str]:
         return dict(self._env)
 
 
@@ -176,14 +173,31 @@ CONNECTOR_VARIABLE = "JARVICE_BAREMETAL_CONNECTOR"
 EXECUTOR_VARIABLE = "JARVICE_BAREMETAL_EXECUTOR"
 
 
-def default_executor(connector: str) -> str:
-    """``shell`` for the local connector, ``singularity`` for a cluster."""
-    return "shell" if connector == "local" else "singularity"
+def default_executor(connector: str, settings: Settings | None = None) -> str:
+    """The executor the connector's class names as its default (:attr:`Connector.default_executor`);
+    ``ConfigError`` when it names none (``JARVICE_BAREMETAL_EXECUTOR`` must say), ``""`` when there is no
+    such connector (the error is loading it)."""
+    from ._plugins import connector_class  # the plugins' module needs this one
+
+    try:
+        chosen = connector_class(connector, settings, setting=CONNECTOR_VARIABLE).default_executor
+    except PluginError:
+        return ""  # no such connector: loading it says so, named as its caller named it
+    if chosen is None:
+        raise ConfigError(f"{EXECUTOR_VARIABLE} is not set, and the connector {connector!r} has no default executor.")
+    return chosen
 
 
-def runs_host_commands(connector: str, executor: str) -> bool:
-    """Whether a submitted job runs its command on the server's own host, as the server's user."""
-    return connector == "local" and executor == "shell"
+def runs_host_commands(connector: str, executor: str, settings: Settings | None = None) -> bool:
+    """Whether a submitted job runs its command as is on the server's own host, as the server's user: a
+    connector whose jobs run here (:attr:`Connector.runs_jobs_here`) with an executor that does not
+    confine them (:attr:`Executor.confines_jobs`)."""
+    from ._plugins import connector_class, executor_class  # the plugins' module needs this one
+
+    return (
+        connector_class(connector, settings, setting=CONNECTOR_VARIABLE).runs_jobs_here
+        and not executor_class(executor, settings, setting=EXECUTOR_VARIABLE).confines_jobs
+    )
 
 
 @dataclass(frozen=True)
@@ -197,8 +211,8 @@ class DownstreamSettings:
     def from_settings(cls, settings: Settings) -> "DownstreamSettings":
         """Read ``JARVICE_BAREMETAL_CONNECTOR`` (default ``local``) and ``JARVICE_BAREMETAL_EXECUTOR``
         (default :func:`default_executor` of the connector)."""
-        connector = settings.str(CONNECTOR_VARIABLE) or DEFAULT_CONNECTOR
-        return cls(connector, settings.str(EXECUTOR_VARIABLE) or default_executor(connector))
+        connector = settings.text(CONNECTOR_VARIABLE) or DEFAULT_CONNECTOR
+        return cls(connector, settings.text(EXECUTOR_VARIABLE) or default_executor(connector, settings))
 
 
 def choose_plugins(

@@ -58,6 +58,12 @@ class Connector(ABC):
     #: True when the connector implements :meth:`job_file` and :meth:`open_service`,
     #: which interactive jobs need (their app is reached through the server's proxy)
     supports_interactive: ClassVar[bool] = False
+    #: the executor this connector's jobs get when ``JARVICE_BAREMETAL_EXECUTOR`` names none
+    #: (None: the variable must be set)
+    default_executor: ClassVar[str | None] = None
+    #: True when jobs run on the server's own host, as the server's user (the ``local`` connector):
+    #: ``dssr-server`` then listens on loopback unless told otherwise
+    runs_jobs_here: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         """Read the connector's settings; raise :class:`~dssr_core.errors.ConfigError`

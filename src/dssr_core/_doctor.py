@@ -108,7 +108,8 @@ def _build(
         show(failed(what, str(exc)))
     execu: Executor | None = None
     try:
-        execu = load_executor(chosen.executor, settings, setting=EXECUTOR_VARIABLE)
+        if chosen.executor:  # none: the connector that would name it is not installed (said above)
+            execu = load_executor(chosen.executor, settings, setting=EXECUTOR_VARIABLE)
     except DssrError as exc:
         show(failed(what, str(exc)))
     verifier, interactive, ready = None, None, conn is not None and execu is not None

@@ -7,7 +7,6 @@ administrator.  The mapping to HTTP status lives here and only here
 
 from __future__ import annotations
 
-
 #: the longest message an error carries: it is sent to clients and logged, and
 #: may quote outside values (each is cut shorter where it is quoted, see validate.shown)
 MAX_MESSAGE = 2000

@@ -75,6 +75,8 @@ class Executor(ABC):
 
     #: the name the executor is registered under
     name: ClassVar[str] = ""
+    #: True when the job's command runs confined (in a container), not as is on the node's host
+    confines_jobs: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         """Read the executor's own settings; raise :class:`~dssr_core.errors.ConfigError` on a bad value."""

@@ -40,9 +40,9 @@ class TokenVerifier:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TokenVerifier":
-        verify = settings.bool("JARVICE_JWT_VERIFY", True)
-        pem = settings.str("JARVICE_JWT_PUBLIC_KEY")
-        jwks_url = settings.str("JARVICE_JWT_JWKS_URL")
+        verify = settings.flag("JARVICE_JWT_VERIFY", True)
+        pem = settings.text("JARVICE_JWT_PUBLIC_KEY")
+        jwks_url = settings.text("JARVICE_JWT_JWKS_URL")
         key = None
         if pem:
             text = pem
@@ -70,9 +70,9 @@ class TokenVerifier:
             verify=verify,
             public_key=key,
             jwks_url=jwks_url,
-            issuer=settings.str("JARVICE_JWT_ISSUER"),
-            audience=settings.str("JARVICE_JWT_AUDIENCE"),
-            leeway=settings.int("JARVICE_JWT_LEEWAY", 60, minimum=0, maximum=3600),
+            issuer=settings.text("JARVICE_JWT_ISSUER"),
+            audience=settings.text("JARVICE_JWT_AUDIENCE"),
+            leeway=settings.integer("JARVICE_JWT_LEEWAY", 60, minimum=0, maximum=3600),
         )
 
     def describe(self) -> dict[str, str]:

@@ -44,7 +44,7 @@ def available_executors() -> Mapping[str, str]:
     return MappingProxyType({name: ep.value for name, ep in _installed(EXECUTORS_GROUP).items()})
 
 
-def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | None, setting: str | None) -> T:
+def _class(group: str, kind: str, base: type[T], name: str, settings: Settings | None, setting: str | None) -> type[T]:
     installed = _installed(group)
     ep = installed.get(name)
     # the setting that chose the plugin leads the message (a variable, or the flag the user typed)
@@ -62,16 +62,26 @@ def _load(group: str, kind: str, base: type[T], name: str, settings: Settings | 
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(f'{lead}The {kind} "{name}" ({ep.value}) is not a {base.__name__} subclass.')
-    return cls(settings if settings is not None else Settings())
+    return cls
+
+
+def connector_class(name: str, settings: Settings | None = None, *, setting: str | None = None) -> type[Connector]:
+    """The class registered as connector ``name``, not built (:func:`load_connector`'s errors)."""
+    return _class(CONNECTORS_GROUP, "connector", Connector, name, settings, setting)  # type: ignore[type-abstract]  # a subclass of the ABC is what is looked for
+
+
+def executor_class(name: str, settings: Settings | None = None, *, setting: str | None = None) -> type[Executor]:
+    """The class registered as executor ``name``, not built (:func:`load_executor`'s errors)."""
+    return _class(EXECUTORS_GROUP, "executor", Executor, name, settings, setting)  # type: ignore[type-abstract]  # a subclass of the ABC is what is looked for
 
 
 def load_connector(name: str, settings: Settings | None = None, *, setting: str | None = None) -> Connector:
     """Build the connector registered as ``name``; raises :class:`PluginError` listing the installed ones
     (led by ``setting``, the variable that chose it, as :meth:`Settings.label` shows it)."""
-    return _load(CONNECTORS_GROUP, "connector", Connector, name, settings, setting)  # type: ignore[type-abstract]  # the ABC is the base checked against; _load builds only its concrete subclasses
+    return connector_class(name, settings, setting=setting)(settings if settings is not None else Settings())
 
 
 def load_executor(name: str, settings: Settings | None = None, *, setting: str | None = None) -> Executor:
     """Build the executor registered as ``name``; raises :class:`PluginError` listing the installed ones
     (led by ``setting``, the variable that chose it, as :meth:`Settings.label` shows it)."""
-    return _load(EXECUTORS_GROUP, "executor", Executor, name, settings, setting)  # type: ignore[type-abstract]  # the ABC is the base checked against; _load builds only its concrete subclasses
+    return executor_class(name, settings, setting=setting)(settings if settings is not None else Settings())

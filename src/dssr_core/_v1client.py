@@ -59,7 +59,7 @@ class RemoteDownstream(Downstream):
 
     @classmethod
     def connect(cls, url: str, settings: Settings | None = None, token: str | None = None) -> "RemoteDownstream":
-        return cls(url, token or (settings or Settings()).str(TOKEN_VARIABLE))
+        return cls(url, token or (settings or Settings()).text(TOKEN_VARIABLE))
 
     # -- HTTP -----------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:

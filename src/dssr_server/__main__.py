@@ -26,7 +26,6 @@ from dssr_core import (
     CONNECTOR_VARIABLE,
     EXECUTOR_VARIABLE,
     PROXY_LISTEN_VARIABLE,
-    ConfigError,
     Downstream,
     DssrError,
     JobProxy,
@@ -127,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from(args)
     try:
         server_settings = ServerSettings.from_settings(settings)
-    except ConfigError as exc:
+    except DssrError as exc:  # a bad value (ConfigError), or a plugin that is not installed (PluginError)
         return _refuse(str(exc))
     configure_logging(server_settings.log_level, server_settings.log_format)
     sys.setswitchinterval(SWITCH_INTERVAL)

@@ -44,84 +44,99 @@ def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
-def register(downstream: Downstream, script_key: str) -> Blueprint:
-    """The blueprint of every legacy endpoint, bound to ``downstream``; ``/submit`` reads ``hpc_script[script_key]``."""
-    bp = Blueprint("legacy", __name__)
+#: (HTTP method, rule, the :class:`LegacyApi` method that answers it): LEGACY_API.md's endpoints
+ROUTES = (
+    ("GET", "/live", "live"),
+    ("GET", "/gc", "gc"),
+    ("POST", "/submit", "submit"),
+    ("GET", "/nodes", "nodes"),
+    ("GET", "/running", "running"),
+    ("GET", "/queued", "queued"),
+    ("POST", "/runstatus", "runstatus"),
+    ("POST", "/exitstatus", "exitstatus"),
+    ("POST", "/terminate", "terminate"),
+    ("POST", "/online", "online"),
+    ("POST", "/release", "release"),
+    ("POST", "/events", "events"),
+    ("POST", "/request/<path:path>", "job_request"),
+)
 
-    @bp.get("/live")
-    def live() -> Response:
+
+def register(downstream: Downstream, script_key: str) -> Blueprint:
+    """The blueprint of every legacy endpoint (:data:`ROUTES`), bound to ``downstream``; ``/submit`` reads
+    ``hpc_script[script_key]``.  Each endpoint is named after its method (``legacy.live``...)."""
+    api = LegacyApi(downstream, script_key)
+    bp = Blueprint("legacy", __name__)
+    for method, rule, name in ROUTES:
+        bp.add_url_rule(rule, endpoint=name, view_func=getattr(api, name), methods=[method])
+    return bp
+
+
+class LegacyApi:
+    """The legacy endpoints' answers: one :class:`~dssr_core.Downstream` call each."""
+
+    def __init__(self, downstream: Downstream, script_key: str) -> None:
+        self.downstream, self.script_key = downstream, script_key
+
+    def live(self) -> Response:
         return jsonify({"status": "OK"})
 
-    @bp.get("/gc")
-    def gc() -> tuple[Response, int]:
+    def gc(self) -> tuple[Response, int]:
         try:
-            healthy = downstream.healthy()
+            healthy = self.downstream.healthy()
         except Exception:
             log.exception("cluster health check raised")
             healthy = False
         return (jsonify({"status": "OK"}), 200) if healthy else (jsonify({"status": "BAD"}), 500)
 
-    @bp.post("/submit")
-    def submit() -> Response:
+    def submit(self) -> Response:
         args = form_args()
-        spec = wire.parse_submission(args, script_key)
-        if downstream.verifier is not None:
-            spec = spec.replace(identity=downstream.verifier.verify_token(args.get("bearer")))
-        submission = downstream.submit(spec)
+        spec = wire.parse_submission(args, self.script_key)
+        if self.downstream.verifier is not None:
+            spec = spec.replace(identity=self.downstream.verifier.verify_token(args.get("bearer")))
+        submission = self.downstream.submit(spec)
         return jsonify([submission.jobid, submission.script])
 
-    @bp.get("/nodes")
-    def nodes() -> Response:
+    def nodes(self) -> Response:
         return _text("true")
 
-    @bp.get("/running")
-    def running() -> Response:
-        return jsonify(wire.job_list(downstream.running()))
+    def running(self) -> Response:
+        return jsonify(wire.job_list(self.downstream.running()))
 
-    @bp.get("/queued")
-    def queued() -> Response:
-        return jsonify(wire.job_list(downstream.queued()))
+    def queued(self) -> Response:
+        return jsonify(wire.job_list(self.downstream.queued()))
 
-    @bp.post("/runstatus", endpoint="runstatus")
-    def runstatus_route() -> Response:
-        return jsonify(runstatus(downstream, form_args()))
+    def runstatus(self) -> Response:
+        return jsonify(runstatus(self.downstream, form_args()))
 
-    @bp.post("/exitstatus")
-    def exitstatus() -> Response:
-        return jsonify(wire.exitstatus_answer(downstream.exitstatus(wire.job_ref(form_args()))))
+    def exitstatus(self) -> Response:
+        return jsonify(wire.exitstatus_answer(self.downstream.exitstatus(wire.job_ref(form_args()))))
 
-    @bp.post("/terminate")
-    def terminate() -> Response:
+    def terminate(self) -> Response:
         args = form_args()
-        downstream.terminate(wire.job_ref(args), force=wire.truthy(args.get("force")))
+        self.downstream.terminate(wire.job_ref(args), force=wire.truthy(args.get("force")))
         return jsonify(True)
 
-    @bp.post("/online")
-    def online() -> Response:
+    def online(self) -> Response:
         return jsonify(True)
 
-    @bp.post("/release")
-    def release() -> Response:
-        downstream.release(wire.job_ref(form_args()))
+    def release(self) -> Response:
+        self.downstream.release(wire.job_ref(form_args()))
         return jsonify(True)
 
-    @bp.post("/events")
-    def events() -> Response:
-        return jsonify(downstream.events(wire.job_ref(form_args())))
+    def events(self) -> Response:
+        return jsonify(self.downstream.events(wire.job_ref(form_args())))
 
-    @bp.post("/request/<path:path>")
-    def job_request(path: str) -> Response | tuple[Response, int]:
+    def job_request(self, path: str) -> Response | tuple[Response, int]:
         qs = wire.query(form_args())
         parts = path.strip("/").split("/")
         if parts == ["pvcls"]:
-            return _pvcls(downstream, qs)
+            return _pvcls(self.downstream, qs)
         if len(parts) != 4:
             raise BadRequest(f"Unknown request path {shown(path)}: use pvcls or <name>/<number>/<jobid>/<method>.")
         name, number, jobid, method = parts
         ref = wire.job_ref({"name": name, "number": number, "jobid": jobid})
-        return _job_method(downstream, ref, method, qs)
-
-    return bp
+        return _job_method(self.downstream, ref, method, qs)
 
 
 def _pvcls(downstream: Downstream, qs: Mapping[str, Any]) -> Response:

@@ -8,8 +8,7 @@ from typing import Any, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from dssr_core import JobState, __version__, metrics
-from dssr_core import Contact
+from dssr_core import Contact, JobState, __version__, metrics
 
 #: latency buckets (seconds): a kept-open SSH command takes ~50 ms, a submission ~0.1-1 s
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

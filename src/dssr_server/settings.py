@@ -35,7 +35,7 @@ class ServerSettings:
     threads: int = 8
     #: which entry of ``hpc_script`` to use (default: the executor's name)
     script_key: str | None = None
-    #: ``text`` (one line per event, as ever) or ``json`` (one object per line, with the request id)
+    #: ``text`` (one line per event) or ``json`` (one object per line, with the request id)
     log_format: str = "text"
     #: ``/ready`` says 503 when the last good contact with the cluster is older than this (seconds)
     ready_max_age: float = 60.0
@@ -50,18 +50,18 @@ class ServerSettings:
         """
         plugins = DownstreamSettings.from_settings(settings)
         host = bind_address(settings) or (
-            LOOPBACK if runs_host_commands(plugins.connector, plugins.executor) else ALL_ADDRESSES
+            LOOPBACK if runs_host_commands(plugins.connector, plugins.executor, settings) else ALL_ADDRESSES
         )
         return cls(
             connector=plugins.connector,
             executor=plugins.executor,
-            log_level=settings.int("JARVICE_SCHED_LOGLEVEL", 20, minimum=0, maximum=50),
-            port=settings.int("WAITRESS_PORT", 5000, minimum=1, maximum=65535),
+            log_level=settings.integer("JARVICE_SCHED_LOGLEVEL", 20, minimum=0, maximum=50),
+            port=settings.integer("WAITRESS_PORT", 5000, minimum=1, maximum=65535),
             host=host,
-            threads=settings.int("WAITRESS_THREADS", 8, minimum=1, maximum=256),
-            script_key=settings.str("JARVICE_UPSTREAM_SCRIPT_KEY"),
+            threads=settings.integer("WAITRESS_THREADS", 8, minimum=1, maximum=256),
+            script_key=settings.text("JARVICE_UPSTREAM_SCRIPT_KEY"),
             log_format=settings.choice("JARVICE_DSSR_LOG_FORMAT", "text", ("text", "json")),
-            ready_max_age=settings.float("JARVICE_DSSR_READY_MAX_AGE", 60.0, minimum=1.0),
+            ready_max_age=settings.number("JARVICE_DSSR_READY_MAX_AGE", 60.0, minimum=1.0),
         )
 
 
@@ -74,7 +74,7 @@ def bind_address(settings: Settings) -> str | None:
     the address is one of this host's is known only when binding (``dssr-server``
     says so then, naming the variable too).
     """
-    value = settings.str(BIND_VARIABLE)
+    value = settings.text(BIND_VARIABLE)
     if value is None:
         return None
     name = settings.label(BIND_VARIABLE)

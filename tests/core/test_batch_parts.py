@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core.batch import NodeLaunch, ScratchLayout, batch_script, launch_wrapper, write_at_start
-from dssr_core.batch import write_job_files
+from dssr_core.batch import NodeLaunch, ScratchLayout, batch_script, launch_wrapper, write_at_start, write_job_files
 
 SECRET = "hunter2-registry-password"
 #: hooks of an imaginary scheduler "toy": TOY_* variables, a per-node loop standing in for its launcher
@@ -65,13 +64,15 @@ def test_removal_removes_the_folder_and_output_and_nothing_else(tmp_path: Path) 
 def test_job_files_are_written_whole_with_the_secrets_only_in_a_private_file(tmp_path: Path) -> None:
     files = layout(tmp_path).files("kirby", "toy_job-1")
     Path(files.user_scratch).mkdir(parents=True)
-    text = write_job_files(files, {"TOKEN": SECRET}, {files.node_script: "echo 'it''s' $HOME\n", files.batch_script: "#!/bin/bash\n"})
+    text = write_job_files(
+        files, {"TOKEN": SECRET}, {files.node_script: "echo 'it''s' $HOME\n", files.batch_script: "#!/bin/bash\n"}
+    )
     subprocess.run(["bash", "-s"], input=text, text=True, check=True)
     assert Path(files.node_script).read_text() == "echo 'it''s' $HOME\n"  # written as given, nothing expanded
     assert Path(files.batch_script).read_text() == "#!/bin/bash\n"
     assert stat.S_IMODE(os.stat(files.secrets_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(files.job_dir).st_mode) & 0o070 == 0o070  # the service user's group reads it
-    out = subprocess.run(["bash", "-c", f". {files.secrets_file}; printf %s \"$TOKEN\""], capture_output=True, text=True)
+    out = subprocess.run(["bash", "-c", f'. {files.secrets_file}; printf %s "$TOKEN"'], capture_output=True, text=True)
     assert out.stdout == SECRET
     assert sorted(os.listdir(files.job_dir)) == [".secrets.env", "batch.sh", "node.sh"]  # no temporary left
 
@@ -95,8 +96,11 @@ def run_job(tmp_path: Path, node_script: str, *, marker: str | None = None, at_s
 
 
 def test_every_node_gets_the_node_variables_from_the_schedulers_own(tmp_path: Path) -> None:
-    rc, out = run_job(tmp_path, 'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/'
-                                '$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE/$JOB_SUBMIT_DIR"\n')
+    rc, out = run_job(
+        tmp_path,
+        'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/'
+        '$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE/$JOB_SUBMIT_DIR"\n',
+    )
     job_dir = layout(tmp_path).job_dir("kirby", "toy_job-1")
     assert rc == 0
     assert f"0/n0/77/2/2/n0 n1 /1/{job_dir}" in out and f"1/n1/77/2/2/n0 n1 /1/{job_dir}" in out
@@ -115,9 +119,10 @@ def test_with_a_success_marker_rank_0_succeeds_only_when_it_printed_it(tmp_path:
 
 
 def test_a_job_that_writes_its_own_folder_gets_its_secret_in_the_private_file_only(tmp_path: Path) -> None:
-    rc, out = run_job(tmp_path, '. ./.secrets.env; [ -n "$TOKEN" ] && echo "rank $PROCESS_PROCID has it"\n', at_start=True)
+    rc, out = run_job(
+        tmp_path, '. ./.secrets.env; [ -n "$TOKEN" ] && echo "rank $PROCESS_PROCID has it"\n', at_start=True
+    )
     files = layout(tmp_path).files("kirby", "toy_job-1")
     assert rc == 0 and "rank 0 has it" in Path(files.job_dir, "rank0.log").read_text()
     assert stat.S_IMODE(os.stat(files.secrets_file).st_mode) == 0o600
     assert SECRET not in Path(files.node_script).read_text() + Path(files.launch_script).read_text()
-

@@ -41,7 +41,9 @@ def test_plugins_lists_connectors_and_executors() -> None:
 
 
 def test_submit_runs_a_native_job_and_exitstatus_shows_its_output(tmp_path: Path) -> None:
-    code, out = dssr(tmp_path, "submit", "--name", "cli-job", "--nodes", "2", "--", "sh", "-c", "echo rank $PROCESS_PROCID; sleep 1")
+    code, out = dssr(
+        tmp_path, "submit", "--name", "cli-job", "--nodes", "2", "--", "sh", "-c", "echo rank $PROCESS_PROCID; sleep 1"
+    )
     assert code == 0
     jobid = out.strip()
     text = wait_exit(tmp_path, "cli-job", jobid)
@@ -91,8 +93,12 @@ def test_a_bad_value_exits_2_naming_it(argv: list[str], words: str) -> None:
 
 
 def test_an_unknown_connector_exits_2_listing_the_installed_ones(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "--connector", "pbs", "running"],
-                            capture_output=True, text=True, env={**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", "--connector", "pbs", "running"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path)},
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith('dssr: --connector: No such connector "pbs". Available connectors:')
 
@@ -105,7 +111,8 @@ def test_submit_without_a_command_exits_2(tmp_path: Path) -> None:
 def test_exitstatus_of_an_unknown_job_exits_1_with_a_message(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "dssr_core.cli", "exitstatus", "--name", "ghost", "4242"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state")},
     )
     assert result.returncode == 1 and result.stdout == ""
@@ -116,11 +123,19 @@ def test_without_flags_dssr_uses_the_local_connector_and_the_shell_executor(tmp_
     env = {k: v for k, v in os.environ.items() if not k.startswith("JARVICE_BAREMETAL_")}
     env["JARVICE_LOCAL_STATE_DIR"] = str(tmp_path / "state")
     run = [sys.executable, "-m", "dssr_core.cli"]
-    jobid = subprocess.run([*run, "submit", "--name", "plain", "--", "echo", "no-flags"], env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    jobid = subprocess.run(
+        [*run, "submit", "--name", "plain", "--", "echo", "no-flags"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     deadline = time.monotonic() + 20
-    while (result := subprocess.run([*run, "exitstatus", "--name", "plain", jobid], env=env,
-                                    capture_output=True, text=True)).returncode != 0:
+    while (
+        result := subprocess.run(
+            [*run, "exitstatus", "--name", "plain", jobid], env=env, capture_output=True, text=True
+        )
+    ).returncode != 0:
         assert time.monotonic() < deadline, result.stderr
         time.sleep(0.2)
     assert "no-flags" in result.stdout and "rc=0" in result.stdout
@@ -128,17 +143,29 @@ def test_without_flags_dssr_uses_the_local_connector_and_the_shell_executor(tmp_
 
 @pytest.mark.parametrize("digits", ["²", "\u0662"])
 def test_integer_options_take_ascii_digits_only(digits: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "submit", "--name", "ok", "--nodes", digits,
-                             "--", "true"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", "submit", "--name", "ok", "--nodes", digits, "--", "true"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "is not an integer >= 1" in result.stderr
 
 
 def test_dssr_runs_where_the_servers_own_settings_are_bad(tmp_path: Path) -> None:
     """WAITRESS_* and the server's JARVICE_DSSR_* variables are dssr-server's: the command line ignores them."""
-    env = {**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state"), "WAITRESS_PORT": "http",
-           "JARVICE_SCHED_LOGLEVEL": "verbose", "JARVICE_DSSR_LOG_FORMAT": "xml"}
+    env = {
+        **os.environ,
+        "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state"),
+        "WAITRESS_PORT": "http",
+        "JARVICE_SCHED_LOGLEVEL": "verbose",
+        "JARVICE_DSSR_LOG_FORMAT": "xml",
+    }
     for argv in (["running"], ["doctor"]):
-        result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "--connector", "local", "--executor", "shell",
-                                 *argv], capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "dssr_core.cli", "--connector", "local", "--executor", "shell", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "WAITRESS_PORT" not in result.stdout + result.stderr

@@ -37,8 +37,14 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def run(tmp_path: Path, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("stdout", subprocess.PIPE)
-    return subprocess.run([sys.executable, "-m", "dssr_core.cli", *argv], stderr=subprocess.PIPE, text=True,
-                          env=env(tmp_path), timeout=60, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+        timeout=60,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("action", JOB_ACTIONS)
@@ -106,12 +112,15 @@ def test_wait_timeout_must_be_seconds(tmp_path: Path, value: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--walltime", "abc"], "'abc' is not a time limit"),
-    (["--walltime", "1:2:3:4"], "'1:2:3:4' is not a time limit"),
-    (["--partition", "a b"], "'a b' is not a partition name"),
-    (["--partition", "x;reboot"], "'x;reboot' is not a partition name"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--walltime", "abc"], "'abc' is not a time limit"),
+        (["--walltime", "1:2:3:4"], "'1:2:3:4' is not a time limit"),
+        (["--partition", "a b"], "'a b' is not a partition name"),
+        (["--partition", "x;reboot"], "'x;reboot' is not a partition name"),
+    ],
+)
 def test_submit_values_must_be_what_they_claim(tmp_path: Path, argv: list[str], words: str) -> None:
     result = run(tmp_path, "submit", "--name", "claims", *argv, "--", "true")
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
@@ -187,7 +196,9 @@ def test_every_subcommands_help_says_what_it_does(tmp_path: Path) -> None:
         assert "exit status: 0" in result.stdout, name
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["plugins"], ["running"], ["submit", "--name", "p", "--", "true"]])
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["plugins"], ["running"], ["submit", "--name", "p", "--", "true"]]
+)
 def test_a_closed_pipe_is_no_traceback(tmp_path: Path, argv: list[str]) -> None:
     if argv == ["running"]:  # something to print
         dssr(tmp_path, "submit", "--name", "lister", "--", "sleep 30")
@@ -214,8 +225,13 @@ def test_a_closed_pipe_in_a_shell_pipeline(tmp_path: Path) -> None:
 
 def test_interrupted_exits_130_with_a_line(tmp_path: Path) -> None:
     dssr(tmp_path, "submit", "--name", "forever", "--", "sleep 60")
-    proc = subprocess.Popen([sys.executable, "-m", "dssr_core.cli", "wait", "--name", "forever", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dssr_core.cli", "wait", "--name", "forever", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+    )
     time.sleep(1.5)
     proc.send_signal(2)
     out, err = proc.communicate(timeout=30)
@@ -225,8 +241,18 @@ def test_interrupted_exits_130_with_a_line(tmp_path: Path) -> None:
 
 def test_a_walltime_and_a_partition_in_the_schedulers_forms_are_taken(tmp_path: Path) -> None:
     for walltime in ("01:00:00", "1-00:00:00", "UNLIMITED", "30"):
-        code, out = dssr(tmp_path, "submit", "--name", f"w{len(walltime)}", "--walltime", walltime,
-                         "--partition", "batch", "--", "true")
+        code, out = dssr(
+            tmp_path,
+            "submit",
+            "--name",
+            f"w{len(walltime)}",
+            "--walltime",
+            walltime,
+            "--partition",
+            "batch",
+            "--",
+            "true",
+        )
         assert code == 0 and out.strip().isdigit()
 
 
@@ -241,8 +267,13 @@ def test_tail_of_a_collected_job_says_its_output_was_removed(
 
 
 def test_an_unknown_plugin_from_the_environment_is_named_by_its_variable(tmp_path: Path) -> None:
-    by_variable = subprocess.run([sys.executable, "-m", "dssr_core.cli", "running"], capture_output=True, text=True,
-                                 env={**env(tmp_path), "JARVICE_BAREMETAL_CONNECTOR": "pbs"}, timeout=60)
+    by_variable = subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", "running"],
+        capture_output=True,
+        text=True,
+        env={**env(tmp_path), "JARVICE_BAREMETAL_CONNECTOR": "pbs"},
+        timeout=60,
+    )
     assert by_variable.returncode == 2
     assert by_variable.stderr.startswith('dssr: JARVICE_BAREMETAL_CONNECTOR: No such connector "pbs".')
 
@@ -270,11 +301,14 @@ def test_a_flag_typed_without_a_value_is_bad_usage_naming_it(tmp_path: Path, fla
     assert result.stderr == f"dssr: {flag} is empty: give a value, or leave the flag out.\n"
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["tail", "--name", "x", "--lines", "-5", "1"], "argument -n/--lines: '-5' is not an integer >= 1"),
-    (["tail", "--name", "x", "--lines", "abc", "1"], "argument -n/--lines: 'abc' is not an integer >= 1"),
-    (["wait", "--name", "x", "--timeout", "-1", "1"], "argument --timeout: '-1' is not a number of seconds >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["tail", "--name", "x", "--lines", "-5", "1"], "argument -n/--lines: '-5' is not an integer >= 1"),
+        (["tail", "--name", "x", "--lines", "abc", "1"], "argument -n/--lines: 'abc' is not an integer >= 1"),
+        (["wait", "--name", "x", "--timeout", "-1", "1"], "argument --timeout: '-1' is not a number of seconds >= 0"),
+    ],
+)
 def test_numbers_that_are_not_what_they_claim_are_bad_usage(tmp_path: Path, argv: list[str], words: str) -> None:
     result = run(tmp_path, *argv)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr

@@ -22,9 +22,14 @@ def test_a_site_naming_slurm_gets_singularity_as_the_first_implementation() -> N
 
 def test_the_library_does_not_read_the_servers_variables(tmp_path) -> None:
     """A tool importing dssr_core runs where dssr-server's settings are wrong or meant for another server."""
-    env = {"WAITRESS_PORT": "http", "WAITRESS_THREADS": "0", "JARVICE_SCHED_LOGLEVEL": "verbose",
-           "JARVICE_DSSR_LOG_FORMAT": "xml", "JARVICE_DSSR_READY_MAX_AGE": "soon",
-           "JARVICE_LOCAL_STATE_DIR": str(tmp_path)}
+    env = {
+        "WAITRESS_PORT": "http",
+        "WAITRESS_THREADS": "0",
+        "JARVICE_SCHED_LOGLEVEL": "verbose",
+        "JARVICE_DSSR_LOG_FORMAT": "xml",
+        "JARVICE_DSSR_READY_MAX_AGE": "soon",
+        "JARVICE_LOCAL_STATE_DIR": str(tmp_path),
+    }
     downstream = Downstream.from_settings(Settings(env), connector="local", executor="shell")
     try:
         assert downstream.running() == [] and downstream.queued() == []
@@ -33,7 +38,7 @@ def test_the_library_does_not_read_the_servers_variables(tmp_path) -> None:
 
 
 def test_empty_values_count_as_unset() -> None:
-    assert Settings({"PORT": ""}).int("PORT", 5000) == 5000
+    assert Settings({"PORT": ""}).integer("PORT", 5000) == 5000
 
 
 def test_overrides_win_over_the_environment() -> None:
@@ -42,9 +47,9 @@ def test_overrides_win_over_the_environment() -> None:
 
 def test_bool_accepts_the_usual_words_and_refuses_others() -> None:
     settings = Settings({"T": "Yes", "F": "off"})
-    assert settings.bool("T", False) is True and settings.bool("F", True) is False
+    assert settings.flag("T", False) is True and settings.flag("F", True) is False
     with pytest.raises(ConfigError, match="X='maybe' is not a boolean: use true or false"):
-        Settings({"X": "maybe"}).bool("X", True)
+        Settings({"X": "maybe"}).flag("X", True)
 
 
 def test_choice_lists_the_allowed_values() -> None:
@@ -54,9 +59,9 @@ def test_choice_lists_the_allowed_values() -> None:
 
 def test_float_refuses_text_and_values_below_the_minimum() -> None:
     with pytest.raises(ConfigError, match="GRACE='soon' is not a number"):
-        Settings({"GRACE": "soon"}).float("GRACE", 1.0)
+        Settings({"GRACE": "soon"}).number("GRACE", 1.0)
     with pytest.raises(ConfigError, match="GRACE='-1' is out of range"):
-        Settings({"GRACE": "-1"}).float("GRACE", 1.0, minimum=0)
+        Settings({"GRACE": "-1"}).number("GRACE", 1.0, minimum=0)
 
 
 def test_required_variable_missing_is_named() -> None:
@@ -66,12 +71,12 @@ def test_required_variable_missing_is_named() -> None:
 
 def test_base64_values_are_decoded() -> None:
     value = base64.b64encode(b"user:pass").decode()
-    assert Settings({"CRED": value}).base64("CRED") == "user:pass"
+    assert Settings({"CRED": value}).base64_text("CRED") == "user:pass"
 
 
 def test_a_bad_base64_secret_is_named_without_showing_its_value() -> None:
     with pytest.raises(ConfigError) as info:
-        Settings({"JARVICE_REGISTRY_PASSWORD": "hunter2!!"}).base64("JARVICE_REGISTRY_PASSWORD")
+        Settings({"JARVICE_REGISTRY_PASSWORD": "hunter2!!"}).base64_text("JARVICE_REGISTRY_PASSWORD")
     assert "JARVICE_REGISTRY_PASSWORD" in str(info.value) and "hunter2" not in str(info.value)
 
 
@@ -87,11 +92,18 @@ def test_a_secret_is_read_from_the_file_its_FILE_variable_names(tmp_path) -> Non
     assert Settings({}).secret_text("TOKEN") == ("TOKEN", None)
 
 
-@pytest.mark.parametrize("content, env, message", [
-    (None, {"TOKEN_FILE": "/nonexistent/token"}, "TOKEN_FILE='/nonexistent/token' cannot be read (No such file or directory)"),
-    ("  \n", {"TOKEN_FILE": "{path}"}, "TOKEN_FILE='{path}' is empty"),
-    ("s3cret", {"TOKEN_FILE": "{path}", "TOKEN": "inline"}, "TOKEN and TOKEN_FILE are both set: give only one"),
-])
+@pytest.mark.parametrize(
+    "content, env, message",
+    [
+        (
+            None,
+            {"TOKEN_FILE": "/nonexistent/token"},
+            "TOKEN_FILE='/nonexistent/token' cannot be read (No such file or directory)",
+        ),
+        ("  \n", {"TOKEN_FILE": "{path}"}, "TOKEN_FILE='{path}' is empty"),
+        ("s3cret", {"TOKEN_FILE": "{path}", "TOKEN": "inline"}, "TOKEN and TOKEN_FILE are both set: give only one"),
+    ],
+)
 def test_a_bad_secret_file_is_named_with_its_path_never_its_content(tmp_path, content, env, message) -> None:
     path = tmp_path / "token"
     if content is not None:
@@ -107,19 +119,22 @@ def test_a_value_set_by_a_flag_is_named_by_the_flag_in_every_getters_message() -
     """issue 21: `dssr-server --port abc` blames --port, not WAITRESS_PORT; the environment's values keep their names."""
     settings = Settings({"WAITRESS_THREADS": "many"}).updated({"WAITRESS_PORT": "--port"}, WAITRESS_PORT="abc")
     with pytest.raises(ConfigError, match=r"^--port='abc' is not an integer from 1 to 65535\.$"):
-        settings.int("WAITRESS_PORT", 5000, minimum=1, maximum=65535)
+        settings.integer("WAITRESS_PORT", 5000, minimum=1, maximum=65535)
     with pytest.raises(ConfigError, match=r"^WAITRESS_THREADS='many' is not an integer"):
-        settings.int("WAITRESS_THREADS", 8)
+        settings.integer("WAITRESS_THREADS", 8)
     assert settings.label("WAITRESS_PORT") == "--port" and settings.label("WAITRESS_THREADS") == "WAITRESS_THREADS"
     assert settings.updated(X="1").label("WAITRESS_PORT") == "--port"  # a copy keeps the labels
 
 
-@pytest.mark.parametrize("env, connector, executor, chosen", [
-    ({}, "slurm", None, ("slurm", "singularity")),  # the default of the connector chosen, not of the environment's
-    ({"JARVICE_BAREMETAL_EXECUTOR": "shell"}, "slurm", None, ("slurm", "shell")),
-    ({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}, "local", None, ("local", "shell")),
-    ({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}, None, "apptainer", ("slurm", "apptainer")),
-])
+@pytest.mark.parametrize(
+    "env, connector, executor, chosen",
+    [
+        ({}, "slurm", None, ("slurm", "singularity")),  # the default of the connector chosen, not of the environment's
+        ({"JARVICE_BAREMETAL_EXECUTOR": "shell"}, "slurm", None, ("slurm", "shell")),
+        ({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}, "local", None, ("local", "shell")),
+        ({"JARVICE_BAREMETAL_CONNECTOR": "slurm"}, None, "apptainer", ("slurm", "apptainer")),
+    ],
+)
 def test_choose_plugins_is_the_one_rule_for_names_given_over_the_environment(
     env: dict[str, str], connector: str | None, executor: str | None, chosen: tuple[str, str]
 ) -> None:
@@ -128,7 +143,9 @@ def test_choose_plugins_is_the_one_rule_for_names_given_over_the_environment(
     settings = choose_plugins(Settings(env), connector, executor, flags=True)
     picked = DownstreamSettings.from_settings(settings)
     assert (picked.connector, picked.executor) == chosen
-    assert settings.label("JARVICE_BAREMETAL_CONNECTOR") == ("--connector" if connector else "JARVICE_BAREMETAL_CONNECTOR")
+    assert settings.label("JARVICE_BAREMETAL_CONNECTOR") == (
+        "--connector" if connector else "JARVICE_BAREMETAL_CONNECTOR"
+    )
 
 
 def test_an_unknown_plugin_named_by_the_environment_names_the_variable() -> None:

@@ -21,21 +21,29 @@ def doctor(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
 def test_a_check_is_one_line_ok_or_fail_what_and_why() -> None:
     assert Check("squeue answers", True).line() == "OK squeue answers"
     assert Check("sacct answers", False, "slurmdbd is down").line() == "FAIL sacct answers — slurmdbd is down"
-    assert Check("the trial job starts", True, "on node1", 1.234).line() == "OK the trial job starts (1.23 s) — on node1"
+    assert (
+        Check("the trial job starts", True, "on node1", 1.234).line() == "OK the trial job starts (1.23 s) — on node1"
+    )
 
 
 def test_the_local_site_passes_and_a_trial_job_runs_with_each_stage_timed(tmp_path: Path) -> None:
-    env = {"JARVICE_BAREMETAL_CONNECTOR": "local", "JARVICE_BAREMETAL_EXECUTOR": "shell",
-           "JARVICE_LOCAL_STATE_DIR": str(tmp_path)}
+    env = {
+        "JARVICE_BAREMETAL_CONNECTOR": "local",
+        "JARVICE_BAREMETAL_EXECUTOR": "shell",
+        "JARVICE_LOCAL_STATE_DIR": str(tmp_path),
+    }
     rc, lines = doctor(env, "--submit", "someone@example.com", "--timeout", "60")
     assert rc == 0, lines
     assert lines[0] == "OK settings parse — connector local, executor shell"
     assert "OK the local cluster answers" in lines
     stages = [x for x in lines if "trial job" in x]
     assert [x.split(" (")[0] for x in stages] == [
-        "OK a trial job is submitted as someone@example.com", "OK the trial job starts",
-        "OK the trial job runs to its end", "OK the trial job's exit status is read",
-        "OK the trial job's files are removed", "OK the trial job, end to end",
+        "OK a trial job is submitted as someone@example.com",
+        "OK the trial job starts",
+        "OK the trial job runs to its end",
+        "OK the trial job's exit status is read",
+        "OK the trial job's files are removed",
+        "OK the trial job, end to end",
     ]
     assert all(" s)" in x for x in stages)
 
@@ -56,14 +64,17 @@ def slurm_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {k: v for k, v in env(tmp_path, **extra).items() if k != "JARVICE_BAREMETAL_EXECUTOR"}
 
 
-@pytest.mark.parametrize("flags, env", [
-    (["--connector", "slurm"], {}),
-    (["--connector", "slurm"], {"JARVICE_BAREMETAL_EXECUTOR": "shell"}),
-    (["--connector", "local"], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
-    ([], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
-    (["--executor", "apptainer"], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
-    ([], {}),
-])
+@pytest.mark.parametrize(
+    "flags, env",
+    [
+        (["--connector", "slurm"], {}),
+        (["--connector", "slurm"], {"JARVICE_BAREMETAL_EXECUTOR": "shell"}),
+        (["--connector", "local"], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
+        ([], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
+        (["--executor", "apptainer"], {"JARVICE_BAREMETAL_CONNECTOR": "slurm"}),
+        ([], {}),
+    ],
+)
 def test_the_doctor_loads_the_connector_and_executor_dssr_server_would(
     tmp_path: Path, flags: list[str], env: dict[str, str]
 ) -> None:
@@ -87,8 +98,11 @@ def test_dssr_connector_slurm_doctor_checks_the_executor_a_slurm_server_runs(tmp
 
 def test_a_bad_flag_is_named_by_the_flag(tmp_path: Path) -> None:
     out = io.StringIO()
-    rc = main(["--connector", "local", "--executor", "docker", "doctor"], out=out,
-              settings=Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}))
+    rc = main(
+        ["--connector", "local", "--executor", "docker", "doctor"],
+        out=out,
+        settings=Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}),
+    )
     assert rc == 1 and out.getvalue().splitlines() == [
         'FAIL settings parse — --executor: No such executor "docker". Available executors: apptainer, shell, singularity'
     ]
@@ -97,12 +111,17 @@ def test_a_bad_flag_is_named_by_the_flag(tmp_path: Path) -> None:
 def test_every_local_fault_is_its_own_line_though_the_cluster_does_not_answer(tmp_path: Path) -> None:
     from tests.server.test_startup import GARBAGE_KEY
 
-    rc, lines = doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_PKEY=GARBAGE_KEY,
-                                 JARVICE_USERS_ID_MAPPING_FILE=str(tmp_path / "missing.yaml")))
+    rc, lines = doctor(
+        slurm_env(
+            tmp_path, JARVICE_SLURM_SSH_PKEY=GARBAGE_KEY, JARVICE_USERS_ID_MAPPING_FILE=str(tmp_path / "missing.yaml")
+        )
+    )
     assert rc == 1
     assert lines[0] == "OK settings parse — connector slurm, executor singularity"
-    assert lines[1] == ("FAIL the service user's key (JARVICE_SLURM_SSH_PKEY) loads — JARVICE_SLURM_SSH_PKEY does "
-                        "not parse as an ed25519, RSA or ECDSA private key.")
+    assert lines[1] == (
+        "FAIL the service user's key (JARVICE_SLURM_SSH_PKEY) loads — JARVICE_SLURM_SSH_PKEY does "
+        "not parse as an ed25519, RSA or ECDSA private key."
+    )
     assert lines[2].startswith(f"FAIL the user-id mapping file {tmp_path}/missing.yaml loads — ")
     assert "set JARVICE_USERS_ID_MAPPING_FILE" in lines[2]
     assert lines[3].startswith("FAIL SSH reaches 127.0.0.1:") and "Cannot reach" in lines[3]
@@ -112,13 +131,18 @@ def test_every_local_fault_is_its_own_line_though_the_cluster_does_not_answer(tm
 def test_good_local_settings_pass_before_the_cluster_checks_and_a_bad_entry_is_named(tmp_path: Path) -> None:
     from tests.core.test_usermap import entry, openssh_key, write
 
-    mapping = write(tmp_path / "two.yaml", [entry("kirby@example.com", "kirby", openssh_key("ed25519")),
-                                            entry("mario@example.com", "mario", "not a key")])
+    mapping = write(
+        tmp_path / "two.yaml",
+        [entry("kirby@example.com", "kirby", openssh_key("ed25519")), entry("mario@example.com", "mario", "not a key")],
+    )
     rc, lines = doctor(slurm_env(tmp_path, JARVICE_USERS_ID_MAPPING_FILE=str(mapping)))
     assert rc == 1
     assert lines[1] == "OK the service user's key (JARVICE_SLURM_SSH_PKEY) loads — ssh-ed25519"
-    assert lines[2] == ("FAIL an entry of the user-id mapping file — " f"{mapping}: the ssh_private_key_b64 of "
-                        "mario@example.com does not parse as an ed25519, RSA or ECDSA private key.")
+    assert lines[2] == (
+        "FAIL an entry of the user-id mapping file — "
+        f"{mapping}: the ssh_private_key_b64 of "
+        "mario@example.com does not parse as an ed25519, RSA or ECDSA private key."
+    )
     assert lines[3] == f"OK the user-id mapping file {mapping} loads — 1 user(s)"
     assert lines[4].startswith("FAIL SSH reaches 127.0.0.1:")
 
@@ -148,14 +172,22 @@ def test_an_unreadable_key_file_is_its_own_line_and_the_other_local_checks_still
     key_file = tmp_path / "key"
     if kind == "directory":
         key_file.mkdir()
-    rc, lines = unreadable_key_lines(tmp_path, key_file, JARVICE_USERS_ID_MAPPING_FILE=str(tmp_path / "none.yaml"),
-                                     JARVICE_SLURM_SSH_KNOWN_HOSTS=str(tmp_path / "no_known_hosts"))
+    rc, lines = unreadable_key_lines(
+        tmp_path,
+        key_file,
+        JARVICE_USERS_ID_MAPPING_FILE=str(tmp_path / "none.yaml"),
+        JARVICE_SLURM_SSH_KNOWN_HOSTS=str(tmp_path / "no_known_hosts"),
+    )
     assert rc == 1
     assert lines[0] == "OK settings parse — connector slurm, executor singularity"
-    assert lines[1] == (f"FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
-                        f"JARVICE_SLURM_SSH_PKEY_FILE='{key_file}' cannot be read ({why}).")
-    assert lines[2] == ("FAIL the login node's host key is pinned — JARVICE_SLURM_SSH_KNOWN_HOSTS="
-                        f"'{tmp_path}/no_known_hosts' cannot be read (No such file or directory).")
+    assert lines[1] == (
+        f"FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
+        f"JARVICE_SLURM_SSH_PKEY_FILE='{key_file}' cannot be read ({why})."
+    )
+    assert lines[2] == (
+        "FAIL the login node's host key is pinned — JARVICE_SLURM_SSH_KNOWN_HOSTS="
+        f"'{tmp_path}/no_known_hosts' cannot be read (No such file or directory)."
+    )
     assert lines[3].startswith(f"FAIL the user-id mapping file {tmp_path}/none.yaml loads — ")
     assert "JARVICE_USERS_ID_MAPPING_FILE" in lines[3]
     assert lines[4].startswith("FAIL SSH reaches 127.0.0.1:")  # the cluster checks still run after them
@@ -165,16 +197,20 @@ def test_both_key_variables_set_is_the_keys_own_line(tmp_path: Path) -> None:
     (tmp_path / "key").write_text("whatever")
     rc, lines = doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_PKEY_FILE=str(tmp_path / "key")))
     assert rc == 1 and lines[0].startswith("OK settings parse")
-    assert lines[1] == ("FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
-                        "JARVICE_SLURM_SSH_PKEY and JARVICE_SLURM_SSH_PKEY_FILE are both set: give only one.")
+    assert lines[1] == (
+        "FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
+        "JARVICE_SLURM_SSH_PKEY and JARVICE_SLURM_SSH_PKEY_FILE are both set: give only one."
+    )
     assert lines[2].startswith("OK the user-id mapping file ")
 
 
 def test_a_malformed_host_key_fingerprint_is_its_own_line(tmp_path: Path) -> None:
     rc, lines = doctor(slurm_env(tmp_path, JARVICE_SLURM_SSH_HOST_KEY="aa:bb"))
     assert rc == 1 and lines[0].startswith("OK settings parse") and lines[1].startswith("OK the service user's key")
-    assert lines[2] == ("FAIL the login node's host key is pinned — JARVICE_SLURM_SSH_HOST_KEY='aa:bb' is not of the "
-                        "form SHA256:<base64> (as printed by ssh-keygen -lf).")
+    assert lines[2] == (
+        "FAIL the login node's host key is pinned — JARVICE_SLURM_SSH_HOST_KEY='aa:bb' is not of the "
+        "form SHA256:<base64> (as printed by ssh-keygen -lf)."
+    )
     assert lines[3].startswith("OK the user-id mapping file ")
 
 
@@ -220,5 +256,7 @@ def test_a_key_file_of_mode_000_read_by_another_user_is_its_own_line(tmp_path: P
         rc, lines = int(said[0]), said[1:]
     shutil.rmtree(folder)
     assert rc == 1 and lines[0].startswith("OK settings parse")
-    assert lines[1] == (f"FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
-                        f"JARVICE_SLURM_SSH_PKEY_FILE='{key_file}' cannot be read (Permission denied).")
+    assert lines[1] == (
+        f"FAIL the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — "
+        f"JARVICE_SLURM_SSH_PKEY_FILE='{key_file}' cannot be read (Permission denied)."
+    )

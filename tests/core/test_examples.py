@@ -27,8 +27,9 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 def private_key() -> str:
     key = ed25519.Ed25519PrivateKey.generate()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
 
 
 def code_reads(name: str) -> bool:
@@ -56,23 +57,30 @@ def render_launch_script(etc: Path, site: dict[str, str] | None = None) -> str:
         assert sorted(site) == sorted(site_values()), "give a value for each SITE line, and only for those"
         for name, value in site.items():
             line = f"export {name}={shlex.quote(value)}"
-            text, count = re.subn(rf"^export {name}=.*  # SITE: .*$", lambda _, line=line: line, text, flags=re.M)
+            text, count = re.subn(rf"^export {name}=.*  # SITE: .*$", line.replace("\\", "\\\\"), text, flags=re.M)
             assert count == 1, name
     return text
 
 
-def launch(tmp_path: Path, token: str | None = "a-long-random-upstream-secret",
-           argv: tuple[str, ...] | list[str] = ("--port", "5001")) -> tuple[subprocess.CompletedProcess[str], Path]:
+def launch(
+    tmp_path: Path,
+    token: str | None = "a-long-random-upstream-secret",
+    argv: tuple[str, ...] | list[str] = ("--port", "5001"),
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     """examples/launch-slurm.sh as a site runs it, with its /etc/jarvice-dssr files in a temporary folder and
     stand-ins of dssr-server and dssr (named as such: each only writes down its name and the environment and
     arguments it was started with)."""
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "jarvice_ed25519").write_text(private_key())
-    (etc / "known_hosts").write_text("login1.cluster.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    (etc / "known_hosts").write_text(
+        "login1.cluster.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
     mapping = (EXAMPLES / "users_id_mapping_configuration.yaml").read_text()
     for user in ("kirby", "mario"):
-        mapping = mapping.replace(f"<base64 of {user}'s private key>", base64.b64encode(private_key().encode()).decode())
+        mapping = mapping.replace(
+            f"<base64 of {user}'s private key>", base64.b64encode(private_key().encode()).decode()
+        )
     (etc / "users_id_mapping_configuration.yaml").write_text(mapping)
     (etc / "registry_user").write_text("robot")
     (etc / "registry_password").write_text("pa55")
@@ -91,8 +99,7 @@ def launch(tmp_path: Path, token: str | None = "a-long-random-upstream-secret",
         )
         (bin_dir / program).chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    return subprocess.run(["bash", str(script), *argv], capture_output=True, text=True, env=env,
-                          timeout=60), record
+    return subprocess.run(["bash", str(script), *argv], capture_output=True, text=True, env=env, timeout=60), record
 
 
 def test_the_launch_script_is_valid_bash_and_shellcheck_clean() -> None:
@@ -138,8 +145,11 @@ def test_the_launch_script_marks_the_values_a_site_changes() -> None:
     assert {"JARVICE_SLURM_CLUSTER_ADDR", "JARVICE_JWT_ISSUER", "JARVICE_SYSTEM_REGISTRY"} <= set(marked)
     # no value naming a host of this example's own is left unmarked
     text = (EXAMPLES / "launch-slurm.sh").read_text()
-    unmarked = [line for line in text.splitlines() if re.search(r"\.example\b|pkg\.dev", line)
-                and line.startswith("export") and "# SITE: " not in line]
+    unmarked = [
+        line
+        for line in text.splitlines()
+        if re.search(r"\.example\b|pkg\.dev", line) and line.startswith("export") and "# SITE: " not in line
+    ]
     assert unmarked == []
 
 
@@ -186,8 +196,9 @@ def test_the_readmes_library_snippet_runs_as_written(tmp_path: Path) -> None:
     snippet = readme_block("## The library and the `dssr` command", "python")
     assert "downstream.wait(" in snippet
     env = {**os.environ, "JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state")}
-    result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=120,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     # rank 0's output at least: on the local connector the job ends with rank 0, which may cut rank 1 off
     assert "rank 0\n" in result.stdout
@@ -222,13 +233,14 @@ def test_what_deploy_md_calls_not_used_is_read_by_no_code_and_the_jobs_domain_tu
     row = next(line for line in page.splitlines() if line.startswith("| `JARVICE_JOBS_DOMAIN`"))
     assert "turns interactive jobs on" in row
     key = "k" * 40
-    assert InteractiveSettings.from_settings(Settings({"JARVICE_JOBS_DOMAIN": "jobs.example.org",
-                                                       "JARVICE_DSSR_INTERACTIVE_KEY": key})).enabled
+    assert InteractiveSettings.from_settings(
+        Settings({"JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": key})
+    ).enabled
     assert not InteractiveSettings.from_settings(Settings({})).enabled
 
 
 def test_the_readmes_curl_session_runs_as_written(tmp_path: Path) -> None:
-    """"Call the API by hand": the README's own commands against the real server it describes, on a free port."""
+    """ "Call the API by hand": the README's own commands against the real server it describes, on a free port."""
     if shutil.which("curl") is None or shutil.which("base64") is None:
         pytest.fail("curl and base64 are needed for the README's commands")
     from tests.server.live import Server, wait_for
@@ -245,8 +257,11 @@ def test_the_readmes_curl_session_runs_as_written(tmp_path: Path) -> None:
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert result.returncode == 0, result.stderr
         answers = result.stdout.splitlines()
-        said = [line.removeprefix("# ").split("   ")[0].strip() for line in (session + refused).splitlines()
-                if line.startswith("# ")]
+        said = [
+            line.removeprefix("# ").split("   ")[0].strip()
+            for line in (session + refused).splitlines()
+            if line.startswith("# ")
+        ]
         assert answers[0] == said[0] == '{"status":"OK"}'
         assert answers[1].startswith('["1","#!/bin/bash\\nexport JARVICE_BAREMETAL_SCRATCH_DIR=')
         assert answers[2] == said[2] == '[["jarvice-demo-1","1"]]'
@@ -255,9 +270,20 @@ def test_the_readmes_curl_session_runs_as_written(tmp_path: Path) -> None:
         assert answers[5] == said[5] == '{"error":"Job 1 has not finished yet (running)."}'
         assert answers[6] == said[-1]  # the malformed request's one sentence, word for word
         args = 'args={"name":"jarvice-demo-1","number":1,"jobid":"1"}'
-        final = wait_for(lambda: (out := subprocess.run(
-            ["curl", "-s", "-X", "POST", "-d", args, f"{address}/exitstatus"], capture_output=True, text=True,
-        ).stdout).startswith("[0,") and out or None, timeout=30)
+        final = wait_for(
+            lambda: (
+                (
+                    out := subprocess.run(
+                        ["curl", "-s", "-X", "POST", "-d", args, f"{address}/exitstatus"],
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                ).startswith("[0,")
+                and out
+                or None
+            ),
+            timeout=30,
+        )
         assert json.loads(final)[0] == 0 and json.loads(final)[2][0] == "hello from dssr\nJARVICE_CMD_SUCCESS\n"
         assert json.loads(final)[2][1] == "<< termination state: COMPLETED -- see STDOUT for job errors >>"
         assert said[6].startswith('[0,"00:00:05",["hello from dssr\\nJARVICE_CMD_SUCCESS\\n",')

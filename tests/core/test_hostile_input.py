@@ -10,10 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dssr_core import BadRequest, Connector, JobSpec, LaunchContext, Settings, fill_template, redact_template
-from dssr_core._upstream import parse_template
-from dssr_core._validate import validate_jobid, validate_name, validate_number
 from dssr_core._errors import MAX_MESSAGE, DssrError
-from dssr_core._upstream import template_keys
+from dssr_core._upstream import parse_template, template_keys
+from dssr_core._validate import validate_jobid, validate_name, validate_number
 from dssr_local.shell import ShellExecutor
 from dssr_server.wire import parse_submission
 from tests.helpers import encode, legacy_template, submit_args
@@ -30,6 +29,7 @@ def submission(**changes: object) -> dict[str, object]:
 
 # -- 1. non-ASCII where base64 is expected ----------------------------------------
 
+
 @pytest.mark.parametrize("value", ["é", "aGVsbG8=é", "\u0661\u0662\u0663\u0664"])
 def test_non_ascii_text_as_a_base64_template_is_a_bad_request(value: str) -> None:
     with pytest.raises(BadRequest, match="not valid base64"):
@@ -42,6 +42,7 @@ def test_non_ascii_text_as_a_base64_registry_secret_is_a_bad_request() -> None:
 
 
 # -- 2. digits other than ASCII ---------------------------------------------------
+
 
 @pytest.mark.parametrize("digits", ["²", "\u0661", "\u0662\u0663", "１"])
 def test_digits_other_than_ascii_are_refused_for_nodes_number_and_lines(digits: str) -> None:
@@ -65,6 +66,7 @@ def test_an_overlay_of_other_digits_is_a_bad_request() -> None:
 
 
 # -- 3. integers out of range -----------------------------------------------------
+
 
 @pytest.mark.parametrize("jobid", [ABOVE_INT64, 2**63, "1" * 40])
 def test_a_job_id_of_2_to_the_63_or_more_is_not_a_job_id(jobid: object) -> None:
@@ -92,6 +94,7 @@ def test_a_job_spec_refuses_numbers_out_of_range() -> None:
 
 # -- 4. whole-string matching -----------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["nl-test\n", "nl-test\r", "a\nb", "nl-test\x00"])
 def test_a_name_with_a_trailing_newline_is_not_a_name(name: str) -> None:
     with pytest.raises(BadRequest, match="is not allowed"):
@@ -106,10 +109,17 @@ def test_a_job_id_with_a_newline_is_not_a_job_id(jobid: str) -> None:
 
 # -- 7. the template is no format string ------------------------------------------
 
+
 @pytest.mark.parametrize(
     "field",
-    ["{DOWNSTREAM_PARAMETERS:>20000000}", "{DOWNSTREAM_PARAMETERS!r}", "{DOWNSTREAM_PARAMETERS.x}",
-     "{DOWNSTREAM_PARAMETERS[0]}", "{0}", "{}"],
+    [
+        "{DOWNSTREAM_PARAMETERS:>20000000}",
+        "{DOWNSTREAM_PARAMETERS!r}",
+        "{DOWNSTREAM_PARAMETERS.x}",
+        "{DOWNSTREAM_PARAMETERS[0]}",
+        "{0}",
+        "{}",
+    ],
 )
 def test_format_specs_and_other_fields_are_refused(field: str) -> None:
     text = legacy_template().replace("{DOWNSTREAM_PARAMETERS}", "{DOWNSTREAM_PARAMETERS}\n" + field)
@@ -118,7 +128,9 @@ def test_format_specs_and_other_fields_are_refused(field: str) -> None:
 
 
 def test_a_template_with_the_field_twice_is_refused() -> None:
-    text = legacy_template().replace("{DOWNSTREAM_PARAMETERS}", "{DOWNSTREAM_PARAMETERS}\n{DOWNSTREAM_PARAMETERS}" * 4500)
+    text = legacy_template().replace(
+        "{DOWNSTREAM_PARAMETERS}", "{DOWNSTREAM_PARAMETERS}\n{DOWNSTREAM_PARAMETERS}" * 4500
+    )
     with pytest.raises(BadRequest, match="9000 \\{DOWNSTREAM_PARAMETERS\\} fields: it must have one"):
         parse_template(text, 1, "job-1", 1)
 
@@ -141,6 +153,7 @@ def test_doubled_braces_around_the_field_stay_literal_as_with_str_format() -> No
 
 
 # -- 8. bounded echo --------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "call",
@@ -195,8 +208,13 @@ def test_keys_are_read_from_lines_split_on_newline_only() -> None:
     assert keys == {"JOBOBJ_A": "1\x0cJOBOBJ_B=2\u2028JOBOBJ_C=3", "JOBOBJ_D": "4", "JOBOBJ_E": "5"}
 
 
-CONTEXT = LaunchContext(scratch_root="/s", cluster_user="u", user_scratch="/s/u", job_dir="/s/u/j", secrets_file="/s/u/j/.s")
+CONTEXT = LaunchContext(
+    scratch_root="/s", cluster_user="u", user_scratch="/s/u", job_dir="/s/u/j", secrets_file="/s/u/j/.s"
+)
 
 
 def test_non_ascii_text_inside_valid_base64_is_still_read() -> None:
-    assert parse_submission(submission(hpc_script={"shell": encode(legacy_template("echo é"))}), "shell").command == "echo é"
+    assert (
+        parse_submission(submission(hpc_script={"shell": encode(legacy_template("echo é"))}), "shell").command
+        == "echo é"
+    )

@@ -16,9 +16,11 @@ ISSUER = "https://idp.example.com/realms/jarvice"
 
 
 def _pem(private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
-    return private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,14 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
 
 def mint(key: Any, algorithm: str = "RS256", lifespan: int = 600, **claims: Any) -> str:
     now = int(time.time())
-    payload = {"iss": ISSUER, "iat": now, "exp": now + lifespan, "email": "kirby@example.com",
-               "preferred_username": "kirby", "aud": "jarvice"}
+    payload = {
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + lifespan,
+        "email": "kirby@example.com",
+        "preferred_username": "kirby",
+        "aud": "jarvice",
+    }
     payload.update(claims)
     payload = {k: v for k, v in payload.items() if v is not None}
     return jwt.encode(payload, key, algorithm=algorithm)

@@ -76,8 +76,11 @@ class StandInAttempt(OnceAttempt):
 
     def find(self) -> list[NamedJob]:
         self.sched.step(self.who)
-        return [NamedJob(str(j.jobid), held=j.held and not j.cancelled, finished=j.cancelled)
-                for j in self.sched.jobs.values() if j.name == self.name]
+        return [
+            NamedJob(str(j.jobid), held=j.held and not j.cancelled, finished=j.cancelled)
+            for j in self.sched.jobs.values()
+            if j.name == self.name
+        ]
 
     def submit_held(self) -> str:
         self.sched.step(self.who)
@@ -99,8 +102,9 @@ class StandInAttempt(OnceAttempt):
         job.held = False
 
 
-def race(seed: int, callers: int, keep_held: bool = False, die: dict[str, str] | None = None) -> tuple[
-        StandInScheduler, dict[str, tuple[str, bool] | BaseException]]:
+def race(
+    seed: int, callers: int, keep_held: bool = False, die: dict[str, str] | None = None
+) -> tuple[StandInScheduler, dict[str, tuple[str, bool] | BaseException]]:
     sched = StandInScheduler(seed)
     answers: dict[str, tuple[str, bool] | BaseException] = {}
 
@@ -146,8 +150,11 @@ def test_a_submitter_killed_half_way_leaves_nothing_running_and_a_retry_settles_
     assert running == [winner]
     # the upstream retries: the same answer, and no held duplicate is left behind
     sched.rng = random.Random(seed)
-    threads = {"retry": threading.Thread(target=lambda: answers.__setitem__(
-        "retry", submit_once(StandInAttempt(sched, "retry"))))}
+    threads = {
+        "retry": threading.Thread(
+            target=lambda: answers.__setitem__("retry", submit_once(StandInAttempt(sched, "retry")))
+        )
+    }
     sched.run(threads)
     assert answers["retry"] == (str(winner), True)
     assert [j.jobid for j in sched.jobs.values() if not j.cancelled] == [winner]
@@ -158,8 +165,11 @@ def test_the_only_submitter_killed_leaves_a_held_job_that_the_retry_releases() -
     assert isinstance(answers["r0"], SystemExit)
     (job,) = sched.jobs.values()
     assert job.held
-    threads = {"retry": threading.Thread(target=lambda: answers.__setitem__(
-        "retry", submit_once(StandInAttempt(sched, "retry"))))}
+    threads = {
+        "retry": threading.Thread(
+            target=lambda: answers.__setitem__("retry", submit_once(StandInAttempt(sched, "retry")))
+        )
+    }
     sched.run(threads)
     assert answers["retry"] == (str(job.jobid), True) and not job.held
 

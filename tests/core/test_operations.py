@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dssr_core import ClusterError, Contact, Downstream, Settings, TokenVerifier, BadRequest, metrics
+from dssr_core import BadRequest, ClusterError, Contact, Downstream, Settings, TokenVerifier, metrics
+from dssr_core.batch._sharing import SharedSnapshot
 from dssr_local.connector import LocalConnector
 from dssr_local.shell import ShellExecutor
-from dssr_core.batch._sharing import SharedSnapshot
 
 
 class Recording(metrics.Recorder):
@@ -97,7 +97,9 @@ def test_the_snapshot_records_each_refresh_outcome_as_the_last_contact(recording
     assert [e for e in recording.events if e[0] == "snapshot"] == [("snapshot", True), ("snapshot", False)]
 
 
-def test_the_heartbeat_refreshes_a_stale_contact_without_any_request(downstream: Downstream, recording: Recording) -> None:
+def test_the_heartbeat_refreshes_a_stale_contact_without_any_request(
+    downstream: Downstream, recording: Recording
+) -> None:
     downstream.connector.contact = Contact(time.time() - 600, True)  # type: ignore[attr-defined]  # the connector double's contact
     downstream.start_heartbeat(0.5)
     deadline = time.monotonic() + 5
@@ -113,14 +115,19 @@ def key() -> rsa.RSAPrivateKey:
 
 def _verifier(key: Any) -> TokenVerifier:
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return TokenVerifier.from_settings(Settings({"JARVICE_JWT_PUBLIC_KEY": pem.decode(), "JARVICE_JWT_AUDIENCE": "jarvice"}))
+    return TokenVerifier.from_settings(
+        Settings({"JARVICE_JWT_PUBLIC_KEY": pem.decode(), "JARVICE_JWT_AUDIENCE": "jarvice"})
+    )
 
 
-@pytest.mark.parametrize("claims, reason", [
-    ({"exp": -1000}, "expired"),
-    ({"aud": "another-portal", "azp": "x"}, "audience"),
-    (None, "missing"),
-])
+@pytest.mark.parametrize(
+    "claims, reason",
+    [
+        ({"exp": -1000}, "expired"),
+        ({"aud": "another-portal", "azp": "x"}, "audience"),
+        (None, "missing"),
+    ],
+)
 def test_refused_bearer_tokens_are_counted_by_reason(key: Any, recording: Recording, claims: Any, reason: str) -> None:
     token = ""
     if claims is not None:
@@ -136,7 +143,9 @@ def test_refused_bearer_tokens_are_counted_by_reason(key: Any, recording: Record
 
 def test_a_good_token_is_not_counted_as_refused(key: Any, recording: Recording) -> None:
     now = int(time.time())
-    token = jwt.encode({"iat": now, "exp": now + 600, "email": "k@example.com", "aud": "jarvice"}, key, algorithm="RS256")
+    token = jwt.encode(
+        {"iat": now, "exp": now + 600, "email": "k@example.com", "aud": "jarvice"}, key, algorithm="RS256"
+    )
     assert _verifier(key).verify_token(token).email == "k@example.com"
     assert not [e for e in recording.events if e[0] == "refused"]
 

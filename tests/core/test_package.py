@@ -43,9 +43,16 @@ def test_errors_map_to_http_status_in_one_place() -> None:
     assert dssr_core.NotFound("x").http_status == 404
     assert dssr_core.ClusterError("x").http_status == 500
     assert dssr_core.PluginError("x").http_status == 500
-    assert all(issubclass(cls, dssr_core.DssrError) for cls in (
-        dssr_core.BadRequest, dssr_core.NotFound, dssr_core.ClusterError, dssr_core.PluginError, dssr_core.ConfigError,
-    ))
+    assert all(
+        issubclass(cls, dssr_core.DssrError)
+        for cls in (
+            dssr_core.BadRequest,
+            dssr_core.NotFound,
+            dssr_core.ClusterError,
+            dssr_core.PluginError,
+            dssr_core.ConfigError,
+        )
+    )
 
 
 def test_a_regular_install_ships_every_module_and_plugin(tmp_path: Path) -> None:
@@ -63,7 +70,9 @@ def test_a_regular_install_ships_every_module_and_plugin(tmp_path: Path) -> None
         shutil.copy(root / name, source / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (wheel,) = tmp_path.glob("jarvice_dssr-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -93,14 +102,21 @@ def test_plugins_and_examples_use_only_public_names_of_dssr_core() -> None:
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dssr_core"):
                     if node.module in public:
-                        offences += [f"{path.relative_to(root)}: {a.name} from {node.module}" for a in node.names
-                                     if a.name not in public[node.module]]
+                        offences += [
+                            f"{path.relative_to(root)}: {a.name} from {node.module}"
+                            for a in node.names
+                            if a.name not in public[node.module]
+                        ]
                     elif not node.module.startswith("dssr_core.testing"):
                         offences.append(f"{path.relative_to(root)}: from {node.module}")
                 elif isinstance(node, ast.Import):
-                    offences += [f"{path.relative_to(root)}: import {a.name}" for a in node.names
-                                 if a.name.startswith("dssr_core.") and a.name not in ("dssr_core.batch",)
-                                 and not a.name.startswith("dssr_core.testing")]
+                    offences += [
+                        f"{path.relative_to(root)}: import {a.name}"
+                        for a in node.names
+                        if a.name.startswith("dssr_core.")
+                        and a.name not in ("dssr_core.batch",)
+                        and not a.name.startswith("dssr_core.testing")
+                    ]
     assert offences == []
 
 
@@ -110,8 +126,13 @@ def test_each_public_name_has_one_address() -> None:
     assert not set(dssr_core.__all__) & set(dssr_core.batch.__all__)
     src = Path(dssr_core.__file__).parent
     public_modules = {"__init__.py", "cli.py", "metrics.py"}
-    loose = [str(p.relative_to(src)) for p in src.rglob("*.py")
-             if p.name not in public_modules and not p.name.startswith("_") and "testing" not in p.parts]
+    loose = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if p.name not in public_modules
+        and "testing" not in p.parts
+        and not any(part.startswith("_") for part in p.relative_to(src).parts)
+    ]
     assert loose == []
 
 

@@ -28,8 +28,9 @@ def readme_paths() -> set[str]:
 
 def checkout_copy(target: Path) -> Path:
     """The files git knows (committed or not), without anything an earlier build left behind."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     for name in files:
         if name and not name.startswith(".venv/") and (ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -45,8 +46,13 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     else:
         source = checkout_copy(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(source)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(source)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     (archive,) = out.glob("jarvice_dssr-*.tar.gz")
     return archive
 
@@ -74,8 +80,13 @@ def test_a_wheel_built_from_the_sdist_works(sdist: Path, tmp_path: Path) -> None
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         archive.extractall(tmp_path / "unpacked", **safe)  # type: ignore[arg-type]  # the filter argument, where this Python has it
     (source,) = (tmp_path / "unpacked").iterdir()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     (wheel,) = tmp_path.glob("jarvice_dssr-*.whl")
     installed = tmp_path / "installed"
     with zipfile.ZipFile(wheel) as archive:
@@ -94,11 +105,23 @@ def test_a_wheel_built_from_the_sdist_works(sdist: Path, tmp_path: Path) -> None
         "print(dssr_core.__file__); print(dssr_core.__version__); "
         "print(len(r.files('dssr_server').joinpath('openapi.json').read_text()) > 100)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                            env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     where, version, openapi = result.stdout.split()
     assert where.startswith(str(installed)) and version == dssr_core.__version__ and openapi == "True"
-    result = subprocess.run([sys.executable, "-m", "dssr_core.cli", "--version"], capture_output=True, text=True,
-                            cwd=tmp_path, env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert result.stdout == f"dssr (jarvice-dssr) {dssr_core.__version__}\n"

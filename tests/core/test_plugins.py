@@ -49,7 +49,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     broken = work / "broken-src"
     broken.mkdir()
-    (broken / "pyproject.toml").write_text(textwrap.dedent("""
+    (broken / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -61,7 +62,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         classless = "dssr_core:NoSuchConnector"
         [tool.setuptools]
         packages = []
-    """))
+    """)
+    )
     target = work / "site"
     pip_install(example, target)
     pip_install(broken, target)
@@ -137,6 +139,12 @@ def test_a_connector_from_another_distribution_adds_its_own_doctor_checks(with_s
         "FAIL DSSR_EXAMPLE_GREETING is set — jobs print a default line; set it to your own",
     ]
     out = io.StringIO()
-    assert main(["--connector", "example", "--executor", "shell", "doctor"], out=out,
-                settings=Settings({"DSSR_EXAMPLE_GREETING": "hi"})) == 0
+    assert (
+        main(
+            ["--connector", "example", "--executor", "shell", "doctor"],
+            out=out,
+            settings=Settings({"DSSR_EXAMPLE_GREETING": "hi"}),
+        )
+        == 0
+    )
     assert out.getvalue().splitlines()[-1] == "OK DSSR_EXAMPLE_GREETING is set — jobs will print 'hi'"

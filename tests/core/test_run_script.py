@@ -21,9 +21,22 @@ def test_run_sh_finds_shellcheck_of_the_test_extra_on_a_path_without_it(tmp_path
     env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
     result = subprocess.run(
         # --noconftest: the suite's own PATH fallback (conftest.py) must not be what finds it here
-        ["bash", str(ROOT / "tests" / "run.sh"), "--noconftest", "-p", "no:cacheprovider", "-q", "-rs",
-         "tests/slurm/test_script.py", "-k", "shellcheck"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            "bash",
+            str(ROOT / "tests" / "run.sh"),
+            "--noconftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "tests/slurm/test_script.py",
+            "-k",
+            "shellcheck",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout

@@ -47,14 +47,22 @@ class Double(ConnectorDouble):
         return socket.socket()
 
 
-
 @pytest.fixture
 def world():
     connector = Double()
-    settings = InteractiveSettings.from_settings(Settings({
-        "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": KEY, "JARVICE_SERVICE_PORT": "7000"}))
-    connector.jobs = [JobStatus(JobRef("desk", 0, "11"), JobState.RUNNING, ("n3", "n4"), owner="kirby"),
-                      JobStatus(JobRef("batch", 0, "12"), JobState.RUNNING, ("n5",), owner="kirby")]
+    settings = InteractiveSettings.from_settings(
+        Settings(
+            {
+                "JARVICE_JOBS_DOMAIN": "jobs.example.org",
+                "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
+                "JARVICE_SERVICE_PORT": "7000",
+            }
+        )
+    )
+    connector.jobs = [
+        JobStatus(JobRef("desk", 0, "11"), JobState.RUNNING, ("n3", "n4"), owner="kirby"),
+        JobStatus(JobRef("batch", 0, "12"), JobState.RUNNING, ("n5",), owner="kirby"),
+    ]
     return connector, settings, JobServices(connector, settings)
 
 
@@ -124,9 +132,16 @@ def test_an_app_on_the_port_its_url_names_is_linked_and_proxied_there(world):
 
 def test_a_port_the_site_does_not_allow_is_never_tried(world):
     connector, _, _ = world
-    settings = InteractiveSettings.from_settings(Settings({
-        "JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": KEY, "JARVICE_SERVICE_PORT": "7000",
-        "JARVICE_DSSR_APP_PORTS": "5900-5999"}))
+    settings = InteractiveSettings.from_settings(
+        Settings(
+            {
+                "JARVICE_JOBS_DOMAIN": "jobs.example.org",
+                "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
+                "JARVICE_SERVICE_PORT": "7000",
+                "JARVICE_DSSR_APP_PORTS": "5900-5999",
+            }
+        )
+    )
     services = JobServices(connector, settings)
     connector.files[("11", "interactive")] = "n3\n"
     connector.files[("11", "url.txt")] = "https://%PUBLICADDR%:22/\n"  # the node's sshd

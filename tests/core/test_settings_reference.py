@@ -1,7 +1,7 @@
 """docs/settings.md is the one table of every variable, checked against the code (issue 21).
 
 The variables are collected from the source itself: every call of a
-:class:`dssr_core.Settings` getter (``settings.int("WAITRESS_PORT", 5000, ...)``)
+:class:`dssr_core.Settings` getter (``settings.integer("WAITRESS_PORT", 5000, ...)``)
 in src/ and plugins/, with its name given as text, as a module constant, or
 through a small helper that passes its parameter on to a getter (the
 Singularity executor's ``_matching(settings, "JARVICE_SYSTEM_REGISTRY", ...)``), or
@@ -23,7 +23,7 @@ from typing import TypeGuard
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "settings.md"
 #: the typed getters of dssr_core.Settings (each takes the variable's name first; ``first`` takes several)
-GETTERS = {"str", "int", "float", "bool", "choice", "base64", "raw", "require", "first", "secret_text"}
+GETTERS = {"text", "integer", "number", "flag", "choice", "base64_text", "raw", "require", "first", "secret_text"}
 VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*[A-Z0-9]\Z")
 #: which component reads the variables of each source folder (the "read by" column)
 COMPONENTS = {
@@ -50,70 +50,96 @@ def _component(path: Path) -> str:
     return COMPONENTS[folder]
 
 
+Prefixed = dict[str, tuple[int, list[tuple[str, str, "ast.expr | None"]]]]
+
+
+@dataclass
+class Helpers:
+    """What the first pass finds: module constants, and the functions that read variables for their callers."""
+
+    constants: dict[str, set[str]] = field(default_factory=dict)
+    #: function name -> position of the parameter it passes to a getter
+    plain: dict[str, int] = field(default_factory=dict)
+    #: function name -> (position of its prefix parameter, [(suffix, getter, default)] it reads under it)
+    prefixed: Prefixed = field(default_factory=dict)
+    #: the getter calls inside the prefixed helpers (recorded at their callers)
+    inside: set[int] = field(default_factory=set)
+
+
+def _helpers(trees: list[ast.Module]) -> Helpers:
+    found = Helpers()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        found.constants.setdefault(target.id, set()).add(node.value.value)
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                _helper(node, found)
+    return found
+
+
+def _helper(node: ast.FunctionDef, found: Helpers) -> None:
+    params = [a.arg for a in node.args.args]
+    calls = [call for call in ast.walk(node) if _getter(call)]
+    for call in calls:
+        if isinstance(call.args[0], ast.Name) and call.args[0].id in params:
+            found.plain[node.name] = params.index(call.args[0].id)
+        under = _prefixed(call, params)
+        if under is not None:
+            entry = found.prefixed.setdefault(node.name, (params.index(under[0]), []))
+            entry[1].append((under[1], call.func.attr, _default(call, call.func.attr)))  # type: ignore[attr-defined]  # _getter checked the call's func is an attribute
+    if node.name not in found.prefixed:
+        return
+    # its plain reads are its callers' too, read by them alone
+    found.inside.update(id(call) for call in calls)
+    for call in calls:
+        if _prefixed(call, params) is None:
+            method = call.func.attr  # type: ignore[attr-defined]  # _getter checked the call's func is an attribute
+            names = call.args if method == "first" else call.args[:1]
+            found.prefixed[node.name][1].extend(
+                ("=" + name, method, _default(call, method)) for arg in names for name in _names(arg, found.constants)
+            )
+
+
 @functools.cache
 def collect() -> dict[str, Read]:
     files = sorted([*ROOT.glob("src/**/*.py"), *ROOT.glob("plugins/**/*.py")])
     trees = {path: ast.parse(path.read_text(), str(path)) for path in files}
-    constants: dict[str, set[str]] = {}
-    helpers: dict[str, int] = {}  # function name -> position of the parameter it passes to a getter
-    #: function name -> (position of its prefix parameter, [(suffix, getter, default)] it reads under it)
-    prefixed: dict[str, tuple[int, list[tuple[str, str, ast.expr | None]]]] = {}
-    inside: set[int] = set()  # the calls inside those helpers (recorded at their callers)
-    for tree in trees.values():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
-                    and isinstance(node.value.value, str):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        constants.setdefault(target.id, set()).add(node.value.value)
-            if isinstance(node, ast.FunctionDef):
-                params = [a.arg for a in node.args.args]
-                for call in ast.walk(node):
-                    if not _getter(call):
-                        continue
-                    if isinstance(call.args[0], ast.Name) and call.args[0].id in params:
-                        helpers[node.name] = params.index(call.args[0].id)
-                    under = _prefixed(call, params)
-                    if under is not None:
-                        method = call.func.attr  # type: ignore[attr-defined]  # _getter checked the call's func is an attribute
-                        entry = prefixed.setdefault(node.name, (params.index(under[0]), []))
-                        entry[1].append((under[1], method, _default(call, method)))
-                if node.name in prefixed:  # its plain reads are its callers' too, read by them alone
-                    inside.update(id(call) for call in ast.walk(node))
-                    for call in ast.walk(node):
-                        if _getter(call) and _prefixed(call, params) is None:
-                            method = call.func.attr  # type: ignore[attr-defined]  # _getter checked the call's func is an attribute
-                            names = call.args if method == "first" else call.args[:1]
-                            prefixed[node.name][1].extend(
-                                ("=" + name, method, _default(call, method)) for arg in names
-                                for name in _names(arg, constants))
+    found = _helpers(list(trees.values()))
     reads: dict[str, Read] = {}
     for path, tree in trees.items():
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            called = getattr(node.func, "attr", getattr(node.func, "id", None))
-            if called in prefixed and len(node.args) > prefixed[called][0]:
-                prefix = node.args[prefixed[called][0]]
-                if isinstance(prefix, ast.Constant) and isinstance(prefix.value, str):
-                    for suffix, method, default in prefixed[called][1]:
-                        name = suffix[1:] if suffix.startswith("=") else f"{prefix.value}_{suffix}"
-                        _record(reads, name, _component(path), method, default)
-                continue
-            if id(node) in inside:
-                continue
-            if _getter(node):
-                method = node.func.attr  # type: ignore[attr-defined]  # _getter checked that the call's func is an attribute
-                args = node.args if method == "first" else node.args[:1]
-                default = _default(node, method)
-            elif isinstance(node.func, ast.Name) and node.func.id in helpers and len(node.args) > helpers[node.func.id]:
-                method, args, default = "helper", [node.args[helpers[node.func.id]]], None
-            else:
-                continue
-            for arg in args:
-                for name in _names(arg, constants):
-                    _record(reads, name, _component(path), method, default)
+            if isinstance(node, ast.Call) and id(node) not in found.inside:
+                _read(node, found, reads, _component(path))
     return reads
+
+
+def _read(node: ast.Call, found: Helpers, reads: dict[str, Read], component: str) -> None:
+    called = getattr(node.func, "attr", getattr(node.func, "id", None))
+    if called in found.prefixed and len(node.args) > found.prefixed[called][0]:
+        prefix = node.args[found.prefixed[called][0]]
+        if isinstance(prefix, ast.Constant) and isinstance(prefix.value, str):
+            for suffix, method, default in found.prefixed[called][1]:
+                name = suffix[1:] if suffix.startswith("=") else f"{prefix.value}_{suffix}"
+                _record(reads, name, component, method, default)
+        return
+    if _getter(node):
+        method = node.func.attr  # type: ignore[attr-defined]  # _getter checked that the call's func is an attribute
+        args, default = (node.args if method == "first" else node.args[:1]), _default(node, method)
+    elif isinstance(node.func, ast.Name) and len(node.args) > found.plain.get(node.func.id, len(node.args)):
+        method, args, default = "helper", [node.args[found.plain[node.func.id]]], None
+    else:
+        return
+    for arg in args:
+        for name in _names(arg, found.constants):
+            _record(reads, name, component, method, default)
 
 
 def _record(reads: dict[str, Read], name: str, component: str, method: str, default: ast.expr | None) -> None:
@@ -126,7 +152,7 @@ def _record(reads: dict[str, Read], name: str, component: str, method: str, defa
 
 
 def _default(call: ast.Call, method: str) -> ast.expr | None:
-    return call.args[1] if method in ("int", "float", "bool", "choice", "str") and len(call.args) > 1 else None
+    return call.args[1] if method in ("integer", "number", "flag", "choice", "text") and len(call.args) > 1 else None
 
 
 def _prefixed(call: ast.Call, params: list[str]) -> tuple[str, str] | None:
@@ -134,15 +160,25 @@ def _prefixed(call: ast.Call, params: list[str]) -> tuple[str, str] | None:
     arg = call.args[0]
     if isinstance(arg, ast.JoinedStr) and len(arg.values) == 2:
         head, tail = arg.values
-        if isinstance(head, ast.FormattedValue) and isinstance(head.value, ast.Name) and head.value.id in params \
-                and isinstance(tail, ast.Constant) and isinstance(tail.value, str) and tail.value.startswith("_"):
+        if (
+            isinstance(head, ast.FormattedValue)
+            and isinstance(head.value, ast.Name)
+            and head.value.id in params
+            and isinstance(tail, ast.Constant)
+            and isinstance(tail.value, str)
+            and tail.value.startswith("_")
+        ):
             return head.value.id, tail.value[1:]
     return None
 
 
 def _getter(node: ast.AST) -> TypeGuard[ast.Call]:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in GETTERS
-            and bool(node.args))
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in GETTERS
+        and bool(node.args)
+    )
 
 
 def _names(arg: ast.expr, constants: dict[str, set[str]]) -> set[str]:
@@ -199,8 +235,13 @@ def test_each_literal_default_of_the_code_is_the_rows_default() -> None:
     for name, read in collect().items():
         shown = reference()[name][0]
         for value in read.defaults:
-            text = ("true" if value else "false") if isinstance(value, bool) else \
-                f"{value:g}" if isinstance(value, float) else str(value)
+            text = (
+                ("true" if value else "false")
+                if isinstance(value, bool)
+                else f"{value:g}"
+                if isinstance(value, float)
+                else str(value)
+            )
             assert f"`{text}`" in shown, f"{name}: the code's default {text!r} is not in {shown!r}"
 
 
@@ -220,4 +261,3 @@ def test_every_variable_of_the_readme_and_the_docs_settings_tables_is_in_the_ref
                 name = match.group(1)
                 assert name in rows, f"{doc.name}: {name} is not in docs/settings.md"
     assert seen > 60
-

@@ -24,6 +24,7 @@ def refused(match: str, extra: dict[str, str] | None = None, **kw: object) -> No
 
 # -- keys ------------------------------------------------------------------
 
+
 def test_submission_reads_name_number_nodes_and_template() -> None:
     spec = parse_submission(submit_args("jarvice-kirby-42", 42, legacy_template("sleep 1"), nodes=3), "singularity")
     assert (spec.name, spec.number, spec.nodes, spec.command) == ("jarvice-kirby-42", 42, 3, "sleep 1")
@@ -115,6 +116,7 @@ def test_the_first_occurrence_of_a_key_wins() -> None:
 
 # -- pseudo-devices ----------------------------------------------------------
 
+
 def devices(*items: str) -> dict[str, str]:
     return {"JOBOBJ_DEVICES": json.dumps(list(items))}
 
@@ -202,6 +204,7 @@ def test_device_sbatch_value_with_shell_syntax_is_refused() -> None:
 
 
 # -- refusals -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("missing", ["name", "number", "nodes", "hpc_script"])
 def test_submission_missing_a_key_is_refused(missing: str) -> None:
@@ -346,6 +349,7 @@ def test_template_with_single_braces_is_refused() -> None:
 
 # -- filling --------------------------------------------------------------
 
+
 def test_fill_template_replaces_the_parameters_and_undoubles_braces() -> None:
     text = legacy_template(body="f() {{ true; }}")
     filled = fill_template(text, "export A=1")
@@ -353,6 +357,8 @@ def test_fill_template_replaces_the_parameters_and_undoubles_braces() -> None:
 
 
 def test_json_values_are_read_with_the_upstreams_doubled_braces_undone() -> None:
-    text = legacy_template().replace("JOBOBJ_USER=kirby", 'JOBOBJ_DOCKER_SECRET={{"server": "r", "username": "u", "password": "p"}}')
+    text = legacy_template().replace(
+        "JOBOBJ_USER=kirby", 'JOBOBJ_DOCKER_SECRET={{"server": "r", "username": "u", "password": "p"}}'
+    )
     template = parse_template(text, 1, "job-1", 1).template
     assert template is not None and template.docker_secret == {"server": "r", "username": "u", "password": "p"}

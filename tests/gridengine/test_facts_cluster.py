@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from dssr_core import Downstream, Identity, JobSpec, Settings
+from dssr_core.testing.contract import unique_name
 from dssr_gridengine.connector import GridEngineConnector
 from dssr_local.shell import ShellExecutor
-from dssr_core.testing.contract import unique_name
 from tests.cluster import gridengine
 from tests.cluster.gridengine import GECluster
 from tests.gridengine.support import ge_env
@@ -46,11 +46,16 @@ def test_the_cell_runs_on_its_own_ports_with_min_uid_1000_and_accounting_on(grid
 
 
 def test_the_parallel_environment_gives_one_slot_a_host_and_tight_integration(gridengine_cluster: GECluster) -> None:
-    pe = dict(line.split(None, 1) for line in gridengine_cluster.run(["qconf", "-sp", "dssr"], user="root").stdout.splitlines())
+    pe = dict(
+        line.split(None, 1)
+        for line in gridengine_cluster.run(["qconf", "-sp", "dssr"], user="root").stdout.splitlines()
+    )
     assert (pe["allocation_rule"].strip(), pe["control_slaves"].strip()) == ("1", "TRUE")
 
 
-def test_an_operator_releases_and_deletes_other_users_jobs_and_an_other_user_cannot(gridengine_cluster: GECluster) -> None:
+def test_an_operator_releases_and_deletes_other_users_jobs_and_an_other_user_cannot(
+    gridengine_cluster: GECluster,
+) -> None:
     jobid = qsub_held(gridengine_cluster, "jarvice_fact-op")
     denied = gridengine_cluster.run(["qdel", jobid], user="mario", check=False)
     assert "is not allowed" in denied.stdout + denied.stderr or denied.returncode != 0
@@ -64,11 +69,14 @@ def test_a_job_deleted_before_it_started_leaves_no_accounting_and_an_ended_one_l
 ) -> None:
     pending = qsub_held(gridengine_cluster, "jarvice_fact-p")
     gridengine_cluster.run(["qdel", pending], user="jarvice")
-    ran = gridengine_cluster.run("cd /tmp && qsub -terse -sync y -N jarvice_fact-r -o /dev/null -j y -b y 'exit 3'",
-                                 user="kirby", check=False)
+    ran = gridengine_cluster.run(
+        "cd /tmp && qsub -terse -sync y -N jarvice_fact-r -o /dev/null -j y -b y 'exit 3'", user="kirby", check=False
+    )
     jobid = ran.stdout.strip().splitlines()[0]
     assert jobid not in gridengine_cluster.run(["qstat", "-u", "*"], user="root").stdout.split()
-    records = [line.split(":") for line in gridengine_cluster.accounting_file.read_text().splitlines() if line.count(":") >= 44]
+    records = [
+        line.split(":") for line in gridengine_cluster.accounting_file.read_text().splitlines() if line.count(":") >= 44
+    ]
     mine = [r for r in records if r[5] == jobid and r[4] == "jarvice_fact-r"]
     assert [(r[11], r[12]) for r in mine] == [("0", "3")]
     assert not [r for r in records if r[5] == pending and r[4] == "jarvice_fact-p"]
@@ -81,8 +89,9 @@ def test_ids_wrap_after_9999999_and_submit_once_still_takes_the_older_job(griden
         settings = Settings(ge_env(gridengine_cluster, Path(tmp)))
         ds = Downstream(GridEngineConnector(settings), ShellExecutor(settings))
         try:
-            spec = JobSpec(name=name, command="sleep 20", identity=Identity(email="kirby@example.com"),
-                           exclusive=False, held=True)
+            spec = JobSpec(
+                name=name, command="sleep 20", identity=Identity(email="kirby@example.com"), exclusive=False, held=True
+            )
             first = ds.submit(spec)
             assert first.jobid == "9999999"
             duplicate = qsub_held(gridengine_cluster, f"jarvice_{name}")  # another server's, after the wrap

@@ -59,8 +59,12 @@ def in_qmaster(cluster: GECluster, name: str) -> list[str]:
 def test_two_node_job_runs_on_both_hosts_as_the_mapped_user_and_its_output_comes_back(
     client: Client, token: Callable[..., str]
 ) -> None:
-    job = submit(client, token, 'echo "rank=$PROCESS_PROCID node=$PROCESS_NODENAME user=$(id -un) nodes=$JOB_NNODES '
-                 'list=$JOB_JOB_NODELIST"', nodes=2)
+    job = submit(
+        client,
+        token,
+        'echo "rank=$PROCESS_PROCID node=$PROCESS_NODENAME user=$(id -un) nodes=$JOB_NNODES list=$JOB_JOB_NODELIST"',
+        nodes=2,
+    )
     rc, elapsed, (output, line) = exit_status(client, job)
     assert rc == 0, output
     ranks = sorted(ln for ln in output.splitlines() if ln.startswith("rank="))
@@ -171,8 +175,14 @@ def test_jobs_grid_engine_cannot_run_are_refused_with_400(
 ) -> None:
     name = unique_name("refused")
     nodes = 3 if devices == ["exclusive=False"] else 1
-    args = submit_args(name, 1, legacy_template("echo no", extra={"JOBOBJ_DEVICES": __import__("json").dumps(devices)}),
-                       nodes=nodes, key="shell", bearer=token())
+    args = submit_args(
+        name,
+        1,
+        legacy_template("echo no", extra={"JOBOBJ_DEVICES": __import__("json").dumps(devices)}),
+        nodes=nodes,
+        key="shell",
+        bearer=token(),
+    )
     status, body = client.post("/submit", args)
     assert status == 400 and "error" in body, body
     assert in_qmaster(gridengine_cluster, name) == []
@@ -186,7 +196,9 @@ def test_job_names_with_shell_syntax_are_refused(client: Client, token: Callable
     assert not os.path.exists("/tmp/dssr-pwned")
 
 
-def test_submit_retry_returns_the_same_job(client: Client, token: Callable[..., str], gridengine_cluster: GECluster) -> None:
+def test_submit_retry_returns_the_same_job(
+    client: Client, token: Callable[..., str], gridengine_cluster: GECluster
+) -> None:
     job = submit(client, token, "sleep 30")
     status, body = client.post("/submit", job["args"])
     assert status == 200 and body[0] == job["jobid"]

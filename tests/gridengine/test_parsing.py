@@ -41,8 +41,16 @@ RECORD = (
 )
 
 
-def record(name: str = "jarvice_a", jobid: int = 7, account: str = "sge", failed: int = 0, rc: int = 0,
-           pe: str = "NONE", task: str = "NONE", submitted: int = 1796173827) -> str:
+def record(
+    name: str = "jarvice_a",
+    jobid: int = 7,
+    account: str = "sge",
+    failed: int = 0,
+    rc: int = 0,
+    pe: str = "NONE",
+    task: str = "NONE",
+    submitted: int = 1796173827,
+) -> str:
     line = RECORD.format(name=name, id=jobid, account=account, failed=failed, rc=rc, pe=pe, task=task)
     return line.replace(":1796173827:1796173827:", f":{submitted}:1796173827:", 1)
 
@@ -63,22 +71,31 @@ def test_qstat_output_that_is_not_its_xml_is_a_cluster_error() -> None:
 
 @pytest.mark.parametrize(
     ("letters", "state"),
-    [("qw", JobState.QUEUED), ("hqw", JobState.QUEUED), ("r", JobState.RUNNING), ("t", JobState.RUNNING),
-     ("dr", JobState.RUNNING), ("Eqw", JobState.FAILED), ("", JobState.UNKNOWN)],
+    [
+        ("qw", JobState.QUEUED),
+        ("hqw", JobState.QUEUED),
+        ("r", JobState.RUNNING),
+        ("t", JobState.RUNNING),
+        ("dr", JobState.RUNNING),
+        ("Eqw", JobState.FAILED),
+        ("", JobState.UNKNOWN),
+    ],
 )
 def test_state_letters(letters: str, state: JobState) -> None:
     assert job_state(letters) is state
 
 
 def test_accounting_reads_the_master_record_of_the_wanted_ids_whatever_colons_a_name_holds() -> None:
-    text = "\n".join([
-        "# Version: 8.1.9",
-        record("jarvice_a", 7, failed=0, rc=0, pe="dssr", task="NONE"),
-        record("jarvice_a", 7, failed=0, rc=9, pe="dssr", task="1.genode2"),  # a qrsh -inherit task
-        record("other:with:colons", 8, rc=3),
-        record("jarvice_b", 9, account="dssr_cancelled", failed=100, rc=137),
-        record("jarvice_c", 10, failed=100, rc=137),
-    ])
+    text = "\n".join(
+        [
+            "# Version: 8.1.9",
+            record("jarvice_a", 7, failed=0, rc=0, pe="dssr", task="NONE"),
+            record("jarvice_a", 7, failed=0, rc=9, pe="dssr", task="1.genode2"),  # a qrsh -inherit task
+            record("other:with:colons", 8, rc=3),
+            record("jarvice_b", 9, account="dssr_cancelled", failed=100, rc=137),
+            record("jarvice_c", 10, failed=100, rc=137),
+        ]
+    )
     found = parse_accounting(text, ["7", "8", "9", "10", "11"])
     assert set(found) == {"7", "9", "10"}
     assert (found["7"].state, found["7"].elapsed, found["7"].user) == (JobState.COMPLETED, "00:00:03", "kirby")

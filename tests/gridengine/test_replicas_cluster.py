@@ -23,7 +23,9 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def replicas(gridengine_cluster: GECluster, tmp_path: Path) -> Iterator[tuple[GECluster, list[Replica], str, list[str]]]:
+def replicas(
+    gridengine_cluster: GECluster, tmp_path: Path
+) -> Iterator[tuple[GECluster, list[Replica], str, list[str]]]:
     env = ge_env(gridengine_cluster, tmp_path)
     pair = [Replica(env, tmp_path / f"replica-{i}.log").start() for i in range(2)]
     user = gridengine_cluster.users["kirby"]
@@ -43,12 +45,15 @@ def ge_jobs(cluster: GECluster, name: str) -> list[tuple[str, str]]:
 def ran(cluster: GECluster, name: str, but: str) -> list[str]:
     """Ids of jobs of that name, other than ``but``, that ran: only a job that started has an accounting record."""
     lines = cluster.accounting_file.read_text().splitlines()
-    return [f.split(":")[5] for f in lines if f.count(":") >= 44 and f.split(":")[4] == f"jarvice_{name}"
-            and f.split(":")[5] != but]
+    return [
+        f.split(":")[5]
+        for f in lines
+        if f.count(":") >= 44 and f.split(":")[4] == f"jarvice_{name}" and f.split(":")[5] != but
+    ]
 
 
 def test_the_same_submission_to_two_replicas_at_once_is_one_job_and_both_answer_its_id(
-    replicas: tuple[GECluster, list[Replica], str, list[str]]
+    replicas: tuple[GECluster, list[Replica], str, list[str]],
 ) -> None:
     cluster, (a, b), token, names = replicas
     answers = at_once([(r, args_for(n, token)) for n in names for r in (a, b)])
@@ -69,7 +74,7 @@ def test_the_same_submission_to_two_replicas_at_once_is_one_job_and_both_answer_
 
 
 def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
-    replicas: tuple[GECluster, list[Replica], str, list[str]]
+    replicas: tuple[GECluster, list[Replica], str, list[str]],
 ) -> None:
     cluster, (a, b), token, names = replicas
     killer = threading.Timer(0.15, a.kill)

@@ -33,8 +33,15 @@ def test_gpus_need_a_site_resource() -> None:
     assert "gpu=2" in request(JobSpec(name="j", command="true", gpus=2), JARVICE_GE_GPU_RESOURCE="gpu").options()
 
 
-@pytest.mark.parametrize("kw", [{"licenses": "matlab:1"}, {"scheduler_flags": {"pe": "x"}}, {"scheduler_flags": {"N": "x"}},
-                                {"scheduler_flags": {"a b": "x"}}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"licenses": "matlab:1"},
+        {"scheduler_flags": {"pe": "x"}},
+        {"scheduler_flags": {"N": "x"}},
+        {"scheduler_flags": {"a b": "x"}},
+    ],
+)
 def test_what_the_connector_sets_or_grid_engine_lacks_is_refused(kw: dict[str, Any]) -> None:
     with pytest.raises(BadRequest):
         request(JobSpec(name="j", command="true", **kw))
@@ -45,8 +52,10 @@ def test_an_extra_flag_becomes_a_qsub_option() -> None:
     assert options[-2:] == ["-a", "203001010000"]
 
 
-@pytest.mark.parametrize(("name", "value"), [("JARVICE_GE_PE", "a;b"), ("JARVICE_GE_ACCOUNTING_FILE", "rel/path"),
-                                             ("JARVICE_GE_CLUSTER_PORT", "0")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("JARVICE_GE_PE", "a;b"), ("JARVICE_GE_ACCOUNTING_FILE", "rel/path"), ("JARVICE_GE_CLUSTER_PORT", "0")],
+)
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         GridEngineConnector(Settings({**BASE, name: value}))

@@ -31,8 +31,9 @@ def busybox_app(delay: float = 0, port: str = "$JARVICE_SERVICE_PORT", stamp: bo
     source = base64.b64encode(APP.encode()).decode()
     wait = f"sleep {delay}; " if delay else ""
     mark = f': > "$PWD/{STAMP}" && ' if stamp else ""
-    return (f'{wait}printf %s {source} | base64 -d > webapp.sh && {mark}'
-            f'exec nc -ll -p "{port}" -e sh webapp.sh %RANDOM64%')
+    return (
+        f'{wait}printf %s {source} | base64 -d > webapp.sh && {mark}exec nc -ll -p "{port}" -e sh webapp.sh %RANDOM64%'
+    )
 
 
 def listening_since(cluster: Any, name: str) -> float:
@@ -45,11 +46,20 @@ def legacy_site(cluster: Any, tmp: Path, **interface: str) -> Iterator[tuple[Ser
     them; images are pulled by the jobs themselves (the test registry is listed as plain HTTP).  A generator:
     the first ``next`` gives (server, its client, the proxy's port), the second closes them."""
     port = free_port()
-    env = slurm_env(cluster, tmp, JARVICE_BAREMETAL_EXECUTOR="singularity",
-                    JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry, JARVICE_SINGULARITY_OVERLAY_SIZE="0",
-                    JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
-                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}", JARVICE_SYSTEM_REGISTRY=cluster.registry,
-                    JARVICE_SYSTEM_REPO_BASE="dssr", JARVICE_IMAGES_TAG="1", **interface)
+    env = slurm_env(
+        cluster,
+        tmp,
+        JARVICE_BAREMETAL_EXECUTOR="singularity",
+        JARVICE_SINGULARITY_INSECURE_REGISTRIES=cluster.registry,
+        JARVICE_SINGULARITY_OVERLAY_SIZE="0",
+        JARVICE_JOBS_DOMAIN=f"http://jobs.localhost:{port}",
+        JARVICE_DSSR_INTERACTIVE_KEY=KEY,
+        JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}",
+        JARVICE_SYSTEM_REGISTRY=cluster.registry,
+        JARVICE_SYSTEM_REPO_BASE="dssr",
+        JARVICE_IMAGES_TAG="1",
+        **interface,
+    )
     servers = serve(env)
     server = next(servers)
     services = server.downstream.services
@@ -78,14 +88,17 @@ LINK_TARGET = 5.0
 def template_submit(cluster: Any, client: Client, image: str, name: str, stamp: bool = True) -> tuple[JobRef, str]:
     """What a JARVICE upstream sends: a template that pulls ``image`` and runs the app in it itself;
     the job and the submission's ``fscript``."""
-    body = "\n".join([
-        'own="$(mktemp -d)" && sif="$own/app.sif"',
-        # a cache of its own: the user's default cache would serve later pulls of the same image from it
-        'APPTAINER_CACHEDIR="$own/cache" singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
-        'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
-    ])
-    template = legacy_template(busybox_app(stamp=stamp), body=body, extra={
-        "JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": image})
+    body = "\n".join(
+        [
+            'own="$(mktemp -d)" && sif="$own/app.sif"',
+            # a cache of its own: the user's default cache would serve later pulls of the same image from it
+            'APPTAINER_CACHEDIR="$own/cache" singularity "$SV_FLAG" pull "$sif" "$JARVICE_APP_IMAGE" || exit 1',
+            'if singularity "$SV_FLAG" exec "$sif" /bin/sh -c "$JARVICE_CMD"; then echo JARVICE_CMD_SUCCESS; fi',
+        ]
+    )
+    template = legacy_template(
+        busybox_app(stamp=stamp), body=body, extra={"JOBOBJ_INTERACTIVE": "True", "JOBOBJ_REPO": image}
+    )
     user = cluster.users["kirby"]
     bearer = cluster.idp.mint(email=user.email, user=user.name, audience="jarvice")
     status, answer = client.post("/submit", submit_args(name, 7, template, nodes=1, bearer=bearer))

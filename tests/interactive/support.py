@@ -26,8 +26,15 @@ KEY = "test-interactive-key-" + "k" * 32
 APP = (Path(__file__).parent / "webapp.py").read_text()
 #: the command's URL, as an AppDef command's ``url`` (the desktop and Jupyter use this shape)
 URL_TEMPLATE = "http://%PUBLICADDR%:8888/?token=%RANDOM64%"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class Site:
@@ -35,8 +42,13 @@ class Site:
 
     def __init__(self, connector: Any, domain: str, port: int, idle: float = 60.0, **extra: str) -> None:
         self.port = port
-        env = {"JARVICE_JOBS_DOMAIN": domain, "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
-               "JARVICE_DSSR_PROXY_LISTEN": f"127.0.0.1:{port}", "JARVICE_DSSR_PROXY_IDLE_TIMEOUT": str(idle), **extra}
+        env = {
+            "JARVICE_JOBS_DOMAIN": domain,
+            "JARVICE_DSSR_INTERACTIVE_KEY": KEY,
+            "JARVICE_DSSR_PROXY_LISTEN": f"127.0.0.1:{port}",
+            "JARVICE_DSSR_PROXY_IDLE_TIMEOUT": str(idle),
+            **extra,
+        }
         self.settings = InteractiveSettings.from_settings(Settings(env))
         executor = SingularityExecutor(Settings({**SYSTEM, "JARVICE_SINGULARITY_OVERLAY_SIZE": "0"}))
         self.ds = Downstream(connector, executor, interactive=self.settings)
@@ -59,9 +71,15 @@ def app_command(delay: float = 0) -> str:
 
 def interactive_spec(cluster, nodes: int = 2, **kwargs: Any) -> JobSpec:
     values: dict[str, Any] = dict(
-        name=unique("ia"), number=int(time.time() * 1000) % 10**9, nodes=nodes,
-        image=f"docker.io/library/python:{unique('t')}", command=app_command(), interactive=True,
-        url=URL_TEMPLATE, identity=identity(cluster, "kirby"))
+        name=unique("ia"),
+        number=int(time.time() * 1000) % 10**9,
+        nodes=nodes,
+        image=f"docker.io/library/python:{unique('t')}",
+        command=app_command(),
+        interactive=True,
+        url=URL_TEMPLATE,
+        identity=identity(cluster, "kirby"),
+    )
     values.update(kwargs)
     return JobSpec(**values)
 
@@ -119,8 +137,18 @@ def browse(url: str, profile: Path, screenshot: Path, timeout: float = 60) -> st
     Driven over the DevTools protocol (the ``--dump-dom`` snapshot does not wait for WebSocket traffic).
     """
     profile.mkdir(parents=True, exist_ok=True)
-    browser = subprocess.Popen([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                "--window-size=1000,600", url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    browser = subprocess.Popen(
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "--window-size=1000,600",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout

@@ -22,16 +22,17 @@ import pytest
 from dssr_core import Identity, JobRef, Settings
 from dssr_server.wire import info_answer
 from tests.server.live import free_port
-from tests.slurm_rest.test_backend_cluster import rest_env
 from tests.singularity.cluster_support import job_dir, of, slurm_fixtures, standin_calls, wait_end
+from tests.slurm_rest.test_backend_cluster import rest_env
 
 from .clients import WebSocket, get
-from .support import (Site, app_command, browse, end, interactive_spec, screenshot_path, submit, wait_running,
-                      wait_url)
+from .support import Site, app_command, browse, end, interactive_spec, screenshot_path, submit, wait_running, wait_url
 
 pytestmark = pytest.mark.cluster
 
-SlurmConnector = pytest.importorskip("dssr_slurm.connector", reason="the Slurm connector cannot be imported").SlurmConnector
+SlurmConnector = pytest.importorskip(
+    "dssr_slurm.connector", reason="the Slurm connector cannot be imported"
+).SlurmConnector
 
 
 cluster, connector = slurm_fixtures("slurm_cluster")
@@ -92,7 +93,6 @@ class TestAnAppOnTwoNodes:
         assert info["url"] == f"http://{access.label}.jobs.localhost:{site.port}/?token={access.randoms[64]}"
         assert access.label.startswith(f"{ref.number}-") and len(access.label) > len(str(ref.number)) + 16
 
-
     def test_the_url_in_info_opens_the_app_on_the_first_node_over_http(self, cluster, site, app_job):
         ref, _, status = app_job
         url = wait_url(site.ds, ref)["url"]
@@ -106,7 +106,6 @@ class TestAnAppOnTwoNodes:
         # the app checks the token it was started with: the command got the same %RANDOM64% as the URL
         assert get(url.replace("token=", "token=x"), connect=site.address).status == 403
 
-
     def test_a_websocket_client_gets_its_echo_through_the_proxy(self, site, app_job):
         ref, _, _ = app_job
         url = wait_url(site.ds, ref)["url"]
@@ -119,7 +118,6 @@ class TestAnAppOnTwoNodes:
         finally:
             ws.close()
 
-
     def test_the_job_gets_its_secrets_as_etc_jarvice_files_bound_into_the_container(self, cluster, site, app_job):
         ref, _, _ = app_job
         access = site.settings.access(ref.name, ref.number)
@@ -130,10 +128,13 @@ class TestAnAppOnTwoNodes:
             assert path.stat().st_mode & 0o077 == 0
         app_execs = [argv for argv in of(standin_calls(cluster, "kirby", ref.name), "exec") if "/bin/sh" in argv]
         assert len(app_execs) == 2  # one per node, each with its own folder bound read-only
-        binds = sorted(value for argv in app_execs for flag, value in zip(argv, argv[1:], strict=False)
-                       if flag == "-B" and value.endswith(":/etc/JARVICE:ro"))
+        binds = sorted(
+            value
+            for argv in app_execs
+            for flag, value in zip(argv, argv[1:], strict=False)
+            if flag == "-B" and value.endswith(":/etc/JARVICE:ro")
+        )
         assert binds == [f"{job_dir(cluster, 'kirby', ref.name)}/.dssr-etc-jarvice-{i}:/etc/JARVICE:ro" for i in (0, 1)]
-
 
     def test_wrong_labels_are_refused_with_one_404(self, site, app_job):
         ref, _, _ = app_job
@@ -157,7 +158,8 @@ class TestAnAppOnTwoNodes:
 
 
 def test_another_jobs_label_a_batch_job_and_an_ended_job_are_refused_and_termination_closes_the_tunnel(
-        cluster, site, caplog_module):
+    cluster, site, caplog_module
+):
     spec = interactive_spec(cluster, nodes=1)
     ref, fscript = submit(site.ds, spec)
     batch = interactive_spec(cluster, nodes=1, interactive=False, url=None, command="sleep 120")
@@ -166,8 +168,10 @@ def test_another_jobs_label_a_batch_job_and_an_ended_job_are_refused_and_termina
     wait_running(site.ds, batch_ref)
     url = wait_url(site.ds, ref)["url"]
     access = site.settings.access(ref.name, ref.number)
-    for label in (site.settings.label(batch.name, batch.number),  # a running job that is not interactive
-                  f"{batch.number}-{access.label.split('-', 1)[1]}"):  # this job's token with the other's number
+    for label in (
+        site.settings.label(batch.name, batch.number),  # a running job that is not interactive
+        f"{batch.number}-{access.label.split('-', 1)[1]}",
+    ):  # this job's token with the other's number
         assert get(f"http://{label}.jobs.localhost:{site.port}/whoami", connect=site.address).status == 404
     assert info_answer(site.ds.info(batch_ref))["url"] == ""
     end(site.ds, batch_ref)
@@ -242,8 +246,9 @@ def test_a_slurmrestd_site_reaches_its_interactive_job_through_the_ssh_connectio
     rest_site = Site(rest, f"http://jobs.localhost:{port}", port)
     user = cluster.users["kirby"]
     token = cluster.idp.mint(email=user.email, user=user.name)
-    identity = Identity(email=user.email, username=user.name, claims={"sun": user.name, "email": user.email},
-                        token=token)
+    identity = Identity(
+        email=user.email, username=user.name, claims={"sun": user.name, "email": user.email}, token=token
+    )
     spec = interactive_spec(cluster, nodes=1, identity=identity)
     ref, fscript = submit(rest_site.ds, spec)
     try:

@@ -23,14 +23,14 @@ from typing import Any, Iterator
 
 import pytest
 
+from dssr_core.testing.contract import unique_name
 from dssr_server.wire import info_answer
 from dssr_singularity.images import sif_name
-from dssr_core.testing.contract import unique_name
 from tests.cluster import slurm2605
 from tests.server.live import free_port
+from tests.singularity.cluster_support import job_dir, slurm_fixtures
 from tests.slurm.cluster_support import Server
 from tests.slurm.test_http_cluster import Client
-from tests.singularity.cluster_support import job_dir, slurm_fixtures
 
 from .clients import WebSocket, get
 from .sid_support import LINK_TARGET, busybox_app, http_info, legacy_site, listening_since, template_submit
@@ -39,7 +39,6 @@ from .support import Site, browse, end, interactive_spec, screenshot_path, submi
 pytestmark = pytest.mark.cluster
 
 pytest.importorskip("dssr_slurm.connector", reason="the Slurm connector cannot be imported")
-
 
 
 cluster, connector = slurm_fixtures("slurm2605_cluster")
@@ -52,9 +51,18 @@ def image(cluster) -> str:
     cached = Path(cluster.scratch) / "images" / sif_name(reference)
     if not cached.exists():
         part = cached.with_suffix(".part.sif")
-        out = cluster.run(["srun", "-N1", "bash", "-c",
-                           f"apptainer -s pull --no-https {part} docker://{reference} && chmod 0644 {part} && "
-                           f"mv {part} {cached}"], user="kirby", check=False, timeout=180)
+        out = cluster.run(
+            [
+                "srun",
+                "-N1",
+                "bash",
+                "-c",
+                f"apptainer -s pull --no-https {part} docker://{reference} && chmod 0644 {part} && mv {part} {cached}",
+            ],
+            user="kirby",
+            check=False,
+            timeout=180,
+        )
         assert out.returncode == 0, out.stderr
     return reference
 
@@ -145,16 +153,24 @@ def legacy_rest(cluster, tmp_path_factory) -> Iterator[tuple[Server, Client, int
     """The same site with ``JARVICE_SLURM_INTERFACE=http``: jobs go in over slurmrestd (v0.0.45), the
     service folder and the tunnels still go over the SSH connection."""
     tmp = tmp_path_factory.mktemp("interactive-rest")
-    yield from legacy_site(cluster, tmp, JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
-                       JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
-                       JARVICE_SLURMRESTD_API_VERSION="v0.0.45", JARVICE_SLURMRESTD_VIA_SSH="false",
-                       JARVICE_SLURMRESTD_TOKEN=cluster.token(cluster.service_user, 3600))
+    yield from legacy_site(
+        cluster,
+        tmp,
+        JARVICE_SLURM_INTERFACE="http",
+        JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
+        JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
+        JARVICE_SLURMRESTD_API_VERSION="v0.0.45",
+        JARVICE_SLURMRESTD_VIA_SSH="false",
+        JARVICE_SLURMRESTD_TOKEN=cluster.token(cluster.service_user, 3600),
+    )
 
 
 def nae_image(cluster) -> str:
     if "nae" not in cluster.images:
-        pytest.fail("the running 26.05 cluster has no dssr/nae image: python -m tests.cluster down-2605, "
-                    "then up-2605 (its images changed)")
+        pytest.fail(
+            "the running 26.05 cluster has no dssr/nae image: python -m tests.cluster down-2605, "
+            "then up-2605 (its images changed)"
+        )
     return str(cluster.images["nae"])
 
 
@@ -167,12 +183,18 @@ def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_open
         answer = http_info(client, ref)
         access = server.downstream.interactive.access(ref.name, ref.number)
         # the image's template, every placeholder filled with the job's own values
-        url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
-               f"&password={access.password}&job={ref.name}")
+        url = (
+            f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+            f"&password={access.password}&job={ref.name}"
+        )
         assert answer["url"] == url
         help_page = files["etc/NAE/help.html"]
-        for placeholder, value in (("%JOBNAME%", ref.name), ("%NIMBIXUSER%", "kirby"), ("%CONNECTURL%", url),
-                                   ("%NIMBIXPASSWD%", access.password)):
+        for placeholder, value in (
+            ("%JOBNAME%", ref.name),
+            ("%NIMBIXUSER%", "kirby"),
+            ("%CONNECTURL%", url),
+            ("%NIMBIXPASSWD%", access.password),
+        ):
             help_page = help_page.replace(placeholder, value)
         assert answer["help"] == help_page and "%" not in answer["help"]
         page = get(url, connect=("127.0.0.1", port))
@@ -184,13 +206,15 @@ def test_the_images_url_txt_and_help_html_answer_info_over_http_and_the_url_open
         end(server.downstream, ref)
 
 
-def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_forbid_that_port(cluster, legacy,
-                                                                                               connector):
+def test_an_app_on_the_fixed_port_its_url_txt_names_is_reached_and_a_site_can_forbid_that_port(
+    cluster, legacy, connector
+):
     """A notebook-like app: the image's url.txt says :8888 and the app listens there, whatever
     JARVICE_SERVICE_PORT (5902 here) says; the public URL has no port, the proxy goes to 8888."""
     server, client, port = legacy
-    spec = interactive_spec(cluster, nodes=1, image=f"{nae_image(cluster)}:2", command=busybox_app(port="8888"),
-                            url=None)
+    spec = interactive_spec(
+        cluster, nodes=1, image=f"{nae_image(cluster)}:2", command=busybox_app(port="8888"), url=None
+    )
     ref, _ = submit(server.downstream, spec)
     strict_port = free_port()
     strict = Site(connector, f"http://jobs.localhost:{strict_port}", strict_port, JARVICE_DSSR_APP_PORTS="5900-5999")
@@ -226,8 +250,10 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
         info = http_info(client, ref, every=0.2)
         assert info["answered_at"] - listening_since(cluster, name) <= LINK_TARGET
         access = server.downstream.interactive.access(name, 7)
-        url = (f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
-               f"&password={access.password}&job={name}")
+        url = (
+            f"http://{access.label}.jobs.localhost:{port}/?token={access.randoms[64]}"
+            f"&password={access.password}&job={name}"
+        )
         assert info["url"] == url
         assert f'<a href="{url}">' in info["help"] and f"Test app of job {name}" in info["help"]
         for secret in (access.password, *access.randoms.values()):
@@ -243,8 +269,7 @@ def test_an_interactive_upstream_template_gets_etc_jarvice_its_port_and_its_imag
 
 
 @pytest.mark.parametrize("kind", ["legacy", "legacy_rest"], ids=["ssh", "slurmrestd"])
-def test_a_template_whose_image_has_no_etc_nae_gets_its_link_within_5_s_of_the_app_listening(cluster, request,
-                                                                                             kind):
+def test_a_template_whose_image_has_no_etc_nae_gets_its_link_within_5_s_of_the_app_listening(cluster, request, kind):
     """The image is plain busybox (no /etc/NAE): the job is marked as soon as its container starts, and
     ``info`` links to the job's root no later than 5 s after the app itself says it listens."""
     server, client, port = request.getfixturevalue(kind)

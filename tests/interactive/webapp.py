@@ -107,12 +107,17 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if not parts.path.startswith(BASE):
             return self.reply(404, f"not under {BASE}\n")
-        local = parts.path[len(BASE):]
+        local = parts.path[len(BASE) :]
         if local == "ws" and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket()
         if local == "whoami":
-            info = {"node": socket.gethostname(), "port": os.environ.get("JARVICE_SERVICE_PORT"),
-                    "ingress": INGRESS, "etc_jarvice": etc_jarvice(), "path": parts.path}
+            info = {
+                "node": socket.gethostname(),
+                "port": os.environ.get("JARVICE_SERVICE_PORT"),
+                "ingress": INGRESS,
+                "etc_jarvice": etc_jarvice(),
+                "path": parts.path,
+            }
             return self.reply(200, json.dumps(info), "application/json")
         if local == "":
             if parse_qs(parts.query).get("token") != [TOKEN]:

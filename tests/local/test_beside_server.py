@@ -26,8 +26,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
 def dssr(server: Server, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JARVICE_")}
     env.update(JARVICE_LOCAL_STATE_DIR=str(server.state_dir), JARVICE_LOCAL_KILL_GRACE="2")
-    return subprocess.run([sys.executable, "-m", "dssr_core.cli", *argv], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dssr_core.cli", *argv], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def zombies(pid: int) -> list[str]:

@@ -32,7 +32,9 @@ from .conftest import MakeConnector
 from .jobs import state_of, wait_end, wait_running, wait_until
 
 
-def submit(connector: LocalConnector, name: str, command: str, executor: Executor | None = None, **kw: object) -> JobRef:
+def submit(
+    connector: LocalConnector, name: str, command: str, executor: Executor | None = None, **kw: object
+) -> JobRef:
     submission = connector.submit(JobSpec(name=name, command=command, **kw), executor or ShellExecutor(Settings({})))  # type: ignore[arg-type]  # each test passes each field the type JobSpec wants
     return JobRef(name, 0, submission.jobid)
 
@@ -50,7 +52,9 @@ def test_job_runs_in_its_own_process_group_from_its_folder(connector: LocalConne
     assert folder == str(state_dir / "jobs" / ref.jobid)
 
 
-def test_terminate_kills_the_whole_process_group_including_grandchildren(connector: LocalConnector, tmp_path: Path) -> None:
+def test_terminate_kills_the_whole_process_group_including_grandchildren(
+    connector: LocalConnector, tmp_path: Path
+) -> None:
     pidfile = tmp_path / "grandchild.pid"
     ref = submit(connector, "tree", f"(trap '' TERM; exec sleep 300) & echo $! > {pidfile}; sleep 300")
     wait_until("the grandchild to start", lambda: pidfile.exists() and pidfile.read_text().strip())
@@ -75,7 +79,9 @@ def test_terminate_does_not_wait_for_the_grace_period(make_connector: MakeConnec
     assert not gone(int(pidfile.read_text()))  # still in its grace period
 
 
-def test_force_after_terminate_kills_without_waiting_for_the_grace_period(make_connector: MakeConnector, tmp_path: Path) -> None:
+def test_force_after_terminate_kills_without_waiting_for_the_grace_period(
+    make_connector: MakeConnector, tmp_path: Path
+) -> None:
     connector = make_connector(JARVICE_LOCAL_KILL_GRACE="30")
     pidfile = tmp_path / "stubborn.pid"
     ref = submit(connector, "stubborn", f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.1; done")
@@ -243,13 +249,14 @@ def test_job_whose_processes_died_while_server_was_down_is_failed(make_connector
 
 
 # -- queueing ----------------------------------------------------------------------------
-def test_jobs_beyond_the_limit_wait_and_start_in_submission_order(make_connector: MakeConnector, tmp_path: Path) -> None:
+def test_jobs_beyond_the_limit_wait_and_start_in_submission_order(
+    make_connector: MakeConnector, tmp_path: Path
+) -> None:
     connector = make_connector(JARVICE_LOCAL_MAX_JOBS="2")
     order = tmp_path / "order"
     go = tmp_path / "go"
     refs = [
-        submit(connector, f"job{i}", f"echo {i} >> {order}; while [ ! -e {go} ]; do sleep 0.05; done")
-        for i in range(5)
+        submit(connector, f"job{i}", f"echo {i} >> {order}; while [ ! -e {go} ]; do sleep 0.05; done") for i in range(5)
     ]
     wait_until("two jobs to run", lambda: order.exists() and len(order.read_text().split()) == 2)
     assert [state_of(connector, r) for r in refs] == [JobState.RUNNING] * 2 + [JobState.QUEUED] * 3
@@ -292,7 +299,9 @@ def test_unusable_state_dir_is_named(local_env: dict[str, str], tmp_path: Path) 
 
 def test_a_state_dir_serves_one_connector_at_a_time(make_connector: MakeConnector, local_env: dict[str, str]) -> None:
     first = make_connector()
-    with pytest.raises(ConfigError, match=rf"JARVICE_LOCAL_STATE_DIR=.* is in use by another local connector \(pid {os.getpid()}\)"):
+    with pytest.raises(
+        ConfigError, match=rf"JARVICE_LOCAL_STATE_DIR=.* is in use by another local connector \(pid {os.getpid()}\)"
+    ):
         LocalConnector(Settings(local_env))
     first.ping()  # the refused one changed nothing
     first.close()
@@ -457,5 +466,6 @@ def test_a_job_database_of_an_earlier_version_gains_the_spec_digest_and_keeps_it
     kept = store.get(1)
     assert kept is not None and (kept.name, kept.spec_digest, kept.submitted) == ("before", "", 100.0)
     new = store.insert("after", 2, False, 1, "true", "dssr1-abc")
-    assert store.get(new).spec_digest == "dssr1-abc"  # type: ignore[union-attr]
+    added = store.get(new)
+    assert added is not None and added.spec_digest == "dssr1-abc"
     store.close()

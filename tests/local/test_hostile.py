@@ -30,8 +30,13 @@ def test_an_id_with_another_name_or_number_neither_reads_collects_nor_stops_the_
     ref = submit(connector, "owner", "echo private-output; sleep 2")
     wrong = JobRef(other.name, other.number, ref.jobid)
     wait_running(connector, ref)
-    for call in (connector.exit_status, connector.terminate, lambda r: connector.tail(r, 10), connector.events,
-                 connector.release):
+    for call in (
+        connector.exit_status,
+        connector.terminate,
+        lambda r: connector.tail(r, 10),
+        connector.events,
+        connector.release,
+    ):
         with pytest.raises(BadRequest, match=f"Job {ref.jobid} is not the job"):
             call(wrong)
     assert connector.status(wrong) is None

@@ -76,7 +76,9 @@ def test_template_credentials_are_not_in_the_script(shell: ShellExecutor) -> Non
         assert secret not in script
 
 
-def test_legacy_template_submission_runs_the_filled_template(connector: LocalConnector, shell: ShellExecutor, state_dir: Path) -> None:
+def test_legacy_template_submission_runs_the_filled_template(
+    connector: LocalConnector, shell: ShellExecutor, state_dir: Path
+) -> None:
     spec = template_spec('echo "cmd=$JARVICE_CMD user=$JOB_LOCAL_USER rank=$PROCESS_PROCID"')
     submission = connector.submit(spec, shell)
     ref = JobRef(spec.name, spec.number, submission.jobid)
@@ -91,4 +93,3 @@ def test_failing_template_command_fails_the_job(connector: LocalConnector, shell
     ref = JobRef(spec.name, spec.number, connector.submit(spec, shell).jobid)
     end = wait_end(connector, ref)
     assert (end.state, end.rc) == (JobState.FAILED, 1)
-

@@ -49,10 +49,12 @@ class FormClient:
     headers: dict[str, str]
     ssl_context: ssl.SSLContext | None = None
 
-    def request(self, method: str, path: str, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> Answer:
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={**self.headers, **(headers or {})})
+    def request(
+        self, method: str, path: str, data: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={**self.headers, **(headers or {})}
+        )
         if data is not None:
             req.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
@@ -101,10 +103,21 @@ class Server(FormClient):
         self.log_path = self.state_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dssr_server", *(self.flags if self.flags is not None else [
-                "--connector", "local", "--executor", "shell", "--host", "127.0.0.1", "--threads", "4"]),
-             "--port", str(self.port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "dssr_server",
+                *(
+                    self.flags
+                    if self.flags is not None
+                    else ["--connector", "local", "--executor", "shell", "--host", "127.0.0.1", "--threads", "4"]
+                ),
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dssr_core import ClusterError, Downstream, JobRef, JobState, JobStatus, Settings
+from dssr_local.shell import ShellExecutor
 from dssr_server.app import create_app
 from dssr_server.fastpath import MAX_PLAIN_BODY, RunstatusFastPath
 from dssr_server.tracking import RequestTracking
 from tests import helpers
 from tests.helpers import ConnectorDouble
 from tests.server.test_operations import sample
-from dssr_local.shell import ShellExecutor
 
 TOKEN = "fast-path-token"
 FORM = "application/x-www-form-urlencoded"
@@ -114,22 +114,39 @@ def auth(token: str | None) -> dict[str, str]:
 JOB = {"name": "jarvice-kirby-7", "number": 7, "jobid": "107"}
 #: args values: the jobs known, unknown or failing, and every kind of bad value
 ARGS = st.one_of(
-    st.sampled_from([
-        JOB,
-        {"name": "jarvice-kirby-8", "number": 8, "jobid": "108"},
-        {"name": "jarvice-kirby-7", "number": 7, "jobid": "108"},
-        {"name": "jarvice-kirby-9", "number": 9, "jobid": UNREACHABLE},
-        {"name": "jarvice-kirby-9", "number": 9, "jobid": BROKEN},
-        {"name": "x; rm -rf /", "number": 1, "jobid": "1"},
-        {"name": "jarvice-kirby-7", "number": "seven", "jobid": "107"},
-        {"name": "jarvice-kirby-7", "number": 7},
-        [1, 2], "text", None, 3,
-    ]),
-    st.dictionaries(st.sampled_from(["name", "number", "jobid", "extra"]),
-                    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)), max_size=4),
+    st.sampled_from(
+        [
+            JOB,
+            {"name": "jarvice-kirby-8", "number": 8, "jobid": "108"},
+            {"name": "jarvice-kirby-7", "number": 7, "jobid": "108"},
+            {"name": "jarvice-kirby-9", "number": 9, "jobid": UNREACHABLE},
+            {"name": "jarvice-kirby-9", "number": 9, "jobid": BROKEN},
+            {"name": "x; rm -rf /", "number": 1, "jobid": "1"},
+            {"name": "jarvice-kirby-7", "number": "seven", "jobid": "107"},
+            {"name": "jarvice-kirby-7", "number": 7},
+            [1, 2],
+            "text",
+            None,
+            3,
+        ]
+    ),
+    st.dictionaries(
+        st.sampled_from(["name", "number", "jobid", "extra"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+        max_size=4,
+    ),
 )
-CONTENT_TYPES = st.sampled_from([FORM, f"{FORM}; charset=UTF-8", "APPLICATION/X-WWW-FORM-URLENCODED",
-                                 "application/json", "text/plain", "multipart/form-data; boundary=x", None])
+CONTENT_TYPES = st.sampled_from(
+    [
+        FORM,
+        f"{FORM}; charset=UTF-8",
+        "APPLICATION/X-WWW-FORM-URLENCODED",
+        "application/json",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        None,
+    ]
+)
 BODIES = st.one_of(
     ARGS.map(form),
     ARGS.map(lambda args: form(args) + b"&args=" + form(JOB)[5:]),
@@ -146,14 +163,21 @@ TOKENS = st.sampled_from([None, TOKEN, "wrong", ""])
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=BODIES, content_type=CONTENT_TYPES, token=TOKENS)
 def test_whatever_is_sent_both_paths_answer_and_log_the_same(
-    apps: Apps, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str | None, token: str | None,
+    apps: Apps,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str | None,
+    token: str | None,
 ) -> None:
     headers = auth(token) | ({} if content_type is None else {"Content-Type": content_type})
     assert answer(apps.served, body, headers, caplog) == answer(apps.flask_only, body, headers, caplog)
 
 
-@pytest.mark.parametrize("args", [JOB, {"name": "jarvice-kirby-9", "number": 9, "jobid": UNREACHABLE}, "oops"],
-                         ids=["running", "cluster-lost", "bad-args"])
+@pytest.mark.parametrize(
+    "args",
+    [JOB, {"name": "jarvice-kirby-9", "number": 9, "jobid": UNREACHABLE}, "oops"],
+    ids=["running", "cluster-lost", "bad-args"],
+)
 def test_a_plain_runstatus_is_answered_without_starting_a_flask_request(apps: Apps, args: Any) -> None:
     assert not started_in_flask(apps.served, form(args), apps.headers())
     assert started_in_flask(apps.flask_only, form(args), apps.headers())
@@ -173,8 +197,9 @@ def test_the_answers_the_upstream_relies_on(apps: Apps) -> None:
     assert broken.status_code == 500 and broken.get_json() == {"error": "internal error"}
 
 
-@pytest.mark.parametrize("headers", [{}, auth("wrong"), {"Authorization": f"Basic {TOKEN}"}],
-                         ids=["none", "wrong", "basic"])
+@pytest.mark.parametrize(
+    "headers", [{}, auth("wrong"), {"Authorization": f"Basic {TOKEN}"}], ids=["none", "wrong", "basic"]
+)
 def test_a_runstatus_without_the_token_is_refused_when_one_is_required(headers: dict[str, str]) -> None:
     downstream = Downstream(Double(), ShellExecutor(Settings({})))
     app = create_app(downstream, Settings({"JARVICE_DSSR_AUTH_TOKEN": TOKEN}))
@@ -185,8 +210,15 @@ def test_a_runstatus_without_the_token_is_refused_when_one_is_required(headers: 
 
 def test_fast_path_answers_carry_their_request_id_and_are_counted_by_route(apps: Apps) -> None:
     client = apps.served.test_client()
-    before = sample(client.get("/metrics", headers=auth(apps.token)).get_data(as_text=True),
-                    "dssr_http_requests_total", endpoint="/runstatus", status="200") or 0
+    before = (
+        sample(
+            client.get("/metrics", headers=auth(apps.token)).get_data(as_text=True),
+            "dssr_http_requests_total",
+            endpoint="/runstatus",
+            status="200",
+        )
+        or 0
+    )
     answer = client.post("/runstatus", data=form(JOB), headers=apps.headers() | {"X-Request-Id": "poll-1"})
     assert answer.status_code == 200 and answer.headers["X-Request-Id"] == "poll-1"
     assert not started_in_flask(apps.served, form(JOB), apps.headers())

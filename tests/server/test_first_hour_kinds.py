@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -23,18 +23,25 @@ from tests.server.test_startup import one_line, run_server
 SECRET = "s3cret-upstream-token-0123456789abcdef"
 
 
-@pytest.mark.parametrize("flags, env, line", [
-    (["--port", "70000"], {}, "--port='70000' is out of range: use an integer from 1 to 65535."),
-    (["--port", "-1"], {}, "--port='-1' is out of range: use an integer from 1 to 65535."),
-    (["--port", "5000.5"], {}, "--port='5000.5' is not an integer from 1 to 65535."),
-    (["--threads", "0"], {}, "--threads='0' is out of range: use an integer from 1 to 256."),
-    ([], {"WAITRESS_THREADS": "100000"}, "WAITRESS_THREADS='100000' is out of range: use an integer from 1 to 256."),
-    # a flag typed without a value took the default silently
-    (["--host", ""], {}, "--host is empty: give a value, or leave the flag out."),
-    (["--port", " "], {}, "--port is empty: give a value, or leave the flag out."),
-    (["--connector", ""], {}, "--connector is empty: give a value, or leave the flag out."),
-    ([], {"JARVICE_SCHED_LOGLEVEL": "loud"}, "JARVICE_SCHED_LOGLEVEL='loud' is not an integer from 0 to 50."),
-])
+@pytest.mark.parametrize(
+    "flags, env, line",
+    [
+        (["--port", "70000"], {}, "--port='70000' is out of range: use an integer from 1 to 65535."),
+        (["--port", "-1"], {}, "--port='-1' is out of range: use an integer from 1 to 65535."),
+        (["--port", "5000.5"], {}, "--port='5000.5' is not an integer from 1 to 65535."),
+        (["--threads", "0"], {}, "--threads='0' is out of range: use an integer from 1 to 256."),
+        (
+            [],
+            {"WAITRESS_THREADS": "100000"},
+            "WAITRESS_THREADS='100000' is out of range: use an integer from 1 to 256.",
+        ),
+        # a flag typed without a value took the default silently
+        (["--host", ""], {}, "--host is empty: give a value, or leave the flag out."),
+        (["--port", " "], {}, "--port is empty: give a value, or leave the flag out."),
+        (["--connector", ""], {}, "--connector is empty: give a value, or leave the flag out."),
+        ([], {"JARVICE_SCHED_LOGLEVEL": "loud"}, "JARVICE_SCHED_LOGLEVEL='loud' is not an integer from 0 to 50."),
+    ],
+)
 def test_a_bad_port_thread_count_or_empty_flag_is_one_line_naming_it(
     tmp_path: Path, flags: list[str], env: dict[str, str], line: str
 ) -> None:
@@ -47,23 +54,33 @@ def test_a_state_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     assert line == f"JARVICE_LOCAL_STATE_DIR='{tmp_path}/state' cannot be created: File exists."
 
 
-BLANK = ("JARVICE_DSSR_AUTH_TOKEN is blank: set it to a long random string (e.g. openssl rand -hex 32), "
-         "or unset it.")
-UNSENDABLE = ("JARVICE_DSSR_AUTH_TOKEN holds a space, a control character or a character beyond ASCII, which no "
-              "client sends in 'Authorization: Bearer <token>': use ASCII letters, digits and punctuation "
-              "(e.g. openssl rand -hex 32).")
+BLANK = "JARVICE_DSSR_AUTH_TOKEN is blank: set it to a long random string (e.g. openssl rand -hex 32), or unset it."
+UNSENDABLE = (
+    "JARVICE_DSSR_AUTH_TOKEN holds a space, a control character or a character beyond ASCII, which no "
+    "client sends in 'Authorization: Bearer <token>': use ASCII letters, digits and punctuation "
+    "(e.g. openssl rand -hex 32)."
+)
 
 
-@pytest.mark.parametrize("token, line", [
-    ("   ", BLANK), ("\n", BLANK),
-    (SECRET[:10] + " " + SECRET[10:], UNSENDABLE), (SECRET + "\x07", UNSENDABLE), (SECRET + "é", UNSENDABLE),
-])
+@pytest.mark.parametrize(
+    "token, line",
+    [
+        ("   ", BLANK),
+        ("\n", BLANK),
+        (SECRET[:10] + " " + SECRET[10:], UNSENDABLE),
+        (SECRET + "\x07", UNSENDABLE),
+        (SECRET + "é", UNSENDABLE),
+    ],
+)
 def test_an_upstream_token_no_client_could_send_stops_start_up_without_showing_it(
     tmp_path: Path, token: str, line: str
 ) -> None:
     """It started, and refused every request (the header's value is stripped, sent as ASCII)."""
-    result = run_server("--port", str(free_port()), env={"JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state"),
-                                                        "JARVICE_DSSR_AUTH_TOKEN": token})
+    result = run_server(
+        "--port",
+        str(free_port()),
+        env={"JARVICE_LOCAL_STATE_DIR": str(tmp_path / "state"), "JARVICE_DSSR_AUTH_TOKEN": token},
+    )
     assert one_line(result, SECRET[:10], SECRET[10:]) == line
 
 
@@ -99,9 +116,14 @@ def test_the_ipv6_loopback_serves_and_the_report_writes_its_url_with_brackets(tm
         env["WAITRESS_BIND_ADDRESS"] = "::1"
     log = tmp_path / "log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "dssr_server", *flags, "--port", str(port)], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dssr_server", *flags, "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
+
         def live() -> bytes | None:
             try:
                 with socket.create_connection(("::1", port), timeout=5) as sock:
@@ -119,15 +141,21 @@ def test_the_ipv6_loopback_serves_and_the_report_writes_its_url_with_brackets(tm
 
 def test_a_version_or_help_that_cannot_be_written_is_said_and_a_closed_pipe_is_141(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, "-m", "dssr_server", "--version"], stdout=full,
-                                stderr=subprocess.PIPE, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "dssr_server", "--version"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert result.stderr == "dssr-server: cannot write its output (No space left on device).\n"
     read, write = os.pipe()
     os.close(read)
     try:
-        result = subprocess.run([sys.executable, "-m", "dssr_server", "--help"], stdout=write,
-                                stderr=subprocess.PIPE, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "dssr_server", "--help"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60
+        )
     finally:
         os.close(write)
     assert result.returncode == 141 and result.stderr == ""
@@ -141,7 +169,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     live.stop()
 
 
-def send(server: Server, request: bytes) -> tuple[int, str, dict[str, object]]:
+def send(server: Server, request: bytes) -> tuple[int, str, Any]:
     """``request`` as is on a fresh connection: (status, content type, JSON body)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(request)
@@ -156,19 +184,23 @@ def send(server: Server, request: bytes) -> tuple[int, str, dict[str, object]]:
 
 def post(path: str, body: bytes, content_type: str | None) -> bytes:
     kind = f"Content-Type: {content_type}\r\n" if content_type is not None else ""
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\n{kind}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\n{kind}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 ARGS = json.dumps({"name": "kinds-1", "number": 1, "jobid": "1"})
 
 
 @pytest.mark.parametrize("path", ["/runstatus", "/submit"])
-@pytest.mark.parametrize("content_type, said", [
-    ("application/json", "The request body is of type 'application/json', not a form"),
-    ("text/plain", "The request body is of type 'text/plain', not a form"),
-    (None, "The request body is without a Content-Type, not a form"),
-])
+@pytest.mark.parametrize(
+    "content_type, said",
+    [
+        ("application/json", "The request body is of type 'application/json', not a form"),
+        ("text/plain", "The request body is of type 'text/plain', not a form"),
+        (None, "The request body is without a Content-Type, not a form"),
+    ],
+)
 def test_a_body_that_is_no_form_is_a_400_naming_its_content_type(
     server: Server, path: str, content_type: str | None, said: str
 ) -> None:
@@ -179,7 +211,7 @@ def test_a_body_that_is_no_form_is_a_400_naming_its_content_type(
 
 
 def test_a_multipart_form_is_a_form(server: Server) -> None:
-    body = (b"--b\r\nContent-Disposition: form-data; name=\"args\"\r\n\r\n" + ARGS.encode() + b"\r\n--b--\r\n")
+    body = b'--b\r\nContent-Disposition: form-data; name="args"\r\n\r\n' + ARGS.encode() + b"\r\n--b--\r\n"
     status, _, answer = send(server, post("/runstatus", body, "multipart/form-data; boundary=b"))
     assert status == 200 and answer == [None, None, None, None]
 
@@ -187,8 +219,10 @@ def test_a_multipart_form_is_a_form(server: Server) -> None:
 def test_a_body_over_the_limit_is_a_json_413_before_it_is_sent_and_the_server_serves_on(server: Server) -> None:
     """The answer comes once the headers say the size, before any of the body is sent."""
     size = 16 * 1024 * 1024 + 10
-    head = (f"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-            f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    ).encode()
     status, kind, answer = send(server, head)
     assert status == 413 and kind == "application/json" and "max_body" in str(answer["error"])
     # sent all the same, without waiting: the server refuses it and still serves
@@ -200,12 +234,15 @@ def test_a_body_over_the_limit_is_a_json_413_before_it_is_sent_and_the_server_se
     assert server.get("/live").status == 200
 
 
-@pytest.mark.parametrize("request_start", [
-    b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-    b"Content-Length: 1000\r\n\r\nargs=%7B%22name",  # the body cut short
-    b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Ty",  # the headers cut short
-    b"POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nargs=",  # a chunk cut short
-])
+@pytest.mark.parametrize(
+    "request_start",
+    [
+        b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 1000\r\n\r\nargs=%7B%22name",  # the body cut short
+        b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Ty",  # the headers cut short
+        b"POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nargs=",  # a chunk cut short
+    ],
+)
 def test_a_client_that_goes_away_mid_request_leaves_no_trace_but_the_server_serves_on(
     server: Server, request_start: bytes
 ) -> None:

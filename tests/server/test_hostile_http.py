@@ -43,7 +43,8 @@ def test_non_ascii_text_as_base64_is_a_400(server: Server) -> None:
 def test_digits_other_than_ascii_are_a_400(server: Server, digits: str) -> None:
     assert "nodes must be an integer" in refused(server.post("/submit", job_args(nodes=digits)))
     assert "qs.lines must be an integer" in refused(
-        server.post("/request/hostile-1/1/1/tail", {"qs": {"lines": [digits]}}))
+        server.post("/request/hostile-1/1/1/tail", {"qs": {"lines": [digits]}})
+    )
 
 
 @pytest.mark.parametrize("path", JOB_ENDPOINTS)
@@ -111,16 +112,20 @@ def raw(server: Server, request: bytes) -> tuple[int, str, bytes]:
     [("abc", 400), ("-5", 400), ("1" * 30, 413), (str(64 * 1024 * 1024), 413)],
 )
 def test_errors_raised_inside_waitress_are_json(server: Server, length: str, status: int) -> None:
-    request = (f"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-               f"Content-Length: {length}\r\nConnection: close\r\n\r\nargs=%7B%7D").encode()
+    request = (
+        f"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\nargs=%7B%7D"
+    ).encode()
     code, content_type, body = raw(server, request)
     assert code == status and content_type == "application/json"
     assert isinstance(json.loads(body)["error"], str)
 
 
 def test_a_malformed_chunked_body_gets_a_json_error(server: Server) -> None:
-    request = (b"POST /online HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-               b"zz\r\nargs=1\r\n0\r\n\r\n")
+    request = (
+        b"POST /online HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"zz\r\nargs=1\r\n0\r\n\r\n"
+    )
     code, content_type, body = raw(server, request)
     assert code == 400 and content_type == "application/json" and "error" in json.loads(body)
 
@@ -134,16 +139,24 @@ def test_state_is_unchanged_after_the_refusals(server: Server) -> None:
 
 # -- 14. safe by default ------------------------------------------------------------
 
+
 def report_of(server: Server) -> list[str]:
-    return [line for line in server.log().splitlines() if "dssr-server" in line and "listening" in line
-            or "reachable from the network" in line]
+    return [
+        line
+        for line in server.log().splitlines()
+        if "dssr-server" in line and "listening" in line or "reachable from the network" in line
+    ]
 
 
 def test_without_variables_or_flags_the_server_runs_local_and_shell_on_loopback_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for variable in ("JARVICE_BAREMETAL_CONNECTOR", "JARVICE_BAREMETAL_EXECUTOR", "WAITRESS_BIND_ADDRESS",
-                     "JARVICE_DSSR_AUTH_TOKEN"):
+    for variable in (
+        "JARVICE_BAREMETAL_CONNECTOR",
+        "JARVICE_BAREMETAL_EXECUTOR",
+        "WAITRESS_BIND_ADDRESS",
+        "JARVICE_DSSR_AUTH_TOKEN",
+    ):
         monkeypatch.delenv(variable, raising=False)
     server = Server(tmp_path / "state", flags=[]).start()
     try:

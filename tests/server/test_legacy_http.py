@@ -21,11 +21,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("dssr-http")
     data = root / "data"
     data.mkdir()
-    live = Server(root / "state", env={
-        "JARVICE_LOCAL_DATA_DIR": str(data),
-        "JARVICE_LOCAL_KILL_GRACE": "1",
-        "JARVICE_LOCAL_MAX_JOBS": "8",
-    }).start()
+    live = Server(
+        root / "state",
+        env={
+            "JARVICE_LOCAL_DATA_DIR": str(data),
+            "JARVICE_LOCAL_KILL_GRACE": "1",
+            "JARVICE_LOCAL_MAX_JOBS": "8",
+        },
+    ).start()
     yield live
     live.stop()
 
@@ -50,6 +53,7 @@ def runstatus(server: Server, job: dict[str, Any]) -> list[Any]:
 
 def finished(server: Server, job: dict[str, Any], timeout: float = 30.0) -> list[Any]:
     """Poll /exitstatus the way the upstream does: a 500 means 'ask again'."""
+
     def ask() -> list[Any] | None:
         answer = server.post("/exitstatus", job)
         if answer.status == 500:
@@ -57,6 +61,7 @@ def finished(server: Server, job: dict[str, Any], timeout: float = 30.0) -> list
         assert answer.status == 200, answer.text
         status: list[Any] = answer.json()
         return status
+
     return wait_for(ask, timeout, interval=0.2)
 
 
@@ -74,6 +79,7 @@ def error_of(answer: Answer, status: int = 400) -> str:
 
 
 # -- simple endpoints ---------------------------------------------------------
+
 
 def test_live_answers_ok(server: Server) -> None:
     answer = server.get("/live")
@@ -104,6 +110,7 @@ def test_running_and_queued_are_json_lists(server: Server) -> None:
 
 # -- a job's life ---------------------------------------------------------------
 
+
 def test_a_job_is_submitted_runs_and_ends_with_rc_0_and_its_output(server: Server) -> None:
     job = new_job(server, "echo started; sleep 2; echo done")
     wait_for(lambda: listed(server.get("/running"), job) or None)
@@ -111,8 +118,14 @@ def test_a_job_is_submitted_runs_and_ends_with_rc_0_and_its_output(server: Serve
     assert isinstance(nodes, list) and nodes and all(isinstance(n, str) for n in nodes)
     assert isinstance(elapsed, str) and len(elapsed.split(":")) == 3
     assert path == f"{job['name']}/{job['number']}/{job['jobid']}" and last is None
-    tail = wait_for(lambda: (a := server.post(f"/request/{path}/tail", {"qs": {"lines": ["5"]}})).status == 200
-                    and "started" in a.text and a or None)
+    tail = wait_for(
+        lambda: (
+            (a := server.post(f"/request/{path}/tail", {"qs": {"lines": ["5"]}})).status == 200
+            and "started" in a.text
+            and a
+            or None
+        )
+    )
     assert tail.content_type.startswith("text/plain")
     assert not listed(server.get("/queued"), job)
     rc, elapsed, (stdout, termination) = finished(server, job)
@@ -216,6 +229,7 @@ def test_events_answer_a_json_string(server: Server) -> None:
 
 # -- /request -------------------------------------------------------------------
 
+
 def test_request_ping_connect_and_unknown_methods_answer_200_empty(server: Server) -> None:
     job = new_job(server, "sleep 1")
     base = f"/request/{job['name']}/{job['number']}/{job['jobid']}"
@@ -243,8 +257,14 @@ def test_request_screenshot_is_404(server: Server) -> None:
 def test_request_tail_gives_the_last_lines(server: Server) -> None:
     job = new_job(server, "for i in 1 2 3 4 5 6; do echo line$i; done; sleep 3")
     base = f"/request/{job['name']}/{job['number']}/{job['jobid']}"
-    answer = wait_for(lambda: (a := server.post(f"{base}/tail", {"qs": {"lines": ["2"]}})).status == 200
-                      and "line6" in a.text and a or None)
+    answer = wait_for(
+        lambda: (
+            (a := server.post(f"{base}/tail", {"qs": {"lines": ["2"]}})).status == 200
+            and "line6" in a.text
+            and a
+            or None
+        )
+    )
     assert answer.text.splitlines() == ["line5", "line6"]
     server.post("/terminate", job)
     finished(server, job)
@@ -316,8 +336,9 @@ def test_args_not_json_is_400(server: Server, path: str) -> None:
 
 @pytest.mark.parametrize("value, kind", [([1, 2], "a list"), ("x", "a string"), (3, "a number"), (None, "null")])
 def test_args_not_an_object_is_400(server: Server, value: Any, kind: str) -> None:
-    message = error_of(server.post("/runstatus", value if value is not None else None,
-                                   raw=None if value is not None else "args=null"))
+    message = error_of(
+        server.post("/runstatus", value if value is not None else None, raw=None if value is not None else "args=null")
+    )
     assert f"must be a JSON object, not {kind}" in message
 
 
@@ -350,7 +371,8 @@ def test_qs_not_an_object_is_400(server: Server) -> None:
 
 def test_tail_lines_not_a_number_is_400(server: Server) -> None:
     assert "qs.lines must be an integer from 1" in error_of(
-        server.post("/request/jarvice-a-1/1/1/tail", {"qs": {"lines": ["ten"]}}))
+        server.post("/request/jarvice-a-1/1/1/tail", {"qs": {"lines": ["ten"]}})
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,20 @@ from tests.server.live import Server
 
 #: every path of LEGACY_API.md's endpoint table (``/request/<path>`` in its two documented forms)
 LEGACY_PATHS = {
-    "/live": "get", "/gc": "get", "/submit": "post", "/nodes": "get", "/running": "get", "/queued": "get",
-    "/runstatus": "post", "/exitstatus": "post", "/terminate": "post", "/online": "post", "/release": "post",
-    "/events": "post", "/request/pvcls": "post", "/request/{name}/{number}/{jobid}/{method}": "post",
+    "/live": "get",
+    "/gc": "get",
+    "/submit": "post",
+    "/nodes": "get",
+    "/running": "get",
+    "/queued": "get",
+    "/runstatus": "post",
+    "/exitstatus": "post",
+    "/terminate": "post",
+    "/online": "post",
+    "/release": "post",
+    "/events": "post",
+    "/request/pvcls": "post",
+    "/request/{name}/{number}/{jobid}/{method}": "post",
 }
 
 
@@ -62,15 +73,18 @@ OPERATIONS_PATHS = {"/ready": "get", "/metrics": "get"}
 def test_the_document_names_every_legacy_endpoint_and_method_the_probes_and_nothing_else() -> None:
     paths = document()["paths"]
     assert {path: next(iter(ops.keys() - {"parameters"})) for path, ops in paths.items()} == {
-        **LEGACY_PATHS, **OPERATIONS_PATHS}
+        **LEGACY_PATHS,
+        **OPERATIONS_PATHS,
+    }
 
 
 def test_every_route_of_the_server_is_in_the_document(tmp_path: Path) -> None:
     from dssr_core import Downstream, Settings
     from dssr_server.app import create_app
 
-    downstream = Downstream.from_settings(Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}), connector="local",
-                                          executor="shell")
+    downstream = Downstream.from_settings(
+        Settings({"JARVICE_LOCAL_STATE_DIR": str(tmp_path)}), connector="local", executor="shell"
+    )
     try:
         routes = {rule.rule for rule in create_app(downstream).url_map.iter_rules()}
     finally:

@@ -110,8 +110,9 @@ def test_every_answer_carries_a_request_id_and_keeps_a_plain_one_given_by_a_prox
 
 
 def test_json_logs_are_one_object_per_line_with_the_request_id(server: Server) -> None:
-    answer = server.post("/runstatus", {"name": "x y", "number": 1, "jobid": "1"},
-                         headers={"X-Request-Id": "trace-runstatus-1"})
+    answer = server.post(
+        "/runstatus", {"name": "x y", "number": 1, "jobid": "1"}, headers={"X-Request-Id": "trace-runstatus-1"}
+    )
     assert answer.status == 400
 
     def logged() -> list[dict[str, object]] | None:
@@ -142,15 +143,20 @@ def test_default_logs_stay_text(guarded: Server) -> None:
     assert lines and all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ", line) for line in lines)
 
 
-@pytest.mark.parametrize("variable, value", [
-    ("JARVICE_DSSR_LOG_FORMAT", "xml"),
-    ("JARVICE_DSSR_READY_MAX_AGE", "soon"),
-])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("JARVICE_DSSR_LOG_FORMAT", "xml"),
+        ("JARVICE_DSSR_READY_MAX_AGE", "soon"),
+    ],
+)
 def test_a_bad_operations_setting_stops_start_up_naming_it(tmp_path: Path, variable: str, value: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "dssr_server", "--connector", "local", "--executor", "shell", "--port", "1"],
         env={"PATH": "/usr/bin:/bin", "JARVICE_LOCAL_STATE_DIR": str(tmp_path), variable: value},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert variable in result.stderr and "Traceback" not in result.stderr

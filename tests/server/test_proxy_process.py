@@ -38,8 +38,22 @@ def slurm_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def start(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dssr_server", "--connector", "slurm", "--host", "127.0.0.1",
-                                 "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dssr_server",
+                "--connector",
+                "slurm",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return proc, log
 
 
@@ -54,8 +68,12 @@ def request(port: int, host: str) -> bytes:
 
 def test_the_server_runs_the_proxy_on_its_own_listener_and_stops_it_on_sigterm(tmp_path):
     port = free_port()
-    env = slurm_env(tmp_path, JARVICE_JOBS_DOMAIN="jobs.example.org", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
-                    JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}")
+    env = slurm_env(
+        tmp_path,
+        JARVICE_JOBS_DOMAIN="jobs.example.org",
+        JARVICE_DSSR_INTERACTIVE_KEY=KEY,
+        JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}",
+    )
     proc, log = start(env, tmp_path)
     try:
         wait_for(lambda: "interactive-job proxy listening" in log.read_text(), timeout=30)
@@ -84,15 +102,25 @@ def test_without_a_domain_no_proxy_listens(tmp_path):
         proc.wait(20)
 
 
-@pytest.mark.parametrize("extra, words", [
-    ({"JARVICE_DSSR_PROXY_LISTEN": "nowhere"}, "JARVICE_DSSR_PROXY_LISTEN='nowhere' is not host:port"),
-    ({"JARVICE_JOBS_DOMAIN": "lookup/job$"}, "JARVICE_JOBS_DOMAIN='lookup/job$': 'lookup'"),
-    ({"JARVICE_DSSR_INTERACTIVE_KEY": ""}, "JARVICE_DSSR_INTERACTIVE_KEY is not set"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({"JARVICE_DSSR_PROXY_LISTEN": "nowhere"}, "JARVICE_DSSR_PROXY_LISTEN='nowhere' is not host:port"),
+        ({"JARVICE_JOBS_DOMAIN": "lookup/job$"}, "JARVICE_JOBS_DOMAIN='lookup/job$': 'lookup'"),
+        ({"JARVICE_DSSR_INTERACTIVE_KEY": ""}, "JARVICE_DSSR_INTERACTIVE_KEY is not set"),
+    ],
+)
 def test_a_bad_interactive_setting_stops_start_up_naming_it(tmp_path, extra, words):
-    env = slurm_env(tmp_path, **{"JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": KEY, **extra})
-    result = subprocess.run([sys.executable, "-m", "dssr_server", "--connector", "slurm"], env=env,
-                            capture_output=True, text=True, timeout=30)
+    env = slurm_env(
+        tmp_path, **{"JARVICE_JOBS_DOMAIN": "jobs.example.org", "JARVICE_DSSR_INTERACTIVE_KEY": KEY, **extra}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "dssr_server", "--connector", "slurm"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and words in result.stderr, result.stderr
 
 
@@ -101,10 +129,19 @@ def test_a_proxy_address_in_use_stops_start_up_naming_the_variable(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        env = slurm_env(tmp_path, JARVICE_JOBS_DOMAIN="jobs.example.org", JARVICE_DSSR_INTERACTIVE_KEY=KEY,
-                        JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}")
-        result = subprocess.run([sys.executable, "-m", "dssr_server", "--connector", "slurm", "--port",
-                                 str(free_port())], env=env, capture_output=True, text=True, timeout=30)
+        env = slurm_env(
+            tmp_path,
+            JARVICE_JOBS_DOMAIN="jobs.example.org",
+            JARVICE_DSSR_INTERACTIVE_KEY=KEY,
+            JARVICE_DSSR_PROXY_LISTEN=f"127.0.0.1:{port}",
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "dssr_server", "--connector", "slurm", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 2 and f"JARVICE_DSSR_PROXY_LISTEN: cannot listen on 127.0.0.1:{port}" in result.stderr
 
 

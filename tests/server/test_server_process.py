@@ -17,7 +17,10 @@ from tests.server.live import Server, free_port, wait_for
 def run_server(*flags: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dssr_server", *flags],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -33,8 +36,11 @@ def run_server(*flags: str, env: dict[str, str] | None = None, timeout: float = 
         ([], {"WAITRESS_THREADS": "0"}, "WAITRESS_THREADS='0' is out of range"),
         (["--connector", "pbs"], {}, 'No such connector "pbs". Available connectors:'),
         (["--connector", "local", "--executor", "docker"], {}, 'No such executor "docker". Available executors:'),
-        (["--connector", "local", "--executor", "shell"], {"JARVICE_LOCAL_MAX_JOBS": "lots"},
-         "JARVICE_LOCAL_MAX_JOBS='lots' is not an integer"),
+        (
+            ["--connector", "local", "--executor", "shell"],
+            {"JARVICE_LOCAL_MAX_JOBS": "lots"},
+            "JARVICE_LOCAL_MAX_JOBS='lots' is not an integer",
+        ),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
@@ -84,10 +90,16 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
 
 def test_with_an_upstream_token_every_endpoint_but_live_requires_it(secret_server: Server) -> None:
     assert secret_server.get("/live", headers={"Authorization": ""}).status == 200
-    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-upstream-token"}):
-        for answer in (secret_server.get("/running", headers=headers),
-                       secret_server.post("/online", {}, headers=headers),
-                       secret_server.get("/gc", headers=headers)):
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic s3cret-upstream-token"},
+    ):
+        for answer in (
+            secret_server.get("/running", headers=headers),
+            secret_server.post("/online", {}, headers=headers),
+            secret_server.get("/gc", headers=headers),
+        ):
             assert answer.status == 401 and "bearer token" in answer.json()["error"]
     assert secret_server.get("/running").status == 200
     assert secret_server.post("/online", {}).json() is True
@@ -104,9 +116,11 @@ def test_a_job_survives_a_server_restart(tmp_path: Path) -> None:
 
     again = Server(state, port=server.port).start()
     try:
+
         def ended() -> list[Any] | None:
             answer = again.post("/exitstatus", job)
             return answer.json() if answer.status == 200 else None
+
         rc, elapsed, (stdout, termination) = wait_for(ended, timeout=30, interval=0.3)
         assert rc == 0 and "done" in stdout and "COMPLETED" in termination
     finally:
@@ -117,12 +131,22 @@ def test_a_second_server_on_the_same_local_state_dir_is_refused_and_a_killed_one
     state = tmp_path / "state"
     first = Server(state).start()
     try:
-        second = run_server("--connector", "local", "--executor", "shell", "--port", str(free_port()),
-                            env={"JARVICE_LOCAL_STATE_DIR": str(state)})
+        second = run_server(
+            "--connector",
+            "local",
+            "--executor",
+            "shell",
+            "--port",
+            str(free_port()),
+            env={"JARVICE_LOCAL_STATE_DIR": str(state)},
+        )
         assert second.returncode == 2, second.stderr
         assert first.process is not None
-        assert f"JARVICE_LOCAL_STATE_DIR='{state}' is in use by another local connector (pid {first.process.pid})" \
-            in second.stderr and "Traceback" not in second.stderr
+        assert (
+            f"JARVICE_LOCAL_STATE_DIR='{state}' is in use by another local connector (pid {first.process.pid})"
+            in second.stderr
+            and "Traceback" not in second.stderr
+        )
         assert first.get("/live").status == 200
     finally:
         assert first.process is not None

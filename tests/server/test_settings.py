@@ -16,7 +16,11 @@ from tests.helpers import legacy_template, submit_args
 def test_without_settings_the_server_is_the_local_connector_and_shell_on_loopback() -> None:
     server = ServerSettings.from_settings(Settings({}))
     assert (server.connector, server.executor, server.log_level, server.port, server.host) == (
-        "local", "shell", 20, 5000, "127.0.0.1",
+        "local",
+        "shell",
+        20,
+        5000,
+        "127.0.0.1",
     )
     assert (server.threads, server.script_key, server.log_format, server.ready_max_age) == (8, None, "text", 60.0)
 
@@ -42,20 +46,31 @@ def test_the_shell_executor_on_the_local_connector_listens_on_loopback_unless_an
 
 
 def test_server_settings_read_the_legacy_variable_names() -> None:
-    server = ServerSettings.from_settings(Settings({
-        "JARVICE_BAREMETAL_CONNECTOR": "local",
-        "JARVICE_BAREMETAL_EXECUTOR": "shell",
-        "JARVICE_SCHED_LOGLEVEL": "10",
-        "WAITRESS_PORT": "8080",
-        "WAITRESS_BIND_ADDRESS": "127.0.0.1",
-        "WAITRESS_THREADS": "4",
-        "JARVICE_UPSTREAM_SCRIPT_KEY": "apptainer",
-        "JARVICE_DSSR_LOG_FORMAT": "json",
-        "JARVICE_DSSR_READY_MAX_AGE": "30",
-    }))
+    server = ServerSettings.from_settings(
+        Settings(
+            {
+                "JARVICE_BAREMETAL_CONNECTOR": "local",
+                "JARVICE_BAREMETAL_EXECUTOR": "shell",
+                "JARVICE_SCHED_LOGLEVEL": "10",
+                "WAITRESS_PORT": "8080",
+                "WAITRESS_BIND_ADDRESS": "127.0.0.1",
+                "WAITRESS_THREADS": "4",
+                "JARVICE_UPSTREAM_SCRIPT_KEY": "apptainer",
+                "JARVICE_DSSR_LOG_FORMAT": "json",
+                "JARVICE_DSSR_READY_MAX_AGE": "30",
+            }
+        )
+    )
     assert dataclasses.asdict(server) == {
-        "connector": "local", "executor": "shell", "log_level": 10, "port": 8080, "host": "127.0.0.1",
-        "threads": 4, "script_key": "apptainer", "log_format": "json", "ready_max_age": 30.0,
+        "connector": "local",
+        "executor": "shell",
+        "log_level": 10,
+        "port": 8080,
+        "host": "127.0.0.1",
+        "threads": 4,
+        "script_key": "apptainer",
+        "log_format": "json",
+        "ready_max_age": 30.0,
     }
 
 
@@ -84,11 +99,14 @@ def test_a_bad_server_setting_names_the_variable_and_what_is_allowed(variable: s
     assert message.startswith(f"{variable}={value!r}") and allowed in message and "\n" not in message
 
 
-@pytest.mark.parametrize("env, key", [
-    ({"JARVICE_BAREMETAL_EXECUTOR": "apptainer"}, "apptainer"),  # an alias of the singularity executor
-    ({"JARVICE_BAREMETAL_EXECUTOR": "shell"}, "shell"),
-    ({"JARVICE_BAREMETAL_EXECUTOR": "shell", "JARVICE_UPSTREAM_SCRIPT_KEY": "singularity"}, "singularity"),
-])
+@pytest.mark.parametrize(
+    "env, key",
+    [
+        ({"JARVICE_BAREMETAL_EXECUTOR": "apptainer"}, "apptainer"),  # an alias of the singularity executor
+        ({"JARVICE_BAREMETAL_EXECUTOR": "shell"}, "shell"),
+        ({"JARVICE_BAREMETAL_EXECUTOR": "shell", "JARVICE_UPSTREAM_SCRIPT_KEY": "singularity"}, "singularity"),
+    ],
+)
 def test_submit_reads_the_hpc_script_entry_named_like_the_configured_executor_or_the_script_key(
     tmp_path: Path, env: dict[str, str], key: str
 ) -> None:

@@ -20,7 +20,6 @@ from tests.helpers import each_operation
 from tests.server.live import Server
 from tests.v1client import V1
 
-
 #: the shared token: with it set, schemathesis also checks that a bad or missing token is refused
 TOKEN = "fuzz-t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

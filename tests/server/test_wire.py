@@ -24,8 +24,10 @@ def test_a_job_ref_without_a_key_is_refused(missing: str) -> None:
 
 
 def test_running_and_queued_lists_are_name_and_jobid_pairs() -> None:
-    jobs = [JobStatus(JobRef("jarvice-a-1", 1, "11"), JobState.RUNNING, ("n1",)),
-            JobStatus(JobRef("jarvice-b-2", 2, "12"), JobState.QUEUED)]
+    jobs = [
+        JobStatus(JobRef("jarvice-a-1", 1, "11"), JobState.RUNNING, ("n1",)),
+        JobStatus(JobRef("jarvice-b-2", 2, "12"), JobState.QUEUED),
+    ]
     assert json.dumps(wire.job_list(jobs)) == '[["jarvice-a-1", "11"], ["jarvice-b-2", "12"]]'
     assert wire.job_list([]) == []
 
@@ -41,7 +43,9 @@ def test_exitstatus_gives_rc_elapsed_output_and_the_termination_line_naming_the_
     ref = JobRef("job-1", 1, "7")
     end = ExitStatus(ref, JobState.FAILED, "00:01:00", output="oops\n", detail="TIMEOUT")
     assert wire.exitstatus_answer(end) == [
-        1, "00:01:00", ["oops\n", "<< termination state: TIMEOUT -- see STDOUT for job errors >>"],
+        1,
+        "00:01:00",
+        ["oops\n", "<< termination state: TIMEOUT -- see STDOUT for job errors >>"],
     ]
     assert ExitStatus(ref, JobState.COMPLETED).termination_line == (
         "<< termination state: COMPLETED -- see STDOUT for job errors >>"
@@ -54,30 +58,48 @@ def test_info_has_the_four_keys_with_empty_strings_until_known() -> None:
     assert wire.info_answer(JobInfo(url="https://x/", help="<p>"))["url"] == "https://x/"
 
 
-@pytest.mark.parametrize("entry, details, line", [
-    (FileEntry("project", True, 1, 4096), False, "/data/project/"),
-    (FileEntry("/project/run.sh", False, 1732530012, 8), True, "1732530012 8 /data/project/run.sh"),
-])
+@pytest.mark.parametrize(
+    "entry, details, line",
+    [
+        (FileEntry("project", True, 1, 4096), False, "/data/project/"),
+        (FileEntry("/project/run.sh", False, 1732530012, 8), True, "1732530012 8 /data/project/run.sh"),
+    ],
+)
 def test_pvcls_lines_are_under_data_with_folders_ending_in_a_slash(entry: FileEntry, details: bool, line: str) -> None:
     assert wire.pvcls_line(entry, details) == line
 
 
-@pytest.mark.parametrize("raw, message", [
-    (None, "The request has no form field 'args': send args=<JSON object>, form-encoded."),
-    ("{", "The form field 'args' is not valid JSON."),
-    ("[1]", "The form field 'args' must be a JSON object, not a list."),
-    ("null", "The form field 'args' must be a JSON object, not null."),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (None, "The request has no form field 'args': send args=<JSON object>, form-encoded."),
+        ("{", "The form field 'args' is not valid JSON."),
+        ("[1]", "The form field 'args' must be a JSON object, not a list."),
+        ("null", "The form field 'args' must be a JSON object, not null."),
+    ],
+)
 def test_args_that_are_not_a_json_object_are_refused_as_docs_api_says(raw: str | None, message: str) -> None:
     with pytest.raises(BadRequest) as info:
         wire.args_object(raw)
     assert info.value.message == message
 
 
-@pytest.mark.parametrize("value, force", [
-    (True, True), (1, True), ("true", True), (" Yes ", True), ("1", True),
-    (False, False), (0, False), (None, False), ("no", False), (2, False), ([], False),
-])
+@pytest.mark.parametrize(
+    "value, force",
+    [
+        (True, True),
+        (1, True),
+        ("true", True),
+        (" Yes ", True),
+        ("1", True),
+        (False, False),
+        (0, False),
+        (None, False),
+        ("no", False),
+        (2, False),
+        ([], False),
+    ],
+)
 def test_force_is_true_only_for_the_usual_true_words(value: object, force: bool) -> None:
     assert wire.truthy(value) is force
 

@@ -22,8 +22,13 @@ from .helpers import SYSTEM
 def connector_settings(cluster: Any, workdir: Path) -> dict[str, str]:
     mapping = workdir / "users_id_mapping.yaml"
     entries = [
-        {"user": name, "jarvice_user": name, "mail": user.email, "mapped_user": name,
-         "ssh_private_key_b64": base64.b64encode(Path(user.key_path).read_bytes()).decode()}
+        {
+            "user": name,
+            "jarvice_user": name,
+            "mail": user.email,
+            "mapped_user": name,
+            "ssh_private_key_b64": base64.b64encode(Path(user.key_path).read_bytes()).decode(),
+        }
         for name, user in cluster.users.items()
     ]
     mapping.write_text(yaml.safe_dump({"users_id_mapping": entries}))

@@ -47,10 +47,18 @@ def context(root: Path, user: str = "kirby", job: str = "job1") -> LaunchContext
     )
 
 
-def template_text(*, cmd: str = "/bin/echo hello", repo: str = "docker.io/library/ubuntu:24.04",
-                  arch: str = "amd64", devices: str = "", gpus: int = 0, body: str = "",
-                  ctrsecret: Mapping[str, Any] | None = None, docker_secret: Mapping[str, str] | None = None,
-                  appdef: int = 2) -> str:
+def template_text(
+    *,
+    cmd: str = "/bin/echo hello",
+    repo: str = "docker.io/library/ubuntu:24.04",
+    arch: str = "amd64",
+    devices: str = "",
+    gpus: int = 0,
+    body: str = "",
+    ctrsecret: Mapping[str, Any] | None = None,
+    docker_secret: Mapping[str, str] | None = None,
+    appdef: int = 2,
+) -> str:
     lines = [
         "#!/bin/bash",
         "{DOWNSTREAM_PARAMETERS}",
@@ -111,8 +119,9 @@ class NodeRun:
     output: str
 
 
-def start_nodes(launch: Launch, ctx: LaunchContext, path: str, nodes: int = 2,
-                env: Mapping[str, str] | None = None) -> list[subprocess.Popen[str]]:
+def start_nodes(
+    launch: Launch, ctx: LaunchContext, path: str, nodes: int = 2, env: Mapping[str, str] | None = None
+) -> list[subprocess.Popen[str]]:
     """Run the node script once per node, concurrently, with the node variables a connector sets."""
     script = Path(ctx.job_dir) / "node.sh"
     script.write_text(launch.node_script)
@@ -136,8 +145,17 @@ def start_nodes(launch: Launch, ctx: LaunchContext, path: str, nodes: int = 2,
             **(env or {}),
         }
         # a restrictive umask, as cluster users often have (the job inherits the submitter's)
-        procs.append(subprocess.Popen(["bash", str(script)], cwd=ctx.job_dir, env=node_env, text=True, umask=0o077,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                ["bash", str(script)],
+                cwd=ctx.job_dir,
+                env=node_env,
+                text=True,
+                umask=0o077,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     return procs
 
 
@@ -149,8 +167,9 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[NodeRun]:
     return runs
 
 
-def run_nodes(launch: Launch, ctx: LaunchContext, path: str, nodes: int = 2,
-              env: Mapping[str, str] | None = None) -> list[NodeRun]:
+def run_nodes(
+    launch: Launch, ctx: LaunchContext, path: str, nodes: int = 2, env: Mapping[str, str] | None = None
+) -> list[NodeRun]:
     return finish(start_nodes(launch, ctx, path, nodes, env))
 
 

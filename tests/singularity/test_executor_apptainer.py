@@ -21,8 +21,8 @@ from typing import Any, Iterator
 import pytest
 
 from dssr_core import Downstream, Identity, JobSpec, Settings
-from dssr_singularity import SingularityExecutor
 from dssr_core.testing.contract import unique_name, wait_for
+from dssr_singularity import SingularityExecutor
 from tests.cluster import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.slurm.cluster_support import Server, serve, slurm_env
@@ -106,9 +106,7 @@ def ref(job: dict[str, Any]) -> dict[str, Any]:
     return {k: job[k] for k in ("name", "number", "jobid")}
 
 
-def exit_status(
-    client: Client, job: dict[str, Any], timeout: float = 120
-) -> tuple[int, str, str]:
+def exit_status(client: Client, job: dict[str, Any], timeout: float = 120) -> tuple[int, str, str]:
     """(rc, output, last line) from ``/exitstatus`` once the job has ended."""
 
     def probe() -> list[Any] | None:
@@ -139,9 +137,7 @@ def test_two_node_job_runs_one_real_container_per_node_and_rank_0s_output_and_rc
     assert "COMPLETED" in line
 
 
-def test_a_failing_app_is_rc_1(
-    client: Client, server: Server, cluster: Cluster
-) -> None:
+def test_a_failing_app_is_rc_1(client: Client, server: Server, cluster: Cluster) -> None:
     job = native(
         server,
         cluster,
@@ -153,9 +149,7 @@ def test_a_failing_app_is_rc_1(
     assert rc == 1 and "failing in public" in output and "FAILED" in line
 
 
-def test_terminate_is_rc_minus_15(
-    client: Client, server: Server, cluster: Cluster
-) -> None:
+def test_terminate_is_rc_minus_15(client: Client, server: Server, cluster: Cluster) -> None:
     job = native(server, cluster, f"{cluster.images['public']}:1", "sleep 120", nodes=2)
     wait_for("the job to run", lambda: listed(client, "/running", job), 60)
     time.sleep(2)  # in its container
@@ -170,9 +164,7 @@ def test_terminate_is_rc_minus_15(
 def _manifest_gets(cluster: Cluster, repo: str, tag: str) -> int:
     """How often the registry has served the manifest of ``repo:tag`` (its access log): every pull asks."""
     log = (cluster.log_dir / "registry.out").read_text(errors="replace")
-    return len(
-        re.findall(rf'"GET /v2/{re.escape(repo)}/manifests/{re.escape(tag)} HTTP', log)
-    )
+    return len(re.findall(rf'"GET /v2/{re.escape(repo)}/manifests/{re.escape(tag)} HTTP', log))
 
 
 def _fresh_tag(cluster: Cluster, repo: str) -> str:
@@ -202,13 +194,13 @@ def test_two_jobs_of_one_image_pull_it_once_into_the_shared_cache(
     # every fresh tag is tag 3's image: a node's runtime cache left by an earlier run would serve the
     # pull from the cache by digest, without the manifest GET counted here; start from empty caches
     for user in ("kirby", "mario"):
-        cluster.run(["srun", "-N2", "--ntasks-per-node=1", "rm", "-rf", f"/tmp/dssr-apptainer-cache-{user}"],
-                    user=user, timeout=120)
+        cluster.run(
+            ["srun", "-N2", "--ntasks-per-node=1", "rm", "-rf", f"/tmp/dssr-apptainer-cache-{user}"],
+            user=user,
+            timeout=120,
+        )
     image = f"{cluster.images['public']}:{shared_tag}"
-    jobs = [
-        native(server, cluster, image, "cat /etc/dssr-tag", user=u)
-        for u in ("kirby", "mario")
-    ]
+    jobs = [native(server, cluster, image, "cat /etc/dssr-tag", user=u) for u in ("kirby", "mario")]
     results = [exit_status(client, job) for job in jobs]
     assert [rc for rc, _, _ in results] == [0, 0], results
     assert all("3" in output.split() for _, output, _ in results)
@@ -229,10 +221,7 @@ def test_two_jobs_of_one_image_pull_it_once_into_the_shared_cache(
     one_pull = _manifest_gets(cluster, repo, control_tag)
     # four node scripts (two jobs of two users, two nodes each) cost the registry exactly one pull
     assert one_pull >= 1 and _manifest_gets(cluster, repo, shared_tag) == one_pull
-    assert (
-        sum(output.count(f"pulling docker://{image} into") for _, output, _ in results)
-        == 1
-    )
+    assert sum(output.count(f"pulling docker://{image} into") for _, output, _ in results) == 1
     shared = list((Path(cluster.scratch) / "images").glob(f"*_{shared_tag}-*.sif"))
     assert len(shared) == 1 and shared[0].stat().st_mode & 0o777 == 0o644
 
@@ -244,17 +233,11 @@ def test_a_private_image_goes_to_the_users_private_cache_and_its_password_is_nev
     seen: list[str] = []
     stop = threading.Event()
 
-    def watch_command_lines() -> (
-        None
-    ):  # `ps` on the nodes: every process's argv, from the host's /proc
+    def watch_command_lines() -> None:  # `ps` on the nodes: every process's argv, from the host's /proc
         while not stop.is_set():
             for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
                 try:
-                    text = (
-                        cmdline.read_bytes()
-                        .replace(b"\0", b" ")
-                        .decode(errors="replace")
-                    )
+                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 except OSError:
                     continue
                 if password in text:
@@ -281,9 +264,7 @@ def test_a_private_image_goes_to_the_users_private_cache_and_its_password_is_nev
         stop.set()
         watcher.join(5)
     assert rc == 0 and "private" in output
-    private = list(
-        (Path(cluster.scratch) / "users" / "dovahkiin" / "images").glob("*.sif")
-    )
+    private = list((Path(cluster.scratch) / "users" / "dovahkiin" / "images").glob("*.sif"))
     assert len(private) == 1 and private[0].stat().st_mode & 0o777 == 0o600
     assert private[0].stat().st_uid == cluster.users["dovahkiin"].uid
     assert not list((Path(cluster.scratch) / "images").glob("*private*"))
@@ -319,9 +300,7 @@ def test_an_image_that_does_not_exist_fails_the_job_with_a_sentence_naming_it(
     assert "never" not in output
 
 
-def test_an_upstream_template_calls_apptainer_itself(
-    client: Client, cluster: Cluster
-) -> None:
+def test_an_upstream_template_calls_apptainer_itself(client: Client, cluster: Cluster) -> None:
     body = "\n".join(
         [
             'sif="$(mktemp -d)/app.sif"',
@@ -349,9 +328,7 @@ def test_an_upstream_template_calls_apptainer_itself(
     assert "app from public on snode1 as mario" in output
 
 
-def test_a_failing_rank_1_ends_the_whole_job_as_failed(
-    client: Client, server: Server, cluster: Cluster
-) -> None:
+def test_a_failing_rank_1_ends_the_whole_job_as_failed(client: Client, server: Server, cluster: Cluster) -> None:
     started = time.monotonic()
     job = native(
         server,
@@ -422,14 +399,10 @@ def test_an_upstream_template_pulls_a_private_image_with_the_jobs_docker_secret_
         submit_args(name, 7, template, nodes=2, key="singularity", bearer=bearer),
     )
     assert status == 200, answer
-    batch = cluster.run(
-        ["scontrol", "write", "batch_script", answer[0], "-"], user="root", check=False
-    ).stdout
+    batch = cluster.run(["scontrol", "write", "batch_script", answer[0], "-"], user="root", check=False).stdout
     rc, output, _ = exit_status(client, {"name": name, "number": 7, "jobid": answer[0]})
     assert rc == 0, output
-    assert (
-        output.count("cmd said: private") == 2
-    )  # both nodes pulled with the secret and ran the image
+    assert output.count("cmd said: private") == 2  # both nodes pulled with the secret and ran the image
     encoded = base64.b64encode(password.encode()).decode()
     for text in (answer[1], batch, output, caplog.text):
         assert password not in text and encoded not in text

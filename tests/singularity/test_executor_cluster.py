@@ -18,8 +18,7 @@ import pytest
 from dssr_core import BadRequest, JobSpec, JobState
 from tests.cluster import Cluster
 
-from .cluster_support import (downstream, identity, of, sha, slurm_fixtures, standin_calls, submit, unique,
-                              wait_end)
+from .cluster_support import downstream, identity, of, sha, slurm_fixtures, standin_calls, submit, unique, wait_end
 from .helpers import b64, template_text
 
 pytestmark = pytest.mark.cluster
@@ -31,9 +30,13 @@ cluster, connector = slurm_fixtures("slurm_cluster")
 
 
 def native(cluster, user="kirby", **kwargs) -> JobSpec:
-    values: dict[str, Any] = dict(name=unique("sing"), nodes=2, image=f"docker.io/library/ubuntu:{unique('t')}",
-                  command='echo "rank $PROCESS_PROCID of $JOB_NNODES on $(hostname) in $PWD"',
-                  identity=identity(cluster, user))
+    values: dict[str, Any] = dict(
+        name=unique("sing"),
+        nodes=2,
+        image=f"docker.io/library/ubuntu:{unique('t')}",
+        command='echo "rank $PROCESS_PROCID of $JOB_NNODES on $(hostname) in $PWD"',
+        identity=identity(cluster, user),
+    )
     values.update(kwargs)
     return JobSpec(**values)
 
@@ -42,7 +45,9 @@ def test_gpu_job_gets_slurm_gpus_on_every_node_and_runs_with_nv(cluster, connect
     if not cluster.gpus_per_node:
         pytest.fail(f"{cluster.name} declares no GPUs (tests/cluster/slurmconf.py NODE_GPUS)")
     ds = downstream(connector, JARVICE_SINGULARITY_OVERLAY_SIZE="0")
-    spec = native(cluster, gpus=1, command='echo "rank $PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"')
+    spec = native(
+        cluster, gpus=1, command='echo "rank $PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"'
+    )
     ref, _ = submit(ds, spec)
     status = wait_end(ds, ref)
     assert status.state is JobState.COMPLETED, status.output
@@ -72,15 +77,22 @@ def test_template_job_completes_with_the_success_marker_and_no_credential_leaks(
     app_password, init_password = unique("app-S3cret"), unique("init-S3cret")
     ds = downstream(connector, JARVICE_DOCKER_USERNAME=b64("sysuser"), JARVICE_DOCKER_PASSWORD=b64(init_password))
     cmd = """/bin/echo "it's" 'a "quoted"' command"""
-    body = "\n".join([
-        'echo "overlay=$JARVICE_SINGULARITY_OVERLAY_SIZE flag=$SV_FLAG app=$JARVICE_APP_IMAGE"',
-        f'[ "$(printf %s "$JARVICE_DOCKER_PASSWORD" | base64 -d | sha256sum | cut -c1-64)" = {sha(app_password)} ] '
-        '&& echo "credentials reached rank $PROCESS_PROCID"',
-        'out=$(eval "$JARVICE_CMD") && echo "cmd said: $out"',
-        'if [ "$PROCESS_PROCID" = 0 ] && [ -n "$out" ]; then echo JARVICE_CMD_SUCCESS; fi',
-    ])
-    text = template_text(cmd=cmd, devices='["overlay=0"]', body=body, repo="quay.io/acme/private-app:1",
-                         docker_secret={"server": "quay.io", "username": "appuser", "password": app_password})
+    body = "\n".join(
+        [
+            'echo "overlay=$JARVICE_SINGULARITY_OVERLAY_SIZE flag=$SV_FLAG app=$JARVICE_APP_IMAGE"',
+            f'[ "$(printf %s "$JARVICE_DOCKER_PASSWORD" | base64 -d | sha256sum | cut -c1-64)" = {sha(app_password)} ] '
+            '&& echo "credentials reached rank $PROCESS_PROCID"',
+            'out=$(eval "$JARVICE_CMD") && echo "cmd said: $out"',
+            'if [ "$PROCESS_PROCID" = 0 ] && [ -n "$out" ]; then echo JARVICE_CMD_SUCCESS; fi',
+        ]
+    )
+    text = template_text(
+        cmd=cmd,
+        devices='["overlay=0"]',
+        body=body,
+        repo="quay.io/acme/private-app:1",
+        docker_secret={"server": "quay.io", "username": "appuser", "password": app_password},
+    )
     from dssr_core._upstream import parse_template
 
     spec = parse_template(text, 2, unique("tmpl"), 7).replace(identity=identity(cluster, "kirby"))

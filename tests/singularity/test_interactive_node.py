@@ -13,8 +13,17 @@ import pytest
 from dssr_core import Settings
 from dssr_core._interactive import InteractiveSettings, vnc_password_file
 
-from .helpers import (calls, context, executor, native_spec, run_nodes, standin_path, subcommand, template_spec,
-                      write_secrets)
+from .helpers import (
+    calls,
+    context,
+    executor,
+    native_spec,
+    run_nodes,
+    standin_path,
+    subcommand,
+    template_spec,
+    write_secrets,
+)
 
 KEY = "a key of at least thirty-two characters!"
 
@@ -27,10 +36,14 @@ def access(domain: str = "jobs.example.org", name: str = "njob", number: int = 5
 def test_the_job_gets_etc_jarvice_files_its_command_filled_and_rank_0_marks_it_interactive(tmp_path):
     ctx = context(tmp_path)
     service = access()
-    spec = native_spec(interactive=True, service=service, url="http://%PUBLICADDR%:8888/?token=%RANDOM64%",
-                       command='echo "token=%RANDOM64% pw=%NIMBIXPASSWD% at %PUBLICADDR% port=$JARVICE_SERVICE_PORT"; '
-                               'cat "$DSSR_ETC"/random16.txt; echo; '
-                               'if [ "$PROCESS_PROCID" = 0 ]; then cp "$DSSR_ETC/vncpasswd" vnc.copy; fi')
+    spec = native_spec(
+        interactive=True,
+        service=service,
+        url="http://%PUBLICADDR%:8888/?token=%RANDOM64%",
+        command='echo "token=%RANDOM64% pw=%NIMBIXPASSWD% at %PUBLICADDR% port=$JARVICE_SERVICE_PORT"; '
+        'cat "$DSSR_ETC"/random16.txt; echo; '
+        'if [ "$PROCESS_PROCID" = 0 ]; then cp "$DSSR_ETC/vncpasswd" vnc.copy; fi',
+    )
     launch = executor(JARVICE_SINGULARITY_OVERLAY_SIZE="0").launch(spec, ctx)
     for secret in (service.password, *service.randoms.values()):
         assert secret not in launch.node_script
@@ -70,9 +83,17 @@ def fake_container(seconds: float, url: str | None = None, help_link: bool = Fal
     mount namespace of its own, builds its image's root there (a tmpfs with the node's /usr, and, when
     asked, an /etc/NAE/url.txt and a help.html that is a symbolic link to a file the node has too, its own
     /etc/hostname) and only then changes its root to it, as a container runtime does."""
-    steps = ['r=$(mktemp -d)', 'mount -t tmpfs image "$r"', 'mkdir -p "$r/usr" "$r/etc/NAE" "$r/tmp" "$r/dev"',
-             'mount --rbind /usr "$r/usr"', 'mount --rbind /dev "$r/dev"', 'ln -s usr/bin "$r/bin"', 'ln -s usr/lib "$r/lib"',
-             'ln -s usr/lib64 "$r/lib64"', 'sleep 1']  # a while in its namespace before its root changes
+    steps = [
+        "r=$(mktemp -d)",
+        'mount -t tmpfs image "$r"',
+        'mkdir -p "$r/usr" "$r/etc/NAE" "$r/tmp" "$r/dev"',
+        'mount --rbind /usr "$r/usr"',
+        'mount --rbind /dev "$r/dev"',
+        'ln -s usr/bin "$r/bin"',
+        'ln -s usr/lib "$r/lib"',
+        'ln -s usr/lib64 "$r/lib64"',
+        "sleep 1",
+    ]  # a while in its namespace before its root changes
     if url is not None:
         steps.append(f'printf "%s\\n" "{url}" >"$r/etc/NAE/url.txt"')
     if help_link:
@@ -83,14 +104,21 @@ def fake_container(seconds: float, url: str | None = None, help_link: bool = Fal
 
 def run_template(script: str, job_dir: str, rank: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": rank, "PROCESS_NODENAME": f"node{int(rank) + 1}"}
-    return subprocess.run(["bash", "-c", script], env={**base, **env}, cwd=job_dir, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        ["bash", "-c", script], env={**base, **env}, cwd=job_dir, capture_output=True, text=True, timeout=60
+    )
 
 
 def start_template(script: str, job_dir: str) -> subprocess.Popen[bytes]:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROCESS_PROCID": "0", "PROCESS_NODENAME": "node1"}
-    return subprocess.Popen(["bash", "-c", script], env=env, cwd=job_dir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        ["bash", "-c", script],
+        env=env,
+        cwd=job_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop(job: subprocess.Popen[bytes]) -> None:
@@ -108,8 +136,9 @@ def wait_for(path: Path, timeout: float) -> float:
     return time.monotonic() - start
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace of its own (the fake container) "
-                                "needs root")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="a mount namespace of its own (the fake container) needs root"
+)
 
 
 @needs_root
@@ -177,17 +206,25 @@ def test_the_apps_container_after_an_init_container_without_nae_still_brings_its
 def test_an_interactive_upstream_template_gets_etc_jarvice_bound_into_its_containers_and_its_command_filled(tmp_path):
     ctx = context(tmp_path)
     service = access(name="tjob", number=1)
-    body = ('printf "cmd=%s\\n" "$JARVICE_CMD"; printf "bind=%s\\n" "$APPTAINER_BIND"; '
-            'printf "sbind=%s\\n" "$SINGULARITY_BIND"; env | grep "^DSSR_" || echo "no secret in the environment"')
+    body = (
+        'printf "cmd=%s\\n" "$JARVICE_CMD"; printf "bind=%s\\n" "$APPTAINER_BIND"; '
+        'printf "sbind=%s\\n" "$SINGULARITY_BIND"; env | grep "^DSSR_" || echo "no secret in the environment"'
+    )
     spec = template_spec(body=body, cmd="jupyter --token=%RANDOM64% --base=%BASEURL% # %NIMBIXPASSWD%")
     launch = executor().launch(spec.replace(interactive=True, service=service), ctx)
     for secret in (service.password, *service.randoms.values()):
         assert secret not in launch.node_script
     write_secrets(launch, ctx)
-    env = {"PATH": "/usr/bin:/bin", "PROCESS_PROCID": "0", "PROCESS_NODENAME": "node1",
-           "JOB_JOB_FORMATED_NODELIST": "node1 node2", "SINGULARITY_BIND": "/site/data"}
-    run = subprocess.run(["bash", "-c", launch.node_script], env=env, cwd=ctx.job_dir, capture_output=True,
-                         text=True, timeout=30)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PROCESS_PROCID": "0",
+        "PROCESS_NODENAME": "node1",
+        "JOB_JOB_FORMATED_NODELIST": "node1 node2",
+        "SINGULARITY_BIND": "/site/data",
+    }
+    run = subprocess.run(
+        ["bash", "-c", launch.node_script], env=env, cwd=ctx.job_dir, capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 0, run.stderr
     etc = Path(ctx.job_dir) / ".dssr-etc-jarvice-0"
     assert f"cmd=jupyter --token={service.randoms[64]} --base=/ # {service.password}\n" in run.stdout
@@ -206,12 +243,15 @@ def test_a_scan_lists_each_started_container_once_and_does_not_walk_the_processe
     """A container whose app has children of its own (a desktop's hundred processes) costs the scan one
     process: what runs inside a started container is not walked."""
     watch = Path(__file__).resolve().parents[2] / "plugins" / "dssr_singularity" / "nae_watch.sh"
-    container = fake_container(5).replace("exec chroot \"$r\" sleep 5",
-                                          "exec chroot \"$r\" sh -c \"sleep 5 & sleep 5 & sleep 5 & wait\"")
-    script = (f'source {watch}\n{container} &\nsleep 2\ndssr_containers $$\n'
-              'echo "found=${dssr_containers[*]} kid=$!"\n'
-              'echo "inside=$(wc -w < /proc/${dssr_containers[0]}/task/${dssr_containers[0]}/children)"\n'
-              'kill -9 $(jobs -p) 2>/dev/null; exit 0')
+    container = fake_container(5).replace(
+        'exec chroot "$r" sleep 5', 'exec chroot "$r" sh -c "sleep 5 & sleep 5 & sleep 5 & wait"'
+    )
+    script = (
+        f"source {watch}\n{container} &\nsleep 2\ndssr_containers $$\n"
+        'echo "found=${dssr_containers[*]} kid=$!"\n'
+        'echo "inside=$(wc -w < /proc/${dssr_containers[0]}/task/${dssr_containers[0]}/children)"\n'
+        "kill -9 $(jobs -p) 2>/dev/null; exit 0"
+    )
     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path)
     found = dict(line.split("=", 1) for line in run.stdout.split())
     assert found["found"] == found["kid"], run.stdout + run.stderr  # the container (unshare exec'd sh, chroot)

@@ -11,8 +11,18 @@ import pytest
 
 from dssr_core import BadRequest, ConfigError
 
-from .helpers import (b64, calls, context, executor, native_spec, run_nodes, shellcheck, standin_path,
-                      subcommand, template_spec)
+from .helpers import (
+    b64,
+    calls,
+    context,
+    executor,
+    native_spec,
+    run_nodes,
+    shellcheck,
+    standin_path,
+    subcommand,
+    template_spec,
+)
 
 
 def exec_call(ctx):
@@ -24,15 +34,34 @@ def test_a_native_job_without_image_is_refused(tmp_path):
         executor().launch(native_spec(image=None), context(tmp_path))
 
 
-@pytest.mark.parametrize("image", ["ubuntu; reboot", "../etc/passwd", "Docker://ubuntu", "", "ubuntu:latest tag",
-                                   "docker://UPPER/case", "$(id)", "ubuntu\nid"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ubuntu; reboot",
+        "../etc/passwd",
+        "Docker://ubuntu",
+        "",
+        "ubuntu:latest tag",
+        "docker://UPPER/case",
+        "$(id)",
+        "ubuntu\nid",
+    ],
+)
 def test_a_bad_image_reference_is_refused(tmp_path, image):
     with pytest.raises(BadRequest, match="not a container image reference"):
         executor().launch(native_spec(image=image), context(tmp_path))
 
 
-@pytest.mark.parametrize("image", ["ubuntu", "docker://docker.io/library/ubuntu:24.04", "quay.io/acme/app:1.0",
-                                   "localhost:5000/app", "ghcr.io/a/b/c@sha256:" + "a" * 64])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ubuntu",
+        "docker://docker.io/library/ubuntu:24.04",
+        "quay.io/acme/app:1.0",
+        "localhost:5000/app",
+        "ghcr.io/a/b/c@sha256:" + "a" * 64,
+    ],
+)
 def test_image_references_of_docker_grammar_are_accepted(tmp_path, image):
     assert executor().launch(native_spec(image=image), context(tmp_path)).node_script
 
@@ -115,10 +144,11 @@ def test_job_folder_and_user_scratch_are_bound_and_the_working_directory_is_the_
 def test_the_command_and_environment_reach_the_container_intact(tmp_path):
     ctx = context(tmp_path)
     marker = tmp_path / "pwned"
-    env = {"GREETING": "it's \"quoted\" $(touch %s)" % marker, "EMPTY": ""}
+    env = {"GREETING": 'it\'s "quoted" $(touch %s)' % marker, "EMPTY": ""}
     cmd = 'printf "[%s]\\n" "$GREETING" "$EMPTY" "it\'s"'
-    runs = run_nodes(executor().launch(native_spec(command=cmd, environment=env), ctx), ctx,
-                     standin_path(tmp_path), nodes=1)
+    runs = run_nodes(
+        executor().launch(native_spec(command=cmd, environment=env), ctx), ctx, standin_path(tmp_path), nodes=1
+    )
     assert f"[{env['GREETING']}]\n[]\n[it's]" in runs[0].output
     assert not marker.exists()
 
@@ -159,7 +189,9 @@ def test_credentials_file_setting_gives_credentials_for_its_registries(tmp_path)
     auths = tmp_path / "auths.json"
     auths.write_text(json.dumps({"auths": {"ghcr.io": {"auth": b64("gh:ghpw")}}}))
     exe = executor(JARVICE_SINGULARITY_REGISTRY_AUTHS=str(auths))
-    assert exe.launch(native_spec(image="ghcr.io/acme/app:1"), context(tmp_path)).secrets["DSSR_PULL_PASSWORD"] == "ghpw"
+    assert (
+        exe.launch(native_spec(image="ghcr.io/acme/app:1"), context(tmp_path)).secrets["DSSR_PULL_PASSWORD"] == "ghpw"
+    )
     assert exe.launch(native_spec(image="quay.io/acme/app:1"), context(tmp_path)).secrets == {}
 
 
@@ -170,8 +202,9 @@ def test_an_unreadable_credentials_file_is_a_config_error_naming_the_variable(tm
 
 SCRIPT_VARIANTS: dict[str, dict[str, Any]] = {
     "native": dict(),
-    "native-gpu-tmpfs-env": dict(gpus=2, overlay_mb=0, environment={"A": "x y", "B": "$(id)"},
-                                 command="echo 'a b' \"$HOME\" && exit 3"),
+    "native-gpu-tmpfs-env": dict(
+        gpus=2, overlay_mb=0, environment={"A": "x y", "B": "$(id)"}, command="echo 'a b' \"$HOME\" && exit 3"
+    ),
     "native-credentials": dict(image="us-docker.pkg.dev/jarvice-system/images/app:1"),
 }
 
@@ -181,7 +214,7 @@ def test_every_generated_script_passes_bash_n_and_shellcheck(tmp_path, variant):
     exe = executor(JARVICE_DOCKER_USERNAME=b64("u"), JARVICE_DOCKER_PASSWORD=b64("p"))
     ctx = context(tmp_path)
     if variant == "template":
-        launch = exe.launch(template_spec(cmd="/bin/echo \"a b\" $(x)", body='echo "$JARVICE_CMD"'), ctx)
+        launch = exe.launch(template_spec(cmd='/bin/echo "a b" $(x)', body='echo "$JARVICE_CMD"'), ctx)
     else:
         launch = exe.launch(native_spec(**SCRIPT_VARIANTS[variant]), ctx)
     script = tmp_path / "script.sh"
@@ -202,6 +235,7 @@ def test_insecure_registries_must_be_plain_host_port_entries(value):
 
 def test_only_images_of_a_listed_registry_are_pulled_over_plain_http(tmp_path):
     exe = executor(JARVICE_SINGULARITY_INSECURE_REGISTRIES="10.0.0.5:5000, Reg.Example")
+
     def insecure(image: str) -> bool:
         script = exe.launch(native_spec(image=image), context(tmp_path)).node_script
         return "DSSR_PULL_INSECURE=1" in script.splitlines()
@@ -209,5 +243,7 @@ def test_only_images_of_a_listed_registry_are_pulled_over_plain_http(tmp_path):
     assert insecure("10.0.0.5:5000/app:1") and insecure("reg.example/app:1")
     assert not insecure("10.0.0.5:5001/app:1") and not insecure("docker.io/library/ubuntu:24.04")
     assert not insecure("reg.example.org/app:1")
-    assert "DSSR_PULL_INSECURE=1" not in executor().launch(native_spec(image="10.0.0.5:5000/app:1"),
-                                                           context(tmp_path)).node_script
+    assert (
+        "DSSR_PULL_INSECURE=1"
+        not in executor().launch(native_spec(image="10.0.0.5:5000/app:1"), context(tmp_path)).node_script
+    )

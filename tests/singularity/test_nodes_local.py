@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .helpers import (b64, calls, context, executor, finish, native_spec, run_nodes, standin_path, start_nodes,
-                      subcommand, write_secrets)
+from .helpers import (
+    b64,
+    calls,
+    context,
+    executor,
+    finish,
+    native_spec,
+    run_nodes,
+    standin_path,
+    start_nodes,
+    subcommand,
+    write_secrets,
+)
 
 PRIVATE = "us-docker.pkg.dev/jarvice-system/images/private-app:1"
 
@@ -61,8 +72,12 @@ def test_a_credentialed_image_is_pulled_into_the_users_private_cache_with_the_cr
     private = list((Path(ctx.user_scratch) / "images").glob("*.sif"))
     assert len(private) == 1 and not (tmp_path / "images").exists()
     (pull,) = pulls(ctx)
-    assert pull["credentials"] == ["APPTAINER_DOCKER_PASSWORD", "APPTAINER_DOCKER_USERNAME",
-                                   "SINGULARITY_DOCKER_PASSWORD", "SINGULARITY_DOCKER_USERNAME"]
+    assert pull["credentials"] == [
+        "APPTAINER_DOCKER_PASSWORD",
+        "APPTAINER_DOCKER_USERNAME",
+        "SINGULARITY_DOCKER_PASSWORD",
+        "SINGULARITY_DOCKER_USERNAME",
+    ]
     exec_calls = [c for c in calls(ctx) if subcommand(c) == "exec"]
     assert exec_calls and all(c["credentials"] == [] for c in exec_calls)
     assert not any("sys-S3cret" in r.output for r in runs)
@@ -77,7 +92,7 @@ def test_without_the_secrets_file_a_credentialed_pull_fails(tmp_path):
 
 def test_each_rank_returns_its_commands_exit_code(tmp_path):
     ctx = context(tmp_path)
-    launch = executor().launch(native_spec(command='exit $((PROCESS_PROCID + 3))'), ctx)
+    launch = executor().launch(native_spec(command="exit $((PROCESS_PROCID + 3))"), ctx)
     runs = run_nodes(launch, ctx, standin_path(tmp_path), nodes=2)
     assert [r.rc for r in runs] == [3, 4]
     assert not list(Path(ctx.job_dir).glob("overlay-*.img"))

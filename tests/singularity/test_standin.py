@@ -34,22 +34,25 @@ def test_its_first_lines_say_it_is_a_test_standin_and_not_apptainer():
     assert "TEST STAND-IN" in head and "NOT APPTAINER" in head and os.access(STANDIN, os.X_OK)
 
 
-@pytest.mark.parametrize("argv", [
-    ["exec", "--bogus", "IMG", "true"],
-    ["exec", "--pwd"],
-    ["exec", "--overlay", "OVL", "--writable-tmpfs", "IMG", "true"],
-    ["exec", "--overlay", "/nonexistent.img", "IMG", "true"],
-    ["exec", "/nonexistent.sif", "true"],
-    ["exec", "-B", "relative/path", "IMG", "true"],
-    ["exec", "-B", "/a:/b:maybe", "IMG", "true"],
-    ["exec", "IMG"],
-    ["pull", "only-one-argument"],
-    ["pull", "dest.sif", "no-transport"],
-    ["overlay", "create", "--size", "x", "o.img"],
-    ["overlay", "resize", "o.img"],
-    ["exec", "-v", "IMG", "true"],
-    ["shell", "IMG"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["exec", "--bogus", "IMG", "true"],
+        ["exec", "--pwd"],
+        ["exec", "--overlay", "OVL", "--writable-tmpfs", "IMG", "true"],
+        ["exec", "--overlay", "/nonexistent.img", "IMG", "true"],
+        ["exec", "/nonexistent.sif", "true"],
+        ["exec", "-B", "relative/path", "IMG", "true"],
+        ["exec", "-B", "/a:/b:maybe", "IMG", "true"],
+        ["exec", "IMG"],
+        ["pull", "only-one-argument"],
+        ["pull", "dest.sif", "no-transport"],
+        ["overlay", "create", "--size", "x", "o.img"],
+        ["overlay", "resize", "o.img"],
+        ["exec", "-v", "IMG", "true"],
+        ["shell", "IMG"],
+    ],
+)
 def test_a_call_outside_apptainers_command_line_exits_255(tmp_path, image, argv):
     (tmp_path / "OVL").write_text("")
     argv = [image if a == "IMG" else str(tmp_path / "OVL") if a == "OVL" else a for a in argv]
@@ -60,9 +63,23 @@ def test_a_call_outside_apptainers_command_line_exits_255(tmp_path, image, argv)
 def test_exec_runs_the_command_with_its_exit_code_env_and_working_directory(tmp_path, image):
     work = tmp_path / "work"
     work.mkdir()
-    result = standin(tmp_path, "-s", "exec", "-B", f"{tmp_path}:/x:ro,{work}", "--writable-tmpfs", "--pwd", str(work),
-                     "--env", "B=2", image, "/bin/sh", "-c", 'echo "$A $B $(pwd)"; exit 7',
-                     env={"APPTAINERENV_A": "1"})
+    result = standin(
+        tmp_path,
+        "-s",
+        "exec",
+        "-B",
+        f"{tmp_path}:/x:ro,{work}",
+        "--writable-tmpfs",
+        "--pwd",
+        str(work),
+        "--env",
+        "B=2",
+        image,
+        "/bin/sh",
+        "-c",
+        'echo "$A $B $(pwd)"; exit 7',
+        env={"APPTAINERENV_A": "1"},
+    )
     assert result.returncode == 7
     assert result.stdout.strip() == f"1 2 {work}"
 
@@ -74,8 +91,12 @@ def test_pull_writes_a_standin_image_and_refuses_to_overwrite(tmp_path):
 
 
 def test_calls_are_recorded_with_credential_names_but_never_their_values(tmp_path):
-    env = {"APPTAINER_DOCKER_USERNAME": "u", "APPTAINER_DOCKER_PASSWORD": "pw-S3cret", "PROCESS_PROCID": "1",
-           "DSSR_STANDIN_LOG": str(tmp_path / "global.jsonl")}
+    env = {
+        "APPTAINER_DOCKER_USERNAME": "u",
+        "APPTAINER_DOCKER_PASSWORD": "pw-S3cret",
+        "PROCESS_PROCID": "1",
+        "DSSR_STANDIN_LOG": str(tmp_path / "global.jsonl"),
+    }
     standin(tmp_path, "-v", "pull", "p.sif", "docker://private/app", env=env)
     for log in (tmp_path / ".standin-calls.jsonl", tmp_path / "global.jsonl"):
         text = log.read_text()

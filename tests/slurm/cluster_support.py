@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Generator
 
 import yaml
+
 from dssr_core import Downstream, Settings
 from tests.cluster import Cluster
 
@@ -60,9 +61,10 @@ class Server:
 
         self.downstream = downstream
         # WAITRESS_THREADS as dssr-server reads it (16 here unless set): /v1's follower bound is half of it
-        threads = settings.int("WAITRESS_THREADS", 16, minimum=1, maximum=256)
-        self.server = create_server(create_app(downstream, settings), host="127.0.0.1", port=0, threads=threads,
-                                    max_body=MAX_BODY)
+        threads = settings.integer("WAITRESS_THREADS", 16, minimum=1, maximum=256)
+        self.server = create_server(
+            create_app(downstream, settings), host="127.0.0.1", port=0, threads=threads, max_body=MAX_BODY
+        )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -64,14 +64,25 @@ def test_a_good_site_passes_every_check_and_a_trial_job_runs_end_to_end(env: dic
     rc, lines = doctor(env, "--submit", "kirby@example.com", "--timeout", "240")
     assert rc == 0, "\n".join(lines)
     assert all(x.startswith("OK ") for x in lines)
-    for start in ("OK settings parse", "OK SSH reaches 127.0.0.1:22022 with the right host key",
-                  "OK the service user 'jarvice' logs in", "OK squeue answers", "OK sacct answers",
-                  "OK scontrol answers", "OK 'jarvice' coordinates account 'nintendo'",
-                  "OK 'jarvice' coordinates account 'pc'", "OK kirby@example.com's key logs in as 'kirby'",
-                  "OK 'mario' can write its scratch folder", "OK the service user 'jarvice' can read and remove",
-                  "OK bearer-token keys load", "OK a trial job is submitted as kirby@example.com",
-                  "OK the trial job starts", "OK the trial job runs to its end",
-                  "OK the trial job's files are removed", "OK the trial job, end to end"):
+    for start in (
+        "OK settings parse",
+        "OK SSH reaches 127.0.0.1:22022 with the right host key",
+        "OK the service user 'jarvice' logs in",
+        "OK squeue answers",
+        "OK sacct answers",
+        "OK scontrol answers",
+        "OK 'jarvice' coordinates account 'nintendo'",
+        "OK 'jarvice' coordinates account 'pc'",
+        "OK kirby@example.com's key logs in as 'kirby'",
+        "OK 'mario' can write its scratch folder",
+        "OK the service user 'jarvice' can read and remove",
+        "OK bearer-token keys load",
+        "OK a trial job is submitted as kirby@example.com",
+        "OK the trial job starts",
+        "OK the trial job runs to its end",
+        "OK the trial job's files are removed",
+        "OK the trial job, end to end",
+    ):
         line(lines, start)
     assert "kirby on node" in line(lines, "OK the trial job's exit status is read")
     assert " s) — job " in line(lines, "OK a trial job is submitted")  # each stage says its time
@@ -109,8 +120,9 @@ def test_an_account_the_service_user_does_not_coordinate_is_named_with_the_comma
         slurm_cluster.run(["sacctmgr", "-i", "add", "user", "kirby", f"account={account}"], user="root")
         rc, lines = doctor(env)
     finally:
-        slurm_cluster.run(["sacctmgr", "-i", "delete", "user", "name=kirby", f"account={account}"], user="root",
-                          check=False)
+        slurm_cluster.run(
+            ["sacctmgr", "-i", "delete", "user", "name=kirby", f"account={account}"], user="root", check=False
+        )
         slurm_cluster.run(["sacctmgr", "-i", "delete", "account", account], user="root", check=False)
     assert rc == 1
     fail = line(lines, f"FAIL 'jarvice' coordinates account '{account}'")
@@ -154,12 +166,17 @@ def test_accounting_down_is_named(slurm_cluster: Cluster, env: dict[str, str]) -
     pidfile = slurm2205.STATE / "pids" / "slurmdbd.pid"
     record = json.loads(pidfile.read_text())
     environ = dict(
-        item.split("=", 1) for item in Path(f"/proc/{record['pid']}/environ").read_bytes().decode().split("\0") if "=" in item
+        item.split("=", 1)
+        for item in Path(f"/proc/{record['pid']}/environ").read_bytes().decode().split("\0")
+        if "=" in item
     )
     os.kill(record["pid"], signal.SIGTERM)
     try:
-        wait_for("slurmdbd to stop", lambda: not Path(f"/proc/{record['pid']}").exists()
-                         or "zombie" in daemons.proc_state(record["pid"]), 30)
+        wait_for(
+            "slurmdbd to stop",
+            lambda: not Path(f"/proc/{record['pid']}").exists() or "zombie" in daemons.proc_state(record["pid"]),
+            30,
+        )
         rc, lines = doctor(env)
     finally:
         slurm2205.spawn("slurmdbd", record["argv"], env=environ)
@@ -172,8 +189,13 @@ def test_accounting_down_is_named(slurm_cluster: Cluster, env: dict[str, str]) -
 
 
 def rest(env: dict[str, str], cluster: Cluster, **extra: str) -> dict[str, str]:
-    return {**env, "JARVICE_SLURM_INTERFACE": "http", "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
-            "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1], **extra}
+    return {
+        **env,
+        "JARVICE_SLURM_INTERFACE": "http",
+        "JARVICE_SLURMRESTD_ADDR": "http://127.0.0.1",
+        "JARVICE_SLURMRESTD_PORT": cluster.restd_url.rsplit(":", 1)[1],
+        **extra,
+    }
 
 
 def test_slurmrestd_its_version_and_its_token_are_checked(slurm_cluster: Cluster, env: dict[str, str]) -> None:
@@ -189,8 +211,9 @@ def test_slurmrestd_its_version_and_its_token_are_checked(slurm_cluster: Cluster
 
     import jwt
 
-    foreign = jwt.encode({"sun": "jarvice", "exp": int(time.time()) + 600}, "not this cluster's jwt_key, 32+ bytes",
-                         algorithm="HS256")
+    foreign = jwt.encode(
+        {"sun": "jarvice", "exp": int(time.time()) + 600}, "not this cluster's jwt_key, 32+ bytes", algorithm="HS256"
+    )
     rc, lines = doctor(rest(env, slurm_cluster, JARVICE_SLURMRESTD_TOKEN=foreign))
     assert rc == 1
     line(lines, "OK slurmrestd answers at")
@@ -228,10 +251,14 @@ def test_the_jwks_is_fetched_and_an_unreachable_one_is_named(env: dict[str, str]
     assert "cannot be read" in line(lines, "FAIL bearer-token keys load")
 
 
-def test_the_container_runtime_is_checked_on_every_node(slurm_cluster: Cluster, env: dict[str, str],
-                                                        tmp_path: Path) -> None:
-    one = {**env, "JARVICE_BAREMETAL_EXECUTOR": "singularity",
-           "JARVICE_USERS_ID_MAPPING_FILE": str(mapping_file(slurm_cluster, tmp_path / "one.yaml", ("kirby",)))}
+def test_the_container_runtime_is_checked_on_every_node(
+    slurm_cluster: Cluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    one = {
+        **env,
+        "JARVICE_BAREMETAL_EXECUTOR": "singularity",
+        "JARVICE_USERS_ID_MAPPING_FILE": str(mapping_file(slurm_cluster, tmp_path / "one.yaml", ("kirby",))),
+    }
     slurm_cluster.wait_idle(180)
     rc, lines = doctor(one)
     assert rc == 0, "\n".join(lines)
@@ -245,8 +272,9 @@ def test_the_container_runtime_is_checked_on_every_node(slurm_cluster: Cluster, 
         assert "/opt/no-such/apptainer is not on the PATH" in fail and "JARVICE_SINGULARITY_BINARY" in fail
 
 
-def test_over_slurmrestd_the_trial_job_runs_with_the_users_own_token(slurm_cluster: Cluster,
-                                                                     env: dict[str, str]) -> None:
+def test_over_slurmrestd_the_trial_job_runs_with_the_users_own_token(
+    slurm_cluster: Cluster, env: dict[str, str]
+) -> None:
     token = slurm_cluster.idp.mint(email="kirby@example.com", user="kirby", audience="jarvice")
     rc, lines = doctor(rest(env, slurm_cluster), "--token", token, "--timeout", "240")
     assert rc == 0, "\n".join(lines)
@@ -290,18 +318,23 @@ def test_the_example_launch_scripts_settings_pass_every_check_of_the_doctor_on_t
     (etc / "registry_password").write_text("pa55")
     (etc / "upstream_token").write_text(secrets.token_hex(32))
     script = tmp_path / "launch-slurm.sh"
-    script.write_text(render_launch_script(etc, {
-        "JARVICE_SLURM_CLUSTER_ADDR": slurm_cluster.host,
-        "JARVICE_SLURM_CLUSTER_PORT": str(slurm_cluster.ssh_port),
-        "JARVICE_SLURM_SSH_USER": slurm_cluster.service_user,
-        "JARVICE_BAREMETAL_SCRATCH_DIR": str(slurm_cluster.scratch),
-        "JARVICE_JWT_ISSUER": slurm_cluster.idp.issuer,  # checked in tokens, never fetched
-        "JARVICE_JWT_JWKS_URL": jwks_url,  # the test identity provider's keys, on loopback
-        "JARVICE_JWT_AUDIENCE": "jarvice",
-        "JARVICE_SYSTEM_REGISTRY": "127.0.0.1:5000",  # the stand-in apptainer pulls nothing from it
-        "JARVICE_SYSTEM_REPO_BASE": "jarvice-system/images",
-        "JARVICE_IMAGES_TAG": "jarvice-test",
-    }))
+    script.write_text(
+        render_launch_script(
+            etc,
+            {
+                "JARVICE_SLURM_CLUSTER_ADDR": slurm_cluster.host,
+                "JARVICE_SLURM_CLUSTER_PORT": str(slurm_cluster.ssh_port),
+                "JARVICE_SLURM_SSH_USER": slurm_cluster.service_user,
+                "JARVICE_BAREMETAL_SCRATCH_DIR": str(slurm_cluster.scratch),
+                "JARVICE_JWT_ISSUER": slurm_cluster.idp.issuer,  # checked in tokens, never fetched
+                "JARVICE_JWT_JWKS_URL": jwks_url,  # the test identity provider's keys, on loopback
+                "JARVICE_JWT_AUDIENCE": "jarvice",
+                "JARVICE_SYSTEM_REGISTRY": "127.0.0.1:5000",  # the stand-in apptainer pulls nothing from it
+                "JARVICE_SYSTEM_REPO_BASE": "jarvice-system/images",
+                "JARVICE_IMAGES_TAG": "jarvice-test",
+            },
+        )
+    )
     # the addresses left: the cluster's and the key server's (loopback), and the issuer's name (never resolved)
     assert slurm_cluster.host == "127.0.0.1"
     exports = "\n".join(x for x in script.read_text().splitlines() if x.startswith("export "))
@@ -314,8 +347,14 @@ def test_the_example_launch_scripts_settings_pass_every_check_of_the_doctor_on_t
     assert lines and all(x.startswith("OK ") for x in lines), result.stdout
     assert lines[0] == "OK settings parse — connector slurm, executor singularity"
     assert lines[1] == "OK the service user's key (JARVICE_SLURM_SSH_PKEY_FILE) loads — ssh-ed25519"
-    for start in ("OK SSH reaches 127.0.0.1:", "OK the service user 'jarvice' logs in", "OK sacct answers",
-                  "OK the container runtime on node", "OK kirby@example.com's key logs in as 'kirby'",
-                  "OK the container runtime on node2", "OK 'jarvice' coordinates account 'nintendo'",
-                  "OK bearer-token keys load — JARVICE_JWT_JWKS_URL: 1 key(s)"):
+    for start in (
+        "OK SSH reaches 127.0.0.1:",
+        "OK the service user 'jarvice' logs in",
+        "OK sacct answers",
+        "OK the container runtime on node",
+        "OK kirby@example.com's key logs in as 'kirby'",
+        "OK the container runtime on node2",
+        "OK 'jarvice' coordinates account 'nintendo'",
+        "OK bearer-token keys load — JARVICE_JWT_JWKS_URL: 1 key(s)",
+    ):
         line(lines, start)

@@ -23,10 +23,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from dssr_core.testing.contract import unique_name, wait_for
 from tests.cluster import Cluster
 from tests.helpers import legacy_template, submit_args
 from tests.slurm.cluster_support import Server, serve, slurm_env
-from dssr_core.testing.contract import unique_name, wait_for
 
 pytestmark = pytest.mark.cluster
 T = TypeVar("T")
@@ -74,13 +74,28 @@ def token(slurm_cluster: Cluster) -> Callable[..., str]:
     return mint
 
 
-def submit(client: Client, token: Callable[..., str], command: str, *, nodes: int = 1, name: str | None = None,
-           devices: list[str] | None = None, bearer: str | None = None, **keys: str) -> dict[str, Any]:
+def submit(
+    client: Client,
+    token: Callable[..., str],
+    command: str,
+    *,
+    nodes: int = 1,
+    name: str | None = None,
+    devices: list[str] | None = None,
+    bearer: str | None = None,
+    **keys: str,
+) -> dict[str, Any]:
     """``keys``: more ``JOBOBJ_*`` / ``JARVICE_*`` lines of the upstream template."""
     name = name or unique_name("http")
     extra = {"JOBOBJ_DEVICES": json.dumps(devices or ["exclusive=False"]), **keys}
-    args = submit_args(name, 7, legacy_template(command, extra=extra), nodes=nodes, key="shell",
-                       bearer=bearer if bearer is not None else token())
+    args = submit_args(
+        name,
+        7,
+        legacy_template(command, extra=extra),
+        nodes=nodes,
+        key="shell",
+        bearer=bearer if bearer is not None else token(),
+    )
     status, body = client.post("/submit", args)
     assert status == 200, body
     return {"name": name, "number": 7, "jobid": body[0], "fscript": body[1], "args": args}
@@ -105,8 +120,12 @@ def in_slurm(cluster: Cluster, name: str) -> str:
     return cluster.run(["squeue", "-h", "-t", "all", "-n", f"jarvice_{name}", "-o", "%i"], user="root").stdout.strip()
 
 
-def test_two_node_job_runs_on_both_nodes_as_the_mapped_user_and_its_output_comes_back(client: Client, token: Callable[..., str]) -> None:
-    job = submit(client, token, 'echo "rank=$PROCESS_PROCID node=$PROCESS_NODENAME user=$(id -un) nodes=$JOB_NNODES"', nodes=2)
+def test_two_node_job_runs_on_both_nodes_as_the_mapped_user_and_its_output_comes_back(
+    client: Client, token: Callable[..., str]
+) -> None:
+    job = submit(
+        client, token, 'echo "rank=$PROCESS_PROCID node=$PROCESS_NODENAME user=$(id -un) nodes=$JOB_NNODES"', nodes=2
+    )
     rc, elapsed, (output, line) = exit_status(client, job)
     assert rc == 0, output
     assert "rank=0 node=node1 user=kirby nodes=2" in output
@@ -116,8 +135,13 @@ def test_two_node_job_runs_on_both_nodes_as_the_mapped_user_and_its_output_comes
 
 
 def test_gpu_job_gets_the_gpus_it_asked_for_on_every_node(client: Client, token: Callable[..., str]) -> None:
-    job = submit(client, token, 'echo "rank=$PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"',
-                 nodes=2, JOBOBJ_GPUS="1")
+    job = submit(
+        client,
+        token,
+        'echo "rank=$PROCESS_PROCID gpus=$JOB_GPUS_PER_NODE cuda=$CUDA_VISIBLE_DEVICES"',
+        nodes=2,
+        JOBOBJ_GPUS="1",
+    )
     rc, _, (output, _) = exit_status(client, job)
     assert rc == 0, output
     # CUDA_VISIBLE_DEVICES is set by Slurm's gres/gpu plugin on the node, from the job's allocation
@@ -139,7 +163,9 @@ def test_terminated_job_has_rc_minus_15(client: Client, token: Callable[..., str
     assert rc == -15 and "CANCELLED" in line
 
 
-def test_held_job_is_queued_and_runs_after_release(client: Client, token: Callable[..., str], slurm_cluster: Cluster) -> None:
+def test_held_job_is_queued_and_runs_after_release(
+    client: Client, token: Callable[..., str], slurm_cluster: Cluster
+) -> None:
     job = submit(client, token, "echo released", devices=["exclusive=False", "sbatch_begin=now+600"])
     ref = {k: job[k] for k in ("name", "number", "jobid")}
     slurm_cluster.run(["scontrol", "hold", job["jobid"]])
@@ -181,8 +207,12 @@ def _foreign_token(email: str) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     now = int(time.time())
-    return jwt.encode({"iss": "https://idp.test/realms/jarvice", "azp": "jarvice", "email": email, "exp": now + 600,
-                       "iat": now}, pem, algorithm="RS256", headers={"kid": "dssr-test-idp"})
+    return jwt.encode(
+        {"iss": "https://idp.test/realms/jarvice", "azp": "jarvice", "email": email, "exp": now + 600, "iat": now},
+        pem,
+        algorithm="RS256",
+        headers={"kid": "dssr-test-idp"},
+    )
 
 
 @pytest.mark.parametrize("case", ["forged", "expired", "unmapped", "other-audience"])

@@ -50,11 +50,20 @@ def test_metrics_scraped_during_a_real_run(slurm_cluster: Cluster, server: Serve
     assert age is not None and 0 <= age < 30
     assert sample(text, "dssr_cluster_contact_ok") == 1
 
-    status, refused = client.post("/submit", submit_args(unique_name("ops"), 4, legacy_template("true"), key="shell",
-                                                          bearer=slurm_cluster.idp.mint(email="kirby@example.com",
-                                                                                        audience="another")))
+    status, refused = client.post(
+        "/submit",
+        submit_args(
+            unique_name("ops"),
+            4,
+            legacy_template("true"),
+            key="shell",
+            bearer=slurm_cluster.idp.mint(email="kirby@example.com", audience="another"),
+        ),
+    )
     assert status == 400
-    wait_for("the job to end", lambda: client.post("/exitstatus", {"name": name, "number": 3, "jobid": jobid})[0] == 200, 60)
+    wait_for(
+        "the job to end", lambda: client.post("/exitstatus", {"name": name, "number": 3, "jobid": jobid})[0] == 200, 60
+    )
     text = client.get("/metrics")[1]
     assert (sample(text, "dssr_tokens_refused_total", reason="audience") or 0) >= 1
     assert (sample(text, "dssr_cluster_calls_total", kind="tail", outcome="ok") or 0) >= 1  # the job's output
@@ -108,14 +117,17 @@ def test_slurmrestd_calls_are_counted_by_route(slurm_cluster: Cluster, tmp_path:
         client = Client(server.url)
         assert client.get("/running")[0] == 200
         text = client.get("/metrics")[1]
-        assert (sample(text, "dssr_cluster_calls_total", kind="slurmrestd GET /slurm/v0.0.38/jobs", outcome="ok")
-                or 0) >= 1
-        assert (sample(text, "dssr_cluster_call_duration_seconds_count",
-                       kind="slurmrestd GET /slurm/v0.0.38/jobs") or 0) >= 1
+        assert (
+            sample(text, "dssr_cluster_calls_total", kind="slurmrestd GET /slurm/v0.0.38/jobs", outcome="ok") or 0
+        ) >= 1
+        assert (
+            sample(text, "dssr_cluster_call_duration_seconds_count", kind="slurmrestd GET /slurm/v0.0.38/jobs") or 0
+        ) >= 1
 
 
-def test_a_dropped_ssh_connection_is_reopened_and_counted_as_a_reconnect(slurm_cluster: Cluster,
-                                                                         tmp_path: Path) -> None:
+def test_a_dropped_ssh_connection_is_reopened_and_counted_as_a_reconnect(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
     import socket
 
     for server in serve(slurm_env(slurm_cluster, tmp_path)):
@@ -146,9 +158,17 @@ def test_an_idle_dssr_server_process_becomes_ready_and_stays_ready_without_any_p
     from tests.server.live import free_port
 
     port = free_port()
-    env = {**os.environ, **slurm_env(slurm_cluster, tmp_path, JARVICE_DSSR_READY_MAX_AGE="3",
-                                     WAITRESS_BIND_ADDRESS="127.0.0.1", WAITRESS_PORT=str(port),
-                                     JARVICE_DSSR_LOG_FORMAT="json")}
+    env = {
+        **os.environ,
+        **slurm_env(
+            slurm_cluster,
+            tmp_path,
+            JARVICE_DSSR_READY_MAX_AGE="3",
+            WAITRESS_BIND_ADDRESS="127.0.0.1",
+            WAITRESS_PORT=str(port),
+            JARVICE_DSSR_LOG_FORMAT="json",
+        ),
+    }
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "dssr_server"], env=env, stdout=out, stderr=subprocess.STDOUT)

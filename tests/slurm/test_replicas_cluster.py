@@ -54,9 +54,21 @@ class Replica:
     def start(self) -> "Replica":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "dssr_server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--threads", "16"],
-                env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "dssr_server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--threads",
+                    "16",
+                ],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
@@ -114,8 +126,9 @@ def args_for(name: str, token: str) -> dict[str, Any]:
     return submit_args(name, 7, template, key="shell", bearer=token)
 
 
-def at_once(calls: list[tuple[Replica, dict[str, Any]]], answered: threading.Event | None = None
-            ) -> list[tuple[int, Any]]:
+def at_once(
+    calls: list[tuple[Replica, dict[str, Any]]], answered: threading.Event | None = None
+) -> list[tuple[int, Any]]:
     """POST every ``/submit`` at the same moment (a barrier), answers in order; a refused connection is (0, ...).
     ``answered`` is set when the first answer has come back."""
     answers: list[tuple[int, Any]] = [(0, None)] * len(calls)
@@ -155,7 +168,7 @@ def never_ran(cluster: Cluster, jobid: str) -> bool:
 
 
 def test_the_same_submission_to_two_replicas_at_once_is_one_job_and_both_answer_its_id(
-    replicas: tuple[Cluster, list[Replica], str, list[str]]
+    replicas: tuple[Cluster, list[Replica], str, list[str]],
 ) -> None:
     cluster, (a, b), token, names = replicas
     answers = at_once([(r, args_for(n, token)) for n in names for r in (a, b)])
@@ -177,7 +190,7 @@ def test_the_same_submission_to_two_replicas_at_once_is_one_job_and_both_answer_
 
 
 def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
-    replicas: tuple[Cluster, list[Replica], str, list[str]]
+    replicas: tuple[Cluster, list[Replica], str, list[str]],
 ) -> None:
     cluster, (a, b), token, names = replicas
     # killed 0.15 s in, or as soon as the first submission is answered (the others are then under way)
@@ -199,7 +212,7 @@ def test_a_replica_killed_mid_submit_then_restarted_leaves_one_job_per_name(
     for i, name in enumerate(names):
         ra, rb = again[2 * i], again[2 * i + 1]
         assert ra[0] == 200 and rb[0] == 200 and ra[1][0] == rb[1][0], (name, ra, rb)
-        earlier = [body[0] for status, body in first[2 * i:2 * i + 2] if status == 200]
+        earlier = [body[0] for status, body in first[2 * i : 2 * i + 2] if status == 200]
         assert all(jobid == ra[1][0] for jobid in earlier), (name, earlier, ra)
         assert live_jobs(cluster, name) == [ra[1][0]], slurm_jobs(cluster, name)
         state = dict(slurm_jobs(cluster, name))[ra[1][0]]

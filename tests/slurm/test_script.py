@@ -11,8 +11,8 @@ real-Slurm version is tests/slurm/test_replicas_cluster.py.
 from __future__ import annotations
 
 import os
-import shutil
 import random
+import shutil
 import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core.batch import JobFiles
+from dssr_core.batch import JobFiles, parse_once_output
 from dssr_slurm.backend import BatchRequest
-from dssr_core.batch import parse_once_output
 from dssr_slurm.script import LAUNCH, batch_script, submission_script
 
 SECRET = "hunter2-registry-password"
@@ -36,8 +35,17 @@ def files(root: Path) -> JobFiles:
 
 def request(script: str, root: Path) -> BatchRequest:
     f = files(root)
-    return BatchRequest(name="jarvice_job-1", user="kirby", script=script, nodes=2, ntasks=4, exclusive=True,
-                        workdir=f.job_dir, output=f.output, extra={"qos": "normal"})
+    return BatchRequest(
+        name="jarvice_job-1",
+        user="kirby",
+        script=script,
+        nodes=2,
+        ntasks=4,
+        exclusive=True,
+        workdir=f.job_dir,
+        output=f.output,
+        extra={"qos": "normal"},
+    )
 
 
 def shellcheck(text: str, tmp_path: Path, name: str) -> None:
@@ -86,14 +94,20 @@ def _standins(tmp_path: Path, nnodes: int) -> dict[str, str]:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "srun").write_text(
         "#!/bin/bash\n# stand-in for srun: run the command once per node, rank 0 first\n"
-        "while [ $# -gt 0 ] && [ \"${1#-}\" != \"$1\" ] || [ \"$1\" = \"$SLURM_NNODES\" ]; do shift; done\n"
-        f"rc=0\nfor i in $(seq 0 {nnodes - 1}); do SLURM_PROCID=$i SLURMD_NODENAME=node$((i+1)) \"$@\" || rc=$?; done\nexit $rc\n"
+        'while [ $# -gt 0 ] && [ "${1#-}" != "$1" ] || [ "$1" = "$SLURM_NNODES" ]; do shift; done\n'
+        f'rc=0\nfor i in $(seq 0 {nnodes - 1}); do SLURM_PROCID=$i SLURMD_NODENAME=node$((i+1)) "$@" || rc=$?; done\nexit $rc\n'
     )
     (bin_dir / "scontrol").write_text("#!/bin/bash\n# stand-in for scontrol show hostnames\necho node1; echo node2\n")
     for exe in ("srun", "scontrol"):
         (bin_dir / exe).chmod(0o755)
-    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "42",
-            "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_NNODES": str(nnodes), "SLURM_NTASKS": "4"}
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NODELIST": "node[1-2]",
+        "SLURM_NNODES": str(nnodes),
+        "SLURM_NTASKS": "4",
+    }
 
 
 def _run_job(tmp_path: Path, node_script: str, marker: str | None = None) -> tuple[int, str]:
@@ -103,13 +117,17 @@ def _run_job(tmp_path: Path, node_script: str, marker: str | None = None) -> tup
     Path(f.launch_script).write_text(LAUNCH)
     script = tmp_path / "batch.sh"
     script.write_text(batch_script(f, 0, marker))
-    result = subprocess.run(["bash", str(script)], env=_standins(tmp_path, 2), capture_output=True, text=True,
-                            cwd=f.job_dir, timeout=30)
+    result = subprocess.run(
+        ["bash", str(script)], env=_standins(tmp_path, 2), capture_output=True, text=True, cwd=f.job_dir, timeout=30
+    )
     return result.returncode, result.stdout
 
 
 def test_node_variables_reach_every_node(tmp_path: Path) -> None:
-    rc, out = _run_job(tmp_path, 'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE"\n')
+    rc, out = _run_job(
+        tmp_path,
+        'echo "$PROCESS_PROCID/$PROCESS_NODENAME/$JOB_JOBID/$JOB_NNODES/$JOB_NTASKS/$JOB_JOB_FORMATED_NODELIST/$JOB_GPUS_PER_NODE"\n',
+    )
     assert rc == 0
     assert "0/node1/42/2/4/node1 node2 /0" in out and "1/node2/42/2/4/node1 node2 /0" in out
 
@@ -149,8 +167,12 @@ def jobs_in(env: dict[str, str]) -> list[list[str]]:
 
 def run_submissions(text: str, env: dict[str, str], count: int) -> list[tuple[int, str, str]]:
     """``count`` copies of the script at the same moment (each fed its stdin at once, not one after another)."""
-    procs = [subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=env, text=True) for _ in range(count)]
+    procs = [
+        subprocess.Popen(
+            ["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        )
+        for _ in range(count)
+    ]
     with ThreadPoolExecutor(count) as pool:
         outputs = list(pool.map(lambda proc: proc.communicate(text, timeout=60), procs))
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
@@ -160,8 +182,9 @@ def submission(tmp_path: Path, node: str = "echo hi\n", *, keep_held: bool = Fal
     user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
     f = files(tmp_path)
     Path(f.user_scratch).mkdir(parents=True, exist_ok=True)
-    return submission_script(replace(request("#!/bin/bash\n", tmp_path), user=user), f, node, {"TOKEN": SECRET},
-                             keep_held=keep_held)
+    return submission_script(
+        replace(request("#!/bin/bash\n", tmp_path), user=user), f, node, {"TOKEN": SECRET}, keep_held=keep_held
+    )
 
 
 def test_submission_output_gives_the_job_id_and_whether_it_existed() -> None:
@@ -175,8 +198,9 @@ def test_job_folder_is_group_writable_and_secrets_file_private(tmp_path: Path) -
     """The submission script, run here with the stand-in scheduler, leaves the modes the service user needs."""
     f = files(tmp_path)
     env = slurm_standin(tmp_path)
-    result = subprocess.run(["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        ["bash", "-s"], input=submission(tmp_path), env=env, capture_output=True, text=True, check=True
+    )
     assert parse_once_output(result.stdout) == ("100", False)
     assert stat.S_IMODE(os.stat(f.secrets_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(f.job_dir).st_mode) & 0o070 == 0o070
@@ -196,11 +220,13 @@ def test_the_same_job_written_by_many_servers_at_once_never_fails_and_leaves_who
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_concurrent_submission_scripts_agree_on_the_lowest_id_and_only_it_is_released(tmp_path: Path,
-                                                                                     seed: int) -> None:
+def test_concurrent_submission_scripts_agree_on_the_lowest_id_and_only_it_is_released(
+    tmp_path: Path, seed: int
+) -> None:
     count = 2 + seed % 5
-    env = slurm_standin(tmp_path, DSSR_STANDIN_JITTER_MS=str(5 + random.Random(seed).randrange(60)),
-                        DSSR_STANDIN_BARRIER=str(count))
+    env = slurm_standin(
+        tmp_path, DSSR_STANDIN_JITTER_MS=str(5 + random.Random(seed).randrange(60)), DSSR_STANDIN_BARRIER=str(count)
+    )
     results = run_submissions(submission(tmp_path), env, count)
     assert [rc for rc, _, _ in results] == [0] * count, [err for _, _, err in results]
     answers = [parse_once_output(out) for _, out, _ in results]
@@ -228,7 +254,8 @@ def test_a_retry_finds_the_job_releases_it_and_cancels_held_duplicates(tmp_path:
     env = slurm_standin(tmp_path)
     name, user = "jarvice_job-1", jobs_user()
     Path(env["DSSR_STANDIN_QUEUE"]).write_text(
-        f"100 {name} {user} PENDING JobHeldUser\n101 {name} {user} PENDING JobHeldUser\n")
+        f"100 {name} {user} PENDING JobHeldUser\n101 {name} {user} PENDING JobHeldUser\n"
+    )
     text = submission(tmp_path)
     job_dir = Path(files(tmp_path).job_dir)
     job_dir.mkdir()  # written by the killed submitters before their sbatch

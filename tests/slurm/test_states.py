@@ -20,9 +20,21 @@ def test_queued_states(state: str) -> None:
 
 @pytest.mark.parametrize(
     "state,rc",
-    [("COMPLETED", 0), ("CD", 0), ("FAILED", 1), ("NODE_FAIL", 1), ("OUT_OF_MEMORY", 1), ("TIMEOUT", 1),
-     ("BOOT_FAIL", 1), ("CANCELLED by 1002", -15), ("DEADLINE", -15), ("PREEMPTED", -15), ("REVOKED", -9),
-     ("SPECIAL_EXIT", -9), ("", -9)],
+    [
+        ("COMPLETED", 0),
+        ("CD", 0),
+        ("FAILED", 1),
+        ("NODE_FAIL", 1),
+        ("OUT_OF_MEMORY", 1),
+        ("TIMEOUT", 1),
+        ("BOOT_FAIL", 1),
+        ("CANCELLED by 1002", -15),
+        ("DEADLINE", -15),
+        ("PREEMPTED", -15),
+        ("REVOKED", -9),
+        ("SPECIAL_EXIT", -9),
+        ("", -9),
+    ],
 )
 def test_end_states_rc(state: str, rc: int) -> None:
     assert job_state(state).rc == rc

@@ -40,8 +40,12 @@ def spec(cluster: Cluster, name: str, token: bool = False) -> JobSpec:
     user = cluster.users["kirby"]
     identity = Identity(email=user.email)
     if token:
-        identity = Identity(email=user.email, username=user.name, claims={"sun": user.name},
-                            token=cluster.idp.mint(email=user.email, user=user.name))
+        identity = Identity(
+            email=user.email,
+            username=user.name,
+            claims={"sun": user.name},
+            token=cluster.idp.mint(email=user.email, user=user.name),
+        )
     return JobSpec(name=name, command="echo one", identity=identity, exclusive=False)
 
 
@@ -76,8 +80,12 @@ def test_a_submission_over_slurmrestd_that_fits_makes_no_look_after_its_release(
         name = f"fits-{tmp_path.name[-12:]}"
         job = ds.submit(spec(slurm_cluster, name, token=True))
         submitted = [kind for kind in calls.kinds if "nodes" not in kind and "partitions" not in kind]
-        assert submitted == ["slurmrestd GET /slurm/v0.0.38/jobs", "slurmrestd POST /slurm/v0.0.38/job/submit",
-                             "slurmrestd GET /slurm/v0.0.38/jobs", "slurmrestd POST /slurm/v0.0.38/job/{id}"]
+        assert submitted == [
+            "slurmrestd GET /slurm/v0.0.38/jobs",
+            "slurmrestd POST /slurm/v0.0.38/job/submit",
+            "slurmrestd GET /slurm/v0.0.38/jobs",
+            "slurmrestd POST /slurm/v0.0.38/job/{id}",
+        ]
         ds.terminate(JobRef(name, 0, job.jobid))
     finally:
         ds.close()

@@ -63,9 +63,17 @@ def save(version: str, name: str, status: int, body: Any) -> None:
 def request(cluster: Cluster, name: str, script: str, **kw: Any) -> BatchRequest:
     workdir = f"{cluster.scratch}/users/kirby"
     return BatchRequest(
-        name=f"jarvice_{name}", user="kirby", script=script, nodes=1, ntasks=1, exclusive=False,
-        workdir=workdir, output=f"{workdir}/jarvice_{name}.out", partition=cluster.partition,
-        environment={"SAMPLE": "1"}, **kw,
+        name=f"jarvice_{name}",
+        user="kirby",
+        script=script,
+        nodes=1,
+        ntasks=1,
+        exclusive=False,
+        workdir=workdir,
+        output=f"{workdir}/jarvice_{name}.out",
+        partition=cluster.partition,
+        environment={"SAMPLE": "1"},
+        **kw,
     )
 
 
@@ -84,8 +92,14 @@ def capture(cluster: Cluster, version: str) -> None:
         ("running", "#!/bin/bash\nsleep 20\n", {"time_limit": "2"}),
         ("fails", "#!/bin/bash\necho failing\nexit 3\n", {}),
     ):
-        status, body = call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token,
-                            adapter.submit_body(request(cluster, f"{tag}{key}", script, **extra)))
+        status, body = call(
+            cluster,
+            "POST",
+            f"{slurm}/job/submit",
+            "kirby",
+            user_token,
+            adapter.submit_body(request(cluster, f"{tag}{key}", script, **extra)),
+        )
         save(version, f"submit_{key}", status, body)
         ids[key] = str(body["job_id"])
     time.sleep(4)
@@ -94,13 +108,34 @@ def capture(cluster: Cluster, version: str) -> None:
     save(version, "job_unknown", *call(cluster, "GET", f"{slurm}/job/999999", "jarvice", service))
     bad = request(cluster, f"{tag}bad", "#!/bin/bash\ntrue\n")
     bad = BatchRequest(**{**bad.__dict__, "partition": "nosuchpartition"})
-    save(version, "submit_bad_partition", *call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token, adapter.submit_body(bad)))
+    save(
+        version,
+        "submit_bad_partition",
+        *call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token, adapter.submit_body(bad)),
+    )
     expired = cluster.idp.mint(email="kirby@example.com", user="kirby", lifespan=-30)
-    save(version, "submit_expired_token", *call(cluster, "POST", f"{slurm}/job/submit", "kirby", expired,
-                                                adapter.submit_body(request(cluster, f"{tag}exp", "#!/bin/bash\ntrue\n"))))
-    save(version, "cancel_running", *call(cluster, "DELETE", f"{slurm}/job/{ids['running']}?signal=TERM", "jarvice", service))
-    save(version, "release_held", *call(cluster, "POST", f"{slurm}/job/{ids['held']}", "jarvice", service,
-                                        adapter.release_body()))
+    save(
+        version,
+        "submit_expired_token",
+        *call(
+            cluster,
+            "POST",
+            f"{slurm}/job/submit",
+            "kirby",
+            expired,
+            adapter.submit_body(request(cluster, f"{tag}exp", "#!/bin/bash\ntrue\n")),
+        ),
+    )
+    save(
+        version,
+        "cancel_running",
+        *call(cluster, "DELETE", f"{slurm}/job/{ids['running']}?signal=TERM", "jarvice", service),
+    )
+    save(
+        version,
+        "release_held",
+        *call(cluster, "POST", f"{slurm}/job/{ids['held']}", "jarvice", service, adapter.release_body()),
+    )
     time.sleep(12)
     save(version, "cancel_gone", *call(cluster, "DELETE", f"{slurm}/job/{ids['fails']}", "jarvice", service))
     save(version, "jobs_after", *call(cluster, "GET", f"{slurm}/jobs", "jarvice", service))
@@ -122,8 +157,11 @@ def capture_refusals(cluster: Cluster, version: str) -> None:
         held = BatchRequest(**{**held.__dict__, **extra})
         status, body = call(cluster, "POST", f"{slurm}/job/submit", "kirby", user_token, adapter.submit_body(held))
         jobid = str(body["job_id"])
-        save(version, f"release_{key}", *call(cluster, "POST", f"{slurm}/job/{jobid}", "jarvice", service,
-                                             adapter.release_body()))
+        save(
+            version,
+            f"release_{key}",
+            *call(cluster, "POST", f"{slurm}/job/{jobid}", "jarvice", service, adapter.release_body()),
+        )
         time.sleep(4)
         save(version, f"job_{key}", *call(cluster, "GET", f"{slurm}/job/{jobid}", "jarvice", service))
         call(cluster, "DELETE", f"{slurm}/job/{jobid}", "jarvice", service)

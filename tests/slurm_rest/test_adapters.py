@@ -9,8 +9,8 @@ import pytest
 
 from dssr_core import BadRequest, ConfigError, Settings
 from dssr_slurm.backend import BatchRequest
-from dssr_slurm.rest.adapter import minutes, scontrol_text, state_name
 from dssr_slurm.rest import RestSettings
+from dssr_slurm.rest.adapter import minutes, scontrol_text, state_name
 from dssr_slurm.rest.versions import ADAPTERS, SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
 
 from .samples import VERSIONS, ids, load
@@ -22,10 +22,22 @@ TYPED = [v for v in ALL if v not in ("v0.0.38", "v0.0.39")]
 
 def full_request(**changes: object) -> BatchRequest:
     fields: dict[str, object] = dict(
-        name="jarvice_app-1", user="kirby", script="#!/bin/bash\necho hi\n", nodes=2, ntasks=8,
-        exclusive=True, workdir="/scratch/users/kirby", output="/scratch/users/kirby/jarvice_app-1.out",
-        memory_gb=4, gpus_per_node=2, time_limit="1-02:03:04", partition="debug", licenses="matlab:1",
-        hold=True, extra={"account": "nintendo", "qos": "high"}, environment={"A": "1"},
+        name="jarvice_app-1",
+        user="kirby",
+        script="#!/bin/bash\necho hi\n",
+        nodes=2,
+        ntasks=8,
+        exclusive=True,
+        workdir="/scratch/users/kirby",
+        output="/scratch/users/kirby/jarvice_app-1.out",
+        memory_gb=4,
+        gpus_per_node=2,
+        time_limit="1-02:03:04",
+        partition="debug",
+        licenses="matlab:1",
+        hold=True,
+        extra={"account": "nintendo", "qos": "high"},
+        environment={"A": "1"},
     )
     fields.update(changes)
     return BatchRequest(**fields)  # type: ignore[arg-type]  # each test passes each field the type BatchRequest wants
@@ -57,11 +69,17 @@ def test_supported_versions_are_the_table_oldest_first_each_with_its_adapter() -
 
 def test_docs_name_every_supported_version() -> None:
     root = Path(__file__).resolve().parents[2]
-    row = next(line for line in (root / "docs/slurmrestd.md").read_text().splitlines()
-               if line.startswith("| `JARVICE_SLURMRESTD_API_VERSION`"))
+    row = next(
+        line
+        for line in (root / "docs/slurmrestd.md").read_text().splitlines()
+        if line.startswith("| `JARVICE_SLURMRESTD_API_VERSION`")
+    )
     assert re.findall(r"`(v0\.0\.\d+)`", row) == ALL
-    readme = next(line for line in (root / "README.md").read_text().splitlines()
-                  if line.startswith("| `JARVICE_SLURMRESTD_API_VERSION`"))
+    readme = next(
+        line
+        for line in (root / "README.md").read_text().splitlines()
+        if line.startswith("| `JARVICE_SLURMRESTD_API_VERSION`")
+    )
     assert f"`{ALL[0]}` ... `{ALL[-1]}`" in readme
 
 
@@ -132,12 +150,29 @@ def test_bad_time_limit_is_refused() -> None:
 
 
 def test_optional_fields_are_left_out_when_unset() -> None:
-    plain = full_request(memory_gb=0, gpus_per_node=0, time_limit=None, partition=None, licenses=None,
-                         hold=False, exclusive=False, extra={})
+    plain = full_request(
+        memory_gb=0,
+        gpus_per_node=0,
+        time_limit=None,
+        partition=None,
+        licenses=None,
+        hold=False,
+        exclusive=False,
+        extra={},
+    )
     for version in ALL:
         job = adapter_for(version).submit_body(plain)["job"]
-        for key in ("memory_per_node", "gpus_per_node", "tres_per_node", "time_limit", "partition",
-                    "licenses", "hold", "exclusive", "shared"):
+        for key in (
+            "memory_per_node",
+            "gpus_per_node",
+            "tres_per_node",
+            "time_limit",
+            "partition",
+            "licenses",
+            "hold",
+            "exclusive",
+            "shared",
+        ):
             assert key not in job, (version, key)
 
 

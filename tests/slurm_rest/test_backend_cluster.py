@@ -10,8 +10,8 @@ from typing import Callable, TypeVar
 import pytest
 
 from dssr_core import BadRequest, ClusterError, Identity, Settings
-from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend
 from dssr_core.batch import ServiceShell, build_pool
+from dssr_slurm.backend import AcctRecord, BatchRequest, SlurmBackend
 from dssr_slurm.rest import RestBackend
 from dssr_slurm.settings import SlurmSettings
 from tests.cluster import Cluster
@@ -34,9 +34,15 @@ ENDS = [CASES[0], CASES[3], CASES[6]]
 
 
 def rest_env(cluster: Cluster, tmp: Path, version: str, via_ssh: str, **extra: str) -> dict[str, str]:
-    env = slurm_env(cluster, tmp, JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
-                    JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
-                    JARVICE_SLURMRESTD_API_VERSION=version, JARVICE_SLURMRESTD_VIA_SSH=via_ssh)
+    env = slurm_env(
+        cluster,
+        tmp,
+        JARVICE_SLURM_INTERFACE="http",
+        JARVICE_SLURMRESTD_ADDR="http://127.0.0.1",
+        JARVICE_SLURMRESTD_PORT=cluster.restd_url.rsplit(":", 1)[1],
+        JARVICE_SLURMRESTD_API_VERSION=version,
+        JARVICE_SLURMRESTD_VIA_SSH=via_ssh,
+    )
     if cluster.chroot is not None:  # `scontrol token` over SSH would ask the 22.05 cluster
         env["JARVICE_SLURMRESTD_TOKEN"] = cluster.token(cluster.service_user, 3600)
     env.update(extra)
@@ -77,9 +83,19 @@ def identity(cluster: Cluster, user: str = "kirby", lifespan: int = 600) -> Iden
 def batch(cluster: Cluster, name: str, script: str, **kw: object) -> BatchRequest:
     workdir = f"{cluster.scratch}/users/kirby"
     unique = f"jarvice_rest-{name}-{int(time.time() * 1000) % 10**8}"
-    return BatchRequest(name=unique, user="kirby", script="#!/bin/bash\n" + script + "\n", nodes=1, ntasks=1,
-                        exclusive=False, workdir=workdir, output=f"{workdir}/{unique}.out",
-                        partition=cluster.partition, time_limit="00:02:00", **kw)  # type: ignore[arg-type]  # each test passes each field the type BatchRequest wants
+    return BatchRequest(
+        name=unique,
+        user="kirby",
+        script="#!/bin/bash\n" + script + "\n",
+        nodes=1,
+        ntasks=1,
+        exclusive=False,
+        workdir=workdir,
+        output=f"{workdir}/{unique}.out",
+        partition=cluster.partition,
+        time_limit="00:02:00",
+        **kw,  # type: ignore[arg-type]  # each test passes each field the type BatchRequest wants
+    )
 
 
 def until(what: str, probe: Callable[[], T | None], timeout: float = 60) -> T:
@@ -104,8 +120,10 @@ def accounting(backend: SlurmBackend, jobids: list[str]) -> dict[str, AcctRecord
 
 
 def final_record(backend: SlurmBackend, jobid: str, state: str) -> AcctRecord:
-    return until(f"job {jobid} {state} in accounting",
-                 lambda: (lambda r: r if r and r.state == state else None)(accounting(backend, [jobid]).get(jobid)))
+    return until(
+        f"job {jobid} {state} in accounting",
+        lambda: (lambda r: r if r and r.state == state else None)(accounting(backend, [jobid]).get(jobid)),
+    )
 
 
 def test_user_job_runs_then_ends_with_its_state_in_queue_then_accounting(case: tuple[Cluster, RestBackend]) -> None:
@@ -115,9 +133,16 @@ def test_user_job_runs_then_ends_with_its_state_in_queue_then_accounting(case: t
     running = until("the job running", lambda: [j for j in backend.queue() if j.jobid == ok and j.state == "RUNNING"])
     assert running[0].user == "kirby" and running[0].nodes and running[0].name.startswith("jarvice_rest-ok")
     until("both jobs out of the queue", lambda: not {j.jobid for j in backend.queue()} & {ok, bad})
-    records = until("both jobs in accounting, in one call", lambda: (
-        lambda r: r if {r.get(ok, None) and r[ok].state, r.get(bad, None) and r[bad].state} == {"COMPLETED", "FAILED"}
-        else None)(accounting(backend, [ok, bad])))
+    records = until(
+        "both jobs in accounting, in one call",
+        lambda: (
+            lambda r: (
+                r
+                if {r.get(ok, None) and r[ok].state, r.get(bad, None) and r[bad].state} == {"COMPLETED", "FAILED"}
+                else None
+            )
+        )(accounting(backend, [ok, bad])),
+    )
     done, failed = records[ok], records[bad]
     assert done.user == "kirby" and done.exit_code == "0:0" and done.elapsed >= "00:00:01"
     assert failed.state == "FAILED"
@@ -180,8 +205,16 @@ def test_auto_version_is_the_newest_the_daemon_offers(end_case: tuple[Cluster, R
 @pytest.mark.parametrize("fixture", ["slurm_cluster", "slurm2411_cluster", "slurm2605_cluster"])
 def test_slurmrestd_down_is_a_cluster_error(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     cluster: Cluster = request.getfixturevalue(fixture)
-    backend = make_backend(rest_env(cluster, tmp_path, cluster.rest_versions[-1], "false",
-                                    JARVICE_SLURMRESTD_PORT="1", JARVICE_SLURM_COMMAND_TIMEOUT="3"))
+    backend = make_backend(
+        rest_env(
+            cluster,
+            tmp_path,
+            cluster.rest_versions[-1],
+            "false",
+            JARVICE_SLURMRESTD_PORT="1",
+            JARVICE_SLURM_COMMAND_TIMEOUT="3",
+        )
+    )
     with pytest.raises(ClusterError, match="cannot be reached"):
         backend.ping()
     with pytest.raises(ClusterError):

@@ -34,8 +34,9 @@ class _HttpContract(ConnectorContract):
         kw.setdefault("exclusive", False)
         user = self.cluster.users["kirby"]
         token = self.cluster.idp.mint(email=user.email, user=user.name)
-        identity = Identity(email=user.email, username=user.name, claims={"sun": user.name, "email": user.email},
-                            token=token)
+        identity = Identity(
+            email=user.email, username=user.name, claims={"sun": user.name, "email": user.email}, token=token
+        )
         return JobSpec(name=name, command=command, identity=identity, **kw)
 
 

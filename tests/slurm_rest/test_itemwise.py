@@ -112,7 +112,9 @@ def test_a_thousand_job_listing_never_holds_all_its_jobs_objects_at_once() -> No
         lambda: _response(200, data, ("jobs", lambda item: adapter.queued(item, now))).body["jobs"]
     )
     assert itemwise == whole and len(whole) == 1000
-    print(f"1,000 jobs, {len(data) / 1e6:.1f} MB: peak {whole_peak / 1e6:.1f} MB decoded whole, "
-          f"{itemwise_peak / 1e6:.1f} MB item by item")
+    print(
+        f"1,000 jobs, {len(data) / 1e6:.1f} MB: peak {whole_peak / 1e6:.1f} MB decoded whole, "
+        f"{itemwise_peak / 1e6:.1f} MB item by item"
+    )
     # what is left is the answer's text (and bytes) and the 1,000 jobs kept, not the decoded objects
     assert itemwise_peak < whole_peak / 2, (itemwise_peak, whole_peak)

@@ -56,8 +56,12 @@ def unjudged(answer: Response) -> Response:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_released_job_no_node_can_run_is_cancelled_and_refused_in_slurms_words(version: str) -> None:
-    rest, client = backend(version, POST_JOB=[load(version, "release_never_runs")],
-                           GET_JOB=[load(version, "job_never_runs")], DELETE_JOB=[load(version, "cancel_gone")])
+    rest, client = backend(
+        version,
+        POST_JOB=[load(version, "release_never_runs")],
+        GET_JOB=[load(version, "job_never_runs")],
+        DELETE_JOB=[load(version, "cancel_gone")],
+    )
     with pytest.raises(BadRequest, match="Slurm refused the job: Requested node configuration is not available"):
         rest.release(JOBID)
     assert f"DELETE /slurm/{version}/job/{JOBID}" in client.calls
@@ -66,8 +70,12 @@ def test_released_job_no_node_can_run_is_cancelled_and_refused_in_slurms_words(v
 @pytest.mark.parametrize("version", VERSIONS)
 def test_job_too_big_for_its_partition_is_refused_though_slurm_released_it(version: str) -> None:
     """slurmctld lifts the hold, then answers the release with an error (HTTP 500, 422 from 26.05)."""
-    rest, client = backend(version, POST_JOB=[load(version, "release_part_config")],
-                           GET_JOB=[load(version, "job_part_config")], DELETE_JOB=[load(version, "cancel_gone")])
+    rest, client = backend(
+        version,
+        POST_JOB=[load(version, "release_part_config")],
+        GET_JOB=[load(version, "job_part_config")],
+        DELETE_JOB=[load(version, "cancel_gone")],
+    )
     with pytest.raises(BadRequest, match="Requested partition configuration not available now"):
         rest.release(JOBID)
     assert f"DELETE /slurm/{version}/job/{JOBID}" in client.calls
@@ -75,8 +83,11 @@ def test_job_too_big_for_its_partition_is_refused_though_slurm_released_it(versi
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_released_job_that_can_run_is_left_alone(version: str) -> None:
-    rest, client = backend(version, POST_JOB=[load(version, "release_held")] if version != "v0.0.38"
-                           else [Response(200, {"errors": []}, "{}")], GET_JOB=[load(version, "job_running")])
+    rest, client = backend(
+        version,
+        POST_JOB=[load(version, "release_held")] if version != "v0.0.38" else [Response(200, {"errors": []}, "{}")],
+        GET_JOB=[load(version, "job_running")],
+    )
     rest.release(JOBID)
     assert not [call for call in client.calls if call.startswith("DELETE")]
 
@@ -84,8 +95,9 @@ def test_released_job_that_can_run_is_left_alone(version: str) -> None:
 def test_a_failed_release_of_a_job_that_may_run_stays_a_cluster_error() -> None:
     held = copy.deepcopy(load("v0.0.42", "job_never_runs").body)
     held["jobs"][0]["state_reason"] = "JobHeldUser"
-    rest, client = backend("v0.0.42", POST_JOB=[load("v0.0.42", "release_part_config")],
-                           GET_JOB=[Response(200, held, "")])
+    rest, client = backend(
+        "v0.0.42", POST_JOB=[load("v0.0.42", "release_part_config")], GET_JOB=[Response(200, held, "")]
+    )
     with pytest.raises(ClusterError, match="Job update requested failed"):
         rest.release(JOBID)
     assert not [call for call in client.calls if call.startswith("DELETE")]
@@ -94,8 +106,12 @@ def test_a_failed_release_of_a_job_that_may_run_stays_a_cluster_error() -> None:
 def test_the_verdict_is_awaited_until_slurmctld_has_looked_at_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(judge, "VERDICT_POLL", 0.0)
     judged = load("v0.0.42", "job_never_runs")
-    rest, client = backend("v0.0.42", POST_JOB=[load("v0.0.42", "release_never_runs")],
-                           GET_JOB=[unjudged(judged), unjudged(judged), judged], DELETE_JOB=[load("v0.0.42", "cancel_gone")])
+    rest, client = backend(
+        "v0.0.42",
+        POST_JOB=[load("v0.0.42", "release_never_runs")],
+        GET_JOB=[unjudged(judged), unjudged(judged), judged],
+        DELETE_JOB=[load("v0.0.42", "cancel_gone")],
+    )
     with pytest.raises(BadRequest, match="BadConstraints"):
         rest.release(JOBID)
     assert client.calls.count(f"GET /slurm/v0.0.42/job/{JOBID}") == 3
@@ -104,8 +120,11 @@ def test_the_verdict_is_awaited_until_slurmctld_has_looked_at_the_job(monkeypatc
 def test_a_job_slurmctld_has_not_looked_at_in_time_is_taken_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(judge, "VERDICT_POLL", 0.01)
     monkeypatch.setattr(judge, "VERDICT_WAIT", 0.05)
-    rest, client = backend("v0.0.42", POST_JOB=[load("v0.0.42", "release_never_runs")],
-                           GET_JOB=[unjudged(load("v0.0.42", "job_never_runs"))])
+    rest, client = backend(
+        "v0.0.42",
+        POST_JOB=[load("v0.0.42", "release_never_runs")],
+        GET_JOB=[unjudged(load("v0.0.42", "job_never_runs"))],
+    )
     rest.release(JOBID)
     assert not [call for call in client.calls if call.startswith("DELETE")]
 

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 
 from dssr_core import BadRequest, Identity, JobSpec, Launch
-from dssr_core.batch import JobFiles
-from dssr_core.batch import JobPlan
+from dssr_core.batch import JobFiles, JobPlan
 from dssr_slurm.backend import BatchRequest
 from dssr_slurm.rest.adapter import shape_of
-from dssr_slurm.shape import FITS, UNDECIDED, Partition, Shape
 from dssr_slurm.rest.transport import Response
+from dssr_slurm.shape import FITS, UNDECIDED, Partition, Shape
 
 from .samples import VERSIONS, load
 from .test_refusals import backend
@@ -27,8 +26,16 @@ def shape(version: str) -> Shape:
 
 
 def ask(**kw: Any) -> BatchRequest:
-    fields: dict[str, Any] = dict(name="jarvice_x", user="kirby", script="#!/bin/bash\n", nodes=1, ntasks=1,
-                                  exclusive=False, workdir="/w", output="/w/x.out")
+    fields: dict[str, Any] = dict(
+        name="jarvice_x",
+        user="kirby",
+        script="#!/bin/bash\n",
+        nodes=1,
+        ntasks=1,
+        exclusive=False,
+        workdir="/w",
+        output="/w/x.out",
+    )
     fields.update(kw)
     return BatchRequest(**fields)
 
@@ -36,8 +43,9 @@ def ask(**kw: Any) -> BatchRequest:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_versions_nodes_and_partitions_are_read(version: str) -> None:
     cluster = shape(version)
-    assert cluster.nodes and all(n.cpus == 16 and n.memory_mb == 16000 and n.partitions == ("debug",)
-                                 for n in cluster.nodes)
+    assert cluster.nodes and all(
+        n.cpus == 16 and n.memory_mb == 16000 and n.partitions == ("debug",) for n in cluster.nodes
+    )
     assert list(cluster.partitions) == ["debug"]
     assert cluster.partitions["debug"].max_nodes is None and cluster.partitions["debug"].min_nodes == 0
     # the 22.05 and 24.11 test clusters have 2 (stand-in) GPUs per node; the 26.05 one none
@@ -82,23 +90,42 @@ def test_with_several_partitions_and_no_default_named_only_a_common_answer_is_de
 
 
 def test_gpu_counts_are_read_from_every_form_of_gres() -> None:
-    body = {"nodes": [{"name": "g", "cpus": 8, "real_memory": 1000, "partitions": ["p"],
-                       "gres": "gpu:a100:4(S:0-1),gpu:t4:2,mps:100"}]}
+    body = {
+        "nodes": [
+            {
+                "name": "g",
+                "cpus": 8,
+                "real_memory": 1000,
+                "partitions": ["p"],
+                "gres": "gpu:a100:4(S:0-1),gpu:t4:2,mps:100",
+            }
+        ]
+    }
     assert shape_of(body, {"partitions": []}).nodes[0].gpus == 6
 
 
 def plan(version: str, **spec: Any) -> JobPlan:
     identity = Identity(email="kirby@example.com", username="kirby", claims={"sun": "kirby"}, token="t")
-    files = JobFiles(job_dir="/s/users/kirby/jarvice_x", output="/s/users/kirby/jarvice_x.out",
-                     user_scratch="/s/users/kirby")
-    return JobPlan(JobSpec(name="x", command="true", identity=identity, exclusive=False, **spec), "jarvice_x",
-                   "kirby", files, Launch(node_script="true\n"))
+    files = JobFiles(
+        job_dir="/s/users/kirby/jarvice_x", output="/s/users/kirby/jarvice_x.out", user_scratch="/s/users/kirby"
+    )
+    return JobPlan(
+        JobSpec(name="x", command="true", identity=identity, exclusive=False, **spec),
+        "jarvice_x",
+        "kirby",
+        files,
+        Launch(node_script="true\n"),
+    )
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_job_no_node_can_run_is_refused_before_anything_is_submitted(version: str) -> None:
-    rest, client = backend(version, GET_nodes=[load(version, "nodes")], GET_partitions=[load(version, "partitions")],
-                           GET_jobs=[Response(200, {"jobs": []}, "{}")])
+    rest, client = backend(
+        version,
+        GET_nodes=[load(version, "nodes")],
+        GET_partitions=[load(version, "partitions")],
+        GET_jobs=[Response(200, {"jobs": []}, "{}")],
+    )
     with pytest.raises(BadRequest, match="Slurm refused the job: Requested node configuration is not available"):
         rest.submit(plan(version, memory_gb=99_999))
     assert not [call for call in client.calls if call.startswith("POST")]
@@ -109,15 +136,25 @@ def test_a_job_that_fits_is_answered_after_its_release_with_no_look(version: str
     held = load(version, "jobs")
     submitted = load(version, "submit_held")
     jobid = str(submitted.body["job_id"])
-    listed = [dict(job, name="jarvice_x", user_name="kirby", user="kirby") for job in held.body["jobs"]
-              if str(job.get("job_id")) == jobid]
-    rest, client = backend(version, GET_nodes=[load(version, "nodes")], GET_partitions=[load(version, "partitions")],
-                           GET_jobs=[Response(200, {"jobs": []}, "{}"), Response(200, {"jobs": listed}, "{}")],
-                           POST_submit=[submitted], **{f"POST_{jobid}": [Response(200, {}, "{}")]})
+    listed = [
+        dict(job, name="jarvice_x", user_name="kirby", user="kirby")
+        for job in held.body["jobs"]
+        if str(job.get("job_id")) == jobid
+    ]
+    rest, client = backend(
+        version,
+        GET_nodes=[load(version, "nodes")],
+        GET_partitions=[load(version, "partitions")],
+        GET_jobs=[Response(200, {"jobs": []}, "{}"), Response(200, {"jobs": listed}, "{}")],
+        POST_submit=[submitted],
+        **{f"POST_{jobid}": [Response(200, {}, "{}")]},
+    )
     assert rest.submit(plan(version)).jobid == jobid
     assert f"GET /slurm/{version}/job/{jobid}" not in client.calls
-    assert [c for c in client.calls if c.startswith("POST")] == [f"POST /slurm/{version}/job/submit",
-                                                                 f"POST /slurm/{version}/job/{jobid}"]
+    assert [c for c in client.calls if c.startswith("POST")] == [
+        f"POST /slurm/{version}/job/submit",
+        f"POST /slurm/{version}/job/{jobid}",
+    ]
 
 
 def test_a_shape_that_cannot_be_read_leaves_jobs_undecided_and_is_not_read_again_within_its_ttl() -> None:
@@ -138,14 +175,15 @@ def test_a_shape_that_cannot_be_read_leaves_jobs_undecided_and_is_not_read_again
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_the_spec_digest_goes_in_the_comment_unless_the_spec_gives_one_and_changes_no_verdict(version: str) -> None:
+    from dssr_slurm.backend import batch_request
     from dssr_slurm.rest.versions import adapter_for
 
     mine = plan(version, cores=2)
-    request = mine.request("#!/bin/bash\n", workdir="/s")
+    request = batch_request(mine, "#!/bin/bash\n", workdir="/s")
     assert adapter_for(version).submit_body(request)["job"]["comment"] == mine.spec.digest()
     assert f"--comment={mine.spec.digest()}" in request.sbatch_options()
-    theirs = plan(version, scheduler_flags={"comment": "site note"}).request("#!/bin/bash\n", workdir="/s")
+    theirs = batch_request(plan(version, scheduler_flags={"comment": "site note"}), "#!/bin/bash\n", workdir="/s")
     assert theirs.extra["comment"] == "site note"
-    huge = plan(version, memory_gb=99_999).request("#!/bin/bash\n", workdir="/s")
+    huge = batch_request(plan(version, memory_gb=99_999), "#!/bin/bash\n", workdir="/s")
     shape = shape_of(load(version, "nodes").body, load(version, "partitions").body)
     assert shape.verdict(huge).decided  # the comment does not make a job the cluster's shape cannot judge

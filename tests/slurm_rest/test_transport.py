@@ -20,8 +20,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # http.server's name
         if self.path == "/slow":
             threading.Event().wait(2)
-        body = json.dumps({"path": self.path, "peer": self.client_address[1],
-                           "user": self.headers.get("X-SLURM-USER-NAME")}).encode()
+        body = json.dumps(
+            {"path": self.path, "peer": self.client_address[1], "user": self.headers.get("X-SLURM-USER-NAME")}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -84,8 +85,10 @@ def test_requests_ride_an_ssh_channel_when_tunnelled(server: ThreadingHTTPServer
 def test_concurrent_calls_each_get_an_answer(server: ThreadingHTTPServer) -> None:
     client = HttpClient("127.0.0.1", server.server_address[1], timeout=5)
     results: list[str] = []
-    threads = [threading.Thread(target=lambda i=i: results.append(client.request("GET", f"/{i}", headers={}).body["path"]))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(client.request("GET", f"/{i}", headers={}).body["path"]))
+        for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -24,10 +24,11 @@ from dssr_core import (
 
 class ExampleConnector(Connector):
     name = "example"
+    default_executor = "shell"  # its jobs never run: the plain executor is enough
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.greeting = settings.str("DSSR_EXAMPLE_GREETING", "hello from the example connector") or ""
+        self.greeting = settings.text("DSSR_EXAMPLE_GREETING", "hello from the example connector") or ""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._jobs: dict[str, str] = {}  # jobid -> job name
@@ -76,8 +77,11 @@ class ExampleConnector(Connector):
         """``dssr doctor``: the default check (``ping``), then this connector's own."""
         yield from super().diagnose(executor)
         greeting = self.settings.raw("DSSR_EXAMPLE_GREETING")
-        yield Check("DSSR_EXAMPLE_GREETING is set", greeting is not None,
-                    f"jobs will print {greeting!r}" if greeting else "jobs print a default line; set it to your own")
+        yield Check(
+            "DSSR_EXAMPLE_GREETING is set",
+            greeting is not None,
+            f"jobs will print {greeting!r}" if greeting else "jobs print a default line; set it to your own",
+        )
 
     def describe(self) -> dict[str, str]:
         return {"example": "in-memory, nothing runs"}

@@ -9,9 +9,8 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
 
 from dssr_core import BadRequest
-from dssr_core.batch import expand_nodelist, format_seconds
+from dssr_core.batch import PREFIX, QueuedJob, expand_nodelist, format_seconds
 
-from dssr_core.batch import PREFIX, QueuedJob
 from ..backend import AcctRecord, BatchRequest
 from ..shape import Node, Partition, Shape, gpu_count
 

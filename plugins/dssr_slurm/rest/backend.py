@@ -10,19 +10,36 @@ from dataclasses import replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
-from dssr_core import BadRequest, Check, ClusterError, DssrError, Identity, Settings, Submission
-from dssr_core.batch import Batcher, NamedJob, OnceAttempt, ServiceShell, submit_once
-from dssr_core import ClusterInfo, failed, passed
-from dssr_core.batch import CLUSTER_USER_PATTERN
+from dssr_core import (
+    BadRequest,
+    Check,
+    ClusterError,
+    ClusterInfo,
+    DssrError,
+    Identity,
+    Settings,
+    Submission,
+    failed,
+    passed,
+)
+from dssr_core.batch import (
+    CLUSTER_USER_PATTERN,
+    Batcher,
+    JobPlan,
+    NamedJob,
+    OnceAttempt,
+    QueuedJob,
+    ServiceShell,
+    submit_once,
+)
 
-from dssr_core.batch import JobPlan, QueuedJob
 from ..backend import AcctRecord, BatchRequest, SlurmBackend, batch_request, named_job
 from ..resources import parse_rest
 from ..script import batch_script
 from . import errors
 from .adapter import Adapter, scontrol_text
-from .settings import RestSettings
 from .judge import Judge
+from .settings import RestSettings
 from .tokens import ServiceToken, claims_of, scrub, slurm_user_of
 from .transport import HttpClient, Items, Response
 from .versions import SUPPORTED_VERSIONS, adapter_for, newest_supported, offered
@@ -197,9 +214,9 @@ class RestBackend(SlurmBackend):
     def submit_request(self, request: BatchRequest, identity: Identity) -> str:
         """``POST job/submit`` of ``request`` as the token's user, as it is (no once protocol): the job id."""
         adapter = self.adapter
-        response = self._as_user("POST", f"{adapter.slurm}/job/submit", identity, adapter.submit_body(request))
+        response = self.as_user("POST", f"{adapter.slurm}/job/submit", identity, adapter.submit_body(request))
         if errors.failed(response):
-            raise self._user_error(response, identity)
+            raise self.user_error(response, identity)
         jobid = response.body.get("job_id")
         if not isinstance(jobid, int):
             raise ClusterError(f"slurmrestd accepted the job but gave no job id: {scrub(response.text[:200])}")
@@ -213,11 +230,13 @@ class RestBackend(SlurmBackend):
         )
         return str(jobid)
 
-    def _as_user(self, method: str, path: str, identity: Identity, body: dict[str, Any] | None = None) -> Response:
+    def as_user(self, method: str, path: str, identity: Identity, body: dict[str, Any] | None = None) -> Response:
+        """A call to slurmrestd as the token's user (what submit-once's steps are)."""
         headers = {"X-SLURM-USER-NAME": self.user_for(identity), "X-SLURM-USER-TOKEN": identity.token or ""}
         return self._client.request(method, path, headers=headers, body=body)
 
-    def _user_error(self, response: Response, identity: Identity) -> Exception:
+    def user_error(self, response: Response, identity: Identity) -> Exception:
+        """The error of a failed call as the token's user: BadRequest for what Slurm refused, ClusterError else."""
         exp = identity.claims.get("exp") or claims_of(identity.token or "").get("exp")
         expired = isinstance(exp, (int, float)) and exp <= time.time()
         slurm_up = errors.connection_lost(response) and not expired and self._answers()
@@ -327,10 +346,10 @@ class _RestAttempt(OnceAttempt):
         self.submitted: str | None = None
 
     def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> Response:
-        response = self.backend._as_user(method, path, self.identity, body)
+        response = self.backend.as_user(method, path, self.identity, body)
         if errors.failed(response) and not (method == "DELETE" and errors.is_gone(response)):
             raise ClusterError(
-                f"slurmrestd failed while {what} as {self.user}: {self.backend._user_error(response, self.identity)}"
+                f"slurmrestd failed while {what} as {self.user}: {self.backend.user_error(response, self.identity)}"
             )
         return response
 

@@ -34,7 +34,7 @@ class RestSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RestSettings":
-        addr = settings.str("JARVICE_SLURMRESTD_ADDR")
+        addr = settings.text("JARVICE_SLURMRESTD_ADDR")
         if not addr:
             raise ConfigError(
                 "JARVICE_SLURMRESTD_ADDR is not set: JARVICE_SLURM_INTERFACE=http needs slurmrestd's address "
@@ -47,16 +47,16 @@ class RestSettings:
             url_port = parts.port
         except ValueError:
             raise ConfigError(f"JARVICE_SLURMRESTD_ADDR={addr!r} has a bad port.") from None
-        port = settings.int("JARVICE_SLURMRESTD_PORT", url_port or DEFAULT_PORT, minimum=1, maximum=65535)
+        port = settings.integer("JARVICE_SLURMRESTD_PORT", url_port or DEFAULT_PORT, minimum=1, maximum=65535)
         version = settings.choice("JARVICE_SLURMRESTD_API_VERSION", "auto", ("auto", *SUPPORTED_VERSIONS))
-        via_ssh = settings.bool("JARVICE_SLURMRESTD_VIA_SSH", True)
+        via_ssh = settings.flag("JARVICE_SLURMRESTD_VIA_SSH", True)
         if via_ssh and parts.scheme == "https":
             raise ConfigError(
                 "JARVICE_SLURMRESTD_ADDR uses https while JARVICE_SLURMRESTD_VIA_SSH=true: the SSH channel "
                 "already encrypts; use http:// or set JARVICE_SLURMRESTD_VIA_SSH=false."
             )
-        token = settings.str("JARVICE_SLURMRESTD_TOKEN")
-        token_command = settings.str("JARVICE_SLURMRESTD_TOKEN_COMMAND")
+        token = settings.text("JARVICE_SLURMRESTD_TOKEN")
+        token_command = settings.text("JARVICE_SLURMRESTD_TOKEN_COMMAND")
         if token and token_command:
             raise ConfigError("Set JARVICE_SLURMRESTD_TOKEN or JARVICE_SLURMRESTD_TOKEN_COMMAND, not both.")
         return cls(
@@ -65,14 +65,14 @@ class RestSettings:
             port=port,
             api_version=version,
             via_ssh=via_ssh,
-            timeout=settings.float("JARVICE_SLURM_COMMAND_TIMEOUT", 30.0, minimum=1.0),
+            timeout=settings.number("JARVICE_SLURM_COMMAND_TIMEOUT", 30.0, minimum=1.0),
             token=token,
             token_command=token_command,
-            token_lifespan=settings.int(
+            token_lifespan=settings.integer(
                 "JARVICE_SLURMRESTD_TOKEN_LIFESPAN", DEFAULT_TOKEN_LIFESPAN, minimum=120, maximum=86400 * 7
             ),
-            user=settings.str("JARVICE_SLURMRESTD_USER"),
-            shape_ttl=settings.float("JARVICE_SLURM_STATUS_TTL", 2.0, minimum=0.0),
+            user=settings.text("JARVICE_SLURMRESTD_USER"),
+            shape_ttl=settings.number("JARVICE_SLURM_STATUS_TTL", 2.0, minimum=0.0),
         )
 
     @property

@@ -35,7 +35,6 @@ from ._ssh import Login, Result, SSHPool
 from ._sshkeys import HostKeyPolicy, load_private_key
 from ._usermap import UserMapping, UserMappingFile, parse_user_mapping
 
-
 __all__ = [
     "BatchConnector",
     "BatchSettings",

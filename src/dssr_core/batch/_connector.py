@@ -336,7 +336,7 @@ class BatchConnector(Connector):
         return self._snapshot.last_contact or Contact(self._started, False, "no contact with the cluster yet")
 
     def local_checks(self) -> Iterator[Check]:
-        """The service user's key loads, the known_hosts file (when given) holds the login host's key,
+        """The service user's key loads, the known_hosts file (when given) holds the login node's key,
         then :meth:`more_local_checks`."""
         cfg = self.cfg
         what = f"the service user's key ({cfg.service_key_setting}) loads"
@@ -345,10 +345,10 @@ class BatchConnector(Connector):
         else:
             yield passed(what, self.shell.login.key.get_name())
         if isinstance(self.pool.policy, UnusablePolicy):
-            yield failed("the login host's host key is pinned", self.pool.policy.problem)
+            yield failed("the login node's host key is pinned", self.pool.policy.problem)
         elif self.pool.policy.knows(cfg.host, cfg.port) is False:  # every connection would be refused
             yield failed(
-                f"the known_hosts file holds the login host's key ({cfg.host}:{cfg.port})",
+                f"the known_hosts file holds the login node's key ({cfg.host}:{cfg.port})",
                 f"{cfg.variable('SSH_KNOWN_HOSTS')}={cfg.known_hosts!r} has no key of {cfg.host}:{cfg.port}: add "
                 f"it (ssh-keyscan -p {cfg.port} {cfg.host}, checked with the cluster's administrators).",
             )
@@ -367,7 +367,7 @@ class BatchConnector(Connector):
                 f"check {cfg.variable('CLUSTER_ADDR')} and {cfg.variable('CLUSTER_PORT')}, and that this host "
                 "may reach it"
                 if "reach" in str(exc)
-                else f"if the login host's key really is {'this one' if 'SHA256' in str(exc) else 'new'}, put it "
+                else f"if the login node's key really is {'this one' if 'SHA256' in str(exc) else 'new'}, put it "
                 f"in {cfg.variable('SSH_KNOWN_HOSTS')} (ssh-keyscan -p {cfg.port} {cfg.host}) or "
                 f"{cfg.variable('SSH_HOST_KEY')}"
             )
@@ -381,7 +381,7 @@ class BatchConnector(Connector):
             yield failed(
                 what,
                 f"{exc} Fix: add the public half of the key to ~{cfg.service_user}/.ssh/authorized_keys on the "
-                f"login host, or set {cfg.variable('SSH_USER')} to the key's user.",
+                f"login node, or set {cfg.variable('SSH_USER')} to the key's user.",
             )
             yield from self.user_login_checks()
             return

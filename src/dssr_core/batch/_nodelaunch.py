@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._scratch import LAUNCH_SCRIPT, NODE_SCRIPT, RANK0_LOG, RANK0_RC, JobFiles
 from .._shell import command, exports
+from ._scratch import LAUNCH_SCRIPT, NODE_SCRIPT, RANK0_LOG, RANK0_RC, JobFiles
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ argument (:func:`submit_once`'s docstring) proves both:
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Sequence
 

@@ -58,7 +58,7 @@ class BatchSettings:
     def common(settings: Settings, prefix: str, host_is: str) -> dict[str, Any]:
         """The shared fields read under ``prefix``, as keyword arguments of the settings class;
         ``host_is`` ends the message of a missing ``<PREFIX>_CLUSTER_ADDR`` ("the cluster's login node")."""
-        host = settings.str(f"{prefix}_CLUSTER_ADDR")
+        host = settings.text(f"{prefix}_CLUSTER_ADDR")
         if not host:
             raise ConfigError(f"{prefix}_CLUSTER_ADDR is not set: give the address of {host_is}.")
         _, scratch = settings.first("JARVICE_BAREMETAL_SCRATCH_DIR", "JARVICE_JOB_SCRATCH_DIR")
@@ -66,13 +66,13 @@ class BatchSettings:
         if not posixpath.isabs(scratch):
             raise ConfigError(f"JARVICE_BAREMETAL_SCRATCH_DIR={scratch!r} is not an absolute path.")
         roots = []
-        for item in (settings.str("JARVICE_PVCLS_ROOTS", "") or "").replace(",", ":").split(":"):
+        for item in (settings.text("JARVICE_PVCLS_ROOTS", "") or "").replace(",", ":").split(":"):
             item = item.strip()
             if item and not posixpath.isabs(item):
                 raise ConfigError(f"JARVICE_PVCLS_ROOTS: {item!r} is not an absolute path.")
             if item:
                 roots.append(posixpath.normpath(item))
-        record = settings.str(f"{prefix}_SSH_HOST_KEY_RECORD")
+        record = settings.text(f"{prefix}_SSH_HOST_KEY_RECORD")
         if record and not posixpath.isabs(record):
             raise ConfigError(f"{prefix}_SSH_HOST_KEY_RECORD={record!r} is not an absolute path.")
         key_problem = None
@@ -83,20 +83,21 @@ class BatchSettings:
         return {
             "prefix": prefix,
             "host": host,
-            "port": settings.int(f"{prefix}_CLUSTER_PORT", 22, minimum=1, maximum=65535),
-            "service_user": settings.str(f"{prefix}_SSH_USER", "jarvice") or "jarvice",
+            "port": settings.integer(f"{prefix}_CLUSTER_PORT", 22, minimum=1, maximum=65535),
+            "service_user": settings.text(f"{prefix}_SSH_USER", "jarvice") or "jarvice",
             "service_key_text": key_text,
             "service_key_setting": key_setting,
             "service_key_problem": key_problem,
-            "known_hosts": settings.str(f"{prefix}_SSH_KNOWN_HOSTS"),
-            "host_key": settings.str(f"{prefix}_SSH_HOST_KEY"),
+            "known_hosts": settings.text(f"{prefix}_SSH_KNOWN_HOSTS"),
+            "host_key": settings.text(f"{prefix}_SSH_HOST_KEY"),
             "host_key_record": record,
             "scratch": posixpath.normpath(scratch),
-            "mapping_file": settings.str("JARVICE_USERS_ID_MAPPING_FILE", DEFAULT_MAPPING_FILE) or DEFAULT_MAPPING_FILE,
-            "status_ttl": settings.float(f"{prefix}_STATUS_TTL", 2.0, minimum=0.0),
-            "command_timeout": settings.float(f"{prefix}_COMMAND_TIMEOUT", 30.0, minimum=1.0),
+            "mapping_file": settings.text("JARVICE_USERS_ID_MAPPING_FILE", DEFAULT_MAPPING_FILE)
+            or DEFAULT_MAPPING_FILE,
+            "status_ttl": settings.number(f"{prefix}_STATUS_TTL", 2.0, minimum=0.0),
+            "command_timeout": settings.number(f"{prefix}_COMMAND_TIMEOUT", 30.0, minimum=1.0),
             "pvcls_roots": (posixpath.normpath(scratch), *roots),
-            "keepalive": settings.int(f"{prefix}_SSH_KEEPALIVE", 15, minimum=1, maximum=3600),
+            "keepalive": settings.integer(f"{prefix}_SSH_KEEPALIVE", 15, minimum=1, maximum=3600),
         }
 
     def variable(self, suffix: str) -> str:

@@ -35,7 +35,7 @@ class SharedSnapshot(Generic[T]):
     duration, the next fetch starts in the background and the caller is
     answered from the current value: under steady polling no caller waits for
     the scheduler, which is asked once per ``ttl`` less half a fetch's
-    duration (before, once per ``ttl``, while callers waited for each fetch).
+    duration.
     A caller finding the value expired waits for the refresh (and shares its
     error, if it fails); after a failed refresh the next starts only once the
     value has expired, so a failing scheduler is not asked again and again.

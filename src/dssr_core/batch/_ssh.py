@@ -19,9 +19,8 @@ import re
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
-
+from typing import TYPE_CHECKING
 
 from .. import metrics
 from .._errors import ClusterError

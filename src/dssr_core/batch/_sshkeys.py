@@ -17,7 +17,6 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-
 from .._errors import ClusterError, ConfigError
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from .._errors import BadRequest, ConfigError
+from .._validate import CLUSTER_USER_PATTERN
 from ._ssh import Login
 from ._sshkeys import load_private_key
-from .._validate import CLUSTER_USER_PATTERN
 
 
 @dataclass(frozen=True)

@@ -44,85 +44,94 @@ MAX_PAGE = 1000
 _STATES = {state.value: state for state in JobState}
 
 
+#: (HTTP method, rule, the :class:`V1Api` method that answers it; its endpoint is ``v1.<method>``)
+ROUTES = (
+    ("GET", "/openapi.json", "openapi"),
+    ("POST", "/jobs", "submit"),
+    ("GET", "/jobs", "jobs"),
+    ("GET", "/jobs/<job>", "job_state"),
+    ("DELETE", "/jobs/<job>", "terminate"),
+    ("POST", "/jobs/<job>/hold", "hold"),
+    ("POST", "/jobs/<job>/release", "release"),
+    ("GET", "/jobs/<job>/output", "output"),
+    ("GET", "/cluster", "cluster"),
+)
+
+
 def register(downstream: Downstream, settings: V1Settings, shared: Callable[[str], bool] | None) -> Blueprint:
-    """The ``/v1`` blueprint on ``downstream``; ``shared`` checks the legacy API's token (None: none is set)."""
+    """The ``/v1`` blueprint on ``downstream`` (:data:`ROUTES`); ``shared`` checks the legacy API's token
+    (None: none is set)."""
+    api = V1Api(downstream, settings, shared)
     bp = Blueprint(NAME, __name__, url_prefix=PREFIX)
-    access = Access(downstream, shared, settings.admin_claim)
-    followers = Followers(downstream, settings.max_followers, settings.follow_interval)
-    document = resources.files("dssr_server").joinpath("v1_openapi.json").read_bytes()
+    bp.before_request(api.identify)
+    for method, rule, name in ROUTES:
+        bp.add_url_rule(rule, endpoint=name, view_func=getattr(api, name), methods=[method])
+    return bp
 
-    @bp.before_request
-    def identify() -> None:
+
+class V1Api:
+    """The ``/v1`` answers: one Downstream call or two each, as the caller the bearer token names."""
+
+    def __init__(self, downstream: Downstream, settings: V1Settings, shared: Callable[[str], bool] | None) -> None:
+        self.downstream = downstream
+        self.access = Access(downstream, shared, settings.admin_claim)
+        self.followers = Followers(downstream, settings.max_followers, settings.follow_interval)
+        self.document = resources.files("dssr_server").joinpath("v1_openapi.json").read_bytes()
+
+    def identify(self) -> None:
         if request.endpoint not in OPEN:
-            g.caller = access.caller(request.headers.get("Authorization", ""))
+            g.caller = self.access.caller(request.headers.get("Authorization", ""))
 
+    @staticmethod
     def caller() -> Caller:
         found: Caller = g.caller
         return found
 
-    def visible(ref: JobRef) -> dict[str, Any]:
+    def visible(self, ref: JobRef) -> dict[str, Any]:
         """The job as the caller may see it (its state now, or how it ended); NotFound otherwise."""
-        status = downstream.runstatus(ref)
+        status = self.downstream.runstatus(ref)
         if status is not None:
-            if caller().may_see(status.owner):
+            if self.caller().may_see(status.owner):
                 return shapes.live_job(status)
             raise _unknown(ref)
         try:
-            end = downstream.exitstatus(ref, collect=False)
+            end = self.downstream.exitstatus(ref, collect=False)
         except BadRequest:
             raise _unknown(ref) from None  # the id is another job's
-        if end.state is JobState.UNKNOWN or not caller().may_see(end.owner):
+        if end.state is JobState.UNKNOWN or not self.caller().may_see(end.owner):
             raise _unknown(ref)
         return shapes.ended_job(end)
 
-    @bp.get("/openapi.json", endpoint="openapi")
-    def openapi() -> Response:
-        return Response(document, mimetype="application/json")
+    def openapi(self) -> Response:
+        return Response(self.document, mimetype="application/json")
 
-    @bp.post("/jobs")
-    def submit() -> tuple[Response, int, dict[str, str]]:
+    def submit(self) -> tuple[Response, int, dict[str, str]]:
         body = request.get_json(silent=True, force=True) if request.content_length else None
         if body is None:
             raise Unprocessable("The request body must be a JSON object (a job spec).")
         spec = shapes.parse_spec(body)
-        who = caller()
+        who = self.caller()
         if who.identity is not None:
             spec = spec.replace(identity=who.identity)
         digest = spec.digest()
         # a job of the name with another spec is refused before submit could act on it (release its hold)
-        for job in downstream.jobs():  # the shared snapshot
+        for job in self.downstream.jobs():  # the shared snapshot
             if job.ref.name == spec.name and who.may_see(job.owner):
                 _same_spec(spec.name, job, digest)
-        submission = downstream.submit(spec)
+        submission = self.downstream.submit(spec)
         ref = JobRef(spec.name, spec.number, submission.jobid)
         if submission.existed:  # a job that appeared meanwhile
-            status = downstream.runstatus(ref)
+            status = self.downstream.runstatus(ref)
             if status is not None:
                 _same_spec(spec.name, status, digest)
         location = f"{PREFIX}/jobs/{quote(shapes.job_id(ref), safe=':+')}"
         return jsonify(shapes.submitted(ref, submission)), 200 if submission.existed else 201, {"Location": location}
 
-    @bp.get("/jobs")
-    def jobs() -> Response:
+    def jobs(self) -> Response:
         args = request.args
-        state = args.get("state")
-        if state is not None and state not in _STATES:
-            raise BadRequest(f"state {shown(state)} is not one of {', '.join(_STATES)}.")
-        user, prefix = args.get("user"), args.get("name", "")
         limit = parse_int(args.get("limit", "100"), "limit", 1, MAX_PAGE)
         after = shapes.after_cursor(args["cursor"]) if "cursor" in args else None
-        who = caller()
-        chosen = sorted(
-            (
-                job
-                for job in downstream.jobs()  # one snapshot for the whole answer
-                if who.may_see(job.owner)
-                and (state is None or job.state.value == state)
-                and (user is None or job.owner == user)
-                and job.ref.name.startswith(prefix)
-            ),
-            key=shapes.sort_key,
-        )
+        chosen = sorted(self._listed(args.get("state"), args.get("user"), args.get("name", "")), key=shapes.sort_key)
         if after is not None:
             chosen = [job for job in chosen if shapes.sort_key(job) > after]
         page = chosen[:limit]
@@ -132,28 +141,38 @@ def register(downstream: Downstream, settings: V1Settings, shared: Callable[[str
             answer.headers["Link"] = f'<{PREFIX}/jobs?{_query(cursor, limit)}>; rel="next"'
         return answer
 
-    @bp.get("/jobs/<job>")
-    def job_state(job: str) -> Response:
-        return jsonify(visible(shapes.parse_id(job)))
+    def _listed(self, state: str | None, user: str | None, prefix: str) -> list[JobStatus]:
+        """The caller's jobs of one snapshot, filtered by state, owner and name prefix."""
+        if state is not None and state not in _STATES:
+            raise BadRequest(f"state {shown(state)} is not one of {', '.join(_STATES)}.")
+        who = self.caller()
+        return [
+            job
+            for job in self.downstream.jobs()  # one snapshot for the whole answer
+            if who.may_see(job.owner)
+            and (state is None or job.state.value == state)
+            and (user is None or job.owner == user)
+            and job.ref.name.startswith(prefix)
+        ]
 
-    @bp.delete("/jobs/<job>")
-    def terminate(job: str) -> Response:
+    def job_state(self, job: str) -> Response:
+        return jsonify(self.visible(shapes.parse_id(job)))
+
+    def terminate(self, job: str) -> Response:
         ref = shapes.parse_id(job)
-        visible(ref)
-        downstream.terminate(ref, force=_flag("force"))
+        self.visible(ref)
+        self.downstream.terminate(ref, force=_flag("force"))
         return Response(status=204)
 
-    @bp.post("/jobs/<job>/hold")
-    def hold(job: str) -> Response:
-        return _queued_action(job, downstream.hold, "hold")
+    def hold(self, job: str) -> Response:
+        return self._queued_action(job, self.downstream.hold, "hold")
 
-    @bp.post("/jobs/<job>/release")
-    def release(job: str) -> Response:
-        return _queued_action(job, downstream.release, "release")
+    def release(self, job: str) -> Response:
+        return self._queued_action(job, self.downstream.release, "release")
 
-    def _queued_action(job: str, action: Callable[[JobRef], None], word: str) -> Response:
+    def _queued_action(self, job: str, action: Callable[[JobRef], None], word: str) -> Response:
         ref = shapes.parse_id(job)
-        if visible(ref)["state"] != JobState.QUEUED.value:
+        if self.visible(ref)["state"] != JobState.QUEUED.value:
             raise Conflict(f"Job {shown(job)} is not queued: there is nothing to {word}.")
         try:
             action(ref)
@@ -161,22 +180,18 @@ def register(downstream: Downstream, settings: V1Settings, shared: Callable[[str
             raise Conflict(f"Job {shown(job)} is no longer queued: there is nothing to {word}.") from None
         return Response(status=204)
 
-    @bp.get("/jobs/<job>/output")
-    def output(job: str) -> Response:
+    def output(self, job: str) -> Response:
         ref = shapes.parse_id(job)
-        visible(ref)
+        self.visible(ref)
         raw = request.args.get("lines")
         lines = None if raw is None else parse_int(raw, "lines", 1, 10_000)
         if _flag("follow"):
-            stream = followers.follow(ref, lines)
+            stream = self.followers.follow(ref, lines)
             return Response(stream, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
-        return Response(downstream.tail(ref, lines or 100), mimetype="text/plain")
+        return Response(self.downstream.tail(ref, lines or 100), mimetype="text/plain")
 
-    @bp.get("/cluster")
-    def cluster() -> Response:
-        return jsonify(shapes.cluster_answer(downstream.cluster()))
-
-    return bp
+    def cluster(self) -> Response:
+        return jsonify(shapes.cluster_answer(self.downstream.cluster()))
 
 
 def _same_spec(name: str, job: JobStatus, digest: str) -> None:

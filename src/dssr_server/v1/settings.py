@@ -26,9 +26,9 @@ class V1Settings:
     def from_settings(cls, settings: Settings) -> "V1Settings":
         """By default at most half the server's threads (``WAITRESS_THREADS``, 8) follow output, so
         that followers never starve the upstream's polls."""
-        threads = settings.int("WAITRESS_THREADS", 8, minimum=1, maximum=256)
+        threads = settings.integer("WAITRESS_THREADS", 8, minimum=1, maximum=256)
         return cls(
-            admin_claim=AdminClaim.parse(settings.str(ADMIN_CLAIM_VARIABLE)),
-            max_followers=settings.int(MAX_FOLLOWERS_VARIABLE, max(1, threads // 2), minimum=0, maximum=threads),
-            follow_interval=settings.float("JARVICE_DSSR_FOLLOW_INTERVAL", 1.0, minimum=0.1),
+            admin_claim=AdminClaim.parse(settings.text(ADMIN_CLAIM_VARIABLE)),
+            max_followers=settings.integer(MAX_FOLLOWERS_VARIABLE, max(1, threads // 2), minimum=0, maximum=threads),
+            follow_interval=settings.number("JARVICE_DSSR_FOLLOW_INTERVAL", 1.0, minimum=0.1),
         )

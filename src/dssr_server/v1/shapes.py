@@ -29,8 +29,7 @@ from dssr_core import (
     Unprocessable,
     shown,
 )
-from dssr_core._validate import validate_jobid, validate_name, validate_number
-from dssr_core.batch import numeric_id
+from dssr_core._validate import numeric_id, validate_jobid, validate_name, validate_number
 
 _WALLTIME = re.compile(r"\A(\d{1,4}-)?\d{1,5}(:\d{1,2}){0,2}\Z")
 _WORD = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}\Z")
