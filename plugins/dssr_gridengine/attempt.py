@@ -1,4 +1,4 @@
-"""One job's submission over SSH as the job's user, for :func:`dssr_core.submit_once`."""
+"""One job's submission over SSH as the job's user, for :func:`dssr_core.batch.submit_once`."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def job_state(letters: str) -> JobState:
 
 
 def held(letters: str) -> bool:
-    """Pending under a hold (``hqw``): :func:`dssr_core.submit_once`'s own, a user hold."""
+    """Pending under a hold (``hqw``): :func:`dssr_core.batch.submit_once`'s own, a user hold."""
     return "h" in letters and "q" in letters
 
 

@@ -5,8 +5,8 @@
   ``qrsh -inherit`` (tight integration: the tasks are the job's, accounted and killed with it);
   the job's exit code is rank 0's;
 * the **submission script**, fed to ``bash -s`` as the job's user: writes the job folder
-  (:func:`dssr_core.write_job_files`) and submits the job held, ``qsub -w e`` refusing a job no
-  queue could ever run (:func:`dssr_core.submit_once` makes the submission happen once).
+  (:func:`dssr_core.batch.write_job_files`) and submits the job held, ``qsub -w e`` refusing a job no
+  queue could ever run (:func:`dssr_core.batch.submit_once` makes the submission happen once).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class QsubRequest:
 
 
 def batch_script(files: JobFiles, gpus_per_node: int, success_marker: str | None) -> str:
-    """The script ``qsub`` runs (:func:`dssr_core.batch_script` with Grid Engine's hooks)."""
+    """The script ``qsub`` runs (:func:`dssr_core.batch.batch_script` with Grid Engine's hooks)."""
     return neutral_batch_script(files, GRID_ENGINE, gpus_per_node, success_marker, setup=PER_NODE)
 
 

@@ -4,7 +4,7 @@ Two implementations: :mod:`dssr_slurm.cli` (``squeue``/``sacct``/``sbatch``
 over SSH, ``JARVICE_SLURM_INTERFACE=cli``) and :mod:`dssr_slurm.rest`
 (slurmrestd, ``JARVICE_SLURM_INTERFACE=http``).  Each owns its whole submit
 path (which cluster user, where the job's files are written, how the job is
-submitted exactly once with :func:`dssr_core.submit_once`).  Everything else
+submitted exactly once with :func:`dssr_core.batch.submit_once`).  Everything else
 (state mapping, snapshot sharing, output files, garbage collection) is common
 and lives in :mod:`dssr_slurm.connector`.  Every method may block; each raises
 :class:`~dssr_core.ClusterError` when Slurm does not answer or answers with an
@@ -56,7 +56,7 @@ class AcctRecord:
 
 
 def named_job(job: QueuedJob) -> NamedJob:
-    """A job as :func:`dssr_core.submit_once` sees it (held: Slurm's reason is the user's own hold)."""
+    """A job as :func:`dssr_core.batch.submit_once` sees it (held: Slurm's reason is the user's own hold)."""
     return NamedJob(
         jobid=job.jobid,
         held=job.state == "PENDING" and job.reason == "JobHeldUser",

@@ -5,9 +5,9 @@
   batch_script`` shows it to anyone allowed to see the job): Slurm's variables as
   the node variables, ``launch.sh`` once per node with ``srun`` (:data:`SLURM`);
 * the **submission script**, sent on stdin of one SSH command as the job's user:
-  the whole submit-once protocol (:func:`dssr_core.once_script`) with Slurm's
+  the whole submit-once protocol (:func:`dssr_core.batch.once_script`) with Slurm's
   commands; when no job of the name exists it writes the job folder
-  (:func:`dssr_core.write_job_files`), asks ``sbatch --test-only`` whether any
+  (:func:`dssr_core.batch.write_job_files`), asks ``sbatch --test-only`` whether any
   node can run the job, and runs ``sbatch --hold``.  Several servers may run it
   for one job at the same moment.
 """
@@ -52,7 +52,7 @@ def batch_script(
     success_marker: str | None,
     embed: tuple[str, list[str]] | None = None,
 ) -> str:
-    """The script ``sbatch`` runs (:func:`dssr_core.batch_script` with Slurm's hooks).
+    """The script ``sbatch`` runs (:func:`dssr_core.batch.batch_script` with Slurm's hooks).
 
     ``embed`` = (node script, names of secret variables): the script writes the
     job folder itself when the job starts (slurmrestd submissions, where no
@@ -76,8 +76,8 @@ def submission_script(
     test_first: bool = True,
 ) -> str:
     """The one script, run as the job's user (fed on stdin to ``bash -s``), that submits the job exactly
-    once: :func:`dssr_core.once_script` with Slurm's commands (:func:`once_commands`).  It prints
-    :data:`dssr_core.ONCE_TAG` with the job's id (read it with :func:`dssr_core.parse_once_output`)."""
+    once: :func:`dssr_core.batch.once_script` with Slurm's commands (:func:`once_commands`).  It prints
+    :data:`dssr_core.batch.ONCE_TAG` with the job's id (read it with :func:`dssr_core.batch.parse_once_output`)."""
     commands = once_commands(request, files, node_script, secrets, test_first=test_first)
     return once_script(commands, keep_held=keep_held)
 
@@ -91,7 +91,7 @@ def once_commands(
       removed only once the job has ended), else the first ``squeue`` is skipped;
     * find: ``squeue`` of the name and user, every state (a held job is PENDING for ``JobHeldUser``;
       a job is unfinished in the states :mod:`dssr_slurm.states` lists as running or queued);
-    * submit held: write the job's folder (:func:`dssr_core.write_job_files`); with ``test_first``
+    * submit held: write the job's folder (:func:`dssr_core.batch.write_job_files`); with ``test_first``
       (a request the cluster's shape could not judge, :mod:`dssr_slurm.shape`) ask
       ``sbatch --test-only`` whether any node can ever run the job; then ``sbatch --hold``;
     * cancel: ``scancel`` (a job already gone is not an error); release: ``scontrol release``.

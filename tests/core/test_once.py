@@ -2,7 +2,7 @@
 
 The scheduler here is a stand-in (named as such): a job table with ids given in
 increasing order and listings that are the table at one instant, the two
-properties the proof in :func:`dssr_core.submit_once` rests on.  A controller
+properties the proof in :func:`dssr_core.batch.submit_once` rests on.  A controller
 runs the callers' scheduler calls one at a time in a random order, so that
 every test explores many interleavings; the real-Slurm version of these tests
 is tests/slurm/test_replicas_cluster.py.

@@ -1,7 +1,7 @@
 """A job no node of the cluster can ever run is refused at submission with Slurm's words (HTTP 400),
 over SSH and over slurmrestd, on the real clusters, and nothing of it is left waiting in the queue.
 
-Submissions are held (dssr_core.submit_once) and Slurm does not check a held job against its nodes:
+Submissions are held (dssr_core.batch.submit_once) and Slurm does not check a held job against its nodes:
 over SSH ``sbatch --test-only`` asks first; slurmrestd has no test-only call, so the job is judged
 by slurmctld once released, and cancelled and refused when it can never start."""
 

@@ -71,7 +71,7 @@ def life(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     else:
         env = rest_env(cluster, tmp, interface, "true", **V1_ENV)
     for server in serve(env):
-        server.interface = interface  # type: ignore[attr-defined]
+        server.interface = interface  # type: ignore[attr-defined]  # the tests read which interface this server is on
         yield server, cluster
 
 

@@ -81,7 +81,7 @@ def batch_script(
     """The script the scheduler runs: node variables, ``launch.sh`` once per node, rank 0's exit code.
 
     ``directives``: the scheduler's own header lines (``#PBS -l ...``), right after ``#!/bin/bash``;
-    ``setup``: bash lines run first (e.g. :func:`dssr_core.write_at_start`).  No secret may be in
+    ``setup``: bash lines run first (e.g. :func:`dssr_core.batch.write_at_start`).  No secret may be in
     either: the scheduler shows a job's script to whoever may see the job.
     """
     settings: dict[str, object] = {"JOB_DIR": files.job_dir, "JOB_GPUS_PER_NODE": gpus_per_node}

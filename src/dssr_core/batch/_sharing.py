@@ -155,7 +155,7 @@ class Batcher(Generic[V]):
     found no call running runs rounds until none is left.  A round's call
     starts after each of its callers asked, so a listing fetched through a
     Batcher reflects everything that happened before its caller asked (what
-    :meth:`~dssr_core.OnceAttempt.find` must promise).
+    :meth:`~dssr_core.batch.OnceAttempt.find` must promise).
     """
 
     def __init__(self, fetch: Callable[[list[str]], Mapping[str, V]]) -> None:
