@@ -235,10 +235,18 @@ def test_a_key_file_of_mode_000_read_by_another_user_is_its_own_line(tmp_path: P
         rc, lines = doctor(env)
     else:
         nobody = pwd.getpwnam("nobody")
+        # the installed plugins as root reads them: from a checkout nobody may enter (a 0700 folder), the
+        # child could not read the environment's package metadata, and would find no connector at all
+        from dssr_core import _plugins
+
+        installed = {
+            group: _plugins._installed(group) for group in (_plugins.CONNECTORS_GROUP, _plugins.EXECUTORS_GROUP)
+        }
         reader, writer = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover - the child
             try:
+                _plugins._installed = installed.__getitem__  # type: ignore[assignment]  # read above, as root
                 os.close(reader)
                 os.setgroups([])
                 os.setgid(nobody.pw_gid)
