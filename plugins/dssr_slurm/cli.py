@@ -78,7 +78,9 @@ class CliBackend(SlurmBackend):
         return next((login for _, login in cli_checks.logins(self.mapping)), None)
 
     def _run(self, cmd: str, what: str, *, idempotent: bool = True) -> Result:
-        result = self.shell.run(cmd, idempotent=idempotent)
+        result = self.shell.run(
+            cmd, idempotent=idempotent, kind=what.split()[0]
+        )  # the command, also behind an env prefix
         if result.rc != 0:
             raise ClusterError(f"{what} failed on the cluster: {_first_line(result.stderr or result.stdout)}")
         return result
