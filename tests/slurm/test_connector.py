@@ -72,7 +72,13 @@ class StandInShell:
         self.commands: list[str] = []
 
     def run(
-        self, command: str, *, timeout: float | None = None, idempotent: bool = True, stdin: bytes | None = None
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = True,
+        stdin: bytes | None = None,
+        kind: str | None = None,
     ) -> Result:
         self.commands.append(command)
         return Result(1, "", "tail: cannot open 'x' for reading: No such file or directory")
