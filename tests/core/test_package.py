@@ -136,31 +136,28 @@ def test_each_public_name_has_one_address() -> None:
     assert loose == []
 
 
-def test_the_server_uses_no_plugin_and_only_the_library() -> None:
-    """The server is the library's front end: it may use the library's private modules (it ships with
-    them), never a plugin's."""
+def _our_packages_imported_by(folder: str) -> set[str]:
+    """The top-level packages of this project (``dssr_*``) that the modules under ``folder`` import."""
     root = Path(__file__).resolve().parents[2]
     imported = set()
-    for path in sorted((root / "src" / "dssr_server").rglob("*.py")):
+    for path in sorted((root / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 imported.add(node.module.split(".")[0])
             elif isinstance(node, ast.Import):
                 imported.update(a.name.split(".")[0] for a in node.names)
-    assert {name for name in imported if name.startswith("dssr_")} == {"dssr_core"}
+    return {name for name in imported if name.startswith("dssr_")}
+
+
+def test_the_server_uses_no_plugin_and_only_the_library() -> None:
+    """The server is the library's front end: it may use the library's private modules (it ships with
+    them), never a plugin's."""
+    assert _our_packages_imported_by("src/dssr_server") == {"dssr_core"}
 
 
 def test_the_grid_engine_connector_is_built_on_dssr_core_alone() -> None:
     """A second scheduler is written on the public toolkit, not on the Slurm connector's modules."""
-    root = Path(__file__).resolve().parents[2]
-    imported = set()
-    for path in sorted((root / "plugins" / "dssr_gridengine").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                imported.add(node.module.split(".")[0])
-            elif isinstance(node, ast.Import):
-                imported.update(a.name.split(".")[0] for a in node.names)
-    assert {name for name in imported if name.startswith("dssr_")} == {"dssr_core"}
+    assert _our_packages_imported_by("plugins/dssr_gridengine") == {"dssr_core"}
 
 
 def test_the_batch_toolkit_loads_paramiko_only_when_a_connection_is_made() -> None:
