@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.server.live import Server, free_port, wait_for
+from tests.server.test_hostile_http import raw
 from tests.server.test_startup import one_line, run_server
 
 SECRET = "s3cret-upstream-token-0123456789abcdef"
@@ -171,15 +172,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def send(server: Server, request: bytes) -> tuple[int, str, Any]:
     """``request`` as is on a fresh connection: (status, content type, JSON body)."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers.get("Content-Type", ""), json.loads(body)
+    status, kind, body = raw(server, request, timeout=30)
+    return status, kind, json.loads(body)
 
 
 def post(path: str, body: bytes, content_type: str | None) -> bytes:

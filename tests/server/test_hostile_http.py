@@ -94,9 +94,9 @@ def test_a_10_mb_name_is_neither_echoed_nor_logged(server: Server) -> None:
     assert len(server.log()) - logged < 4000
 
 
-def raw(server: Server, request: bytes) -> tuple[int, str, bytes]:
+def raw(server: Server, request: bytes, timeout: float = 10) -> tuple[int, str, bytes]:
     """Send ``request`` as is on a fresh connection; (status, content type, body) of the answer."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
         sock.sendall(request)
         data = b""
         while chunk := sock.recv(65536):
