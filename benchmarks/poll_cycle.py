@@ -145,7 +145,10 @@ class Bench:
             "JARVICE_SCHED_LOGLEVEL": "30",
             **extra_env,
         }
-        self.server = subprocess.Popen([python, "-m", "dssr_server"], env=env, cwd=workdir)
+        #: the server's log (stderr): kept out of the figures printed here
+        self.log_path = workdir / "server.log"
+        with self.log_path.open("wb") as log:
+            self.server = subprocess.Popen([python, "-m", "dssr_server"], env=env, cwd=workdir, stderr=log)
         self.url = f"http://127.0.0.1:{port}"
         self.poll: Callable[..., tuple[int, Any]] = call  # how cycle() calls the server
         self.jobs: list[dict[str, Any]] = []
@@ -157,7 +160,7 @@ class Bench:
             except OSError:
                 pass
             if time.monotonic() > deadline or self.server.poll() is not None:
-                raise SystemExit("the server did not start")
+                raise SystemExit(f"the server did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
 
     def prepare(self, index: int, queued: bool = False) -> dict[str, Any]:

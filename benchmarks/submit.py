@@ -202,6 +202,23 @@ def metrics(url: str) -> dict[str, float]:
     return found
 
 
+def by_kind(delta: dict[str, float], n: int) -> str:
+    """The cluster calls per submission, by kind: ``sbatch 1.00 x 27.1 ms, sinfo 0.03 x 9.0 ms``."""
+    parts = []
+    for key, count in sorted(delta.items()):
+        found = re.match(r'dssr_cluster_call_duration_seconds_count\{kind="([^"]+)"\}', key)
+        if found and count > 0:
+            seconds = delta.get(key.replace("_count{", "_sum{"), 0.0)
+            parts.append(f"{found.group(1)} {count / n:.2f} x {seconds / count * 1000:.1f} ms")
+    return ", ".join(parts) or "none"
+
+
+def queue_depth(log: Path, start: int) -> int:
+    """The deepest waitress task queue (requests waiting for a server thread) the server logged after ``start``."""
+    text = log.read_bytes()[start:].decode(errors="replace")
+    return max((int(d) for d in re.findall(r"Task queue depth is (\d+)", text)), default=0)
+
+
 def connections(pid: int, port: int) -> int:
     """The process's established TCP connections to ``port`` (sshd or slurmrestd)."""
     inodes = set()
@@ -223,6 +240,7 @@ def connections(pid: int, port: int) -> int:
 
 def burst(bench: Submitter, plan: list[dict[str, Any]], submitters: int, port: int) -> dict[str, Any]:
     before = metrics(bench.url)
+    log_start = bench.log_path.stat().st_size
     peak = [0]
     done = threading.Event()
 
@@ -240,7 +258,8 @@ def burst(bench: Submitter, plan: list[dict[str, Any]], submitters: int, port: i
     watcher.join()
     after = metrics(bench.url)
     delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
-    return {"elapsed": elapsed, "results": results, "delta": delta, "peak": peak[0]}
+    depth = queue_depth(bench.log_path, log_start)
+    return {"elapsed": elapsed, "results": results, "delta": delta, "peak": peak[0], "depth": depth}
 
 
 def report_burst(label: str, outcome: dict[str, Any], plan: list[dict[str, Any]], cluster: testbed.Cluster) -> bool:
@@ -272,7 +291,9 @@ def report_burst(label: str, outcome: dict[str, Any], plan: list[dict[str, Any]]
         f"    per submission: {statistics.mean(latency) * 1000:.0f} ms at the client = "
         f"{cluster_s * 1000:.0f} ms in cluster calls + {(request_s - cluster_s) * 1000:.0f} ms in the server "
         f"+ {(statistics.mean(latency) - request_s) * 1000:.0f} ms before the server took the request"
+        f" (deepest wait queue: {outcome['depth']} requests)"
     )
+    print(f"    cluster calls per submission: {by_kind(delta, n)}")
     return ok
 
 
@@ -339,6 +360,7 @@ def measure(
             f"cluster calls + {(request_s - cluster_s) * 1000:.1f} ms in the server + "
             f"{(statistics.mean(seq) - request_s) * 1000:.1f} ms in HTTP (client, waitress)"
         )
+        print(f"    cluster calls per submission: {by_kind({k: v * len(seq) for k, v in spent.items()}, len(seq))}")
         for label, users in (("one user", USERS[:1]), ("three users", USERS)):
             if time.monotonic() > t_end:
                 print("  (deadline reached: bursts left out)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from dssr_core import BadRequest, ClusterError, command
-from dssr_core.batch import Login, NamedJob, OnceAttempt, Result, SSHPool
+from dssr_core.batch import Login, NamedJob, OnceAttempt, Result, SSHPool, script_command
 
 from .parsing import held, job_state, parse_qstat, wrap_order
 from .script import parse_submission_output
@@ -46,7 +46,8 @@ class SshAttempt(OnceAttempt):
 
     def submit_held(self) -> str:
         # Never retried once sent: the upstream's retry finds (and settles) whatever this attempt left.
-        result = self._run("bash -s", "qsub", stdin=self.script.encode("utf-8"), idempotent=False)
+        remote, data = script_command(self.script)
+        result = self._run(remote, "qsub", stdin=data, idempotent=False)
         jobid = parse_submission_output(result.stdout)
         if jobid is None:
             raise ClusterError(f"Submission failed on the cluster as {self.login.user}: {first_line(result.stdout)}")

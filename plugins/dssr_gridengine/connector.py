@@ -23,7 +23,16 @@ from dssr_core import (
     command,
     shown,
 )
-from dssr_core.batch import CLUSTER_USER_PATTERN, PREFIX, BatchConnector, EndedJob, JobPlan, QueuedJob, submit_once
+from dssr_core.batch import (
+    CLUSTER_USER_PATTERN,
+    PREFIX,
+    BatchConnector,
+    EndedJob,
+    JobPlan,
+    QueuedJob,
+    script_command,
+    submit_once,
+)
 
 from .attempt import SshAttempt, first_line
 from .parsing import MAX_JOBID, job_state, parse_accounting, parse_qstat, wrap_order
@@ -133,7 +142,8 @@ class GridEngineConnector(BatchConnector):
             f"qalter -A dssr_cancelled {command(job.jobid)} >/dev/null 2>&1 || true\n"
             f"{command('qdel', job.jobid)}\n"
         )
-        result = self.shell.run("bash -s", stdin=script.encode())
+        remote, data = script_command(script)
+        result = self.shell.run(remote, stdin=data)
         if result.rc != 0 and "does not exist" not in result.stdout + result.stderr:
             raise ClusterError(f"qdel failed: {first_line(result.stderr or result.stdout)}")
 
@@ -177,7 +187,8 @@ class GridEngineConnector(BatchConnector):
             f'printf "%s\\037%s\\037%s\\n" "${{u##*/}}" "$(cat "$d/{CANCELLED_FILE}" 2>/dev/null)" '
             f'"$(cat "$d/{JOBID_FILE}" 2>/dev/null)"; done\n'
         )
-        result = self.shell.run("bash -s", stdin=script.encode())
+        remote, data = script_command(script)
+        result = self.shell.run(remote, stdin=data)
         rows = [line.split("\x1f") for line in result.stdout.splitlines()]
         return [(r[0], r[1].strip(), r[2].strip()) for r in rows if len(r) == 3 and CLUSTER_USER_PATTERN.match(r[0])]
 

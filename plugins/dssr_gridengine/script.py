@@ -4,7 +4,7 @@
   variables, then ``launch.sh`` once on every host of the job's parallel environment with
   ``qrsh -inherit`` (tight integration: the tasks are the job's, accounted and killed with it);
   the job's exit code is rank 0's;
-* the **submission script**, fed to ``bash -s`` as the job's user: writes the job folder
+* the **submission script**, run as the job's user (:func:`dssr_core.batch.script_command`): writes the job folder
   (:func:`dssr_core.batch.write_job_files`) and submits the job held, ``qsub -w e`` refusing a job no
   queue could ever run (:func:`dssr_core.batch.submit_once` makes the submission happen once).
 """
@@ -91,7 +91,7 @@ def batch_script(files: JobFiles, gpus_per_node: int, success_marker: str | None
 
 
 def submission_script(request: QsubRequest, files: JobFiles, scripts: dict[str, str], secrets: dict[str, str]) -> str:
-    """The script run as the job's user (on stdin of ``bash -s``): write the job's files, submit it held."""
+    """The script run as the job's user (:func:`dssr_core.batch.script_command`): write the job's files, submit it held."""
     return "".join(
         [
             "set -e\n",

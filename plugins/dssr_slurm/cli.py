@@ -17,6 +17,7 @@ from dssr_core.batch import (
     SSHPool,
     UserMappingFile,
     parse_once_output,
+    script_command,
 )
 
 from . import cli_checks
@@ -134,7 +135,8 @@ class CliBackend(SlurmBackend):
         )
         # Never retried once sent: a lost connection mid-submission is reported, and the
         # upstream's retry finds (and settles) whatever this one left behind.
-        result = self.pool.run(login, "bash -s", stdin=text.encode("utf-8"), idempotent=False, kind="sbatch")
+        remote, data = script_command(text)
+        result = self.pool.run(login, remote, stdin=data, idempotent=False, kind="sbatch")
         answer = parse_once_output(result.stdout) if result.rc == 0 else None
         if answer is None:
             message = _error_line(result.stderr or result.stdout)

@@ -11,7 +11,7 @@ import secrets
 from typing import Iterator
 
 from dssr_core import Check, ClusterError, ConfigError, DssrError, command, failed, passed
-from dssr_core.batch import Login, ServiceShell, SSHPool, UserMappingFile
+from dssr_core.batch import Login, ServiceShell, SSHPool, UserMappingFile, script_command
 
 from .settings import SlurmSettings
 
@@ -155,8 +155,9 @@ def _user_checks(shell: ServiceShell, pool: SSHPool, cfg: SlurmSettings, email: 
         f"( umask 022; printf 'dssr doctor\\n' > {command(probe)} ) 2>/dev/null || exit 4\n"
     )
     what = f"{email}'s key logs in as {login.user!r}"
+    remote, data = script_command(script)
     try:
-        result = pool.run(login, "bash -s", stdin=script.encode(), kind="doctor", timeout=60)
+        result = pool.run(login, remote, stdin=data, kind="doctor", timeout=60)
     except ClusterError as exc:
         yield failed(what, f"{exc} Fix: {_key_fix(cfg, email, login)}")
         return

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from dssr_core import Check, ClusterError, Executor, NodeProbe, command, failed, passed
-from dssr_core.batch import Login
+from dssr_core.batch import Login, script_command
 
 if TYPE_CHECKING:
     from .connector import SlurmConnector
@@ -82,11 +82,12 @@ def _on_nodes(conn: "SlurmConnector", probe: NodeProbe, login: Login | None) -> 
         f"--job-name=dssr-doctor-probe --quiet bash -c {command(inner)}\n"
     )
     what = f"{probe.what}: a probe runs on the nodes"
+    remote, data = script_command(script)
     try:
         if login is not None:
-            result = conn.pool.run(login, "bash -s", stdin=script.encode(), kind="doctor", timeout=PROBE_WAIT + 60)
+            result = conn.pool.run(login, remote, stdin=data, kind="doctor", timeout=PROBE_WAIT + 60)
         else:
-            result = conn.shell.run("bash -s", stdin=script.encode(), kind="doctor", timeout=PROBE_WAIT + 60)
+            result = conn.shell.run(remote, stdin=data, kind="doctor", timeout=PROBE_WAIT + 60)
     except ClusterError as exc:
         yield failed(what, str(exc))
         return

@@ -75,7 +75,7 @@ def submission_script(
     keep_held: bool = False,
     test_first: bool = True,
 ) -> str:
-    """The one script, run as the job's user (fed on stdin to ``bash -s``), that submits the job exactly
+    """The one script, run as the job's user (sent with :func:`dssr_core.batch.script_command`), that submits the job exactly
     once: :func:`dssr_core.batch.once_script` with Slurm's commands (:func:`once_commands`).  It prints
     :data:`dssr_core.batch.ONCE_TAG` with the job's id (read it with :func:`dssr_core.batch.parse_once_output`)."""
     commands = once_commands(request, files, node_script, secrets, test_first=test_first)
@@ -91,17 +91,23 @@ def once_commands(
       removed only once the job has ended), else the first ``squeue`` is skipped;
     * find: ``squeue`` of the name and user, every state (a held job is PENDING for ``JobHeldUser``;
       a job is unfinished in the states :mod:`dssr_slurm.states` lists as running or queued);
-    * submit held: write the job's folder (:func:`dssr_core.batch.write_job_files`); with ``test_first``
-      (a request the cluster's shape could not judge, :mod:`dssr_slurm.shape`) ask
-      ``sbatch --test-only`` whether any node can ever run the job; then ``sbatch --hold``;
+    * submit held: write the job's folder (:func:`dssr_core.batch.write_job_files`) in the background
+      while, with ``test_first`` (a request the cluster's shape could not judge, :mod:`dssr_slurm.shape`),
+      ``sbatch --test-only`` says whether any node can ever run the job, and ``sbatch --hold`` submits
+      it (the batch script on its standard input); the step ends once the folder is whole, so every
+      caller that releases a job of the name has seen its folder whole (its own writer finished, or
+      the folder existed: it only appears whole, by one rename), and a job never starts without it;
     * cancel: ``scancel`` (a job already gone is not an error); release: ``scontrol release``.
     """
     held = replace(request, hold=True)
-    sbatch = command("sbatch", held.sbatch_options(), files.batch_script)
+    # sbatch reads the batch script on its standard input (the same text as batch.sh), so that it need
+    # not wait for the job's folder, which is written meanwhile
+    script_in = '<<<"$batch"'
+    sbatch = command("sbatch", held.sbatch_options()) + " " + script_in
     # A held job is never checked against the nodes (Slurm 22.05-26.05 accept --hold with more GPUs
     # than any node has and leave it pending for BadConstraints), so ask Slurm first whether the
     # job could ever run, and refuse it in sbatch's own words when it could not.
-    trial = command("sbatch", "--test-only", held.sbatch_options(), files.batch_script)
+    trial = command("sbatch", "--test-only", held.sbatch_options()) + " " + script_in
     squeue = command("squeue", "-h", "-t", "all", "-u", request.user, "-n", request.name, "-o", "%i %T %r")
     unfinished = "|".join(sorted(RUNNING | QUEUED))
     find = (
@@ -115,13 +121,19 @@ def once_commands(
         '    printf \'%s %s %s %s\\n\' "$id" "$id" "$held" "$finished"\n'
         'done <<<"$out"\n'
     )
+    write = write_job_files(
+        files,
+        secrets,
+        {files.node_script: node_script, files.launch_script: LAUNCH, files.batch_script: request.script},
+    )
     submit = "".join(
         [
-            write_job_files(
-                files,
-                secrets,
-                {files.node_script: node_script, files.launch_script: LAUNCH, files.batch_script: request.script},
-            ),
+            # the job's folder is written while Slurm is asked (two processes less on the critical path);
+            # this step ends only once it is whole, before any listing, so before any release
+            f"(\n{write}) >/dev/null &\n",
+            "# the batch script's text, single-quoted so that nothing in it expands\n# shellcheck disable=SC2016\n",
+            f"batch={command(request.script.removesuffix(chr(10)))}\n",
+            "writer=$!\n",
             (
                 f"if ! trial=$({trial} 2>&1); then\n"
                 "    printf 'sbatch: error: %s\\n' \"${trial##*$'\\n'}\" >&2\n"
@@ -131,7 +143,13 @@ def once_commands(
             if test_first
             else "",
             f"jobid=$({sbatch})\n",
-            'echo "${jobid%%;*}"\n',
+            "jobid=${jobid%%;*}\n",
+            'if ! wait "$writer"; then\n',
+            '    scancel "$jobid" || true\n',
+            '    echo "submit-once: writing the job\'s folder failed: job $jobid cancelled" >&2\n',
+            "    exit 1\n",
+            "fi\n",
+            'echo "$jobid"\n',
         ]
     )
     gone = "|".join(f'*"{words}"*' for words in GONE_WORDS)

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core.batch import NodeLaunch, ScratchLayout, batch_script, launch_wrapper, write_at_start, write_job_files
+from dssr_core.batch import (
+    NodeLaunch,
+    ScratchLayout,
+    batch_script,
+    launch_wrapper,
+    script_command,
+    write_at_start,
+    write_job_files,
+)
 
 SECRET = "hunter2-registry-password"
 #: hooks of an imaginary scheduler "toy": TOY_* variables, a per-node loop standing in for its launcher
@@ -75,6 +83,54 @@ def test_job_files_are_written_whole_with_the_secrets_only_in_a_private_file(tmp
     out = subprocess.run(["bash", "-c", f'. {files.secrets_file}; printf %s "$TOKEN"'], capture_output=True, text=True)
     assert out.stdout == SECRET
     assert sorted(os.listdir(files.job_dir)) == [".secrets.env", "batch.sh", "node.sh"]  # no temporary left
+
+
+def test_a_job_folder_that_exists_gets_every_file_replaced_whole_and_no_private_folder_is_left(tmp_path: Path) -> None:
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    Path(files.job_dir).mkdir(parents=True)
+    Path(files.node_script).write_text("old\n")
+    Path(files.job_dir, "rank0.log").write_text("kept\n")
+    text = write_job_files(files, {}, {files.node_script: "new\n"})
+    subprocess.run(["bash", "-c", "set -e\n" + text], check=True)
+    assert Path(files.node_script).read_text() == "new\n"
+    assert sorted(os.listdir(files.job_dir)) == [".secrets.env", "node.sh", "rank0.log"]
+    assert os.listdir(files.user_scratch) == ["toy_job-1"]
+
+
+def test_writers_racing_for_one_job_leave_one_whole_folder(tmp_path: Path) -> None:
+    """Eight shells write the same job at the same moment, as eight replicas' submissions would."""
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    node = "echo node\n" * 2000  # 20 KB, several writes each
+    text = "set -e\n" + write_job_files(files, {"TOKEN": SECRET}, {files.node_script: node, files.batch_script: "b\n"})
+    for _ in range(5):
+        writers = [subprocess.Popen(["bash", "-c", text]) for _ in range(8)]
+        assert [w.wait(timeout=60) for w in writers] == [0] * 8
+        assert Path(files.node_script).read_text() == node
+        assert sorted(os.listdir(files.job_dir)) == [".secrets.env", "batch.sh", "node.sh"]
+        assert os.listdir(files.user_scratch) == ["toy_job-1"]
+        subprocess.run(["bash", "-c", layout(tmp_path).removal("kirby", "toy_job-1")], check=True)
+
+
+def test_removal_also_removes_the_private_folder_of_a_writer_killed_half_way(tmp_path: Path) -> None:
+    files = layout(tmp_path).files("kirby", "toy_job-1")
+    Path(files.user_scratch, ".toy_job-1.write.host.123").mkdir(parents=True)
+    Path(files.user_scratch, ".toy_job-10.write.host.123").mkdir()  # another job's
+    subprocess.run(["bash", "-c", layout(tmp_path).removal("kirby", "toy_job-1")], check=True)
+    assert os.listdir(files.user_scratch) == [".toy_job-10.write.host.123"]
+
+
+def test_a_script_sent_with_script_command_runs_whole_or_not_at_all(tmp_path: Path) -> None:
+    marks = [tmp_path / f"mark{i}" for i in range(3)]
+    text = "".join(f"touch {m}\n" for m in marks) + "echo café; exit 3\n"  # more bytes than characters
+    remote, data = script_command(text)
+    utf8 = {**os.environ, "LC_ALL": "C.UTF-8"}
+    done = subprocess.run(["sh", "-c", remote], input=data, capture_output=True, env=utf8)
+    assert (done.returncode, done.stdout.decode()) == (3, "café\n")
+    assert all(m.exists() for m in marks)
+    for m in marks:
+        m.unlink()
+    cut = subprocess.run(["sh", "-c", remote], input=data[: len(data) // 2], capture_output=True, env=utf8)
+    assert cut.returncode != 0 and not any(m.exists() for m in marks)  # nothing of a script cut short ran
 
 
 def run_job(tmp_path: Path, node_script: str, *, marker: str | None = None, at_start: bool = False) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from dssr_core import (
     Settings,
     Submission,
 )
-from dssr_core.batch import JobPlan, QueuedJob, QueueIndex
+from dssr_core.batch import JobPlan, QueuedJob, QueueIndex, script_command
 from dssr_core.batch._sharing import Batcher, SharedSnapshot
 from dssr_core.batch._ssh import Result
 from dssr_slurm.backend import AcctRecord, SlurmBackend
@@ -268,8 +268,10 @@ def submitted_options(conn: SlurmConnector, spec: JobSpec, monkeypatch: pytest.M
     seen: list[str] = []
 
     def stand_in_run(login: object, command: str, *, stdin: bytes | None = None, **kw: object) -> Result:
-        assert command == "bash -s" and stdin is not None
-        seen.append(stdin.decode())
+        assert stdin is not None
+        text = stdin.decode()
+        assert text.startswith("{\n") and text.endswith("\n}\n") and script_command(text[2:-2]) == (command, stdin)
+        seen.append(text[2:-2])
         return Result(0, "DSSR_ONCE=101 0\n", "")
 
     monkeypatch.setattr(conn.pool, "run", stand_in_run)

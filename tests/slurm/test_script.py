@@ -79,13 +79,14 @@ def test_submission_script_is_shellcheck_clean_and_secrets_only_in_the_secrets_f
     text = submission_script(request(batch, tmp_path), files(tmp_path), "echo hi\n", {"REGISTRY_PASSWORD": SECRET})
     shellcheck(text, tmp_path, "submit.sh")
     assert SECRET not in batch
-    # the secret only appears inside the here-document that writes .secrets.env
-    before, _, after = text.partition("<<'DSSR_SECRETS_EOF' || true\n")
-    inside, _, rest = after.partition("DSSR_SECRETS_EOF\n")
-    assert SECRET not in before and SECRET in inside and SECRET not in rest
-    # written into the shell's private folder, then renamed into place
-    assert rest.splitlines()[0].endswith('".write.$HOSTNAME.$$"/.secrets.env')
-    assert any(line.startswith("mv -f ") and '.write.$HOSTNAME.$$"/.secrets.env ' in line for line in rest.splitlines())
+    # the secret only appears in the one printf that writes .secrets.env, in the writer's private folder
+    assert text.count(SECRET) == 1
+    at = text.index(SECRET)
+    start = text.rindex("\nprintf '%s' '", 0, at) + 1
+    statement = text[start : text.index("\n", text.index("' > ", at))]
+    assert statement.endswith('/.jarvice_job-1.write."$HOSTNAME.$$"/.secrets.env')
+    # then the private folder becomes the job's folder in one rename (or each file is renamed into it)
+    assert any(line.startswith("if ! mv -T ") and '.write."$HOSTNAME.$$" ' in line for line in text.splitlines())
 
 
 def _standins(tmp_path: Path, nnodes: int) -> dict[str, str]:

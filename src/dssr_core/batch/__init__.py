@@ -11,7 +11,8 @@ docs/plugins.md, whose worked example is the Grid Engine connector):
 * the scratch layout and job files (:class:`ScratchLayout`, :func:`write_job_files`),
   the per-node launch (:class:`NodeLaunch`, :func:`batch_script`);
 * user mapping (:class:`UserMappingFile`), the SSH pool and host keys (:class:`SSHPool`,
-  :class:`HostKeyPolicy`), the service user's shell and folder listings;
+  :class:`HostKeyPolicy`), scripts run from standard input (:func:`script_command`), the
+  service user's shell and folder listings;
 * the scheduler-neutral parsing helpers (node lists, elapsed times, job ids);
 * :class:`BatchConnector`: the connector itself, whose scheduler-specific part is a
   few hooks (list, account, submit held, cancel, release, show, state mapping).
@@ -31,7 +32,7 @@ from ._scratch import JobFiles, ScratchLayout, write_at_start, write_job_files
 from ._settings import BatchSettings
 from ._sharing import Batcher, SharedSnapshot
 from ._shell import ServiceShell, build_pool
-from ._ssh import Login, Result, SSHPool
+from ._ssh import Login, Result, SSHPool, script_command
 from ._sshkeys import HostKeyPolicy, load_private_key
 from ._usermap import UserMapping, UserMappingFile, parse_user_mapping
 
@@ -71,6 +72,7 @@ __all__ = [
     "parse_user_mapping",
     "Result",
     "ScratchLayout",
+    "script_command",
     "SharedSnapshot",
     "SSHPool",
     "submit_once",

@@ -14,6 +14,7 @@ from .._job import FileEntry
 from .._shell import command
 from .._validate import shown
 from ._shell import ServiceShell
+from ._ssh import script_command
 
 
 class FolderListing:
@@ -38,7 +39,8 @@ class FolderListing:
             '[ -d "$real" ] || exit 4\n'
             f"find {command(wanted + '/')} -mindepth 1 -maxdepth 1 -printf '%y\\037%T@\\037%s\\037%f\\0'\n"
         )
-        result = self.shell.run("bash -s", stdin=script.encode(), kind="pvcls")
+        remote, data = script_command(script)
+        result = self.shell.run(remote, stdin=data, kind="pvcls")
         if result.rc in (3, 4):
             raise BadRequest(f"The folder {shown(path)} does not exist or is not a folder.")
         real, _, listing = result.stdout.partition("\n")
@@ -61,7 +63,8 @@ class FolderListing:
         """The roots with every link resolved on the cluster (asked once)."""
         if self._roots is None:
             script = "".join(f"realpath -m -- {command(root)}\n" for root in self.roots)
-            result = self.shell.run("bash -s", stdin=script.encode())
+            remote, data = script_command(script)
+            result = self.shell.run(remote, stdin=data)
             if result.rc != 0:
                 raise ClusterError(f"Resolving the listable folders failed: {result.stderr.strip()[:300]}")
             self._roots = tuple(line for line in result.stdout.splitlines() if line)

@@ -87,24 +87,34 @@ class ScratchLayout:
         return JobFiles(self.job_dir(user, name), self.output_file(user, name), self.user_scratch(user))
 
     def removal(self, user: str, name: str) -> str:
-        """The command removing the job's folder and output (garbage collection); exits 0 when already gone."""
-        return command("rm", "-rf", "--", self.job_dir(user, name), self.output_file(user, name))
+        """The command removing the job's folder and output (garbage collection), with any private folder
+        a writer of it killed half-way left (:func:`write_job_files`); exits 0 when already gone."""
+        leftovers = f"{command(self.user_scratch(user))}/{command('.' + name + '.write.')}*"
+        return command("rm", "-rf", "--", self.job_dir(user, name), self.output_file(user, name)) + " " + leftovers
 
 
 def write_job_files(files: JobFiles, secrets: Mapping[str, str], scripts: Mapping[str, str]) -> str:
-    """Bash text, run as the job's user, that makes the job's folder and writes its files.
+    """Bash text, run as the job's user under ``set -e``, that makes the job's folder and writes its files.
 
     ``scripts`` maps a path in the job's folder (e.g. ``files.node_script``) to its text; the secrets go
     to ``files.secrets_file`` (mode 0600, the only place they are written).  The folder and the other
     files are group-readable (umask 007: the service user, in the user's group, reads output and cleans
-    up).  Safe when several servers write the same job at the same moment: ``mkdir -p``, and every file
-    is written into a folder private to the writing shell (``.write.$HOSTNAME.$$`` in the job's folder),
-    then all are renamed into place by one ``mv`` (one rename each), so a reader (or the job) never sees
-    a half-written file.  The text is written by bash builtins; three processes run (``mkdir``, ``mv``,
-    ``rmdir`` of the private folder).
+    up).
+
+    The folder appears whole or not at all, and that is safe when several servers write the same job
+    at the same moment: every file is written into a folder private to the writing shell, beside the
+    job's (``.<name>.write.$HOSTNAME.$$``), which is then renamed to the job's folder in one
+    ``rename`` (``mv -T``).  If the job's folder already exists (another writer renamed first), the
+    files are renamed into it one by one instead, each replacing its equal whole.  So a job's folder,
+    once it exists, always holds every file whole, and a reader (or the job) never sees a
+    half-written one.  The text is written by bash builtins (``printf`` of single-quoted words: the
+    secrets never reach a process's arguments); two processes run, ``mkdir`` and ``mv`` (three when
+    the folder already exists).  A shell killed half-way can leave its private folder behind, which
+    :meth:`ScratchLayout.removal` removes with the job's.
     """
     job_dir = command(files.job_dir)
-    private = f'{job_dir}/".write.$HOSTNAME.$$"'
+    parent, name = posixpath.split(files.job_dir)
+    private = f'{command(parent)}/{command("." + name + ".write.")}"$HOSTNAME.$$"'
     names = [posixpath.basename(files.secrets_file)]
     for path in scripts:
         if posixpath.dirname(path) != files.job_dir:
@@ -113,15 +123,17 @@ def write_job_files(files: JobFiles, secrets: Mapping[str, str], scripts: Mappin
     written = " ".join(f"{private}/{command(name)}" for name in names)
     parts = [
         "umask 007\n",
-        f"mkdir -p {job_dir} {private}\n",  # 0770 by the umask (setgid inherited in a group layout)
+        f"mkdir -p {private}\n",  # 0770 by the umask (setgid inherited in a group layout)
         "umask 077\n",
-        _write_builtin(f"{private}/{command(names[0])}", exports(secrets) if secrets else "# no secrets", "SECRETS"),
+        _write_builtin(f"{private}/{command(names[0])}", exports(secrets) if secrets else "# no secrets"),
         "umask 007\n",
     ]
-    for index, (name, text) in enumerate(zip(names[1:], scripts.values(), strict=True)):
-        parts.append(_write_builtin(f"{private}/{command(name)}", text, f"FILE{index}"))
-    parts.append(f"mv -f {written} {job_dir}/\n")
-    parts.append(f"rmdir {private}\n")
+    for name, text in zip(names[1:], scripts.values(), strict=True):
+        parts.append(_write_builtin(f"{private}/{command(name)}", text))
+    parts.append(f"if ! mv -T {private} {job_dir} 2>/dev/null; then\n")
+    parts.append(f"    mv -f {written} {job_dir}/\n")
+    parts.append(f"    rmdir {private}\n")
+    parts.append("fi\n")
     return "".join(parts)
 
 
@@ -158,10 +170,9 @@ def _heredoc(path: str, text: str, tag: str) -> str:
     return f"cat > {command(path)} <<'{delimiter}'\n{body}{delimiter}\n"
 
 
-def _write_builtin(target: str, text: str, tag: str) -> str:
-    """Bash lines writing ``text`` to ``target`` (a shell word, already quoted) with builtins only."""
-    delimiter = _delimiter(text, tag)
+def _write_builtin(target: str, text: str) -> str:
+    """A bash line writing ``text`` (a newline added if it lacks its last) to ``target`` (a shell word,
+    already quoted) with the ``printf`` builtin: no process, nothing expanded."""
     body = text if text.endswith("\n") else text + "\n"
-    return (
-        f"IFS= read -r -d '' content <<'{delimiter}' || true\n{body}{delimiter}\nprintf '%s' \"$content\" > {target}\n"
-    )
+    # the directive: a file's text is single-quoted so that nothing in it expands
+    return f"# shellcheck disable=SC2016\nprintf '%s' {command(body)} > {target}\n"

@@ -35,6 +35,21 @@ log = logging.getLogger("dssr_core.batch.ssh")  # its name in logs, stable
 PARAMIKO_TRANSPORT_LOGGER = "paramiko.transport"
 
 
+def script_command(text: str) -> tuple[str, bytes]:
+    """(the remote command, its standard input) that run the bash script ``text`` on a login host.
+
+    ``bash -s`` reads a script from a pipe one byte at a time (it must not read past the command it
+    runs next), one system call per byte: a 7 KB submission script cost about 3 ms of CPU that way on
+    the test machine, per submission.  Here bash reads the script whole with one ``read -N`` (a few
+    system calls) and runs it with ``eval``.  The script is sent as one ``{ ... }`` group, which bash
+    parses whole before it runs any of it, so a script cut short (the connection lost while it was
+    being sent) is a syntax error and runs nothing, where ``bash -s`` would run what had arrived.
+    """
+    data = ("{\n" + text + ("" if text.endswith("\n") else "\n") + "}\n").encode("utf-8")
+    # -N counts characters: the byte count is never fewer (a shorter read ends at the end of input)
+    return f"bash -c 'IFS= read -r -N {len(data)} s; eval \"$s\"'", data
+
+
 class RefusedChannelFilter(logging.Filter):
     """paramiko logs each refused channel open at ERROR (``Secsh channel N open FAILED: Connection refused:
     Connect failed``) and then raises ``ChannelException``, which the caller handles: for a tunnel to an
